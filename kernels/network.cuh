@@ -1,0 +1,127 @@
+/* network.cuh -- the compiled network as the kernels see it, and the pure
+ * functions that regenerate one synapse.
+ *
+ * pp_proj and pp_pop mirror the NumPy structured dtypes PROJ_DTYPE and
+ * POP_DTYPE in pyproc/compile.py (field order, types and padding; checked by
+ * tests/test_layout.py through the gcc-built shim).  A synapse is a pure
+ * function of (seed, projection stream id, presynaptic neuron, draw index):
+ * the NumPy twin is pyproc/connectivity.py.
+ */
+#ifndef PP_NETWORK_CUH
+#define PP_NETWORK_CUH
+
+#include "sampling.cuh"
+
+#define PP_RULE_BERNOULLI 1u   /* pairwise_bernoulli(p), geometric skipping per segment */
+#define PP_RULE_FIXED     2u   /* fixed_total_number / fixed_outdegree: row length, uniform targets */
+#define PP_RULE_DECODER   3u   /* test rule: pre i -> post j iff bit j of i+1 is set (j < 32) */
+
+#define PP_DIST_CONST 0
+#define PP_DIST_TNORM 1
+
+typedef struct {
+    double log1mp;                 /* log(1 - p) (bernoulli); 0 for p = 0, -inf for p = 1 */
+    double w_mean, w_sd, w_lo, w_width, w_scale;   /* |weight| in pA: truncated normal; fixed units per pA */
+    double d_mean, d_sd, d_lo, d_width, dt;        /* delay in ms: truncated normal; step in ms */
+    uint64_t rowlen_offset;        /* PP_RULE_FIXED: index of row 0 in the row-length table */
+    uint32_t rule, stream;         /* rule id; stream id = key word 1 */
+    uint32_t pre_offset, n_pre;    /* global id of the first source neuron; source size */
+    uint32_t post_offset, n_post;  /* same for the target population */
+    uint32_t src_pop, tgt_pop;     /* population indices */
+    uint32_t seg_width, n_seg;     /* bernoulli: fixed segment width and count */
+    uint32_t autapses;             /* 0: no synapse i -> i (source == target population only) */
+    uint32_t channel;              /* 0 excitatory input, 1 inhibitory input */
+    int32_t w_kind, w_sign, w_const; /* PP_DIST_*; sign of the weight; fixed weight if constant */
+    int32_t d_kind, d_const, d_max;  /* PP_DIST_*; delay steps if constant; largest delay in steps */
+} pp_proj;
+
+typedef struct {
+    uint64_t ring_offset;          /* first element of this population's delay ring */
+    float P11ex, P11in, P22, P21ex, P21in, P20; /* exact-integration propagators (float32) */
+    float I_e, V_th, V_reset;      /* pA; mV relative to E_L */
+    float inv_scale_ex, inv_scale_in; /* pA per fixed-point unit, per input channel */
+    int32_t ref_steps;             /* refractory period in steps */
+    uint32_t offset, n;            /* global id of neuron 0; size */
+    uint32_t stream;               /* stream id (Poisson input, initial state) */
+    uint32_t ring_slots;           /* delay-ring length in steps (> largest incoming delay) */
+    uint32_t poisson_offset, poisson_len; /* threshold table slice (len 0: no Poisson input) */
+    int32_t poisson_w;             /* fixed-point weight of one Poisson event */
+    uint32_t poisson_channel;      /* channel the Poisson input enters */
+    uint32_t pad_;
+} pp_pop;
+
+/* Ring element of (population, slot, channel, local neuron). */
+PP_HD uint64_t pp_ring_index(const pp_pop *p, uint32_t slot, uint32_t channel, uint32_t local)
+{
+    return p->ring_offset + ((uint64_t)slot * 2u + channel) * p->n + local;
+}
+
+PP_HD int32_t pp_weight_fixed(const pp_proj *pj, uint32_t r)
+{
+    double mag;
+    int64_t f;
+    if (pj->w_kind == PP_DIST_CONST) return pj->w_const;
+    mag = pp_trunc_normal(r, pj->w_mean, pj->w_sd, pj->w_lo, pj->w_width);
+    f = pp_round_nonneg(mag * pj->w_scale);
+    if (f < 0) f = 0;
+    return (int32_t)(pj->w_sign * f);
+}
+
+PP_HD int32_t pp_delay_steps(const pp_proj *pj, uint32_t r)
+{
+    double d;
+    int64_t s;
+    if (pj->d_kind == PP_DIST_CONST) return pj->d_const;
+    d = pp_trunc_normal(r, pj->d_mean, pj->d_sd, pj->d_lo, pj->d_width);
+    s = pp_round_nonneg(d / pj->dt);
+    if (s < 1) s = 1;
+    if (s > pj->d_max) s = pj->d_max;
+    return (int32_t)s;
+}
+
+/* pairwise_bernoulli, draw j of segment seg of row pre.  Every draw (also the
+ * one that leaves the segment) is one Philox call: w0 gives the geometric skip,
+ * w1 the weight and w2 the delay of the synapse it lands on.  Returns the new
+ * position inside the segment (>= segment length: the segment is done). */
+PP_HD int64_t pp_bernoulli_draw(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg,
+                                uint32_t j, int64_t pos, pp_u32x4 *r)
+{
+    *r = pp_philox4x32_10(pre, seg, j, PP_TAG_BERNOULLI, seed, pj->stream);
+    return pos + 1 + (int64_t)pp_geometric_skip(r->v[0], pj->log1mp, pj->seg_width);
+}
+
+PP_HD uint32_t pp_segment_length(const pp_proj *pj, uint32_t seg)
+{
+    uint32_t start = seg * pj->seg_width;
+    uint32_t rest = pj->n_post - start;
+    return rest < pj->seg_width ? rest : pj->seg_width;
+}
+
+/* Fixed-number rules, synapse j of row pre: w0 target (uniform; without
+ * autapses uniform over the n_post - 1 others), w1 weight, w2 delay. */
+PP_HD uint32_t pp_fixed_draw(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t j, pp_u32x4 *r)
+{
+    uint32_t t;
+    *r = pp_philox4x32_10(pre, j, 0u, PP_TAG_FIXED, seed, pj->stream);
+    if (pj->autapses) return pp_uniform_int(r->v[0], pj->n_post);
+    t = pp_uniform_int(r->v[0], pj->n_post - 1u);
+    return t >= pre ? t + 1u : t;
+}
+
+/* Decoder rule: is pre -> post j a synapse?  Weight and delay words as the
+ * fixed-number rules (counter (pre, j, 0, PP_TAG_FIXED)). */
+PP_HD int pp_decoder_hit(uint32_t pre, uint32_t j)
+{
+    return j < 32u && (((pre + 1u) >> j) & 1u);
+}
+
+/* Poisson count of neuron `local` of population p at step `step`. */
+PP_HD uint32_t pp_poisson_draw(const pp_pop *p, const uint32_t *tables, uint32_t seed,
+                               uint32_t local, uint64_t step)
+{
+    pp_u32x4 r = pp_philox4x32_10(local, (uint32_t)step, (uint32_t)(step >> 32), PP_TAG_POISSON,
+                                  seed, p->stream);
+    return pp_poisson_count(r.v[0], tables + p->poisson_offset, p->poisson_len);
+}
+
+#endif /* PP_NETWORK_CUH */

@@ -1,0 +1,1 @@
+"""Backends: each owns its buffers and step loop and exposes ``run(duration_ms)``."""

@@ -1,0 +1,337 @@
+"""The compiled network: flat NumPy arrays that every backend reads.
+
+``compile_network(net)`` turns a :class:`~pyproc.network.Network` into a
+:class:`CompiledNetwork`: a population table (``POP_DTYPE``), a projection
+table (``PROJ_DTYPE``), the row-length table of the fixed-number rules, the
+Poisson threshold tables, the delay-ring geometry and the initial state.  The
+two dtypes mirror ``pp_pop`` and ``pp_proj`` in ``kernels/network.cuh`` byte
+for byte, so the CPU twin and the CUDA kernels read the very same structure.
+
+Fixed point
+-----------
+Synaptic input is summed in integers: a weight of w pA becomes
+round(|w| * scale) with the sign of w.  The scale is a power of two chosen per
+(target population, input channel) so that a step's worst-case input fits in
+int32: the sum over incoming projections of (largest weight) x (in-degree
+bound), where the in-degree bound is min(exact maximum, mean + 10 sd + 10) of
+its binomial distribution, plus the largest Poisson count times its weight.
+Backends still check every step and raise
+:class:`~pyproc.errors.OverflowDetected` instead of wrapping around.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+import numpy as np
+
+from . import sampling
+from .dist import Constant, Normal, Uniform
+from .errors import ModelError
+from .network import Network
+from .rng import TAG_INIT, TAG_ROWLEN, host_generator, philox_words
+from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, segment_width
+
+__all__ = ["POP_DTYPE", "PROJ_DTYPE", "CompiledNetwork", "compile_network",
+           "RULE_BERNOULLI", "RULE_FIXED", "RULE_DECODER", "DIST_CONST", "DIST_TNORM", "INT32_MAX"]
+
+RULE_BERNOULLI = 1
+RULE_FIXED = 2
+RULE_DECODER = 3
+DIST_CONST = 0
+DIST_TNORM = 1
+INT32_MAX = 2 ** 31 - 1
+U32_MAX = 0xFFFFFFFF
+
+PROJ_DTYPE = np.dtype([
+    ("log1mp", "f8"), ("w_mean", "f8"), ("w_sd", "f8"), ("w_lo", "f8"), ("w_width", "f8"),
+    ("w_scale", "f8"), ("d_mean", "f8"), ("d_sd", "f8"), ("d_lo", "f8"), ("d_width", "f8"),
+    ("dt", "f8"), ("rowlen_offset", "u8"),
+    ("rule", "u4"), ("stream", "u4"), ("pre_offset", "u4"), ("n_pre", "u4"),
+    ("post_offset", "u4"), ("n_post", "u4"), ("src_pop", "u4"), ("tgt_pop", "u4"),
+    ("seg_width", "u4"), ("n_seg", "u4"), ("autapses", "u4"), ("channel", "u4"),
+    ("w_kind", "i4"), ("w_sign", "i4"), ("w_const", "i4"),
+    ("d_kind", "i4"), ("d_const", "i4"), ("d_max", "i4"),
+], align=True)
+
+POP_DTYPE = np.dtype([
+    ("ring_offset", "u8"),
+    ("P11ex", "f4"), ("P11in", "f4"), ("P22", "f4"), ("P21ex", "f4"), ("P21in", "f4"),
+    ("P20", "f4"), ("I_e", "f4"), ("V_th", "f4"), ("V_reset", "f4"),
+    ("inv_scale_ex", "f4"), ("inv_scale_in", "f4"),
+    ("ref_steps", "i4"), ("offset", "u4"), ("n", "u4"), ("stream", "u4"), ("ring_slots", "u4"),
+    ("poisson_offset", "u4"), ("poisson_len", "u4"), ("poisson_w", "i4"),
+    ("poisson_channel", "u4"), ("pad_", "u4"),
+], align=True)
+
+
+@dataclass
+class CompiledNetwork:
+    """Flat arrays describing a network; see the module docstring."""
+    network: Network
+    dt: float
+    seed: int
+    pop_names: List[str]
+    proj_names: List[str]
+    pops: np.ndarray            # POP_DTYPE, one per population
+    projs: np.ndarray           # PROJ_DTYPE, one per projection
+    rowlen: np.ndarray          # uint32, row lengths of fixed-number projections
+    poisson_tables: np.ndarray  # uint32, concatenated threshold tables
+    ring_size: int              # total ring elements (int32 on the GPU)
+    v0: np.ndarray              # float32 initial V_m relative to E_L, all neurons
+    record: np.ndarray          # bool per population
+    scale: np.ndarray           # float64 (n_pops, 2): fixed-point units per pA
+    w_max_pA: np.ndarray        # float64 per projection: largest |weight|
+    indegree_bound: np.ndarray  # float64 per projection: per-neuron in-degree bound used for scale
+    info: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.pops["n"].sum())
+
+    @property
+    def n_pops(self) -> int:
+        return len(self.pops)
+
+    def pop_index(self, name: str) -> int:
+        try:
+            return self.pop_names.index(name)
+        except ValueError:
+            raise ModelError(f"unknown population {name!r} (known: {', '.join(self.pop_names)})"
+                             ) from None
+
+    def proj_index(self, name: str) -> int:
+        try:
+            return self.proj_names.index(name)
+        except ValueError:
+            raise ModelError(f"unknown projection {name!r}") from None
+
+    def rowlen_of(self, k: int) -> np.ndarray:
+        """Row lengths of projection k (fixed-number rules only)."""
+        pj = self.projs[k]
+        off = int(pj["rowlen_offset"])
+        return self.rowlen[off:off + int(pj["n_pre"])]
+
+    def expected_synapses(self, k: int) -> float:
+        """Synapses of projection k: exact for fixed-number rules, expected for bernoulli."""
+        pj = self.projs[k]
+        if pj["rule"] == RULE_FIXED:
+            return float(self.rowlen_of(k).sum(dtype=np.int64))
+        if pj["rule"] == RULE_DECODER:
+            i = np.arange(1, int(pj["n_pre"]) + 1, dtype=np.uint64)
+            return float(sum(int(((i >> np.uint64(j)) & np.uint64(1)).sum())
+                             for j in range(min(32, int(pj["n_post"])))))
+        p = self.info["p"][k]
+        pairs = float(pj["n_pre"]) * float(pj["n_post"])
+        if not pj["autapses"]:
+            pairs -= float(pj["n_pre"])
+        return p * pairs
+
+    def max_delay_steps(self) -> int:
+        return int(self.projs["d_max"].max()) if len(self.projs) else 0
+
+
+def _propagators(par, dt):
+    """NEST iaf_psc_exp propagators (computed in float64, stored as float32)."""
+    P22 = math.exp(-dt / par.tau_m)
+    P20 = par.tau_m / par.C_m * (1.0 - P22)
+
+    def p21(tau_s):
+        if tau_s == par.tau_m:
+            return dt / par.C_m * P22
+        return (tau_s * par.tau_m) / (par.C_m * (par.tau_m - tau_s)) * (P22 - math.exp(-dt / tau_s))
+
+    return dict(P11ex=math.exp(-dt / par.tau_syn_ex), P11in=math.exp(-dt / par.tau_syn_in),
+                P22=P22, P21ex=p21(par.tau_syn_ex), P21in=p21(par.tau_syn_in), P20=P20)
+
+
+def _indegree_bound(n_draws: float, prob: float, cap: float) -> float:
+    """mean + 10 sd + 10 of Binomial(n_draws, prob), at most ``cap``."""
+    mean = n_draws * prob
+    sd = math.sqrt(max(n_draws * prob * (1.0 - prob), 0.0))
+    return float(min(cap, mean + 10.0 * sd + 10.0))
+
+
+def compile_network(net: Network) -> CompiledNetwork:
+    """Build the flat-array form of ``net`` (validates cross-references once)."""
+    if not net.populations:
+        raise ModelError("network has no populations")
+    dt, seed = net.dt, net.seed
+    pops_py = net.population_list()
+    pop_names = [p.name for p in pops_py]
+    pidx = {n: i for i, n in enumerate(pop_names)}
+    sizes = np.array([p.size for p in pops_py], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    if sizes.sum() >= 2 ** 32:
+        raise ModelError(f"network has {sizes.sum()} neurons; at most 2^32 - 1 are supported")
+    _unique_streams("population", {p.name: p.stream for p in pops_py})
+    projs_py = list(net.projections.values())
+    _unique_streams("projection", {p.name: p.stream for p in projs_py})
+
+    projs = np.zeros(len(projs_py), dtype=PROJ_DTYPE)
+    rowlens: List[np.ndarray] = []
+    rl_off = 0
+    w_max = np.zeros(len(projs_py))
+    k_bound = np.zeros(len(projs_py))
+    p_of = np.full(len(projs_py), np.nan)
+    for k, pr in enumerate(projs_py):
+        where = f"projection {pr.name!r}"
+        s, t = pidx[pr.source], pidx[pr.target]
+        n_pre, n_post = int(sizes[s]), int(sizes[t])
+        row = projs[k]
+        row["stream"] = pr.stream
+        row["pre_offset"], row["n_pre"] = offsets[s], n_pre
+        row["post_offset"], row["n_post"] = offsets[t], n_post
+        row["src_pop"], row["tgt_pop"] = s, t
+        row["dt"] = dt
+        no_autapse = (s == t) and not pr.rule.allow_autapses
+        row["autapses"] = 0 if no_autapse else 1
+        rule = pr.rule
+        if isinstance(rule, PairwiseBernoulli):
+            row["rule"] = RULE_BERNOULLI
+            p = rule.p
+            p_of[k] = p
+            row["log1mp"] = 0.0 if p == 0.0 else (-np.inf if p == 1.0 else math.log1p(-p))
+            w = segment_width(p)
+            row["seg_width"], row["n_seg"] = w, -(-n_post // w)
+            k_bound[k] = _indegree_bound(n_pre, p, n_pre)
+        elif isinstance(rule, Decoder):
+            row["rule"] = RULE_DECODER
+            row["autapses"] = 1
+            k_bound[k] = min(n_pre, 2 ** 32)
+        else:
+            row["rule"] = RULE_FIXED
+            if isinstance(rule, FixedTotalNumber):
+                total = rule.N
+                if no_autapse and n_post < 2 and total > 0:
+                    raise ModelError(f"{where}: fixed_total_number without autapses needs >= 2 "
+                                     f"neurons in the population")
+                gen = host_generator(seed, pr.stream, TAG_ROWLEN)
+                lens = gen.multinomial(total, np.full(n_pre, 1.0 / n_pre))
+            else:
+                assert isinstance(rule, FixedOutdegree)
+                total = rule.k * n_pre
+                lens = np.full(n_pre, rule.k, dtype=np.int64)
+            if lens.size and lens.max() > U32_MAX:
+                raise ModelError(f"{where}: a row would hold more than 2^32 - 1 synapses")
+            row["rowlen_offset"] = rl_off
+            rowlens.append(lens.astype(np.uint32))
+            rl_off += n_pre
+            n_choice = n_post - 1 if no_autapse else n_post
+            k_bound[k] = _indegree_bound(total, 1.0 / max(n_choice, 1), total)
+        # weight (|w| distribution, sign kept)
+        wd = pr.weight
+        if isinstance(wd, Constant):
+            row["w_kind"] = DIST_CONST
+            row["w_sign"] = -1 if wd.value < 0 else 1
+            w_max[k] = abs(wd.value)
+        else:
+            row["w_kind"] = DIST_TNORM
+            row["w_sign"] = -1 if wd.mean < 0 else 1
+            row["w_mean"], row["w_sd"] = abs(wd.mean), wd.sd
+            row["w_lo"], row["w_width"] = sampling.trunc_bounds(abs(wd.mean), wd.sd, 0.0)
+            w_max[k] = float(sampling.trunc_normal(np.uint32(U32_MAX), row["w_mean"], row["w_sd"],
+                                                   row["w_lo"], row["w_width"]))
+        row["channel"] = 1 if row["w_sign"] < 0 else 0
+        # delay
+        dd = pr.delay
+        if isinstance(dd, Constant):
+            steps = max(1, int(sampling.round_nonneg(dd.value / dt)))
+            row["d_kind"], row["d_const"], row["d_max"] = DIST_CONST, steps, steps
+        else:
+            row["d_kind"] = DIST_TNORM
+            row["d_mean"], row["d_sd"] = dd.mean, dd.sd
+            row["d_lo"], row["d_width"] = sampling.trunc_bounds(dd.mean, dd.sd, dt)
+            dmax = float(sampling.trunc_normal(np.uint32(U32_MAX), dd.mean, dd.sd,
+                                               row["d_lo"], row["d_width"]))
+            row["d_max"] = max(1, int(sampling.round_nonneg(dmax / dt)))
+        if row["d_max"] >= 2 ** 16:
+            raise ModelError(f"{where}: delay of {row['d_max']} steps exceeds 65535 steps")
+
+    # Poisson tables
+    pops = np.zeros(len(pops_py), dtype=POP_DTYPE)
+    tables: List[np.ndarray] = []
+    t_off = 0
+    bound = np.zeros((len(pops_py), 2))
+    for k in range(len(projs_py)):
+        bound[projs[k]["tgt_pop"], projs[k]["channel"]] += k_bound[k] * w_max[k]
+    for i, p in enumerate(pops_py):
+        pin = net.poisson.get(p.name)
+        if pin is not None and pin.rate * pin.K > 0 and pin.weight != 0:
+            lam = pin.K * pin.rate * dt * 1e-3
+            tab = sampling.poisson_table(lam)
+            pops[i]["poisson_offset"], pops[i]["poisson_len"] = t_off, len(tab)
+            pops[i]["poisson_channel"] = 1 if pin.weight < 0 else 0
+            tables.append(tab)
+            t_off += len(tab)
+            bound[i, pops[i]["poisson_channel"]] += len(tab) * abs(pin.weight)
+    scale = np.empty_like(bound)
+    for i in range(len(pops_py)):
+        for ch in range(2):
+            b = bound[i, ch]
+            scale[i, ch] = 2.0 ** 16 if b == 0 else 2.0 ** math.floor(math.log2(INT32_MAX / b))
+            if scale[i, ch] < 2.0 ** -8:
+                raise ModelError(f"population {pop_names[i]!r}: worst-case input per step "
+                                 f"({b:.3g} pA) leaves no fixed-point resolution")
+    # fixed-point weights
+    for k in range(len(projs_py)):
+        row = projs[k]
+        sc = scale[row["tgt_pop"], row["channel"]]
+        row["w_scale"] = sc
+        if row["w_kind"] == DIST_CONST:
+            row["w_const"] = row["w_sign"] * int(sampling.round_nonneg(w_max[k] * sc))
+
+    ring_off = 0
+    for i, p in enumerate(pops_py):
+        par = p.params
+        row = pops[i]
+        for key, val in _propagators(par, dt).items():
+            row[key] = np.float32(val)
+        row["I_e"] = par.I_e
+        row["V_th"] = par.V_th - par.E_L
+        row["V_reset"] = par.V_reset - par.E_L
+        row["inv_scale_ex"] = np.float32(1.0 / scale[i, 0])
+        row["inv_scale_in"] = np.float32(1.0 / scale[i, 1])
+        row["ref_steps"] = int(sampling.round_nonneg(par.t_ref / dt))
+        row["offset"], row["n"], row["stream"] = offsets[i], sizes[i], p.stream
+        incoming = projs["d_max"][projs["tgt_pop"] == i] if len(projs) else np.zeros(0)
+        row["ring_slots"] = (int(incoming.max()) + 1) if incoming.size else 1
+        row["ring_offset"] = ring_off
+        ring_off += int(row["ring_slots"]) * 2 * int(sizes[i])
+        pin = net.poisson.get(p.name)
+        if row["poisson_len"] > 0:
+            row["poisson_w"] = (-1 if pin.weight < 0 else 1) * int(
+                sampling.round_nonneg(abs(pin.weight) * scale[i, row["poisson_channel"]]))
+
+    v0 = np.concatenate([_initial_v(p, seed) for p in pops_py]).astype(np.float32)
+    return CompiledNetwork(
+        network=net, dt=dt, seed=seed, pop_names=pop_names,
+        proj_names=[p.name for p in projs_py], pops=pops, projs=projs,
+        rowlen=np.concatenate(rowlens) if rowlens else np.zeros(0, np.uint32),
+        poisson_tables=np.concatenate(tables) if tables else np.zeros(0, np.uint32),
+        ring_size=ring_off, v0=v0, record=np.array([p.record for p in pops_py]),
+        scale=scale, w_max_pA=w_max, indegree_bound=k_bound, info={"p": p_of})
+
+
+def _initial_v(p, seed) -> np.ndarray:
+    """Initial V_m - E_L of population p (float64; counter (neuron, 0, 0, TAG_INIT))."""
+    d, E_L = p.v_init, p.params.E_L
+    if isinstance(d, Constant):
+        return np.full(p.size, d.value - E_L)
+    r = philox_words(np.arange(p.size, dtype=np.uint32), 0, 0, TAG_INIT, seed, p.stream)[0]
+    if isinstance(d, Normal):
+        v = d.mean + d.sd * sampling.norm_quantile(sampling.u01(r))
+    else:
+        assert isinstance(d, Uniform)
+        v = d.low + sampling.u01(r) * (d.high - d.low)
+    return v - E_L
+
+
+def _unique_streams(kind: str, streams: Dict[str, int]) -> None:
+    seen: Dict[int, str] = {}
+    for name, s in streams.items():
+        if s in seen:
+            raise ModelError(f"{kind}s {seen[s]!r} and {name!r} share RNG stream id {s:#010x}; "
+                             f"give one of them an explicit stream=")
+        seen[s] = name

@@ -1,0 +1,149 @@
+"""Procedural connectivity in NumPy: the twin of ``pp_bernoulli_draw`` /
+``pp_fixed_draw`` in ``kernels/network.cuh``.
+
+``rows(cnet, k, pre)`` regenerates, vectorised, every synapse of the given
+presynaptic neurons (local indices) of projection k and returns
+``(row, target, weight, delay)``: the position of the source in ``pre``,
+target (local to the target population), weight in fixed-point units and
+delay in steps.  Materialising all rows gives the stored (SciPy) form.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import sampling
+from .compile import DIST_CONST, RULE_BERNOULLI, RULE_DECODER, CompiledNetwork
+from .rng import TAG_BERNOULLI, TAG_FIXED, philox_words
+
+__all__ = ["rows", "weights_fixed", "delays_steps", "to_sparse", "Synapses"]
+
+Synapses = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def weights_fixed(pj, r1: np.ndarray) -> np.ndarray:
+    """Fixed-point weights from word 1 (twin of pp_weight_fixed)."""
+    if pj["w_kind"] == DIST_CONST:
+        return np.full(r1.shape, pj["w_const"], dtype=np.int32)
+    mag = sampling.trunc_normal(r1, pj["w_mean"], pj["w_sd"], pj["w_lo"], pj["w_width"])
+    f = np.maximum(sampling.round_nonneg(mag * pj["w_scale"]), 0)
+    return (int(pj["w_sign"]) * f).astype(np.int32)
+
+
+def delays_steps(pj, r2: np.ndarray) -> np.ndarray:
+    """Delays in steps from word 2 (twin of pp_delay_steps)."""
+    if pj["d_kind"] == DIST_CONST:
+        return np.full(r2.shape, pj["d_const"], dtype=np.int32)
+    d = sampling.trunc_normal(r2, pj["d_mean"], pj["d_sd"], pj["d_lo"], pj["d_width"])
+    s = np.clip(sampling.round_nonneg(d / pj["dt"]), 1, int(pj["d_max"]))
+    return s.astype(np.int32)
+
+
+def rows(cnet: CompiledNetwork, k: int, pre) -> Synapses:
+    """All synapses of the rows ``pre`` (local source indices) of projection k."""
+    pj = cnet.projs[k]
+    pre = np.asarray(pre, dtype=np.uint32).ravel()
+    if pj["rule"] == RULE_BERNOULLI:
+        return _bernoulli_rows(cnet.seed, pj, pre)
+    if pj["rule"] == RULE_DECODER:
+        return _decoder_rows(cnet.seed, pj, pre)
+    return _fixed_rows(cnet.seed, pj, pre, cnet.rowlen_of(k)[pre])
+
+
+def _bernoulli_rows(seed, pj, pre) -> Synapses:
+    n_seg, width, n_post = int(pj["n_seg"]), int(pj["seg_width"]), int(pj["n_post"])
+    if pj["log1mp"] == 0.0 or pre.size == 0:
+        return (np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.int32),
+                np.zeros(0, np.int32))
+    # one lane per (row, segment); draws are taken in blocks of B per lane (the
+    # expected count plus a margin), so most lanes finish in one block
+    lane_row = np.repeat(np.arange(pre.size, dtype=np.int64), n_seg)
+    lane_seg = np.tile(np.arange(n_seg, dtype=np.int64), pre.size)
+    seg_len = np.minimum(width, n_post - lane_seg * width)
+    p = -np.expm1(float(pj["log1mp"]))
+    mean = p * width
+    B = int(min(width + 1, mean + 3.0 * np.sqrt(mean) + 3))
+    pos = np.full(lane_row.size, -1, dtype=np.int64)
+    out = []
+    j0 = 0
+    alive = np.arange(lane_row.size)
+    jj = np.arange(B, dtype=np.int64)
+    while alive.size:
+        src = pre[lane_row[alive]]
+        r0, r1, r2, _ = philox_words(src[:, None], lane_seg[alive].astype(np.uint32)[:, None],
+                                     (j0 + jj).astype(np.uint32)[None, :], TAG_BERNOULLI, seed,
+                                     pj["stream"])
+        step = 1 + sampling.geometric_skip(r0, float(pj["log1mp"]), width)
+        cpos = pos[alive][:, None] + np.cumsum(step, axis=1)
+        hit = cpos < seg_len[alive][:, None]
+        li, jb = np.nonzero(hit)
+        a = alive[li]
+        tgt = lane_seg[a] * width + cpos[li, jb]
+        keep = np.ones(a.size, bool) if pj["autapses"] else tgt != pre[lane_row[a]]
+        out.append((lane_row[a][keep], tgt[keep].astype(np.uint32),
+                    weights_fixed(pj, r1[li, jb][keep]), delays_steps(pj, r2[li, jb][keep])))
+        more = hit[:, -1]                  # still inside the segment after B draws
+        pos[alive] = cpos[:, -1]
+        alive = alive[more]
+        j0 += B
+    row = np.concatenate([o[0] for o in out])
+    tgt = np.concatenate([o[1] for o in out])
+    order = np.lexsort((tgt, row))         # the order the stored matrix keeps
+    return (row[order], tgt[order], np.concatenate([o[2] for o in out])[order],
+            np.concatenate([o[3] for o in out])[order])
+
+
+def _decoder_rows(seed, pj, pre) -> Synapses:
+    nj = min(32, int(pj["n_post"]))
+    bits = ((pre.astype(np.uint64)[:, None] + np.uint64(1)) >> np.arange(nj, dtype=np.uint64)[None, :]
+            ) & np.uint64(1)
+    row, j = np.nonzero(bits)
+    r0, r1, r2, _ = philox_words(pre[row], j.astype(np.uint32), np.uint32(0), TAG_FIXED, seed,
+                                 pj["stream"])
+    return row.astype(np.int64), j.astype(np.uint32), weights_fixed(pj, r1), delays_steps(pj, r2)
+
+
+def _fixed_rows(seed, pj, pre, lens) -> Synapses:
+    lens = lens.astype(np.int64)
+    total = int(lens.sum())
+    row = np.repeat(np.arange(pre.size, dtype=np.int64), lens)
+    start = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    j = (np.arange(total, dtype=np.int64) - np.repeat(start, lens)).astype(np.uint32)
+    src = pre[row]
+    r0, r1, r2, _ = philox_words(src, j, np.uint32(0), TAG_FIXED, seed, pj["stream"])
+    if pj["autapses"]:
+        tgt = sampling.uniform_int(r0, int(pj["n_post"]))
+    else:
+        tgt = sampling.uniform_int(r0, int(pj["n_post"]) - 1)
+        tgt = tgt + (tgt >= src).astype(np.uint32)
+    return row, tgt, weights_fixed(pj, r1), delays_steps(pj, r2)
+
+
+def to_sparse(cnet: CompiledNetwork, projection, chunk: int = 4096):
+    """Projection as ``(W, D)``: two ``scipy.sparse.csr_matrix`` of shape (n_pre, n_post)
+    with identical structure, weights in pA and delays in ms.  Multapses stay separate
+    entries (the matrices are not canonical: do not sum duplicates if you need them)."""
+    k = projection if isinstance(projection, (int, np.integer)) else cnet.proj_index(projection)
+    pj = cnet.projs[k]
+    indptr, tgt, w, d = materialise(cnet, k, chunk)
+    shape = (int(pj["n_pre"]), int(pj["n_post"]))
+    W = sp.csr_matrix((w / pj["w_scale"], tgt, indptr), shape=shape)
+    D = sp.csr_matrix((d * cnet.dt, tgt.copy(), indptr.copy()), shape=shape)
+    return W, D
+
+
+def materialise(cnet: CompiledNetwork, k: int, chunk: int = 4096):
+    """CSR arrays (indptr int64, targets uint32, weights int32, delays int32) of projection k."""
+    n_pre = int(cnet.projs[k]["n_pre"])
+    counts = np.zeros(n_pre, dtype=np.int64)
+    parts = []
+    for a in range(0, n_pre, chunk):
+        pre = np.arange(a, min(a + chunk, n_pre), dtype=np.uint32)
+        row, t, w, d = rows(cnet, k, pre)
+        counts[a:a + pre.size] = np.bincount(row, minlength=pre.size)
+        parts.append((t, w, d))
+    indptr = np.concatenate(([0], np.cumsum(counts)))
+    cat = (lambda i, dt: np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dt))
+    return indptr, cat(0, np.uint32), cat(1, np.int32), cat(2, np.int32)

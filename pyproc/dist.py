@@ -1,0 +1,83 @@
+"""Distributions for weights, delays and initial membrane potentials.
+
+A plain number means a constant.  ``normal(mean, sd)`` is a *truncated*
+normal sampled by inverse CDF (one 32-bit word per value, no redraw loop):
+
+* as a weight it is truncated at 0 keeping the sign of ``mean`` (what NEST
+  and GeNN call "clipped by redraw" has the same distribution);
+* as a delay it is truncated below at ``dt`` (then rounded to steps);
+* as an initial membrane potential it is not truncated.
+
+``uniform(low, high)`` is available for initial potentials.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import ModelError
+
+__all__ = ["Constant", "Normal", "Uniform", "normal", "uniform", "as_dist"]
+
+
+def _finite(name: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ModelError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ModelError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class Constant:
+    value: float
+
+    def describe(self) -> str:
+        return f"{self.value:g}"
+
+
+@dataclass(frozen=True)
+class Normal:
+    mean: float
+    sd: float
+
+    def describe(self) -> str:
+        return f"normal(mean={self.mean:g}, sd={self.sd:g})"
+
+
+@dataclass(frozen=True)
+class Uniform:
+    low: float
+    high: float
+
+    def describe(self) -> str:
+        return f"uniform({self.low:g}, {self.high:g})"
+
+
+def normal(mean: float, sd: float) -> Normal:
+    """Normal distribution (truncated where used as a weight or delay, see module doc)."""
+    mean = _finite("normal: mean", mean)
+    sd = _finite("normal: sd", sd)
+    if sd < 0:
+        raise ModelError(f"normal: sd must be >= 0, got {sd}")
+    return Normal(mean, sd)
+
+
+def uniform(low: float, high: float) -> Uniform:
+    """Uniform distribution on [low, high) (initial potentials only)."""
+    low = _finite("uniform: low", low)
+    high = _finite("uniform: high", high)
+    if not high > low:
+        raise ModelError(f"uniform: high must be > low, got low={low}, high={high}")
+    return Uniform(low, high)
+
+
+def as_dist(field: str, value):
+    """Normalise a user value (number or distribution) for ``field``."""
+    if isinstance(value, (Constant, Normal, Uniform)):
+        if isinstance(value, Normal) and value.sd == 0:
+            return Constant(value.mean)
+        return value
+    return Constant(_finite(field, value))

@@ -1,0 +1,4 @@
+"""Model builders: functions that return a :class:`pyproc.Network`."""
+from .balanced import balanced
+
+__all__ = ["balanced"]

@@ -1,0 +1,240 @@
+"""Model description: populations, projections, Poisson inputs, recorders.
+
+Units as NEST: ms, mV, pA, pF, Hz.  All validation of user input happens
+here, once, with messages that name the field and the allowed range.
+
+Example::
+
+    net = Network(dt=0.1, seed=42)
+    net.add_population("E", 800, LIF(tau_syn_ex=0.5), v_init=normal(-58.0, 5.0))
+    net.connect("E", "E", pairwise_bernoulli(0.1), weight=normal(87.8, 8.78), delay=1.5)
+    net.add_poisson("E", rate=8.0, K=1000, weight=87.8)
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, fields
+from typing import Dict, List, Optional, Union
+
+from .dist import Constant, Normal, Uniform, as_dist
+from .errors import ModelError
+from .rng import stream_id
+from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli
+
+__all__ = ["LIF", "Population", "Projection", "PoissonInput", "Network"]
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
+
+
+@dataclass(frozen=True)
+class LIF:
+    """Parameters of NEST's ``iaf_psc_exp`` (defaults are NEST's)."""
+    C_m: float = 250.0          # pF
+    tau_m: float = 10.0         # ms
+    E_L: float = -70.0          # mV
+    V_th: float = -55.0         # mV
+    V_reset: float = -70.0      # mV
+    t_ref: float = 2.0          # ms
+    tau_syn_ex: float = 2.0     # ms
+    tau_syn_in: float = 2.0     # ms
+    I_e: float = 0.0            # pA
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise ModelError(f"LIF.{f.name} must be a number, got {v!r}") from None
+            if not math.isfinite(v):
+                raise ModelError(f"LIF.{f.name} must be finite, got {v!r}")
+            object.__setattr__(self, f.name, v)
+        for name in ("C_m", "tau_m", "tau_syn_ex", "tau_syn_in"):
+            if getattr(self, name) <= 0:
+                raise ModelError(f"LIF.{name} must be > 0, got {getattr(self, name)}")
+        if self.t_ref < 0:
+            raise ModelError(f"LIF.t_ref must be >= 0 ms, got {self.t_ref}")
+        if not self.V_reset < self.V_th:
+            raise ModelError(f"LIF.V_reset must be < V_th, got V_reset={self.V_reset}, "
+                             f"V_th={self.V_th}")
+
+
+@dataclass
+class Population:
+    name: str
+    size: int
+    params: LIF
+    v_init: Union[Constant, Normal, Uniform]
+    stream: int
+    index: int
+    record: bool = True
+
+
+@dataclass
+class Projection:
+    name: str
+    source: str
+    target: str
+    rule: Union[PairwiseBernoulli, FixedTotalNumber, FixedOutdegree, Decoder]
+    weight: Union[Constant, Normal]
+    delay: Union[Constant, Normal]
+    stream: int
+
+
+@dataclass
+class PoissonInput:
+    target: str
+    rate: float    # Hz per input
+    K: float       # number of inputs per neuron
+    weight: float  # pA
+
+
+@dataclass
+class Network:
+    """A network of LIF populations; ``dt`` in ms, ``seed`` an integer in [0, 2^32)."""
+    dt: float = 0.1
+    seed: int = 0
+    populations: Dict[str, Population] = field(default_factory=dict)
+    projections: Dict[str, Projection] = field(default_factory=dict)
+    poisson: Dict[str, PoissonInput] = field(default_factory=dict)
+
+    def __post_init__(self):
+        try:
+            dt = float(self.dt)
+        except (TypeError, ValueError):
+            raise ModelError(f"Network.dt must be a number of ms, got {self.dt!r}") from None
+        if not (math.isfinite(dt) and dt > 0):
+            raise ModelError(f"Network.dt must be > 0 ms and finite, got {self.dt!r}")
+        self.dt = dt
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not (
+                0 <= self.seed < 2 ** 32):
+            try:
+                import numpy as np
+                ok = isinstance(self.seed, np.integer) and 0 <= int(self.seed) < 2 ** 32
+            except ImportError:  # pragma: no cover
+                ok = False
+            if not ok:
+                raise ModelError(f"Network.seed must be an integer in [0, 2^32), got {self.seed!r}")
+            self.seed = int(self.seed)
+
+    # -- building ---------------------------------------------------------
+    def add_population(self, name: str, size: int, params: Optional[LIF] = None,
+                       v_init=None, stream: Optional[int] = None, record: bool = True) -> str:
+        """Add ``size`` iaf_psc_exp neurons; ``v_init`` (mV) a number or a distribution
+        (default: E_L).  Returns the name."""
+        name = self._check_name("population", name)
+        if name in self.populations:
+            raise ModelError(f"population {name!r} already exists")
+        if isinstance(size, bool) or not isinstance(size, int):
+            try:
+                import numpy as np
+                if isinstance(size, np.integer):
+                    size = int(size)
+                else:
+                    raise TypeError
+            except TypeError:
+                raise ModelError(f"population {name!r}: size must be a whole number >= 1, "
+                                 f"got {size!r}") from None
+        if not (1 <= size < 2 ** 31):
+            raise ModelError(f"population {name!r}: size must be in [1, 2^31), got {size}")
+        params = LIF() if params is None else params
+        if not isinstance(params, LIF):
+            raise ModelError(f"population {name!r}: params must be a pyproc.LIF, got {params!r}")
+        v0 = as_dist(f"population {name!r}: v_init", params.E_L if v_init is None else v_init)
+        self.populations[name] = Population(
+            name, size, params, v0, self._stream(f"population {name!r}", name, stream),
+            len(self.populations), bool(record))
+        return name
+
+    def connect(self, source: str, target: str, rule, weight, delay, name: Optional[str] = None,
+                stream: Optional[int] = None) -> str:
+        """Add a projection ``source -> target`` with a rule (pairwise_bernoulli,
+        fixed_total_number, fixed_outdegree), a weight in pA (negative: inhibitory) and a
+        delay in ms (>= dt).  ``name`` (default ``"source->target"``) fixes the RNG stream."""
+        src = self._pop_name("connect: source", source)
+        tgt = self._pop_name("connect: target", target)
+        name = self._check_name("projection", name if name is not None else f"{src}->{tgt}")
+        if name in self.projections:
+            raise ModelError(f"projection {name!r} already exists (give a distinct name=)")
+        where = f"projection {name!r}"
+        if not isinstance(rule, (PairwiseBernoulli, FixedTotalNumber, FixedOutdegree, Decoder)):
+            raise ModelError(f"{where}: rule must be pairwise_bernoulli(p), fixed_total_number(N) "
+                             f"or fixed_outdegree(k), got {rule!r}")
+        if isinstance(rule, FixedOutdegree) and src == tgt and not rule.allow_autapses and \
+                self.populations[tgt].size < 2:
+            raise ModelError(f"{where}: fixed_outdegree without autapses needs >= 2 targets")
+        w = as_dist(f"{where}: weight", weight)
+        if isinstance(w, Uniform):
+            raise ModelError(f"{where}: weight must be a number or normal(mean, sd)")
+        if isinstance(w, Normal) and w.mean == 0:
+            raise ModelError(f"{where}: weight normal(mean, sd) needs mean != 0 (its sign is kept)")
+        d = as_dist(f"{where}: delay", delay)
+        if isinstance(d, Uniform):
+            raise ModelError(f"{where}: delay must be a number or normal(mean, sd)")
+        dmean = d.value if isinstance(d, Constant) else d.mean
+        if isinstance(d, Constant) and dmean < self.dt:
+            raise ModelError(f"{where}: delay must be >= dt = {self.dt} ms, got {dmean} ms")
+        if isinstance(d, Normal) and d.mean <= 0:
+            raise ModelError(f"{where}: delay mean must be > 0 ms, got {d.mean}")
+        self.projections[name] = Projection(name, src, tgt, rule, w, d,
+                                            self._stream(where, name, stream))
+        return name
+
+    def add_poisson(self, target: str, rate: float, K: float, weight: float) -> None:
+        """Poisson background onto every neuron of ``target``: K independent inputs at
+        ``rate`` Hz, each event adding ``weight`` pA (one count per neuron per step)."""
+        tgt = self._pop_name("add_poisson: target", target)
+        vals = {}
+        for fname, v in (("rate", rate), ("K", K), ("weight", weight)):
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise ModelError(f"Poisson input onto {tgt!r}: {fname} must be a number, "
+                                 f"got {v!r}") from None
+            if not math.isfinite(v):
+                raise ModelError(f"Poisson input onto {tgt!r}: {fname} must be finite, got {v!r}")
+            vals[fname] = v
+        if vals["rate"] < 0:
+            raise ModelError(f"Poisson input onto {tgt!r}: rate must be >= 0 Hz, got {vals['rate']}")
+        if vals["K"] < 0:
+            raise ModelError(f"Poisson input onto {tgt!r}: K must be >= 0, got {vals['K']}")
+        if tgt in self.poisson:
+            raise ModelError(f"population {tgt!r} already has a Poisson input")
+        self.poisson[tgt] = PoissonInput(tgt, vals["rate"], vals["K"], vals["weight"])
+
+    def record(self, population: str, on: bool = True) -> None:
+        """Record (or stop recording) the spikes of a population (all are recorded by default)."""
+        self.populations[self._pop_name("record: population", population)].record = bool(on)
+
+    # -- queries ----------------------------------------------------------
+    @property
+    def n_neurons(self) -> int:
+        return sum(p.size for p in self.populations.values())
+
+    def population_list(self) -> List[Population]:
+        return sorted(self.populations.values(), key=lambda p: p.index)
+
+    # -- helpers ----------------------------------------------------------
+    def _check_name(self, kind: str, name) -> str:
+        if not isinstance(name, str) or not _NAME.match(name):
+            if not (isinstance(name, str) and kind == "projection" and name and
+                    all(c.isprintable() for c in name)):
+                raise ModelError(f"{kind} name must be a non-empty string of letters, digits, "
+                                 f"'_', '.', ':', '-', got {name!r}")
+        return name
+
+    def _pop_name(self, field_: str, value) -> str:
+        name = value.name if isinstance(value, Population) else value
+        if name not in self.populations:
+            raise ModelError(f"{field_}: unknown population {name!r} "
+                             f"(known: {', '.join(self.populations) or 'none'})")
+        return name
+
+    def _stream(self, where: str, name: str, explicit: Optional[int]) -> int:
+        if explicit is None:
+            return stream_id(name)
+        if isinstance(explicit, bool) or not isinstance(explicit, int) or not (
+                0 <= explicit < 2 ** 32):
+            raise ModelError(f"{where}: stream must be an integer in [0, 2^32), got {explicit!r}")
+        return explicit

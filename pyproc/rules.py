@@ -1,0 +1,125 @@
+"""Connection rules, in NEST's vocabulary.
+
+pairwise_bernoulli(p)
+    Each (pre, post) pair is connected with probability p.  Sampled by
+    geometric skipping: the gap to the next target is floor(log u / log(1-p))
+    (inversion of the geometric distribution; Devroye 1986, ch. X.2).  The
+    postsynaptic population is cut into fixed-width *segments* (width a power of
+    two >= 8/p, from 32 to 65,536, a function of p alone) and every
+    (pre, segment) pair has its own counter stream, so the synapses do not
+    depend on how a GPU splits a row across threads.  No multapses.
+fixed_total_number(N)
+    Exactly N synapses between the two populations, sources and targets drawn
+    with replacement (multapses allowed).  Row lengths (synapses per source
+    neuron) are a multinomial split of N, drawn once on the host from the seed
+    (NumPy's sequential-binomial multinomial); targets are uniform.
+fixed_outdegree(k)
+    Exactly k synapses per source neuron, targets uniform with replacement.
+
+decoder()
+    A deterministic test rule: source i -> target j exactly when bit j of
+    i + 1 is set (j < 32).  It exercises spike delivery, delays and weights
+    independently of the connectivity RNG.
+
+``allow_autapses=False`` (only meaningful when source and target are the same
+population) removes i -> i: pairwise_bernoulli skips the pair, the
+fixed-number rules draw targets uniformly among the other n - 1 neurons.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import ModelError
+
+__all__ = ["PairwiseBernoulli", "FixedTotalNumber", "FixedOutdegree", "Decoder",
+           "pairwise_bernoulli", "fixed_total_number", "fixed_outdegree", "decoder",
+           "segment_width"]
+
+
+@dataclass(frozen=True)
+class PairwiseBernoulli:
+    p: float
+    allow_autapses: bool = True
+    name = "pairwise_bernoulli"
+
+
+@dataclass(frozen=True)
+class FixedTotalNumber:
+    N: int
+    allow_autapses: bool = True
+    allow_multapses: bool = True
+    name = "fixed_total_number"
+
+
+@dataclass(frozen=True)
+class FixedOutdegree:
+    k: int
+    allow_autapses: bool = True
+    allow_multapses: bool = True
+    name = "fixed_outdegree"
+
+
+@dataclass(frozen=True)
+class Decoder:
+    allow_autapses: bool = True
+    name = "decoder"
+
+
+def decoder() -> Decoder:
+    """Deterministic test connectivity: i -> j iff bit j of i + 1 is set (j < 32)."""
+    return Decoder()
+
+
+def _count(field: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+            isinstance(value, float) and value.is_integer()):
+        try:
+            import numpy as np
+            if isinstance(value, np.integer):
+                value = int(value)
+            else:
+                raise TypeError
+        except TypeError:
+            raise ModelError(f"{field} must be a whole number >= 0, got {value!r}") from None
+    value = int(value)
+    if value < 0:
+        raise ModelError(f"{field} must be a whole number >= 0, got {value}")
+    return value
+
+
+def pairwise_bernoulli(p: float, allow_autapses: bool = True) -> PairwiseBernoulli:
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise ModelError(f"pairwise_bernoulli: p must be a number in [0, 1], got {p!r}") from None
+    if not (0.0 <= p <= 1.0):
+        raise ModelError(f"pairwise_bernoulli: p must be in [0, 1], got {p}")
+    return PairwiseBernoulli(p, bool(allow_autapses))
+
+
+def fixed_total_number(N: int, allow_autapses: bool = True, allow_multapses: bool = True
+                       ) -> FixedTotalNumber:
+    N = _count("fixed_total_number: N", N)
+    if not allow_multapses:
+        raise ModelError("fixed_total_number: allow_multapses=False is not supported "
+                         "(targets are drawn with replacement)")
+    return FixedTotalNumber(N, bool(allow_autapses), True)
+
+
+def fixed_outdegree(k: int, allow_autapses: bool = True, allow_multapses: bool = True
+                    ) -> FixedOutdegree:
+    k = _count("fixed_outdegree: k", k)
+    if not allow_multapses:
+        raise ModelError("fixed_outdegree: allow_multapses=False is not supported "
+                         "(targets are drawn with replacement)")
+    return FixedOutdegree(k, bool(allow_autapses), True)
+
+
+def segment_width(p: float) -> int:
+    """Segment width of pairwise_bernoulli(p): the smallest power of two >= 8/p,
+    clipped to [32, 65536].  Part of the connectivity's definition."""
+    if p <= 0.0:
+        return 65536
+    w = 1 << max(0, math.ceil(math.log2(8.0 / p)))
+    return int(min(max(w, 32), 65536))

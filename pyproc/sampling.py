@@ -1,0 +1,150 @@
+"""Exact samplers in NumPy: bit-for-bit twins of ``kernels/sampling.cuh``.
+
+Only IEEE-754 double ``+ - * /`` and ``sqrt`` are used, in the order the C
+code writes them, so every result equals the gcc- and nvcc-compiled header
+(tests/test_sampling.py checks >= 1e6 draws of each).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["u01", "uniform_int", "pp_log", "norm_quantile", "trunc_normal",
+           "geometric_skip", "poisson_table", "poisson_count", "round_nonneg"]
+
+_TWO_M32 = 2.3283064365386963e-10   # 2^-32
+
+LN2_HI = 6.93147180369123816490e-01
+LN2_LO = 1.90821492927058770002e-10
+LG1, LG2, LG3, LG4, LG5, LG6, LG7 = (
+    6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01,
+    2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01,
+    1.479819860511658591e-01)
+SQRT2 = 1.41421356237309514547
+
+# Acklam (2003) inverse normal CDF coefficients.
+AK_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+        1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
+AK_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+        6.680131188771972e+01, -1.328068155288572e+01)
+AK_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+        -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
+AK_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+        3.754408661907416e+00)
+AK_PLOW = 0.02425
+
+
+def u01(r):
+    """(r + 0.5) / 2^32 as float64: exact, in (0, 1)."""
+    return (np.asarray(r, dtype=np.uint32).astype(np.float64) + 0.5) * _TWO_M32
+
+
+def uniform_int(r, n):
+    """High word of r * n: uniform integer in [0, n) (n may be an array)."""
+    r = np.asarray(r, dtype=np.uint32).astype(np.uint64)
+    return ((r * np.asarray(n, dtype=np.uint64)) >> np.uint64(32)).astype(np.uint32)
+
+
+def pp_log(x):
+    """Natural log of positive normal doubles, fdlibm's algorithm (twin of pp_log)."""
+    x = np.asarray(x, dtype=np.float64)
+    bits = x.view(np.uint64)
+    e = ((bits >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64) - 1023
+    m = ((bits & np.uint64(0x000FFFFFFFFFFFFF)) | np.uint64(0x3FF0000000000000)).view(np.float64)
+    big = m > SQRT2
+    m = np.where(big, m * 0.5, m)
+    e = np.where(big, e + 1, e)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (LG2 + w * (LG4 + w * LG6))
+    t2 = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7)))
+    r = t2 + t1
+    hfsq = 0.5 * f * f
+    dk = e.astype(np.float64)
+    return dk * LN2_HI - ((hfsq - (s * (hfsq + r) + dk * LN2_LO)) - f)
+
+
+def _ak_tail(q):
+    c1, c2, c3, c4, c5, c6 = AK_C
+    d1, d2, d3, d4 = AK_D
+    num = ((((c1 * q + c2) * q + c3) * q + c4) * q + c5) * q + c6
+    den = (((d1 * q + d2) * q + d3) * q + d4) * q + 1.0
+    return num / den
+
+
+def norm_quantile(p):
+    """Standard normal quantile by Acklam's approximation (twin of pp_norm_quantile)."""
+    p = np.asarray(p, dtype=np.float64)
+    out = np.empty_like(p)
+    lo = p < AK_PLOW
+    hi = p > 1.0 - AK_PLOW
+    mid = ~(lo | hi)
+    if lo.any():
+        out[lo] = _ak_tail(np.sqrt(-2.0 * pp_log(p[lo])))
+    if hi.any():
+        out[hi] = -_ak_tail(np.sqrt(-2.0 * pp_log(1.0 - p[hi])))
+    if mid.any():
+        a1, a2, a3, a4, a5, a6 = AK_A
+        b1, b2, b3, b4, b5 = AK_B
+        q = p[mid] - 0.5
+        r = q * q
+        num = (((((a1 * r + a2) * r + a3) * r + a4) * r + a5) * r + a6) * q
+        den = ((((b1 * r + b2) * r + b3) * r + b4) * r + b5) * r + 1.0
+        out[mid] = num / den
+    return out
+
+
+def trunc_normal(r, mean, sd, lo, width):
+    """mean + sd * Phi^-1(lo + u01(r) * width): truncated normal by inverse CDF."""
+    return mean + sd * norm_quantile(lo + u01(r) * width)
+
+
+def trunc_bounds(mean: float, sd: float, a: float, b: float = np.inf):
+    """(lo, width) = (Phi(za), Phi(zb) - Phi(za)) for truncation to [a, b], computed once on the host."""
+    lo = float(stats.norm.cdf((a - mean) / sd))
+    hi = float(stats.norm.cdf((b - mean) / sd)) if np.isfinite(b) else 1.0
+    return lo, hi - lo
+
+
+def geometric_skip(r, log1mp: float, cap: int):
+    """floor(log(u) / log(1 - p)) capped at ``cap`` (twin of pp_geometric_skip)."""
+    r = np.asarray(r, dtype=np.uint32)
+    if log1mp == 0.0:
+        return np.full(r.shape, cap, dtype=np.int64)
+    q = pp_log(u01(r)) / log1mp
+    out = np.full(r.shape, cap, dtype=np.int64)
+    ok = q < float(cap)
+    out[ok] = q[ok].astype(np.int64)
+    return out
+
+
+def poisson_table(mean: float) -> np.ndarray:
+    """Integer thresholds T[k] = floor(CDF(k) * 2^32), strictly increasing, for a Poisson
+    count of the given mean; the table ends where the CDF reaches 1 - 2^-32."""
+    if not np.isfinite(mean) or mean < 0:
+        raise ValueError(f"Poisson mean must be finite and >= 0, got {mean}")
+    if mean == 0:
+        return np.zeros(0, dtype=np.uint32)
+    kmax = int(mean + 20.0 * np.sqrt(mean) + 40)
+    cdf = stats.poisson.cdf(np.arange(kmax + 1), mean)
+    t = np.floor(cdf * 4294967296.0)
+    t = t[t < 4294967296.0]
+    # keep strictly increasing thresholds (flat spots have zero probability)
+    keep = np.concatenate(([True], np.diff(t) > 0))
+    if not keep.all():
+        # a flat spot inside the table would shift counts; it can only occur at the far tail
+        first = int(np.argmin(keep))
+        t = t[:first]
+    return t.astype(np.uint32)
+
+
+def poisson_count(r, table: np.ndarray):
+    """Number of thresholds <= r (twin of pp_poisson_count)."""
+    return np.searchsorted(table, np.asarray(r, dtype=np.uint32), side="right").astype(np.int64)
+
+
+def round_nonneg(x):
+    """floor(x + 0.5) as int64 (twin of pp_round_nonneg)."""
+    return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)

@@ -1,0 +1,99 @@
+"""The user-facing simulation object: one network, one backend, one connectivity."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from .compile import CompiledNetwork, compile_network
+from .errors import ModelError
+from .network import Network
+from .results import Results
+
+__all__ = ["Simulation", "BACKENDS", "CONNECTIVITIES"]
+
+BACKENDS = ("cpu", "cuda")
+CONNECTIVITIES = ("procedural", "stored")
+
+
+class Simulation:
+    """Simulate ``network`` with ``backend`` ('cpu' or 'cuda') and ``connectivity``
+    ('procedural' or 'stored').  Call :meth:`run` one or more times."""
+
+    def __init__(self, network: Union[Network, CompiledNetwork], backend: str = "cpu",
+                 connectivity: str = "procedural", **backend_options):
+        if backend not in BACKENDS:
+            raise ModelError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if connectivity not in CONNECTIVITIES:
+            raise ModelError(f"connectivity must be one of {', '.join(CONNECTIVITIES)}, "
+                             f"got {connectivity!r}")
+        t0 = time.perf_counter()
+        self.cnet = network if isinstance(network, CompiledNetwork) else compile_network(network)
+        self.compile_time = time.perf_counter() - t0
+        self.backend = backend
+        self.connectivity = connectivity
+        if backend == "cpu":
+            from .backends.cpu import CPUSimulator
+            self.sim = CPUSimulator(self.cnet, connectivity, **backend_options)
+        else:
+            from .backends.cuda import CUDASimulator
+            self.sim = CUDASimulator(self.cnet, connectivity, **backend_options)
+        self.setup_time = time.perf_counter() - t0
+        self._record = []
+        self.wall_run = 0.0
+        self.interrupted = False
+
+    @property
+    def t(self) -> float:
+        """Model time simulated so far (ms)."""
+        return self.sim.step * self.cnet.dt
+
+    def steps_for(self, duration: float) -> int:
+        try:
+            duration = float(duration)
+        except (TypeError, ValueError):
+            raise ModelError(f"duration must be a number of ms, got {duration!r}") from None
+        if not (np.isfinite(duration) and duration >= 0):
+            raise ModelError(f"duration must be >= 0 ms and finite, got {duration}")
+        steps = int(round(duration / self.cnet.dt))
+        if abs(steps * self.cnet.dt - duration) > 1e-9 * max(1.0, duration):
+            raise ModelError(f"duration {duration} ms is not a whole number of steps of "
+                             f"dt = {self.cnet.dt} ms")
+        return steps
+
+    def run(self, duration: float, progress: Optional[Callable[[int, int, float], None]] = None,
+            chunk_steps: int = 1000, should_stop: Optional[Callable[[], bool]] = None) -> Results:
+        """Simulate ``duration`` ms more; returns all spikes recorded so far.
+        ``progress(done_steps, total_steps, wall_s)`` is called after each chunk;
+        ``should_stop()`` is polled every step (a stop ends the run early, partial)."""
+        total = self.steps_for(duration)
+        done = 0
+        t0 = time.perf_counter()
+        while done < total:
+            n = min(chunk_steps, total - done)
+            did = self.sim.run_steps(n, self._record, should_stop)
+            done += did
+            if progress is not None:
+                progress(done, total, time.perf_counter() - t0)
+            if did < n:
+                self.interrupted = True
+                break
+        self.wall_run += time.perf_counter() - t0
+        return self.results()
+
+    def results(self) -> Results:
+        cnet = self.cnet
+        if self._record:
+            steps = np.concatenate([np.full(g.size, s, np.int64) for s, g in self._record])
+            senders = np.concatenate([g for _, g in self._record])
+        else:
+            steps = np.zeros(0, np.int64)
+            senders = np.zeros(0, np.int64)
+        meta = {"seed": cnet.seed, "backend": self.backend, "connectivity": self.connectivity,
+                "wall_setup_s": self.setup_time, "wall_run_s": self.wall_run,
+                "synaptic_events": int(self.sim.n_events), "partial": self.interrupted}
+        return Results(times=(steps + 1) * cnet.dt, senders=senders, pop_names=list(cnet.pop_names),
+                       pop_offsets=cnet.pops["offset"].astype(np.int64),
+                       pop_sizes=cnet.pops["n"].astype(np.int64), recorded=cnet.record.copy(),
+                       duration=self.t, dt=cnet.dt, meta=meta)

@@ -1,0 +1,21 @@
+from setuptools import setup
+
+setup(
+    name="pyproc",
+    version="0.1.0",
+    description="Procedural-connectivity spiking network simulator: PyCUDA kernels, "
+                "bit-exact NumPy twin and SciPy stored reference",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=["pyproc", "pyproc.backends", "pyproc.models", "pyproc._kernels"],
+    package_dir={"pyproc._kernels": "kernels"},
+    package_data={"pyproc._kernels": ["*.cu", "*.cuh"]},
+    install_requires=["numpy>=1.24", "scipy>=1.10"],
+    extras_require={
+        "cuda": ["pycuda>=2024.1"],
+        "plot": ["matplotlib>=3.6"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": ["pyproc=pyproc.cli:main"]},
+)

@@ -1,0 +1,118 @@
+/* shim.c -- batch wrappers that let the CPU test suite call the kernels'
+ * headers compiled by gcc (ctypes).  Built by tests/conftest.py with
+ *   gcc -O2 -ffp-contract=off -shared -fPIC -I kernels
+ * No logic of its own: every function loops over a header function.
+ */
+#include <stddef.h>
+#include "lif.cuh"
+
+void shim_philox(size_t n, const uint32_t *ctr, const uint32_t *key, uint32_t *out)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        pp_u32x4 r = pp_philox4x32_10(ctr[4 * i], ctr[4 * i + 1], ctr[4 * i + 2], ctr[4 * i + 3],
+                                      key[2 * i], key[2 * i + 1]);
+        out[4 * i] = r.v[0]; out[4 * i + 1] = r.v[1]; out[4 * i + 2] = r.v[2]; out[4 * i + 3] = r.v[3];
+    }
+}
+
+void shim_log(size_t n, const double *x, double *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_log(x[i]); }
+
+void shim_quantile(size_t n, const double *p, double *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_norm_quantile(p[i]); }
+
+void shim_trunc_normal(size_t n, const uint32_t *r, double mean, double sd, double lo, double width,
+                       double *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_trunc_normal(r[i], mean, sd, lo, width); }
+
+void shim_geometric(size_t n, const uint32_t *r, double log1mp, uint32_t cap, int64_t *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_geometric_skip(r[i], log1mp, cap); }
+
+void shim_uniform_int(size_t n, const uint32_t *r, uint32_t m, uint32_t *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_uniform_int(r[i], m); }
+
+void shim_poisson(size_t n, const uint32_t *r, const uint32_t *T, uint32_t len, int64_t *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_poisson_count(r[i], T, len); }
+
+/* One whole row of a projection: returns the synapse count (or -1 if more
+ * than cap), targets local to the target population. */
+int64_t shim_row(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t rowlen,
+                 uint32_t *target, int32_t *weight, int32_t *delay, int64_t cap)
+{
+    int64_t n = 0;
+    pp_u32x4 r;
+    if (pj->rule == PP_RULE_BERNOULLI) {
+        uint32_t seg;
+        for (seg = 0; seg < pj->n_seg; ++seg) {
+            uint32_t len = pp_segment_length(pj, seg), j = 0;
+            int64_t pos = -1;
+            for (;;) {
+                uint32_t t;
+                pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r);
+                if (pos >= len) break;
+                t = seg * pj->seg_width + (uint32_t)pos;
+                if (!pj->autapses && t == pre) continue;
+                if (n >= cap) return -1;
+                target[n] = t; weight[n] = pp_weight_fixed(pj, r.v[1]); delay[n] = pp_delay_steps(pj, r.v[2]);
+                ++n;
+            }
+        }
+    } else if (pj->rule == PP_RULE_DECODER) {
+        uint32_t j;
+        for (j = 0; j < pj->n_post && j < 32u; ++j) {
+            if (!pp_decoder_hit(pre, j)) continue;
+            r = pp_philox4x32_10(pre, j, 0u, PP_TAG_FIXED, seed, pj->stream);
+            if (n >= cap) return -1;
+            target[n] = j; weight[n] = pp_weight_fixed(pj, r.v[1]); delay[n] = pp_delay_steps(pj, r.v[2]);
+            ++n;
+        }
+    } else {
+        uint32_t j;
+        for (j = 0; j < rowlen; ++j) {
+            uint32_t t = pp_fixed_draw(pj, seed, pre, j, &r);
+            if (n >= cap) return -1;
+            target[n] = t; weight[n] = pp_weight_fixed(pj, r.v[1]); delay[n] = pp_delay_steps(pj, r.v[2]);
+            ++n;
+        }
+    }
+    return n;
+}
+
+void shim_poisson_draw(size_t n, const pp_pop *p, const uint32_t *tables, uint32_t seed,
+                       uint64_t step, int64_t *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_poisson_draw(p, tables, seed, (uint32_t)i, step); }
+
+/* n steps of one population, inputs acc[step][channel][neuron]; spikes[step][neuron]. */
+void shim_lif(size_t n, size_t steps, float *V, float *Iex, float *Iin, int32_t *ref,
+              const int32_t *acc, const pp_pop *p, uint8_t *spikes)
+{
+    size_t s, i;
+    for (s = 0; s < steps; ++s)
+        for (i = 0; i < n; ++i)
+            spikes[s * n + i] = (uint8_t)pp_lif_step(V + i, Iex + i, Iin + i, ref + i,
+                                                     acc[(s * 2) * n + i], acc[(s * 2 + 1) * n + i], p);
+}
+
+size_t shim_sizeof_proj(void) { return sizeof(pp_proj); }
+size_t shim_sizeof_pop(void) { return sizeof(pp_pop); }
+size_t shim_offsetof_proj(int i)
+{
+    switch (i) {
+    case 0: return offsetof(pp_proj, rowlen_offset);
+    case 1: return offsetof(pp_proj, rule);
+    case 2: return offsetof(pp_proj, autapses);
+    case 3: return offsetof(pp_proj, d_max);
+    default: return 0;
+    }
+}
+size_t shim_offsetof_pop(int i)
+{
+    switch (i) {
+    case 0: return offsetof(pp_pop, P11ex);
+    case 1: return offsetof(pp_pop, ref_steps);
+    case 2: return offsetof(pp_pop, poisson_w);
+    case 3: return offsetof(pp_pop, pad_);
+    default: return 0;
+    }
+}
