@@ -134,7 +134,7 @@ PP_HD uint32_t pp_geometric_skip(uint32_t r, double log1mp, uint32_t cap)
 }
 
 /* ---- Poisson count by integer thresholds ---------------------------------- */
-/* T[k] = floor(CDF(k) * 2^32) for k < len, strictly increasing (built on the
+/* T[k] = floor(CDF(k) * 2^32) for k < len, non-decreasing (built on the
  * host, pyproc/sampling.py).  The count is the number of T[k] <= r: exact
  * inversion with no float operation (tail beyond the table < 2^-32). */
 PP_HD uint32_t pp_poisson_count(uint32_t r, const uint32_t *T, uint32_t len)

@@ -121,7 +121,7 @@ def geometric_skip(r, log1mp: float, cap: int):
 
 
 def poisson_table(mean: float) -> np.ndarray:
-    """Integer thresholds T[k] = floor(CDF(k) * 2^32), strictly increasing, for a Poisson
+    """Integer thresholds T[k] = floor(CDF(k) * 2^32), non-decreasing, for a Poisson
     count of the given mean; the table ends where the CDF reaches 1 - 2^-32."""
     if not np.isfinite(mean) or mean < 0:
         raise ValueError(f"Poisson mean must be finite and >= 0, got {mean}")
@@ -131,12 +131,7 @@ def poisson_table(mean: float) -> np.ndarray:
     cdf = stats.poisson.cdf(np.arange(kmax + 1), mean)
     t = np.floor(cdf * 4294967296.0)
     t = t[t < 4294967296.0]
-    # keep strictly increasing thresholds (flat spots have zero probability)
-    keep = np.concatenate(([True], np.diff(t) > 0))
-    if not keep.all():
-        # a flat spot inside the table would shift counts; it can only occur at the far tail
-        first = int(np.argmin(keep))
-        t = t[:first]
+    # non-decreasing; a repeated threshold gives its count probability 0 (far tails only)
     return t.astype(np.uint32)
 
 

@@ -112,7 +112,7 @@ size_t shim_offsetof_pop(int i)
     case 0: return offsetof(pp_pop, P11ex);
     case 1: return offsetof(pp_pop, ref_steps);
     case 2: return offsetof(pp_pop, poisson_w);
-    case 3: return offsetof(pp_pop, pad_);
+    case 3: return offsetof(pp_pop, n_channels);
     default: return 0;
     }
 }

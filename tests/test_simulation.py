@@ -1,0 +1,152 @@
+"""Neuron update and spike delivery: the NumPy twin == the gcc-built header, and the
+stored (SciPy CSR) reference == the procedural twin, spike for spike."""
+import ctypes
+
+import numpy as np
+import pytest
+
+import pyproc as pp
+from pyproc.compile import compile_network
+from pyproc.models import balanced
+from pyproc.neuron import lif_step, poisson_counts
+from conftest import ptr
+
+
+def _lif_net(**kw):
+    net = pp.Network(dt=0.1, seed=3)
+    net.add_population("P", 1000, pp.LIF(**kw), v_init=pp.uniform(-70.0, -50.0))
+    net.add_poisson("P", rate=10.0, K=500, weight=50.0)
+    return compile_network(net)
+
+
+@pytest.mark.parametrize("kw", [dict(tau_syn_ex=0.5, tau_syn_in=0.5, I_e=100.0),
+                                dict(tau_syn_ex=2.0, tau_syn_in=5.0, tau_m=5.0, t_ref=0.5),
+                                dict(tau_syn_ex=10.0, tau_syn_in=3.0, tau_m=10.0, t_ref=0.0)])
+def test_lif_twin_equals_gcc_header_bit_for_bit(shim, kw):
+    cnet = _lif_net(**kw)
+    pop = np.ascontiguousarray(cnet.pops[0:1])
+    n, steps = 1000, 400
+    rng = np.random.default_rng(0)
+    acc = rng.integers(-40000, 60000, size=(steps, 2, n)).astype(np.int32)
+    V0 = cnet.v0.copy()
+    Vc, Ec, Ic, Rc = V0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.int32)
+    spk_c = np.zeros((steps, n), np.uint8)
+    shim.shim_lif(ctypes.c_size_t(n), ctypes.c_size_t(steps), ptr(Vc), ptr(Ec), ptr(Ic), ptr(Rc),
+                  ptr(acc), ptr(pop), ptr(spk_c))
+    Vn, En, In, Rn = V0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.int32)
+    spk_n = np.zeros((steps, n), np.uint8)
+    for s in range(steps):
+        spk_n[s] = lif_step(Vn, En, In, Rn, acc[s, 0].astype(np.int64), acc[s, 1].astype(np.int64),
+                            cnet.pops[0])
+    assert spk_c.sum() > 100
+    np.testing.assert_array_equal(spk_c, spk_n)
+    for a, b in ((Vc, Vn), (Ec, En), (Ic, In)):
+        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+    np.testing.assert_array_equal(Rc, Rn)
+
+
+def test_poisson_draw_twin_equals_gcc_header(shim):
+    cnet = _lif_net()
+    pop = np.ascontiguousarray(cnet.pops[0:1])
+    tab = np.ascontiguousarray(cnet.poisson_tables)
+    for step in (0, 1, 12345, 2 ** 32 + 7):
+        out = np.full(1000, -1, np.int64)
+        shim.shim_poisson_draw(ctypes.c_size_t(1000), ptr(pop), ptr(tab), ctypes.c_uint32(cnet.seed),
+                               ctypes.c_uint64(step), ptr(out))
+        np.testing.assert_array_equal(out, poisson_counts(cnet.pops[0], tab, cnet.seed, step))
+
+
+def test_lif_refractory_and_reset_as_nest():
+    """A neuron driven above threshold by I_e fires, is clamped for t_ref, then integrates."""
+    net = pp.Network(dt=0.1, seed=0)
+    net.add_population("P", 1, pp.LIF(I_e=1000.0, t_ref=2.0, E_L=-70.0, V_reset=-70.0,
+                                      V_th=-55.0))
+    sim = pp.Simulation(net)
+    res = sim.run(100.0)
+    isi = np.diff(res.times)
+    assert res.times.size >= 3 and np.allclose(isi, isi[0])
+    # integrate 1000 pA into 250 pF, tau 10 ms from E_L to 15 mV above: t = -tau ln(1 - 15/40)
+    t_int = -10.0 * np.log(1 - 15.0 / (1000.0 / 250.0 * 10.0))
+    assert abs(isi[0] - (2.0 + t_int)) <= 0.1 + 1e-9
+
+
+def _compare(net, duration):
+    out = {}
+    for conn in ("stored", "procedural"):
+        sim = pp.Simulation(net, connectivity=conn)
+        res = sim.run(duration)
+        out[conn] = (res, sim.sim.n_events)
+    (a, ea), (b, eb) = out["stored"], out["procedural"]
+    assert a.times.size > 0
+    np.testing.assert_array_equal(a.times, b.times)
+    np.testing.assert_array_equal(a.senders, b.senders)
+    assert ea == eb > 0
+    return a
+
+
+def test_stored_equals_procedural_balanced():
+    res = _compare(balanced(1000, seed=9), 150.0)
+    assert 1.0 < res.rates().mean() < 100.0
+
+
+def test_stored_equals_procedural_fixed_number_rules_and_delays():
+    net = pp.Network(dt=0.1, seed=21)
+    p = pp.LIF(tau_syn_ex=1.0, tau_syn_in=3.0, E_L=-65.0, V_th=-50.0, V_reset=-65.0)
+    net.add_population("E", 400, p, v_init=pp.normal(-58.0, 5.0))
+    net.add_population("I", 100, p, v_init=pp.normal(-58.0, 5.0))
+    net.connect("E", "E", pp.fixed_total_number(16000), weight=pp.normal(80.0, 8.0),
+                delay=pp.normal(1.5, 0.75))
+    net.connect("E", "I", pp.fixed_outdegree(10), weight=80.0, delay=pp.normal(1.5, 0.75))
+    net.connect("I", "E", pp.fixed_total_number(8000, allow_autapses=False),
+                weight=pp.normal(-320.0, 32.0), delay=pp.normal(0.75, 0.375))
+    net.connect("I", "I", pp.pairwise_bernoulli(0.2, allow_autapses=False), weight=-320.0,
+                delay=0.8)
+    net.add_poisson("E", rate=8.0, K=2000, weight=87.8)
+    net.add_poisson("I", rate=8.0, K=1800, weight=87.8)
+    _compare(net, 200.0)
+
+
+def test_decoder_delivery_known_answer():
+    """Decoder connectivity: A_i -> B_j iff bit j of i+1 is set.  All of A fire in the same
+    step; B_j's current right after the delay is exactly count_j * w (fixed point)."""
+    n_a, n_b, w, delay = 20, 5, 25.0, 1.3
+    net = pp.Network(dt=0.1, seed=1)
+    net.add_population("A", n_a, pp.LIF(I_e=2000.0), v_init=-70.0)
+    net.add_population("B", n_b, pp.LIF(V_th=1e6, tau_syn_ex=2.0, tau_syn_in=2.0), v_init=-70.0)
+    net.connect("A", "B", pp.rules.decoder(), weight=w, delay=delay)
+    for conn in ("stored", "procedural"):
+        sim = pp.Simulation(net, connectivity=conn)
+        cpu = sim.sim
+        first = None
+        while first is None:
+            rec = []
+            cpu.run_steps(1, rec)
+            if rec:
+                first = rec[0][0]
+                assert rec[0][1].tolist() == list(range(n_a))   # all of A in one step
+        d = int(round(delay / 0.1))
+        cnet = sim.cnet
+        b = slice(n_a, n_a + n_b)
+        while cpu.step < first + d:
+            cpu.run_steps(1, [])
+            assert (cpu.Iex[b] == 0).all()
+        cpu.run_steps(1, [])           # step first + d: the input arrives
+        counts = np.array([sum(((i + 1) >> j) & 1 for i in range(n_a)) for j in range(n_b)])
+        wf = int(cnet.projs[0]["w_const"])
+        expect = (counts * wf).astype(np.float32) * np.float32(cnet.pops[1]["inv_scale_ex"])
+        np.testing.assert_array_equal(cpu.Iex[b], expect)
+        assert np.allclose(cpu.Iex[b], counts * w, rtol=1e-6)
+        # A fired once so far (refractory 2 ms > delay): events = number of decoder synapses
+        assert cpu.n_events == counts.sum() == cnet.expected_synapses(0)
+
+
+def test_overflow_is_detected_not_wrapped():
+    net = pp.Network(dt=0.1, seed=1)
+    net.add_population("A", 50, pp.LIF(I_e=3000.0), v_init=-70.0)
+    net.add_population("B", 2, pp.LIF(V_th=1e6), v_init=-70.0)
+    net.connect("A", "B", pp.pairwise_bernoulli(1.0), weight=100.0, delay=1.0)
+    cnet = compile_network(net)
+    cnet.projs["w_const"][0] = 2 ** 30          # sabotage the scale: 50 spikes overflow int32
+    sim = pp.Simulation(cnet)
+    with pytest.raises(pp.OverflowDetected, match="population 'B'"):
+        sim.run(50.0)
