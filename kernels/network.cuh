@@ -47,13 +47,14 @@ typedef struct {
     uint32_t poisson_offset, poisson_len; /* threshold table slice (len 0: no Poisson input) */
     int32_t poisson_w;             /* fixed-point weight of one Poisson event */
     uint32_t poisson_channel;      /* channel the Poisson input enters */
-    uint32_t pad_;
+    uint32_t n_channels;           /* 2, or 1 when tau_syn_ex == tau_syn_in (all input in channel 0) */
 } pp_pop;
 
-/* Ring element of (population, slot, channel, local neuron). */
+/* Ring element of (population, slot, channel, local neuron): layout
+ * [slot][channel][neuron] inside the population's slice. */
 PP_HD uint64_t pp_ring_index(const pp_pop *p, uint32_t slot, uint32_t channel, uint32_t local)
 {
-    return p->ring_offset + ((uint64_t)slot * 2u + channel) * p->n + local;
+    return p->ring_offset + ((uint64_t)slot * p->n_channels + channel) * p->n + local;
 }
 
 PP_HD int32_t pp_weight_fixed(const pp_proj *pj, uint32_t r)

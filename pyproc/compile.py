@@ -15,6 +15,9 @@ round(|w| * scale) with the sign of w.  The scale is a power of two chosen per
 int32: the sum over incoming projections of (largest weight) x (in-degree
 bound), where the in-degree bound is min(exact maximum, mean + 10 sd + 10) of
 its binomial distribution, plus the largest Poisson count times its weight.
+A population whose tau_syn_ex equals tau_syn_in has a single input channel
+(excitatory and inhibitory input summed in channel 0, which halves its delay
+ring); otherwise channel 0 is excitatory and channel 1 inhibitory.
 Backends still check every step and raise
 :class:`~pyproc.errors.OverflowDetected` instead of wrapping around.
 """
@@ -62,7 +65,7 @@ POP_DTYPE = np.dtype([
     ("inv_scale_ex", "f4"), ("inv_scale_in", "f4"),
     ("ref_steps", "i4"), ("offset", "u4"), ("n", "u4"), ("stream", "u4"), ("ring_slots", "u4"),
     ("poisson_offset", "u4"), ("poisson_len", "u4"), ("poisson_w", "i4"),
-    ("poisson_channel", "u4"), ("pad_", "u4"),
+    ("poisson_channel", "u4"), ("n_channels", "u4"),
 ], align=True)
 
 
@@ -242,12 +245,23 @@ def compile_network(net: Network) -> CompiledNetwork:
         else:
             row["d_kind"] = DIST_TNORM
             row["d_mean"], row["d_sd"] = dd.mean, dd.sd
-            row["d_lo"], row["d_width"] = sampling.trunc_bounds(dd.mean, dd.sd, dt)
+            d_low = dt if dd.low is None else max(dt, dd.low)
+            d_high = np.inf if dd.high is None else dd.high
+            row["d_lo"], row["d_width"] = sampling.trunc_bounds(dd.mean, dd.sd, d_low, d_high)
+            if not row["d_width"] > 0:
+                raise ModelError(f"{where}: delay {dd.describe()} has no probability mass in "
+                                 f"[{d_low:g}, {d_high:g}] ms")
             dmax = float(sampling.trunc_normal(np.uint32(U32_MAX), dd.mean, dd.sd,
                                                row["d_lo"], row["d_width"]))
             row["d_max"] = max(1, int(sampling.round_nonneg(dmax / dt)))
         if row["d_max"] >= 2 ** 16:
             raise ModelError(f"{where}: delay of {row['d_max']} steps exceeds 65535 steps")
+
+    # one input channel where the two synaptic time constants are equal
+    n_ch = np.array([1 if p.params.tau_syn_ex == p.params.tau_syn_in else 2 for p in pops_py])
+    for k in range(len(projs_py)):
+        if n_ch[projs[k]["tgt_pop"]] == 1:
+            projs[k]["channel"] = 0
 
     # Poisson tables
     pops = np.zeros(len(pops_py), dtype=POP_DTYPE)
@@ -262,7 +276,7 @@ def compile_network(net: Network) -> CompiledNetwork:
             lam = pin.K * pin.rate * dt * 1e-3
             tab = sampling.poisson_table(lam)
             pops[i]["poisson_offset"], pops[i]["poisson_len"] = t_off, len(tab)
-            pops[i]["poisson_channel"] = 1 if pin.weight < 0 else 0
+            pops[i]["poisson_channel"] = 1 if (pin.weight < 0 and n_ch[i] == 2) else 0
             tables.append(tab)
             t_off += len(tab)
             bound[i, pops[i]["poisson_channel"]] += len(tab) * abs(pin.weight)
@@ -298,7 +312,8 @@ def compile_network(net: Network) -> CompiledNetwork:
         incoming = projs["d_max"][projs["tgt_pop"] == i] if len(projs) else np.zeros(0)
         row["ring_slots"] = (int(incoming.max()) + 1) if incoming.size else 1
         row["ring_offset"] = ring_off
-        ring_off += int(row["ring_slots"]) * 2 * int(sizes[i])
+        row["n_channels"] = n_ch[i]
+        ring_off += int(row["ring_slots"]) * int(n_ch[i]) * int(sizes[i])
         pin = net.poisson.get(p.name)
         if row["poisson_len"] > 0:
             row["poisson_w"] = (-1 if pin.weight < 0 else 1) * int(

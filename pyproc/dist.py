@@ -5,7 +5,10 @@ normal sampled by inverse CDF (one 32-bit word per value, no redraw loop):
 
 * as a weight it is truncated at 0 keeping the sign of ``mean`` (what NEST
   and GeNN call "clipped by redraw" has the same distribution);
-* as a delay it is truncated below at ``dt`` (then rounded to steps);
+* as a delay it is truncated below at ``dt`` (then rounded to steps), or to
+  ``[max(low, dt), high]`` when ``normal(mean, sd, low=..., high=...)`` gives
+  bounds (the largest delay a 32-bit uniform can give without ``high`` is about
+  mean + 6.2 sd, and it sizes the target population's delay ring);
 * as an initial membrane potential it is not truncated.
 
 ``uniform(low, high)`` is available for initial potentials.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 from .errors import ModelError
 
@@ -42,9 +46,13 @@ class Constant:
 class Normal:
     mean: float
     sd: float
+    low: Optional[float] = None    # optional truncation bounds (delays only)
+    high: Optional[float] = None
 
     def describe(self) -> str:
-        return f"normal(mean={self.mean:g}, sd={self.sd:g})"
+        bounds = "".join(f", {k}={v:g}" for k, v in (("low", self.low), ("high", self.high))
+                         if v is not None)
+        return f"normal(mean={self.mean:g}, sd={self.sd:g}{bounds})"
 
 
 @dataclass(frozen=True)
@@ -56,13 +64,20 @@ class Uniform:
         return f"uniform({self.low:g}, {self.high:g})"
 
 
-def normal(mean: float, sd: float) -> Normal:
-    """Normal distribution (truncated where used as a weight or delay, see module doc)."""
+def normal(mean: float, sd: float, low: Optional[float] = None,
+           high: Optional[float] = None) -> Normal:
+    """Normal distribution (truncated where used as a weight or delay, see module doc).
+    ``low`` / ``high`` (optional, delays only) truncate it to [low, high]; the
+    interval must hold some probability mass (low < high)."""
     mean = _finite("normal: mean", mean)
     sd = _finite("normal: sd", sd)
     if sd < 0:
         raise ModelError(f"normal: sd must be >= 0, got {sd}")
-    return Normal(mean, sd)
+    low = None if low is None else _finite("normal: low", low)
+    high = None if high is None else _finite("normal: high", high)
+    if low is not None and high is not None and not low < high:
+        raise ModelError(f"normal: low must be < high, got low={low}, high={high}")
+    return Normal(mean, sd, low, high)
 
 
 def uniform(low: float, high: float) -> Uniform:
@@ -78,6 +93,10 @@ def as_dist(field: str, value):
     """Normalise a user value (number or distribution) for ``field``."""
     if isinstance(value, (Constant, Normal, Uniform)):
         if isinstance(value, Normal) and value.sd == 0:
+            if (value.low is not None and value.mean < value.low) or (
+                    value.high is not None and value.mean > value.high):
+                raise ModelError(f"{field}: {value.describe()} with sd = 0 lies outside its "
+                                 f"bounds")
             return Constant(value.mean)
         return value
     return Constant(_finite(field, value))

@@ -142,6 +142,9 @@ class Network:
         if not isinstance(params, LIF):
             raise ModelError(f"population {name!r}: params must be a pyproc.LIF, got {params!r}")
         v0 = as_dist(f"population {name!r}: v_init", params.E_L if v_init is None else v_init)
+        if isinstance(v0, Normal) and (v0.low is not None or v0.high is not None):
+            raise ModelError(f"population {name!r}: v_init normal(mean, sd) takes no low/high "
+                             f"bounds")
         self.populations[name] = Population(
             name, size, params, v0, self._stream(f"population {name!r}", name, stream),
             len(self.populations), bool(record))
@@ -169,6 +172,9 @@ class Network:
             raise ModelError(f"{where}: weight must be a number or normal(mean, sd)")
         if isinstance(w, Normal) and w.mean == 0:
             raise ModelError(f"{where}: weight normal(mean, sd) needs mean != 0 (its sign is kept)")
+        if isinstance(w, Normal) and (w.low is not None or w.high is not None):
+            raise ModelError(f"{where}: weight normal(mean, sd) takes no low/high bounds "
+                             f"(it is truncated at 0, keeping the sign of mean)")
         d = as_dist(f"{where}: delay", delay)
         if isinstance(d, Uniform):
             raise ModelError(f"{where}: delay must be a number or normal(mean, sd)")
@@ -177,6 +183,9 @@ class Network:
             raise ModelError(f"{where}: delay must be >= dt = {self.dt} ms, got {dmean} ms")
         if isinstance(d, Normal) and d.mean <= 0:
             raise ModelError(f"{where}: delay mean must be > 0 ms, got {d.mean}")
+        if isinstance(d, Normal) and d.high is not None and not d.high > max(
+                self.dt, d.low if d.low is not None else self.dt):
+            raise ModelError(f"{where}: delay high must be > max(dt, low), got high={d.high} ms")
         self.projections[name] = Projection(name, src, tgt, rule, w, d,
                                             self._stream(where, name, stream))
         return name

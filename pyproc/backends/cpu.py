@@ -78,10 +78,11 @@ class CPUSimulator:
             spiking = []
             for i in range(cnet.n_pops):
                 pop = pops[i]
-                n, off = int(pop["n"]), int(pop["offset"])
-                base = int(pop["ring_offset"]) + (t % int(pop["ring_slots"])) * 2 * n
-                acc = self.ring[base:base + 2 * n].copy()
-                self.ring[base:base + 2 * n] = 0
+                n, off, nch = int(pop["n"]), int(pop["offset"]), int(pop["n_channels"])
+                base = int(pop["ring_offset"]) + (t % int(pop["ring_slots"])) * nch * n
+                acc = np.zeros(2 * n, np.int64)
+                acc[:nch * n] = self.ring[base:base + nch * n]
+                self.ring[base:base + nch * n] = 0
                 if pop["poisson_len"]:
                     cnt = poisson_counts(pop, cnet.poisson_tables, cnet.seed, t)
                     ch = int(pop["poisson_channel"])
@@ -112,7 +113,8 @@ class CPUSimulator:
                     tp = pops[pj["tgt_pop"]]
                     n = int(tp["n"])
                     slot = (t + d.astype(np.int64)) % int(tp["ring_slots"])
-                    idx = int(tp["ring_offset"]) + (slot * 2 + int(pj["channel"])) * n + tgt
+                    idx = (int(tp["ring_offset"]) + (slot * int(tp["n_channels"]) + int(pj["channel"]))
+                           * n + tgt)
                     np.add.at(self.ring, idx, w.astype(np.int64))
                     self.n_events += tgt.size
             self.step += 1
