@@ -1,0 +1,115 @@
+/* step.cuh -- device-only pieces shared by the step kernels (nvcc only).
+ *
+ * The step loop on the device, per step t (the same order as the reference
+ * loop CPUSimulator.run_steps in pyproc/backends/cpu.py):
+ *
+ *   1. pp_neuron_lif_update      (neuron_lif.cu)   every neuron of every population:
+ *        read + zero ring slot t % ring_slots, add its Poisson count, one LIF step,
+ *        append spikes to the spike list and recorded spikes to the record buffer.
+ *   2. pp_propagate_procedural_spikes (propagate_procedural.cu) or
+ *      pp_propagate_stored_spikes     (propagate_stored.cu)
+ *        every (spike, outgoing projection): atomicAdd each synapse's fixed-point
+ *        weight into ring slot (t + delay) % ring_slots of the target population.
+ *   3. pp_record_advance         (record.cu)       one thread: close the step in the
+ *        record buffer, empty the spike list, step += 1.
+ *
+ * The step index lives in device memory (pp_ctrl.step), so a CUDA graph of K
+ * steps is K copies of the same three launches with the same arguments.
+ * Integer atomics make the ring sums independent of the order of additions:
+ * the result is bit-identical to the CPU loop whatever the launch shape.
+ */
+#ifndef PP_STEP_CUH
+#define PP_STEP_CUH
+
+#include <stddef.h>
+#include "lif.cuh"
+
+#ifndef __CUDACC__
+#error "step.cuh is device code: compile with nvcc"
+#endif
+
+/* Control block, one per simulation, in device memory.  Mirrored by
+ * CTRL_DTYPE in pyproc/kernels.py (64 bytes; offsets in the comments). */
+typedef struct {
+    unsigned long long step;       /*  0 current step (read by every kernel)            */
+    unsigned long long n_events;   /*  8 synaptic events delivered so far               */
+    unsigned long long n_spikes;   /* 16 spikes emitted so far (all populations)         */
+    unsigned long long err_step;   /* 24 step of the first error                         */
+    unsigned int n_spk;            /* 32 entries in the spike list (current step)        */
+    unsigned int n_rec;            /* 36 ids appended to the record buffer since a drain */
+    unsigned int rec_steps;        /* 40 steps closed in the record buffer since a drain */
+    unsigned int rec_lost;         /* 44 ids that did not fit (must stay 0)              */
+    unsigned int err_code;         /* 48 first error, PP_ERR_* (0: none)                 */
+    unsigned int err_info;         /* 52 error detail (global neuron id, row, ...)       */
+    int err_aux;                   /* 56 error detail (channel, rule id, ...)            */
+    unsigned int pad_;             /* 60                                                 */
+} pp_ctrl;
+
+static_assert(sizeof(pp_ctrl) == 64, "pp_ctrl must stay 64 bytes (CTRL_DTYPE)");
+static_assert(offsetof(pp_ctrl, n_spk) == 32 && offsetof(pp_ctrl, n_rec) == 36 &&
+              offsetof(pp_ctrl, err_code) == 48 && offsetof(pp_ctrl, err_aux) == 56,
+              "pp_ctrl offsets are mirrored by CTRL_DTYPE in pyproc/kernels.py");
+
+/* Error codes (first error wins); the host maps them to kernel names
+ * (pyproc/kernels.py ERROR_KERNELS). */
+#define PP_ERR_INPUT_OVERFLOW 1u   /* pp_neuron_lif_update: a step's input exceeds int32   */
+#define PP_ERR_SPIKE_LIST     2u   /* pp_neuron_lif_update: spike list full                */
+#define PP_ERR_BAD_RULE       3u   /* pp_propagate_*: unknown rule id                      */
+#define PP_ERR_RING_INDEX     4u   /* pp_propagate_*: ring index out of range              */
+#define PP_ERR_REC_STEPS      5u   /* pp_record_advance: more steps than the record chunk  */
+#define PP_ERR_CSR            6u   /* pp_build_fill: a row does not fit its CSR slice      */
+
+__device__ __forceinline__ void pp_set_error(pp_ctrl *ctrl, unsigned int code, unsigned int info,
+                                             int aux)
+{
+    if (atomicCAS(&ctrl->err_code, 0u, code) == 0u) {
+        ctrl->err_step = ctrl->step;
+        ctrl->err_info = info;
+        ctrl->err_aux = aux;
+    }
+}
+
+/* Sum over the 32 lanes of a full warp (every lane gets the total). */
+__device__ __forceinline__ unsigned long long pp_warp_sum_u64(unsigned long long x)
+{
+    int o;
+    for (o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+
+/* One synapse into the delay ring: slot (t + d) % ring_slots, with
+ * tmod = t % ring_slots and 1 <= d < ring_slots (compile.py makes ring_slots =
+ * largest incoming delay + 1), so one subtraction replaces the modulo. */
+__device__ __forceinline__ void pp_ring_add(int32_t *ring, unsigned long long ring_size,
+                                            const pp_pop *tp, uint32_t tmod, uint32_t channel,
+                                            uint32_t target, int32_t w, int32_t d, pp_ctrl *ctrl)
+{
+    uint32_t slot = tmod + (uint32_t)d;
+    uint64_t idx;
+    if (slot >= tp->ring_slots) slot -= tp->ring_slots;
+    idx = pp_ring_index(tp, slot, channel, target);
+    if (d >= 1 && slot < tp->ring_slots && target < tp->n && idx < ring_size)
+        atomicAdd(ring + idx, w);
+    else
+        pp_set_error(ctrl, PP_ERR_RING_INDEX, target, d);
+}
+
+/* ---- the (spike, outgoing projection, part) work split ---------------------
+ * Used by both propagation kernels.  The step's spikes s < n_spk, each with up
+ * to max_out outgoing projections q, give items = n_spk * max_out (spike, q)
+ * pairs; each item is cut into `split` parts so that there are about as many
+ * parts as warps in the grid (split in [1, 32], a function of n_spk and the
+ * grid only).  Warp w handles virtual warps v = w, w + n_warps, ...; v maps to
+ * item v / split and part v % split, and lane l of part p handles draw /
+ * segment / synapse indices p * 32 + l, p * 32 + l + 32 * split, ...
+ * Which lane handles which synapse changes nothing: every synapse is a pure
+ * function of its indices and the ring sums are integer. */
+__device__ __forceinline__ uint32_t pp_split_for(unsigned long long items, unsigned int n_warps)
+{
+    unsigned long long s;
+    if (items >= n_warps) return 1u;
+    s = n_warps / items;
+    return s > 32ull ? 32u : (uint32_t)s;
+}
+
+#endif /* PP_STEP_CUH */
