@@ -1,0 +1,654 @@
+"""CUDA backend: the step loop on the GPU (PyCUDA + a CUDA graph of K steps).
+
+Data flow (device buffers as planned by :mod:`pyproc.plan`)::
+
+    host: CompiledNetwork --device_tables--> pops, projs, rowlen, poisson_tables,
+          blocks, pop_flags, out_ptr, out_idx (+ stored: CSR built on the device)
+    per step t (kernels read t from ctrl.step; see kernels/step.cuh):
+      pp_neuron_lif_update   ring slot t -> LIF -> spikes[] (+ rec_ids[] if recorded)
+      pp_propagate_*_spikes  spikes[] x outgoing projections -> atomicAdd ring[t + delay]
+      pp_record_advance      rec_end[step in chunk] = n_rec; n_spk = 0; step += 1
+    every record chunk (<= record_chunk_steps steps) and at the end of run_steps:
+      host reads ctrl, rec_end[:rec_steps], rec_ids[:n_rec] -> record.append((step, ids))
+
+The step loop is not a Python loop of launches: the three launches of K steps
+are captured once into a CUDA graph (driver API through ctypes on
+libcuda.so.1, on the simulator's PyCUDA stream) and the graph is launched per
+K steps.  If capture is not possible the backend falls back to prepared calls
+per step (``loop_mode == "launch"``, the reason in ``graph_error``);
+``debug=True`` launches per step and synchronises after every kernel, so that
+a fault names the kernel and the step exactly.
+
+Options (``Simulation(net, backend="cuda", **options)``): ``device`` (ordinal,
+default 0), ``context`` (an existing PyCUDA context to use instead of making
+one), ``record_chunk_steps`` (1000), ``graph_steps`` (100), ``use_graph``
+(True), ``debug`` (False), ``csr_build`` ("device" or "host": stored CSR
+generated on the GPU, or materialised by the NumPy twin and uploaded),
+``prop_blocks`` (grid of the propagation kernel; default from occupancy).
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import time
+import weakref
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..compile import CompiledNetwork
+from ..connectivity import materialise
+from ..errors import BackendUnavailable, OverflowDetected
+from ..kernels import CTRL_DTYPE, ERROR_CODES, forget_context, get_kernels, import_pycuda
+from ..plan import NEURON_BLOCK, Plan, device_tables, plan_network
+
+__all__ = ["CUDASimulator", "CUDAKernelError", "device_tables", "GraphAPI", "propagation_grid"]
+
+log = logging.getLogger("pyproc.cuda")
+
+STEP_KERNELS = ("pp_neuron_lif_update", "{prop}", "pp_record_advance")
+MEMORY_RESERVE = 256 * 2 ** 20      # left free for modules, graphs and the driver
+
+
+class CUDAKernelError(RuntimeError):
+    """A kernel failed (device fault or a check inside a kernel); names kernel and step."""
+
+
+# ---------------------------------------------------------------------------
+# CUDA graphs through the driver API (PyCUDA wraps none of it)
+CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1
+
+
+class GraphUnavailable(RuntimeError):
+    """Stream capture or graph instantiation failed (the backend falls back)."""
+
+
+class GraphAPI:
+    """The few driver functions needed to capture and replay a stream (ctypes)."""
+
+    def __init__(self, lib=None):
+        if lib is None:
+            try:
+                lib = ctypes.CDLL("libcuda.so.1")
+            except OSError as e:
+                raise GraphUnavailable(f"libcuda.so.1 not loadable: {e}") from e
+        vp, pvp = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)
+        try:
+            self.begin = lib.cuStreamBeginCapture_v2
+            self.end = lib.cuStreamEndCapture
+            self.launch = lib.cuGraphLaunch
+            self.exec_destroy = lib.cuGraphExecDestroy
+            self.graph_destroy = lib.cuGraphDestroy
+            inst = getattr(lib, "cuGraphInstantiateWithFlags", None)
+        except AttributeError as e:
+            raise GraphUnavailable(f"libcuda.so.1 lacks a graph function: {e}") from e
+        self.begin.argtypes, self.begin.restype = [vp, ctypes.c_int], ctypes.c_int
+        self.end.argtypes, self.end.restype = [vp, pvp], ctypes.c_int
+        self.launch.argtypes, self.launch.restype = [vp, vp], ctypes.c_int
+        self.exec_destroy.argtypes, self.exec_destroy.restype = [vp], ctypes.c_int
+        self.graph_destroy.argtypes, self.graph_destroy.restype = [vp], ctypes.c_int
+        if inst is not None:
+            inst.argtypes, inst.restype = [pvp, vp, ctypes.c_ulonglong], ctypes.c_int
+            self._inst, self._inst_flags = inst, True
+        else:   # CUDA < 11.4: cuGraphInstantiate(exec, graph, errNode, logBuf, bufSize)
+            inst = lib.cuGraphInstantiate
+            inst.argtypes = [pvp, vp, pvp, ctypes.c_char_p, ctypes.c_size_t]
+            inst.restype = ctypes.c_int
+            self._inst, self._inst_flags = inst, False
+        self._errstr = getattr(lib, "cuGetErrorString", None)
+        if self._errstr is not None:
+            self._errstr.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
+            self._errstr.restype = ctypes.c_int
+
+    def error_string(self, rc: int) -> str:
+        if self._errstr is not None:
+            s = ctypes.c_char_p()
+            if self._errstr(rc, ctypes.byref(s)) == 0 and s.value:
+                return f"{s.value.decode(errors='replace')} (CUresult {rc})"
+        return f"CUresult {rc}"
+
+    def instantiate(self, graph) -> ctypes.c_void_p:
+        exe = ctypes.c_void_p()
+        if self._inst_flags:
+            rc = self._inst(ctypes.byref(exe), graph, 0)
+        else:
+            rc = self._inst(ctypes.byref(exe), graph, None, None, 0)
+        if rc != 0:
+            raise GraphUnavailable(f"cuGraphInstantiate: {self.error_string(rc)}")
+        return exe
+
+    def capture(self, stream_handle: int, record_launches: Callable[[], None],
+                launch_errors: Tuple[type, ...]):
+        """Capture what ``record_launches()`` enqueues on the stream into an
+        instantiated graph; returns (graph, exec)."""
+        h = ctypes.c_void_p(int(stream_handle))
+        rc = self.begin(h, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+        if rc != 0:
+            raise GraphUnavailable(f"cuStreamBeginCapture_v2: {self.error_string(rc)}")
+        failure = None
+        try:
+            record_launches()
+        except launch_errors as e:      # a launch refused during capture
+            failure = e
+        graph = ctypes.c_void_p()
+        rc = self.end(h, ctypes.byref(graph))
+        if failure is not None or rc != 0:
+            if graph.value:
+                self.graph_destroy(graph)
+            why = (f"launch during capture failed: {failure}" if failure is not None
+                   else f"cuStreamEndCapture: {self.error_string(rc)}")
+            raise GraphUnavailable(why)
+        try:
+            exe = self.instantiate(graph)
+        except GraphUnavailable:
+            self.graph_destroy(graph)
+            raise
+        return graph, exe
+
+    def replay(self, exe, stream_handle: int) -> None:
+        rc = self.launch(exe, ctypes.c_void_p(int(stream_handle)))
+        if rc != 0:
+            raise CUDAKernelError(f"cuGraphLaunch: {self.error_string(rc)}")
+
+    def destroy(self, graph, exe) -> None:
+        if exe is not None and exe.value:
+            self.exec_destroy(exe)
+        if graph is not None and graph.value:
+            self.graph_destroy(graph)
+
+
+def propagation_grid(n_sm: int, num_regs: int, block: int = 256) -> int:
+    """Blocks for a grid-stride kernel: as many as fit on all SMs at once
+    (registers allocated per warp in units of 256, 64K registers and 64 warps per SM)."""
+    regs_warp = -(-max(int(num_regs), 1) * 32 // 256) * 256
+    warps_sm = min(64, 65536 // regs_warp)
+    per_sm = max(1, min(32, warps_sm // (block // 32)))
+    return int(n_sm) * per_sm
+
+
+# ---------------------------------------------------------------------------
+class _DeviceState:
+    """Everything that must be released in the context (close() or garbage collection)."""
+
+    def __init__(self, drv):
+        self.drv = drv
+        self.ctx = None
+        self.own = False
+        self.buffers: Dict[str, object] = {}
+        self.graphs: Dict[int, tuple] = {}
+        self.graph_api: Optional[GraphAPI] = None
+        self.stream = None
+
+    def release(self) -> None:
+        drv, ctx = self.drv, self.ctx
+        if ctx is None:
+            return
+        self.ctx = None
+        try:
+            ctx.push()
+        except drv.Error:
+            return
+        try:
+            for graph, exe in self.graphs.values():
+                self.graph_api.destroy(graph, exe)
+            self.graphs.clear()
+            for b in self.buffers.values():
+                try:
+                    b.free()
+                except drv.Error:
+                    pass        # the context is already broken (a kernel fault)
+            self.buffers.clear()
+            self.stream = None
+            if self.own:
+                forget_context(int(ctx.handle))
+        finally:
+            drv.Context.pop()
+        if self.own:
+            try:
+                ctx.detach()
+            except drv.Error:
+                pass
+
+
+class CUDASimulator:
+    """Step loop on a CUDA GPU; same interface as :class:`~pyproc.backends.cpu.CPUSimulator`
+    (``step``, ``n_events``, ``setup_time``, ``run_steps``).  Use as a context manager or
+    call :meth:`close` to free the device."""
+
+    def __init__(self, cnet: CompiledNetwork, connectivity: str = "procedural", *,
+                 device: int = 0, context=None, record_chunk_steps: int = 1000,
+                 graph_steps: int = 100, use_graph: bool = True, debug: bool = False,
+                 csr_build: str = "device", prop_blocks: Optional[int] = None):
+        t0 = time.perf_counter()
+        if connectivity not in ("stored", "procedural"):
+            raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
+        if csr_build not in ("device", "host"):
+            raise ValueError(f"csr_build must be 'device' or 'host', got {csr_build!r}")
+        if int(record_chunk_steps) < 1 or int(graph_steps) < 1:
+            raise ValueError("record_chunk_steps and graph_steps must be >= 1")
+        drv, _ = import_pycuda()
+        self._drv = drv
+        self.cnet = cnet
+        self.connectivity = connectivity
+        self.record_chunk_steps = int(record_chunk_steps)
+        self.graph_steps = min(int(graph_steps), self.record_chunk_steps)
+        self.debug = bool(debug)
+        self.step = 0
+        self.n_events = 0
+        self.n_spikes_total = 0
+        self.n_synapses_stored = 0
+        self.loop_mode = "debug" if debug else ("graph" if use_graph else "launch")
+        self.graph_error: Optional[str] = None
+        self._state = _DeviceState(drv)
+        self._finalizer = weakref.finalize(self, self._state.release)
+        self._acquire_context(drv, device, context)
+        try:
+            self._setup(prop_blocks, csr_build)
+        except BaseException:
+            drv.Context.pop()
+            self.close()
+            raise
+        drv.Context.pop()
+        self.setup_time = time.perf_counter() - t0
+
+    # -- context ------------------------------------------------------------
+    def _acquire_context(self, drv, device, context) -> None:
+        """Make (or push) the context; it is current when this returns."""
+        try:
+            drv.init()
+        except drv.Error as e:
+            raise BackendUnavailable(f"CUDA driver unavailable ({e}); check the NVIDIA driver, "
+                                     "or use the CPU backend (backend='cpu')") from e
+        if context is None:
+            context = drv.Context.get_current()
+        if context is not None:
+            context.push()
+            self._state.ctx, self._state.own = context, False
+            return
+        try:
+            n = drv.Device.count()
+        except drv.Error as e:
+            raise BackendUnavailable(f"CUDA driver error while counting devices ({e}); "
+                                     "the CPU backend (backend='cpu') is available") from e
+        if n == 0 or not (0 <= int(device) < n):
+            raise BackendUnavailable(f"no CUDA device {device} (found {n}); the CPU backend "
+                                     "(backend='cpu') is available")
+        try:
+            ctx = drv.Device(int(device)).make_context()
+        except drv.Error as e:
+            raise BackendUnavailable(f"cannot create a CUDA context on device {device} ({e}); "
+                                     "the CPU backend (backend='cpu') is available") from e
+        self._state.ctx, self._state.own = ctx, True
+
+    class _Active:
+        def __init__(self, sim):
+            self.sim = sim
+
+        def __enter__(self):
+            if self.sim._state.ctx is None:
+                raise RuntimeError("CUDASimulator is closed")
+            self.sim._state.ctx.push()
+
+        def __exit__(self, *exc):
+            self.sim._drv.Context.pop()
+            return False
+
+    def close(self) -> None:
+        """Free every device buffer and graph; pop/destroy the context if it was made here."""
+        self._finalizer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self._state.ctx is None
+
+    # -- set-up -------------------------------------------------------------
+    def _setup(self, prop_blocks, csr_build) -> None:
+        drv, cnet = self._drv, self.cnet
+        plan = plan_network(cnet, self.connectivity, self.record_chunk_steps)
+        self.plan: Plan = plan
+        if plan.record_capacity >= 2 ** 32 - 1:
+            raise BackendUnavailable(f"record buffer of {plan.record_capacity:,d} ids exceeds "
+                                     "uint32: lower record_chunk_steps\n" + plan.format())
+        free, total = drv.mem_get_info()
+        reserve = min(MEMORY_RESERVE, total // 20)
+        if plan.total > free - reserve:
+            raise BackendUnavailable(
+                f"model does not fit the GPU: needs {plan.total:,d} bytes, "
+                f"{free:,d} of {total:,d} free ({reserve:,d} kept in reserve)\n" + plan.format())
+        prop = ("pp_propagate_procedural_spikes" if self.connectivity == "procedural"
+                else "pp_propagate_stored_spikes")
+        names = ["pp_neuron_lif_update", prop, "pp_record_advance"]
+        if self.connectivity == "stored" and csr_build == "device":
+            names += ["pp_build_csr_count", "pp_build_csr_fill"]
+        self._k = get_kernels(names)
+        self._prop_name = prop
+        dev = drv.Context.get_device()
+        self.device_name = dev.name()
+        self.n_sm = dev.get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
+        self._prop_grid = int(prop_blocks) if prop_blocks else propagation_grid(
+            self.n_sm, self._k[prop].num_regs)
+
+        # allocate exactly the plan
+        buf = self._state.buffers
+        for name, nbytes in plan.buffers.items():
+            buf[name] = drv.mem_alloc(nbytes)
+        self.allocated_bytes = int(sum(plan.buffers.values()))
+        assert self.allocated_bytes == plan.total
+        tabs = device_tables(cnet)
+        self._tabs = tabs
+        for name in ("pops", "projs", "rowlen", "poisson_tables", "blocks", "pop_flags",
+                     "out_ptr", "out_idx"):
+            self._upload(name, tabs[name])
+        self._upload("V", cnet.v0.astype(np.float32))
+        for name in ("Iex", "Iin", "ref", "ring", "rec_end"):
+            drv.memset_d8(buf[name], 0, plan.buffers[name])
+        self._ctrl_host = np.zeros(1, CTRL_DTYPE)
+        self._upload("ctrl", self._ctrl_host)
+        self._state.stream = drv.Stream()
+        self._stream = self._state.stream
+        if self.connectivity == "stored":
+            self._upload("csr_row_base", tabs["row_base"])
+            if csr_build == "device":
+                self._build_csr_device()
+            else:
+                self._build_csr_host()
+        self._chunk_step0 = 0
+        self._pending = 0
+        N = cnet.n_neurons
+        self._n_blocks = int(tabs["blocks"].shape[0])
+        P = lambda n: int(buf[n])  # noqa: E731
+        self._args_neuron = (P("pops"), P("blocks"), P("pop_flags"), P("poisson_tables"),
+                             np.uint32(cnet.seed), P("V"), P("Iex"), P("Iin"), P("ref"),
+                             P("ring"), P("spikes"), np.uint32(N), P("rec_ids"),
+                             np.uint32(plan.record_capacity), P("ctrl"))
+        max_out = np.uint32(tabs["max_out"])
+        if self.connectivity == "procedural":
+            self._args_prop = (P("projs"), P("pops"), P("rowlen"), P("out_ptr"), P("out_idx"),
+                               max_out, P("spikes"), np.uint32(cnet.seed), P("ring"),
+                               np.uint64(cnet.ring_size), P("ctrl"))
+        else:
+            self._args_prop = (P("projs"), P("pops"), P("out_ptr"), P("out_idx"), max_out,
+                               P("spikes"), P("csr_row_base"), P("csr_indptr"),
+                               P("csr_targets"), P("csr_weights"), P("csr_delays"), P("ring"),
+                               np.uint64(cnet.ring_size), P("ctrl"))
+        self._args_adv = (P("ctrl"), P("rec_end"), np.uint32(self.record_chunk_steps))
+        self._stream.synchronize()
+        if self.loop_mode == "graph":
+            try:
+                self._state.graph_api = GraphAPI()
+            except GraphUnavailable as e:
+                self._fall_back(str(e))
+
+    def _upload(self, name: str, arr: np.ndarray) -> None:
+        arr = np.ascontiguousarray(arr)
+        if arr.nbytes > self.plan.buffers[name]:
+            raise AssertionError(f"{name}: {arr.nbytes} bytes exceed the plan's "
+                                 f"{self.plan.buffers[name]}")
+        if arr.nbytes:
+            self._drv.memcpy_htod(self._state.buffers[name], arr)
+
+    def _build_csr_device(self) -> None:
+        drv, cnet, buf = self._drv, self.cnet, self._state.buffers
+        n_projs, rows = len(cnet.projs), self.plan.n_rows
+        cap = self.plan.n_synapses_bound
+        drv.memset_d8(buf["csr_indptr"], 0, self.plan.buffers["csr_indptr"])
+        kc, kf = self._k["pp_build_csr_count"], self._k["pp_build_csr_fill"]
+        grid = (propagation_grid(self.n_sm, kc.num_regs), 1)
+        if rows:
+            kc.prepared_async_call(grid, (256, 1, 1), self._stream, int(buf["projs"]),
+                                   np.uint32(n_projs), int(buf["csr_row_base"]),
+                                   int(buf["rowlen"]), np.uint32(cnet.seed),
+                                   int(buf["csr_indptr"]), int(buf["ctrl"]))
+        self._sync("pp_build_csr_count", 0, 0)
+        self._check_errors(self._read_ctrl())
+        indptr = np.empty(rows + 1, np.int64)
+        drv.memcpy_dtoh(indptr, buf["csr_indptr"])
+        np.cumsum(indptr, out=indptr)
+        total = int(indptr[-1])
+        if total > cap:
+            raise CUDAKernelError(f"stored CSR: {total:,d} synapses exceed the planned bound "
+                                  f"{cap:,d} (expected + 10 sd); this should never happen")
+        drv.memcpy_htod(buf["csr_indptr"], indptr)
+        if rows:
+            grid = (propagation_grid(self.n_sm, kf.num_regs), 1)
+            kf.prepared_async_call(grid, (256, 1, 1), self._stream, int(buf["projs"]),
+                                   np.uint32(n_projs), int(buf["csr_row_base"]),
+                                   int(buf["rowlen"]), np.uint32(cnet.seed),
+                                   int(buf["csr_indptr"]), np.uint64(cap),
+                                   int(buf["csr_targets"]), int(buf["csr_weights"]),
+                                   int(buf["csr_delays"]), int(buf["ctrl"]))
+        self._sync("pp_build_csr_fill", 0, 0)
+        self._check_errors(self._read_ctrl())
+        self.n_synapses_stored = total
+
+    def _build_csr_host(self) -> None:
+        drv, cnet, buf = self._drv, self.cnet, self._state.buffers
+        cap = self.plan.n_synapses_bound
+        parts = [materialise(cnet, k) for k in range(len(cnet.projs))]
+        counts = [np.diff(p[0]) for p in parts]
+        indptr = np.concatenate([[0]] + counts).astype(np.int64) if parts else np.zeros(1, np.int64)
+        np.cumsum(indptr, out=indptr)
+        total = int(indptr[-1])
+        if total > cap:
+            raise CUDAKernelError(f"stored CSR: {total:,d} synapses exceed the planned bound {cap:,d}")
+        self._upload("csr_indptr", indptr)
+        if total:
+            self._upload("csr_targets", np.concatenate([p[1] for p in parts]).astype(np.uint32))
+            self._upload("csr_weights", np.concatenate([p[2] for p in parts]).astype(np.int32))
+            self._upload("csr_delays", np.concatenate([p[3] for p in parts]).astype(np.uint16))
+        self.n_synapses_stored = total
+
+    def csr_host(self) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """The device CSR per projection as (indptr, targets, weights, delays) --
+        the layout of :func:`pyproc.connectivity.materialise` (stored only)."""
+        if self.connectivity != "stored":
+            raise ValueError("csr_host: only stored connectivity has a CSR")
+        drv, buf = self._drv, self._state.buffers
+        with self._Active(self):
+            rows = self.plan.n_rows
+            indptr = np.empty(rows + 1, np.int64)
+            drv.memcpy_dtoh(indptr, buf["csr_indptr"])
+            S = int(indptr[-1])
+            tg, w, d = np.empty(S, np.uint32), np.empty(S, np.int32), np.empty(S, np.uint16)
+            if S:
+                drv.memcpy_dtoh(tg, buf["csr_targets"])
+                drv.memcpy_dtoh(w, buf["csr_weights"])
+                drv.memcpy_dtoh(d, buf["csr_delays"])
+        out = []
+        rb = self._tabs["row_base"].astype(np.int64)
+        for k in range(len(self.cnet.projs)):
+            ip = indptr[rb[k]:rb[k + 1] + 1]
+            a, b = int(ip[0]), int(ip[-1])
+            out.append((ip - a, tg[a:b], w[a:b], d[a:b].astype(np.int32)))
+        return out
+
+    # -- launching ----------------------------------------------------------
+    def _launch_step(self) -> None:
+        s, k = self._stream, self._k
+        k["pp_neuron_lif_update"].prepared_async_call((self._n_blocks, 1), (NEURON_BLOCK, 1, 1),
+                                                      s, *self._args_neuron)
+        k[self._prop_name].prepared_async_call((self._prop_grid, 1), (256, 1, 1), s,
+                                               *self._args_prop)
+        k["pp_record_advance"].prepared_async_call((1, 1), (1, 1, 1), s, *self._args_adv)
+
+    def _launch_step_debug(self, step: int) -> None:
+        s, k = self._stream, self._k
+        for name, grid, block, args in (
+                ("pp_neuron_lif_update", self._n_blocks, NEURON_BLOCK, self._args_neuron),
+                (self._prop_name, self._prop_grid, 256, self._args_prop),
+                ("pp_record_advance", 1, 1, self._args_adv)):
+            k[name].prepared_async_call((grid, 1), (block, 1, 1), s, *args)
+            self._sync(name, step, step + 1)
+            self._check_errors(self._read_ctrl(), name)
+
+    def _fall_back(self, why: str) -> None:
+        self.loop_mode = "launch"
+        self.graph_error = why
+        log.warning("CUDA graph unavailable, launching per step: %s", why)
+
+    def _graph(self, m: int):
+        g = self._state.graphs.get(m)
+        if g is None:
+            api = self._state.graph_api
+
+            def record():
+                for _ in range(m):
+                    self._launch_step()
+            g = api.capture(self._stream.handle, record, (self._drv.Error,))
+            self._state.graphs[m] = g
+        return g
+
+    def _advance(self, m: int) -> None:
+        """Enqueue m steps (graph, per-step launches, or debug)."""
+        if self.loop_mode == "graph":
+            try:
+                _, exe = self._graph(m)
+            except GraphUnavailable as e:
+                self._sync("(stream capture)", self.step, self.step)
+                self._fall_back(str(e))
+            else:
+                self._state.graph_api.replay(exe, self._stream.handle)
+                return
+        if self.loop_mode == "debug":
+            for i in range(m):
+                self._launch_step_debug(self.step + self._queued + i)
+            return
+        for _ in range(m):
+            self._launch_step()
+
+    def _sync(self, what: str, first: int, end: int) -> None:
+        try:
+            self._stream.synchronize()
+        except self._drv.Error as e:
+            where = (f"step {first}" if end <= first + 1 else f"steps {first}..{end - 1}")
+            if what.startswith("graph") or what == "steps":
+                names = ", ".join(n.format(prop=self._prop_name) for n in STEP_KERNELS)
+                raise CUDAKernelError(
+                    f"CUDA error in {where} (kernels {names}; loop {self.loop_mode}): {e}. "
+                    "Rerun with debug=True to name the failing kernel and step") from e
+            raise CUDAKernelError(f"CUDA error in kernel {what} at {where}: {e}") from e
+
+    def _read_ctrl(self) -> np.ndarray:
+        self._drv.memcpy_dtoh(self._ctrl_host, self._state.buffers["ctrl"])
+        return self._ctrl_host[0]
+
+    def _check_errors(self, ctrl, context: str = "") -> None:
+        code = int(ctrl["err_code"])
+        if code == 0:
+            return
+        step, info, aux = int(ctrl["err_step"]), int(ctrl["err_info"]), int(ctrl["err_aux"])
+        kernel, what = ERROR_CODES.get(code, ("?", f"unknown error code {code}"))
+        if code == 1:
+            cnet = self.cnet
+            i = int(np.searchsorted(cnet.pops["offset"].astype(np.int64), info, side="right")) - 1
+            raise OverflowDetected(
+                f"fixed-point input overflow at step {step}: population {cnet.pop_names[i]!r}, "
+                f"neuron {info - int(cnet.pops[i]['offset'])}, channel "
+                f"{'ex' if aux == 0 else 'in'}, exceeds int32 (kernel {kernel})")
+        raise CUDAKernelError(f"kernel {kernel} failed at step {step}: {what} "
+                              f"(info {info}, aux {aux})")
+
+    # -- the loop -----------------------------------------------------------
+    def run_steps(self, n_steps: int, record: List,
+                  should_stop: Optional[Callable[[], bool]] = None) -> int:
+        """Advance ``n_steps``; append (step, sorted global ids) of recorded spikes to
+        ``record`` (one tuple per step with spikes, as the CPU backend's ids per step).
+        ``should_stop()`` is polled before each graph of ``graph_steps`` steps.
+        Returns the number of steps done."""
+        n_steps = int(n_steps)
+        done = 0
+        self._queued = 0
+        with self._Active(self):
+            while done < n_steps:
+                if should_stop is not None and should_stop():
+                    break
+                m = min(self.graph_steps, n_steps - done, self.record_chunk_steps - self._pending)
+                self._advance(m)
+                self._queued += m
+                self._pending += m
+                done += m
+                if self._pending >= self.record_chunk_steps:
+                    self._drain(record)
+            if self._queued or self._pending:
+                self._drain(record)
+        return done
+
+    def _drain(self, record: List) -> None:
+        """Wait for the queued steps, check errors, move recorded spikes to ``record``."""
+        drv, buf = self._drv, self._state.buffers
+        first, end = self.step, self.step + self._queued
+        self._sync("steps", first, end)
+        ctrl = self._read_ctrl()
+        self._check_errors(ctrl)
+        if int(ctrl["step"]) != end or int(ctrl["rec_steps"]) != self._pending:
+            raise CUDAKernelError(f"device step counter {int(ctrl['step'])} / record steps "
+                                  f"{int(ctrl['rec_steps'])} disagree with the host "
+                                  f"({end} / {self._pending})")
+        if int(ctrl["rec_lost"]):
+            raise OverflowDetected(f"record buffer overflow in steps {self._chunk_step0}.."
+                                   f"{end - 1}: {int(ctrl['rec_lost'])} spikes lost "
+                                   "(cannot happen with the planned capacity)")
+        n_rec, n_st = int(ctrl["n_rec"]), int(ctrl["rec_steps"])
+        if n_rec:
+            ends = np.empty(n_st, np.uint32)
+            drv.memcpy_dtoh(ends, buf["rec_end"])
+            ids = np.empty(n_rec, np.uint32)
+            drv.memcpy_dtoh(ids, buf["rec_ids"])
+            ends = ends.astype(np.int64)
+            starts = np.concatenate(([0], ends[:-1]))
+            for i in np.flatnonzero(ends > starts):
+                record.append((self._chunk_step0 + int(i),
+                               np.sort(ids[starts[i]:ends[i]]).astype(np.int64)))
+        # reset n_rec and rec_steps (offsets 36, 40) for the next chunk
+        drv.memcpy_htod(int(buf["ctrl"]) + CTRL_DTYPE.fields["n_rec"][1],
+                        np.zeros(2, np.uint32))
+        self.n_events = int(ctrl["n_events"])
+        self.n_spikes_total = int(ctrl["n_spikes"])
+        self.step = end
+        self._queued = 0
+        self._pending = 0
+        self._chunk_step0 = end
+
+    # -- benchmarks -----------------------------------------------------------
+    def time_propagation(self, spikes: np.ndarray, repeats: int = 20) -> Tuple[float, int]:
+        """Time the propagation kernel alone on a given spike list ((population, local)
+        uint32 pairs) at the current step; returns (seconds per launch, events per launch).
+        For benchmarks: the ring is changed, so the simulation state is spoiled (the
+        simulator refuses run_steps afterwards)."""
+        drv, buf = self._drv, self._state.buffers
+        spikes = np.ascontiguousarray(spikes, dtype=np.uint32).reshape(-1, 2)
+        if spikes.shape[0] > self.cnet.n_neurons:
+            raise ValueError("more spikes than neurons")
+        with self._Active(self):
+            self._sync("steps", self.step, self.step)
+            drv.memcpy_htod(buf["spikes"], spikes)
+            ctrl = self._read_ctrl().copy()
+            ev0 = int(ctrl["n_events"])
+            drv.memcpy_htod(int(buf["ctrl"]) + CTRL_DTYPE.fields["n_spk"][1],
+                            np.array([spikes.shape[0]], np.uint32))
+            k = self._k[self._prop_name]
+            start, stop = drv.Event(), drv.Event()
+            k.prepared_async_call((self._prop_grid, 1), (256, 1, 1), self._stream,
+                                  *self._args_prop)          # warm-up
+            start.record(self._stream)
+            for _ in range(repeats):
+                k.prepared_async_call((self._prop_grid, 1), (256, 1, 1), self._stream,
+                                      *self._args_prop)
+            stop.record(self._stream)
+            self._sync(self._prop_name, self.step, self.step + 1)
+            sec = stop.time_since(start) * 1e-3 / repeats
+            ctrl2 = self._read_ctrl()
+            self._check_errors(ctrl2)
+            events = (int(ctrl2["n_events"]) - ev0) // (repeats + 1)
+        self.run_steps = self._spoiled          # type: ignore[method-assign]
+        return sec, events
+
+    def _spoiled(self, *a, **k):
+        raise RuntimeError("time_propagation() changed the delay ring: make a new simulator")

@@ -1,0 +1,275 @@
+"""Memory planner: the bytes of every device buffer of the CUDA backend,
+computed from a :class:`~pyproc.compile.CompiledNetwork` alone (no GPU, no
+synapse materialised), and the host-side tables those buffers hold.
+
+Entry points (the CLI ``pyproc plan MODEL [options]`` calls one of them)::
+
+    plan_network(cnet, connectivity, record_chunk_steps=1000) -> Plan
+        Plan.buffers   dict name -> bytes allocated on the device
+        Plan.total     sum of Plan.buffers
+        Plan.format()  printable table
+    report(cnet, record_chunk_steps=1000) -> str
+        model totals and both plans (procedural and stored) side by side
+    main(args) -> int
+        prints report(); ``args`` is an argparse.Namespace with ``cnet`` (a
+        CompiledNetwork) or ``network`` (a pyproc.Network), and optionally
+        ``record_chunk_steps`` (int) and ``json`` (path: also write the plans
+        as JSON).  Returns 0.
+
+The CUDA backend (:mod:`pyproc.backends.cuda`) allocates exactly
+``Plan.buffers`` (one allocation per entry, same bytes) and refuses a model
+whose ``Plan.total`` does not fit the free device memory, with the plan in the
+message.  Every buffer is at least ``MIN_ALLOC`` bytes so that an empty table
+still has a valid device pointer; the driver rounds each allocation up to its
+own granularity (512 B), which the plan does not count.
+
+Buffers
+-------
+=================  =========================================================
+pops, projs        the population / projection tables (POP_DTYPE, PROJ_DTYPE)
+rowlen             row lengths of the fixed-number rules (uint32)
+poisson_tables     Poisson threshold tables (uint32)
+blocks             neuron-kernel block table: (population, first local) uint32
+                   pairs, ceil(n / 256) blocks per population
+pop_flags          uint32 per population (bit 0: recorded)
+out_ptr, out_idx   outgoing projections of each population (uint32 CSR)
+V, Iex, Iin, ref   neuron state, 4 bytes per neuron each
+ring               delay ring, int32 x ring_size
+spikes             spike list of one step: (population, local) uint32 pairs, N
+rec_ids            record buffer: uint32 global ids, capacity sum over recorded
+                   populations of n * ceil(C / (ref_steps + 1)) for a chunk of
+                   C = record_chunk_steps steps -- a neuron cannot spike more
+                   often (refractoriness), so no spike can be lost
+rec_end            uint32 per step of a chunk: end of that step's ids
+ctrl               the control block (64 bytes, CTRL_DTYPE)
+csr_row_base       stored only: first CSR row of each projection (uint64)
+csr_indptr         stored only: int64 per row + 1
+csr_targets        stored only: uint32 per synapse
+csr_weights        stored only: int32 per synapse
+csr_delays         stored only: uint16 per synapse
+=================  =========================================================
+
+Synapse counts of the stored CSR: exact for the fixed-number rules (row-length
+table) and the decoder; for pairwise_bernoulli the expected count plus 10
+standard deviations of its binomial (rounded up), per projection, so the
+allocation is an upper bound that the device build checks.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+import numpy as np
+
+from .compile import POP_DTYPE, PROJ_DTYPE, RULE_BERNOULLI, CompiledNetwork
+
+__all__ = ["Plan", "plan_network", "report", "main", "device_tables", "record_capacity",
+           "synapse_bound", "NEURON_BLOCK", "MIN_ALLOC", "DEFAULT_RECORD_CHUNK_STEPS",
+           "CTRL_BYTES"]
+
+NEURON_BLOCK = 256                 # threads per neuron-kernel block (PP_NEURON_BLOCK)
+MIN_ALLOC = 8                      # smallest device allocation, bytes
+DEFAULT_RECORD_CHUNK_STEPS = 1000  # steps per drain of the record buffer
+CTRL_BYTES = 64                    # sizeof(pp_ctrl)
+
+
+def _alloc(nbytes: int) -> int:
+    return max(int(nbytes), MIN_ALLOC)
+
+
+def record_capacity(cnet: CompiledNetwork, chunk_steps: int) -> int:
+    """Most ids a chunk of ``chunk_steps`` steps can record: a neuron spikes at most
+    once per ref_steps + 1 steps (it cannot cross threshold while refractory, as
+    V_reset < V_th; if float32 rounding made V_reset >= V_th it could spike every step)."""
+    if chunk_steps < 1:
+        raise ValueError(f"record_chunk_steps must be >= 1, got {chunk_steps}")
+    pops = cnet.pops
+    cap = 0
+    for i in range(cnet.n_pops):
+        if not cnet.record[i]:
+            continue
+        ref = int(pops[i]["ref_steps"])
+        if np.float32(pops[i]["V_reset"]) >= np.float32(pops[i]["V_th"]):
+            ref = 0
+        cap += int(pops[i]["n"]) * (-(-chunk_steps // (ref + 1)))
+    return cap
+
+
+def synapse_bound(cnet: CompiledNetwork) -> np.ndarray:
+    """Per projection: an upper bound on its synapse count (int64; exact except
+    pairwise_bernoulli: expected + 10 sd, rounded up)."""
+    projs = cnet.projs
+    out = np.zeros(len(projs), np.int64)
+    for k in range(len(projs)):
+        pj = projs[k]
+        if pj["rule"] == RULE_BERNOULLI:
+            p = float(cnet.info["p"][k])
+            pairs = float(pj["n_pre"]) * float(pj["n_post"])
+            if not pj["autapses"]:
+                pairs -= float(pj["n_pre"])
+            mean = p * pairs
+            sd = math.sqrt(max(pairs * p * (1.0 - p), 0.0))
+            out[k] = min(int(math.ceil(mean + 10.0 * sd)), int(pairs))
+        else:
+            out[k] = int(round(cnet.expected_synapses(k)))
+    return out
+
+
+def device_tables(cnet: CompiledNetwork) -> Dict[str, object]:
+    """Host arrays uploaded to the device (see the module docstring), plus
+    ``max_out`` (most outgoing projections of one population)."""
+    n_pops, n_projs = cnet.n_pops, len(cnet.projs)
+    sizes = cnet.pops["n"].astype(np.int64)
+    nb = -(-sizes // NEURON_BLOCK)
+    blocks = np.zeros((int(nb.sum()), 2), np.uint32)
+    b = 0
+    for i in range(n_pops):
+        m = int(nb[i])
+        blocks[b:b + m, 0] = i
+        blocks[b:b + m, 1] = np.arange(m, dtype=np.uint32) * NEURON_BLOCK
+        b += m
+    src = cnet.projs["src_pop"].astype(np.int64)
+    out_idx = np.argsort(src, kind="stable").astype(np.uint32)
+    counts = np.bincount(src, minlength=n_pops) if n_projs else np.zeros(n_pops, np.int64)
+    out_ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.uint32)
+    row_base = np.concatenate(([0], np.cumsum(cnet.projs["n_pre"].astype(np.int64)))
+                              ).astype(np.uint64)
+    return {
+        "pops": np.ascontiguousarray(cnet.pops, dtype=POP_DTYPE),
+        "projs": np.ascontiguousarray(cnet.projs, dtype=PROJ_DTYPE),
+        "rowlen": np.ascontiguousarray(cnet.rowlen, dtype=np.uint32),
+        "poisson_tables": np.ascontiguousarray(cnet.poisson_tables, dtype=np.uint32),
+        "blocks": blocks,
+        "pop_flags": cnet.record.astype(np.uint32),
+        "out_ptr": out_ptr,
+        "out_idx": out_idx,
+        "row_base": row_base,
+        "max_out": int(counts.max()) if n_projs else 0,
+    }
+
+
+@dataclass
+class Plan:
+    """Bytes of every device buffer for one connectivity (see the module docstring)."""
+    connectivity: str
+    buffers: Dict[str, int]
+    record_chunk_steps: int
+    record_capacity: int
+    n_pops: int
+    n_neurons: int
+    n_projs: int
+    n_synapses: int            # exact, or expected for pairwise_bernoulli
+    n_synapses_bound: int      # what the stored CSR is sized for
+    n_rows: int                # CSR rows (sum of n_pre over projections)
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.buffers.values()))
+
+    def format(self) -> str:
+        lines = [f"device memory plan, {self.connectivity} connectivity",
+                 f"  {'buffer':<16} {'bytes':>18} {'':>10}"]
+        for name, nb in self.buffers.items():
+            lines.append(f"  {name:<16} {nb:>18,d} {_human(nb):>10}")
+        lines.append(f"  {'total':<16} {self.total:>18,d} {_human(self.total):>10}")
+        lines.append(f"  record chunk {self.record_chunk_steps} steps, "
+                     f"capacity {self.record_capacity:,d} spikes")
+        lines.extend("  " + n for n in self.notes)
+        return "\n".join(lines)
+
+    def to_dict(self) -> Dict[str, object]:
+        return {"connectivity": self.connectivity, "buffers": dict(self.buffers),
+                "total": self.total, "record_chunk_steps": self.record_chunk_steps,
+                "record_capacity": self.record_capacity, "populations": self.n_pops,
+                "neurons": self.n_neurons, "projections": self.n_projs,
+                "synapses": self.n_synapses, "synapses_bound": self.n_synapses_bound}
+
+
+def _human(n: int) -> str:
+    for unit, f in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= f:
+            return f"{n / f:.2f} {unit}"
+    return f"{n} B"
+
+
+def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
+                 record_chunk_steps: int = DEFAULT_RECORD_CHUNK_STEPS) -> Plan:
+    """The device buffers of ``cnet`` for ``connectivity`` ('procedural' or 'stored')."""
+    if connectivity not in ("procedural", "stored"):
+        raise ValueError(f"connectivity must be 'procedural' or 'stored', got {connectivity!r}")
+    record_chunk_steps = int(record_chunk_steps)
+    n_pops, n_projs, N = cnet.n_pops, len(cnet.projs), cnet.n_neurons
+    n_blocks = int((-(-cnet.pops["n"].astype(np.int64) // NEURON_BLOCK)).sum())
+    rec_cap = record_capacity(cnet, record_chunk_steps)
+    bound = synapse_bound(cnet)
+    expected = int(round(sum(cnet.expected_synapses(k) for k in range(n_projs))))
+    n_rows = int(cnet.projs["n_pre"].astype(np.int64).sum()) if n_projs else 0
+    S = int(bound.sum())
+    raw = [
+        ("pops", n_pops * POP_DTYPE.itemsize),
+        ("projs", n_projs * PROJ_DTYPE.itemsize),
+        ("rowlen", 4 * cnet.rowlen.size),
+        ("poisson_tables", 4 * cnet.poisson_tables.size),
+        ("blocks", 8 * n_blocks),
+        ("pop_flags", 4 * n_pops),
+        ("out_ptr", 4 * (n_pops + 1)),
+        ("out_idx", 4 * n_projs),
+        ("V", 4 * N), ("Iex", 4 * N), ("Iin", 4 * N), ("ref", 4 * N),
+        ("ring", 4 * int(cnet.ring_size)),
+        ("spikes", 8 * N),
+        ("rec_ids", 4 * rec_cap),
+        ("rec_end", 4 * record_chunk_steps),
+        ("ctrl", CTRL_BYTES),
+    ]
+    notes = []
+    if connectivity == "stored":
+        raw += [("csr_row_base", 8 * (n_projs + 1)), ("csr_indptr", 8 * (n_rows + 1)),
+                ("csr_targets", 4 * S), ("csr_weights", 4 * S), ("csr_delays", 2 * S)]
+        notes.append(f"CSR sized for {S:,d} synapses (expected {expected:,d}; "
+                     "pairwise_bernoulli: + 10 sd)")
+    return Plan(connectivity=connectivity, buffers={k: _alloc(v) for k, v in raw},
+                record_chunk_steps=record_chunk_steps, record_capacity=rec_cap,
+                n_pops=n_pops, n_neurons=N, n_projs=n_projs, n_synapses=expected,
+                n_synapses_bound=S, n_rows=n_rows, notes=notes)
+
+
+def report(cnet: CompiledNetwork, record_chunk_steps: int = DEFAULT_RECORD_CHUNK_STEPS) -> str:
+    """Model totals and the procedural and stored plans, as printable text."""
+    pr = plan_network(cnet, "procedural", record_chunk_steps)
+    st = plan_network(cnet, "stored", record_chunk_steps)
+    lines = [f"populations {pr.n_pops:,d}   neurons {pr.n_neurons:,d}   "
+             f"projections {pr.n_projs:,d}   synapses {pr.n_synapses:,d}   dt {cnet.dt} ms",
+             f"record chunk {pr.record_chunk_steps} steps "
+             f"(capacity {pr.record_capacity:,d} spikes)",
+             "",
+             f"  {'buffer':<16} {'procedural':>14} {'stored':>14}"]
+    for name in st.buffers:
+        a = pr.buffers.get(name)
+        lines.append(f"  {name:<16} {(_human(a) if a is not None else '-'):>14} "
+                     f"{_human(st.buffers[name]):>14}")
+    lines.append(f"  {'total':<16} {_human(pr.total):>14} {_human(st.total):>14}")
+    lines.append(f"  {'total bytes':<16} {pr.total:>14,d} {st.total:>14,d}")
+    lines.extend("  " + n for n in st.notes)
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    """``pyproc plan``: print :func:`report` for ``args.cnet`` or ``args.network``."""
+    cnet = getattr(args, "cnet", None)
+    if cnet is None:
+        from .compile import compile_network
+        net = getattr(args, "network", None)
+        if net is None:
+            raise ValueError("pyproc.plan.main: args needs a 'cnet' or a 'network'")
+        cnet = compile_network(net)
+    chunk = getattr(args, "record_chunk_steps", None) or DEFAULT_RECORD_CHUNK_STEPS
+    print(report(cnet, chunk))
+    path = getattr(args, "json", None)
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({c: plan_network(cnet, c, chunk).to_dict()
+                       for c in ("procedural", "stored")}, f, indent=1)
+    return 0
