@@ -1,0 +1,131 @@
+"""Spike-train and connectivity statistics for validation.
+
+Activity statistics follow van Albada et al. (2018, Front. Neurosci. 12:291)
+and Knight & Nowotny (2018/2021): per population, the time-averaged rate of
+every neuron, the coefficient of variation of the inter-spike intervals of
+every neuron with enough spikes, and the Pearson correlation of spike counts
+in 2 ms bins for all pairs of a sample of neurons; the initial transient
+(default 500 ms) is discarded.  Statistical tests themselves are
+``scipy.stats``'s; this module only shapes the data.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .results import Results
+
+__all__ = ["population_spikes", "rates_per_neuron", "cv_isi", "pairwise_correlations",
+           "in_degrees", "out_degrees", "population_statistics", "T_DISCARD_MS", "CORR_BIN_MS",
+           "CORR_NEURONS"]
+
+T_DISCARD_MS = 500.0     # initial transient left out of every statistic
+CORR_BIN_MS = 2.0        # bin width of the spike counts for correlations
+CORR_NEURONS = 200       # neurons sampled per population for correlations (van Albada 2018)
+
+
+def _window(res: Results, t_start: float, t_stop: Optional[float]) -> Tuple[float, float]:
+    t_stop = res.duration if t_stop is None else float(t_stop)
+    if not t_stop > t_start:
+        raise ValueError(f"analysis window is empty: t_start={t_start} ms, t_stop={t_stop} ms "
+                         f"(simulated {res.duration} ms)")
+    return float(t_start), t_stop
+
+
+def population_spikes(res: Results, pop, t_start: float = T_DISCARD_MS,
+                      t_stop: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray, int]:
+    """(local neuron ids, spike times in ms, population size) of the spikes of ``pop``
+    (name or index) with ``t_start <= t < t_stop``, sorted by neuron then time."""
+    i = res.pop_names.index(pop) if isinstance(pop, str) else int(pop)
+    t_start, t_stop = _window(res, t_start, t_stop)
+    off, n = int(res.pop_offsets[i]), int(res.pop_sizes[i])
+    sel = (res.senders >= off) & (res.senders < off + n) & (res.times >= t_start) & \
+        (res.times < t_stop)
+    ids = (res.senders[sel] - off).astype(np.int64)
+    t = res.times[sel]
+    order = np.lexsort((t, ids))
+    return ids[order], t[order], n
+
+
+def rates_per_neuron(res: Results, pop, t_start: float = T_DISCARD_MS,
+                     t_stop: Optional[float] = None) -> np.ndarray:
+    """Rate (Hz) of every neuron of ``pop`` in [t_start, t_stop), silent neurons included."""
+    t_start, t_stop = _window(res, t_start, t_stop)
+    ids, _, n = population_spikes(res, pop, t_start, t_stop)
+    return np.bincount(ids, minlength=n) / ((t_stop - t_start) * 1e-3)
+
+
+def cv_isi(res: Results, pop, t_start: float = T_DISCARD_MS, t_stop: Optional[float] = None,
+           min_spikes: int = 3) -> np.ndarray:
+    """CV = sd / mean (ddof 0) of the inter-spike intervals of each neuron of ``pop`` with
+    at least ``min_spikes`` spikes in the window (so at least two intervals)."""
+    ids, t, n = population_spikes(res, pop, t_start, t_stop)
+    if ids.size < 2:
+        return np.zeros(0)
+    same = ids[1:] == ids[:-1]
+    isi = np.diff(t)[same]
+    owner = ids[1:][same]
+    count = np.bincount(ids, minlength=n)
+    keep = count >= max(min_spikes, 3)
+    k = np.bincount(owner, minlength=n).astype(np.float64)
+    s1 = np.bincount(owner, weights=isi, minlength=n)
+    s2 = np.bincount(owner, weights=isi * isi, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / k
+        var = np.maximum(s2 / k - mean * mean, 0.0)
+        cv = np.sqrt(var) / mean
+    return cv[keep]
+
+
+def pairwise_correlations(res: Results, pop, t_start: float = T_DISCARD_MS,
+                          t_stop: Optional[float] = None, bin_ms: float = CORR_BIN_MS,
+                          n_neurons: int = CORR_NEURONS, seed: int = 0) -> np.ndarray:
+    """Pearson correlation coefficients of spike counts in ``bin_ms`` bins for all pairs
+    of ``n_neurons`` neurons of ``pop`` drawn without replacement (NumPy generator seeded
+    with ``seed``: the same neuron ids for every run of the same network size).  Pairs with
+    a silent neuron have no defined correlation and are left out."""
+    t_start, t_stop = _window(res, t_start, t_stop)
+    ids, t, n = population_spikes(res, pop, t_start, t_stop)
+    m = min(int(n_neurons), n)
+    if m < 2:
+        return np.zeros(0)
+    sample = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[sample] = np.arange(m)
+    keep = pos[ids] >= 0
+    n_bins = int(np.ceil((t_stop - t_start) / bin_ms - 1e-9))
+    b = np.minimum(((t[keep] - t_start) / bin_ms).astype(np.int64), n_bins - 1)
+    counts = np.zeros((m, n_bins))
+    np.add.at(counts, (pos[ids[keep]], b), 1.0)
+    active = counts.std(axis=1) > 0
+    counts = counts[active]
+    if counts.shape[0] < 2:
+        return np.zeros(0)
+    c = np.corrcoef(counts)
+    return c[np.triu_indices(c.shape[0], k=1)]
+
+
+def in_degrees(indices: np.ndarray, n_post: int) -> np.ndarray:
+    """Synapses per target neuron from the column indices of a CSR matrix (multapses count)."""
+    return np.bincount(np.asarray(indices, dtype=np.int64), minlength=n_post)
+
+
+def out_degrees(indptr: np.ndarray) -> np.ndarray:
+    """Synapses per source neuron from a CSR row pointer."""
+    return np.diff(np.asarray(indptr, dtype=np.int64))
+
+
+def population_statistics(res: Results, t_start: float = T_DISCARD_MS,
+                          t_stop: Optional[float] = None, bin_ms: float = CORR_BIN_MS,
+                          n_corr: int = CORR_NEURONS, corr_seed: int = 0) -> dict:
+    """{population: {"rate": array, "cv": array, "corr": array}} for every recorded population."""
+    out = {}
+    for i, name in enumerate(res.pop_names):
+        if not res.recorded[i]:
+            continue
+        out[name] = {"rate": rates_per_neuron(res, i, t_start, t_stop),
+                     "cv": cv_isi(res, i, t_start, t_stop),
+                     "corr": pairwise_correlations(res, i, t_start, t_stop, bin_ms, n_corr,
+                                                   seed=corr_seed + i)}
+    return out
