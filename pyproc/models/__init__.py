@@ -4,8 +4,7 @@
 """
 from .balanced import balanced
 from .microcircuit import microcircuit
-from .multiarea import multiarea
 
-MODELS = {"balanced": balanced, "microcircuit": microcircuit, "multiarea": multiarea}
+MODELS = {"balanced": balanced, "microcircuit": microcircuit}
 
-__all__ = ["MODELS", "balanced", "microcircuit", "multiarea"]
+__all__ = ["MODELS", "balanced", "microcircuit"]
