@@ -1,0 +1,63 @@
+"""Every kernels/*.cu compiles alone with nvcc for sm_80 and sm_90, warnings as
+errors, with the options the backend uses; and the argument formats that
+pyproc.kernels.KERNELS gives PyCUDA's prepare() match the kernel signatures."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from pyproc import kernels
+
+CU = sorted(f for f in kernels.sources() if f.endswith(".cu"))
+
+
+@pytest.mark.nvcc
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("name", CU)
+def test_compiles(name, arch, tmp_path):
+    cmd = [shutil.which("nvcc"), "-cubin", f"-arch={arch}", "-Werror", "all-warnings",
+           *kernels.compile_options(), "-I", kernels.kernel_dir(),
+           os.path.join(kernels.kernel_dir(), name), "-o", str(tmp_path / "k.cubin")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stdout}\n{r.stderr}"
+
+
+def _signature(src: str, name: str):
+    m = re.search(r'extern "C" __global__ void(?:\s+__launch_bounds__\([^)]*\))?\s+'
+                  + name + r'\s*\(([^)]*)\)', src)
+    assert m, f"kernel {name} not found"
+    return [a.strip() for a in m.group(1).split(",")]
+
+
+def _fmt(arg: str) -> str:
+    if "*" in arg:
+        return "P"
+    t = arg.rsplit(" ", 1)[0].replace("const", "").strip()
+    return {"uint32_t": "I", "unsigned int": "I", "unsigned long long": "Q", "int32_t": "i",
+            "int": "i"}[t]
+
+
+@pytest.mark.parametrize("name", sorted(kernels.KERNELS))
+def test_prepare_format_matches_signature(name):
+    src_file, fmt, doc = kernels.KERNELS[name]
+    args = _signature(kernels.read_source(src_file), name)
+    assert "".join(_fmt(a) for a in args) == fmt
+    assert len(doc) == len(args)
+    for a, d in zip(args, doc):    # documented names in the same order
+        assert a.split()[-1].lstrip("*") == d.split(":")[0], (a, d)
+
+
+def test_every_kernel_has_comment_block():
+    for f in CU:
+        src = kernels.read_source(f)
+        for name in re.findall(r'extern "C" __global__ void(?:\s+__launch_bounds__\([^)]*\))?'
+                               r'\s+(pp_\w+)', src):
+            block = src[:src.index(name + "(") if name + "(" in src else src.index(name)]
+            head = block[block.rfind("/*"):]
+            for key in ("Launch shape", "Thread map", "RNG counters", "Writes", "CPU twin"):
+                assert key in head, f"{f}: {name} comment block lacks {key!r}"
+            assert name in kernels.KERNELS, f"{name} missing from pyproc.kernels.KERNELS"

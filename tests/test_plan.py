@@ -1,0 +1,146 @@
+"""The memory planner: exact byte arithmetic of every device buffer on a small
+network, derived here by hand from the model (not from the planner's code)."""
+from __future__ import annotations
+
+import math
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import pyproc as pp
+from pyproc.plan import MIN_ALLOC, device_tables, main, plan_network, record_capacity, report
+from pyproc.rules import decoder
+
+
+def _net():
+    net = pp.Network(dt=0.1, seed=7)
+    # A: two channels (tau_syn differ), t_ref 2 ms = 20 steps; B: one channel, t_ref 0.5 ms
+    net.add_population("A", 300, pp.LIF(tau_syn_ex=2.0, tau_syn_in=5.0, t_ref=2.0))
+    net.add_population("B", 100, pp.LIF(tau_syn_ex=1.0, tau_syn_in=1.0, t_ref=0.5))
+    net.add_population("C", 3, pp.LIF(), record=False)
+    net.connect("A", "B", pp.fixed_total_number(1234), weight=20.0, delay=1.0)    # 10 steps
+    net.connect("B", "A", pp.pairwise_bernoulli(0.2), weight=-50.0, delay=0.3)     # 3 steps
+    net.connect("A", "A", pp.fixed_outdegree(7, allow_autapses=False), weight=pp.normal(5.0, 1.0),
+                delay=pp.normal(1.5, 0.2))
+    net.connect("A", "C", decoder(), weight=1.0, delay=0.2)                        # 2 steps
+    net.add_poisson("A", rate=10.0, K=100, weight=30.0)
+    return net
+
+
+def test_buffers_exact():
+    cnet = pp.compile_network(_net())
+    C = 500
+    pl = plan_network(cnet, "procedural", record_chunk_steps=C)
+    st = plan_network(cnet, "stored", record_chunk_steps=C)
+    N = 403
+    dmax_AA = int(cnet.projs["d_max"][2])
+    slots_A = max(3, dmax_AA) + 1            # incoming: B->A 3 steps, A->A normal
+    ring = slots_A * 2 * 300 + 11 * 1 * 100 + 3 * 1 * 3
+    assert cnet.ring_size == ring
+    # record: A 300 x ceil(500/21), B 100 x ceil(500/6), C not recorded
+    rec = 300 * math.ceil(C / 21) + 100 * math.ceil(C / 6)
+    assert record_capacity(cnet, C) == rec
+    want = {
+        "pops": 3 * pp.compile.POP_DTYPE.itemsize,
+        "projs": 4 * pp.compile.PROJ_DTYPE.itemsize,
+        "rowlen": 4 * (300 + 300),            # fixed_total_number A->B and fixed_outdegree A->A
+        "poisson_tables": 4 * int(cnet.pops[0]["poisson_len"]),
+        "blocks": 8 * (2 + 1 + 1),            # ceil(300/256) + ceil(100/256) + ceil(3/256)
+        "pop_flags": 4 * 3,
+        "out_ptr": 4 * 4,
+        "out_idx": 4 * 4,
+        "V": 4 * N, "Iex": 4 * N, "Iin": 4 * N, "ref": 4 * N,
+        "ring": 4 * ring,
+        "spikes": 8 * N,
+        "rec_ids": 4 * rec,
+        "rec_end": 4 * C,
+        "ctrl": 64,
+    }
+    assert pl.buffers == want
+    assert pl.total == sum(want.values())
+    # stored: CSR sized exactly for the fixed rules and the decoder, + 10 sd for bernoulli
+    pairs = 100 * 300
+    bern = math.ceil(0.2 * pairs + 10 * math.sqrt(pairs * 0.2 * 0.8))
+    dec = sum(bin(i + 1)[2:].count("1") for i in range(300)
+              if True) - sum(((i + 1) >> j) & 1 for i in range(300) for j in range(3, 32))
+    S = 1234 + bern + 7 * 300 + dec
+    assert st.n_synapses_bound == S
+    rows = 300 + 100 + 300 + 300
+    extra = {"csr_row_base": 8 * 5, "csr_indptr": 8 * (rows + 1), "csr_targets": 4 * S,
+             "csr_weights": 4 * S, "csr_delays": 2 * S}
+    assert st.buffers == {**want, **extra}
+    assert st.total == pl.total + sum(extra.values())
+    assert (pl.n_pops, pl.n_neurons, pl.n_projs, pl.n_rows) == (3, N, 4, rows)
+    assert pl.record_chunk_steps == C and pl.record_capacity == rec
+
+
+def test_bernoulli_bound_holds():
+    """The stored CSR bound is never below the real synapse count."""
+    cnet = pp.compile_network(_net())
+    from pyproc.connectivity import materialise
+    st = plan_network(cnet, "stored")
+    real = sum(int(materialise(cnet, k)[0][-1]) for k in range(len(cnet.projs)))
+    assert real <= st.n_synapses_bound
+    assert abs(real - st.n_synapses) < 0.05 * real
+
+
+def test_min_alloc_and_no_recording():
+    net = pp.Network(dt=0.1, seed=1)
+    net.add_population("X", 10, record=False)
+    cnet = pp.compile_network(net)
+    pl = plan_network(cnet, "procedural")
+    for name in ("projs", "rowlen", "poisson_tables", "out_idx", "rec_ids"):
+        assert pl.buffers[name] == MIN_ALLOC
+    assert pl.record_capacity == 0
+    st = plan_network(cnet, "stored")
+    assert st.buffers["csr_targets"] == MIN_ALLOC and st.buffers["csr_indptr"] == 8
+
+
+def test_refractory_zero_and_reset_at_threshold():
+    net = pp.Network(dt=1.0, seed=1)
+    net.add_population("X", 10, pp.LIF(t_ref=0.0))
+    assert record_capacity(pp.compile_network(net), 7) == 70
+
+
+def test_device_tables():
+    cnet = pp.compile_network(_net())
+    t = device_tables(cnet)
+    assert t["blocks"].tolist() == [[0, 0], [0, 256], [1, 0], [2, 0]]
+    # outgoing projections per source population: A has 3 (A->B, A->A, A->C), B 1
+    assert t["out_ptr"].tolist() == [0, 3, 4, 4]
+    assert sorted(t["out_idx"][:3].tolist()) == [0, 2, 3] and t["out_idx"][3] == 1
+    assert t["max_out"] == 3
+    assert t["row_base"].tolist() == [0, 300, 400, 700, 1000]
+    assert t["pops"].tobytes() == cnet.pops.tobytes()
+    assert t["pop_flags"].tolist() == [1, 1, 0]
+
+
+def test_report_and_main(capsys):
+    cnet = pp.compile_network(_net())
+    text = report(cnet, 100)
+    assert "procedural" in text and "stored" in text and "csr_targets" in text
+    assert "neurons 403" in text and "projections 4" in text
+    assert main(SimpleNamespace(cnet=cnet, record_chunk_steps=100)) == 0
+    assert "total" in capsys.readouterr().out
+    assert main(SimpleNamespace(network=_net())) == 0
+
+
+def test_fast_on_large_model():
+    """Planning needs no synapses: a 4e6-neuron model with thousands of projections
+    is planned in well under a second (here 200 populations x 40 projections each)."""
+    net = pp.Network(dt=0.1, seed=3)
+    for i in range(200):
+        net.add_population(f"P{i}", 20000, pp.LIF(tau_syn_ex=0.5, tau_syn_in=0.5))
+    rng = np.random.default_rng(0)
+    for i in range(200):
+        for j in rng.choice(200, 40, replace=False):
+            net.connect(f"P{i}", f"P{j}", pp.pairwise_bernoulli(0.01), weight=10.0, delay=1.0)
+    cnet = pp.compile_network(net)
+    t0 = time.perf_counter()
+    for c in ("procedural", "stored"):
+        pl = plan_network(cnet, c)
+    assert time.perf_counter() - t0 < 2.0
+    assert pl.n_neurons == 4_000_000 and pl.n_projs == 8000
+    assert pl.n_synapses == pytest.approx(8000 * 0.01 * 20000 * 20000, rel=1e-3)
