@@ -4,7 +4,8 @@
 """
 from .balanced import balanced
 from .microcircuit import microcircuit
+from .multiarea import multiarea
 
-MODELS = {"balanced": balanced, "microcircuit": microcircuit}
+MODELS = {"balanced": balanced, "microcircuit": microcircuit, "multiarea": multiarea}
 
-__all__ = ["MODELS", "balanced", "microcircuit"]
+__all__ = ["MODELS", "balanced", "microcircuit", "multiarea"]
