@@ -380,16 +380,29 @@ def _ru_maxrss_bytes() -> int:
     return int(r) if sys.platform == "darwin" else int(r) * 1024
 
 
-def _driver_used_bytes() -> Optional[int]:
-    """Device memory in use (total - free) seen by the current CUDA context, if any."""
-    try:
-        import pycuda.driver as drv
-        if drv.Context.get_current() is None:
-            return None
-        free, total = drv.mem_get_info()
-        return int(total - free)
-    except Exception:
+def _process_device_bytes() -> Optional[int]:
+    """Device memory nvidia-smi attributes to this process (context included), if any."""
+    rows = _nvidia_smi_apps()
+    for r in rows or []:
+        if len(r) >= 2 and r[0] == str(os.getpid()):
+            try:
+                return int(float(r[1]) * 2 ** 20)
+            except ValueError:
+                return None
+    return None
+
+
+def _nvidia_smi_apps() -> Optional[List[List[str]]]:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
         return None
+    try:
+        out = subprocess.run([exe, "--query-compute-apps=pid,used_memory",
+                              "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [[c.strip() for c in l.split(",")] for l in out.stdout.splitlines() if l.strip()]
 
 
 def run_case(case: Dict, log: Callable[[str], None] = lambda s: None) -> Dict:
@@ -534,17 +547,31 @@ def run_case(case: Dict, log: Callable[[str], None] = lambda s: None) -> Dict:
                 rec["events_check"] = {"error": f"{type(e).__name__}: {e}"}
     # memory
     dev = getattr(sim.sim, "device_bytes", None)
+    sim_plan = getattr(sim.sim, "plan", None)
     if backend == "cuda":
         if dev is not None:
             rec.update(peak_device_bytes=int(dev), peak_device_source="simulator")
+        elif getattr(sim_plan, "total", None) is not None:
+            # the CUDA backend allocates exactly its plan's buffers (pyproc.plan)
+            rec.update(peak_device_bytes=int(sim_plan.total), peak_device_source="allocated")
         elif rec["plan_device_bytes"] is not None:
             rec.update(peak_device_bytes=rec["plan_device_bytes"], peak_device_source="plan")
         else:
             rec.update(peak_device_bytes=None, peak_device_source=None)
-        rec["driver_used_bytes"] = _driver_used_bytes()
+        rec["process_device_bytes"] = _process_device_bytes()
+        for attr in ("device_name", "loop_mode", "graph_error", "n_sm"):
+            v = getattr(sim.sim, attr, None)
+            if v is not None:
+                rec[attr] = v if isinstance(v, (int, float, str, bool)) else str(v)
     else:
         rec.update(peak_device_bytes=None, peak_device_source=None)
     rec["peak_host_bytes"] = _ru_maxrss_bytes()
+    close = getattr(sim.sim, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception as e:   # the measurement is done; report, do not fail the case
+            rec["note"] = (rec["note"] + "; " if rec["note"] else "") + f"close: {e}"
     return rec
 
 
@@ -875,7 +902,8 @@ def write_markdown(doc: Dict, path: str) -> None:
              "RTF = wall seconds per model second (after the warm-up). Set-up = build + "
              "compile + backend set-up + first step. Events = synaptic events delivered in the "
              "measured window (check: recomputed from the spikes, over the whole run). Peak "
-             "device = the simulator's figure, else the memory planner's (marked *plan*); peak "
+             "device = the simulator's figure, else the memory planner's (marked *plan*; the CUDA backend allocates its plan "
+             "exactly, marked *allocated*); peak "
              "host = the case process's max RSS.",
              "",
              "| model | size | neurons | synapses | dt ms | backend | connectivity | status | "
@@ -888,8 +916,8 @@ def write_markdown(doc: Dict, path: str) -> None:
         check = "-" if "equal" not in chk else ("equal" if chk["equal"] else
                                                 f"MISMATCH ({chk['from_spikes']})")
         dev = _bytes(r.get("peak_device_bytes"))
-        if r.get("peak_device_source") == "plan":
-            dev += " *plan*"
+        if r.get("peak_device_source") in ("plan", "allocated"):
+            dev += f" *{r['peak_device_source']}*"
         lines.append("| " + " | ".join([
             c["model"], _size_text(c), _num(r.get("neurons"), "{:,d}"),
             _num(r.get("synapses"), "{:.3g}"), f"{c['dt']:g}", c["backend"], c["connectivity"],

@@ -1,0 +1,143 @@
+"""The benchmark suite (pyproc.bench): events arithmetic against a hand count, a tiny
+case end to end (JSON + Markdown, fields, events == the simulator's count), skips."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+import pytest
+
+import pyproc as pp
+from pyproc import bench
+from pyproc.compile import compile_network
+from pyproc.models import balanced
+from pyproc.rules import decoder, fixed_outdegree
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    return p.parse_args(argv)
+
+
+def _decoder_net(dt=1.0):
+    """A (6 neurons) -> B (3): decoder and fixed_outdegree(4); B -> A: fixed_outdegree(2)."""
+    net = pp.Network(dt=dt, seed=3)
+    par = pp.LIF(tau_syn_ex=0.5, tau_syn_in=0.5)
+    net.add_population("A", 6, par)
+    net.add_population("B", 3, par)
+    net.connect("A", "B", decoder(), weight=10.0, delay=1.0, name="dec")
+    net.connect("A", "B", fixed_outdegree(4), weight=10.0, delay=2.0, name="out4")
+    net.connect("B", "A", fixed_outdegree(2), weight=10.0, delay=1.0, name="back2")
+    net.add_poisson("A", rate=20.0, K=1000, weight=60.0)
+    net.add_poisson("B", rate=20.0, K=1000, weight=60.0)
+    return net
+
+
+def test_events_hand_count():
+    cnet = compile_network(_decoder_net())
+    # A spikes: 0, 0, 2, 5; B spikes: local 0 and 2 (global 6 and 8)
+    senders = np.array([0, 0, 2, 5, 6, 8])
+    # decoder onto 3 targets: row of i = set bits of (i + 1) below bit 3
+    #   i=0: 0b001 -> 1;  i=2: 0b011 -> 2;  i=5: 0b110 -> 2   => 1 + 1 + 2 + 2 = 6
+    # fixed_outdegree(4) A->B: 4 spikes x 4 = 16;  fixed_outdegree(2) B->A: 2 spikes x 2 = 4
+    hand = 6 + 16 + 4
+    assert bench.events_from_spikes(cnet, senders) == hand
+    assert bench.events_per_second(hand, 2.0) == pytest.approx(13.0)
+    assert bench.events_per_second(hand, 0.0) is None
+    np.testing.assert_array_equal(bench.row_lengths(cnet, 0, np.array([0, 2, 5, 6])),
+                                  [1, 2, 2, 3])      # i=6: 0b111 -> 3
+
+
+def test_events_from_spikes_equal_simulator_count():
+    net = _decoder_net()
+    for conn in ("stored", "procedural"):
+        sim = pp.Simulation(net, backend="cpu", connectivity=conn)
+        res = sim.run(50.0)
+        assert res.times.size > 0
+        assert bench.events_from_spikes(sim.cnet, res.senders) == sim.sim.n_events
+
+
+def test_tiny_suite_end_to_end(tmp_path):
+    out = str(tmp_path / "bench")
+    args = _parse(["--models", "balanced", "--sizes", "200", "--dts", "1", "--duration", "30",
+                   "--warmup", "5", "--backends", "cpu", "--connectivity", "stored,procedural",
+                   "--out", out, "--quiet"])
+    assert bench.main(args) == 0
+    with open(os.path.join(out, "results.json")) as f:
+        doc = json.load(f)
+    env = doc["environment"]
+    for key in ("pyproc", "git_commit", "host_cpu", "gpu_name", "gpu_driver",
+                "cuda_driver_version", "python", "numpy"):
+        assert key in env
+    assert doc["command"] and doc["published"]
+    assert [r["case"]["connectivity"] for r in doc["cases"]] == ["stored", "procedural"]
+    ref = pp.Simulation(pp.compile_network(balanced(200, dt=1.0, seed=1)),
+                        backend="cpu", connectivity="stored")
+    ref_res = ref.run(35.0)                           # warm-up 5 ms + 30 ms measured
+    for r in doc["cases"]:
+        assert r["status"] == "ok", r
+        for key in ("setup_s", "rtf", "events_per_s", "neuron_updates_per_s", "spikes",
+                    "synaptic_events", "peak_host_bytes", "peak_device_bytes", "synapses"):
+            assert key in r
+        assert r["measured_ms"] == pytest.approx(30.0)
+        assert r["events_check"]["equal"]
+        assert r["synaptic_events_total"] == ref.sim.n_events
+        assert r["spikes_total"] == ref_res.times.size
+        assert r["events_per_s"] == pytest.approx(r["synaptic_events"] / r["run_wall_s"])
+        assert r["neuron_updates_per_s"] == pytest.approx(200 * 30 / r["run_wall_s"])
+        assert r["peak_host_bytes"] > 0
+    with open(os.path.join(out, "results.md")) as f:
+        md = f.read()
+    assert md.count("| balanced | 200 |") == 2
+    assert "Published figures" in md and "Knight" in md
+
+
+def _case(**kw):
+    c = dict(model="balanced", size=2000, dt=1.0, backend="cpu", connectivity="stored",
+             duration_ms=20.0, warmup_ms=2.0, seed=1, max_seconds=60.0, check_events="auto",
+             host_memory=None, device_memory=None)
+    c.update(kw)
+    return c
+
+
+def test_skip_when_stored_does_not_fit(monkeypatch):
+    cnet = compile_network(balanced(2000, dt=1.0))
+    proc = bench.host_bytes_estimate(cnet, "procedural")
+    stored = bench.host_bytes_estimate(cnet, "stored")
+    assert stored > proc + 4_000_000                  # 4e5 synapses x 12 B, at least
+    monkeypatch.setattr(bench, "host_available_bytes", lambda: proc + 1_000_000)
+    rec = bench.run_case(_case())
+    assert rec["status"] == "skipped"
+    assert "stored needs" in rec["note"] and "available" in rec["note"]
+    assert rec["memory_needed_bytes"] == stored
+    assert bench.run_case(_case(connectivity="procedural"))["status"] == "ok"
+    # CUDA: the planner's prediction decides before any GPU is touched
+    monkeypatch.setattr(bench, "device_available_bytes", lambda: 1_000_000)
+    rec = bench.run_case(_case(backend="cuda"))
+    assert rec["status"] == "skipped" and "device memory" in rec["note"]
+
+
+def test_skip_and_shorten_by_budget():
+    rec = bench.run_case(_case(size=20000, max_seconds=1.0, host_memory=10 ** 15))
+    assert rec["status"] == "skipped" and "--max-seconds" in rec["note"]
+    rec = bench.run_case(_case(size=500, dt=0.1, connectivity="procedural",
+                               duration_ms=1e5, max_seconds=0.6))
+    assert rec["status"] == "ok"
+    assert 0 < rec["measured_ms"] < 1e5 and "shortened" in rec["note"]
+
+
+def test_case_selection_and_memory_override(tmp_path):
+    args = _parse(["--models", "balanced,microcircuit", "--sizes", "1e4,5e4", "--dts", "0.1,1",
+                   "--scales", "0.1", "--backends", "cpu,cuda", "--connectivity", "stored",
+                   "--host-memory-gb", "0.5"])
+    cases = bench.build_cases(args)
+    assert len(cases) == 2 * 2 * 2 + 1 * 2
+    assert {c["model"] for c in cases} == {"balanced", "microcircuit"}
+    assert all(c["host_memory"] == 2 ** 29 for c in cases)
+    rec = bench.run_case(cases[0])                   # balanced 1e4 stored: 1e7 synapses
+    assert rec["status"] == "skipped" and "0.537 GB available" in rec["note"]
+    with pytest.raises(SystemExit):
+        _parse(["--backends", "tpu"])
