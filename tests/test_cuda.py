@@ -1,0 +1,245 @@
+"""The CUDA backend on a GPU (marker ``gpu``; skipped with the reason without
+PyCUDA or a device).  Exactness: with the same seed, CUDA procedural, CUDA
+stored and CPU stored emit identical spikes (step by step) and deliver the same
+number of synaptic events; the device CSR equals the NumPy materialisation;
+Philox on the device matches the known answers."""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+
+import pyproc as pp
+from pyproc import kernels
+from pyproc.backends.cpu import CPUSimulator
+from pyproc.connectivity import materialise, rows
+from pyproc.models import balanced
+from pyproc.rules import decoder
+
+pytestmark = pytest.mark.gpu
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def cuda_ctx():
+    """One CUDA context for the whole session; always popped and destroyed."""
+    import pycuda.driver as drv
+    drv.init()
+    ctx = drv.Device(0).make_context()
+    try:
+        yield ctx
+    finally:
+        import gc
+        gc.collect()
+        kernels.forget_context(int(ctx.handle))
+        drv.Context.pop()
+        ctx.detach()
+
+
+def _by_step(rec):
+    out = {}
+    for s, ids in rec:
+        out.setdefault(int(s), []).append(np.asarray(ids, np.int64))
+    return {s: np.sort(np.concatenate(v)).tolist() for s, v in out.items()}
+
+
+_CPU_CACHE = {}
+
+
+def _cpu_ref(key, cnet, steps):
+    if key not in _CPU_CACHE:
+        sim = CPUSimulator(cnet, "stored")
+        rec = []
+        sim.run_steps(steps, rec)
+        _CPU_CACHE[key] = (_by_step(rec), sim.n_events, sim.n_spikes_total)
+    return _CPU_CACHE[key]
+
+
+def _cuda(cnet, connectivity, steps, ctx, **opt):
+    from pyproc.backends.cuda import CUDASimulator
+    with CUDASimulator(cnet, connectivity, context=ctx, **opt) as sim:
+        rec = []
+        done = sim.run_steps(steps, rec)
+        assert done == steps and sim.step == steps
+        return _by_step(rec), sim.n_events, sim.n_spikes_total, sim.loop_mode, sim.graph_error
+
+
+def _decoder_net():
+    net = pp.Network(dt=0.1, seed=5)
+    net.add_population("S", 64, pp.LIF(tau_syn_ex=0.5, tau_syn_in=2.0),
+                       v_init=pp.uniform(-70.0, -56.0))
+    net.add_population("T", 32, pp.LIF(tau_syn_ex=1.0, tau_syn_in=3.0),
+                       v_init=pp.uniform(-70.0, -56.0))
+    net.connect("S", "T", decoder(), weight=pp.normal(120.0, 20.0), delay=pp.normal(1.0, 0.4))
+    net.connect("T", "S", decoder(), weight=-60.0, delay=0.7)
+    net.add_poisson("S", rate=8.0, K=1000, weight=45.0)
+    return pp.compile_network(net)
+
+
+def _mixed_net():
+    """Every rule, constant and normal weights/delays, one- and two-channel targets,
+    an unrecorded population."""
+    net = pp.Network(dt=0.1, seed=11)
+    net.add_population("A", 700, pp.LIF(tau_syn_ex=2.0, tau_syn_in=5.0, t_ref=1.0),
+                       v_init=pp.uniform(-70.0, -54.0))
+    net.add_population("B", 300, pp.LIF(tau_syn_ex=1.0, tau_syn_in=1.0, t_ref=0.0),
+                       v_init=pp.uniform(-70.0, -56.0))
+    net.add_population("C", 40, pp.LIF(), record=False, v_init=pp.uniform(-70.0, -54.0))
+    net.connect("A", "B", pp.fixed_total_number(20000), weight=pp.normal(60.0, 5.0), delay=1.0)
+    net.connect("B", "A", pp.pairwise_bernoulli(0.3), weight=-40.0, delay=pp.normal(0.8, 0.3))
+    net.connect("A", "A", pp.fixed_outdegree(50, allow_autapses=False), weight=50.0, delay=0.5)
+    net.connect("A", "C", decoder(), weight=300.0, delay=0.2)
+    net.connect("C", "A", pp.pairwise_bernoulli(0.5, allow_autapses=False), weight=30.0,
+                delay=0.3)
+    net.connect("B", "B", pp.pairwise_bernoulli(0.05, allow_autapses=False),
+                weight=pp.normal(-30.0, 3.0), delay=pp.normal(1.5, 0.5))
+    net.add_poisson("A", rate=8.0, K=1000, weight=40.0)
+    net.add_poisson("B", rate=8.0, K=1000, weight=60.0)
+    return pp.compile_network(net)
+
+
+def _kat_rows():
+    path = os.path.join(ROOT, "tests", "data", "philox_kat.txt")
+    if os.path.exists(path):
+        out = []
+        with open(path) as f:
+            for line in f:
+                line = line.split("#", 1)[0].split()
+                if len(line) == 10:
+                    out.append([int(x, 16) for x in line])
+        if out:
+            return np.array(out, np.uint32)
+    # Random123 kat_vectors, philox4x32_10
+    return np.array([[0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
+                     [0xffffffff] * 6 + [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]],
+                    np.uint32)
+
+
+def test_philox_known_answers_on_device(cuda_ctx):
+    import pycuda.driver as drv
+    from pycuda.compiler import SourceModule
+    src = ('#include "philox.cuh"\n'
+           'extern "C" __global__ void kat(const uint32_t *in, uint32_t *out, int n) {\n'
+           '  int i = blockIdx.x * blockDim.x + threadIdx.x; if (i >= n) return;\n'
+           '  const uint32_t *c = in + 10 * i;\n'
+           '  pp_u32x4 r = pp_philox4x32_10(c[0], c[1], c[2], c[3], c[4], c[5]);\n'
+           '  for (int k = 0; k < 4; ++k) out[4 * i + k] = r.v[k];\n}\n')
+    mod = SourceModule(src, no_extern_c=True, include_dirs=[kernels.kernel_dir()],
+                       options=kernels.compile_options())
+    kat = _kat_rows()
+    out = np.zeros((len(kat), 4), np.uint32)
+    mod.get_function("kat")(drv.In(np.ascontiguousarray(kat)), drv.Out(out),
+                            np.int32(len(kat)), block=(64, 1, 1), grid=(1, 1))
+    assert (out == kat[:, 6:]).all()
+
+
+def test_device_csr_equals_materialise(cuda_ctx):
+    from pyproc.backends.cuda import CUDASimulator
+    cnet = _mixed_net()
+    with CUDASimulator(cnet, "stored", context=cuda_ctx) as sim:
+        got = sim.csr_host()
+        assert sim.n_synapses_stored == sum(int(g[0][-1]) for g in got)
+    for k in range(len(cnet.projs)):
+        want = materialise(cnet, k)
+        for a, b, what in zip(got[k], want, ("indptr", "targets", "weights", "delays")):
+            assert np.array_equal(a.astype(np.int64), b.astype(np.int64)), \
+                f"projection {cnet.proj_names[k]}: {what} differ"
+
+
+CASES = {
+    "decoder": (_decoder_net, 3000),
+    "mixed": (_mixed_net, 2000),
+    "balanced2000": (lambda: pp.compile_network(balanced(2000, dt=0.1)), 10000),
+}
+
+
+def _microcircuit():
+    try:
+        from pyproc.models import microcircuit
+    except ImportError:
+        pytest.skip("pyproc.models.microcircuit not available")
+    return pp.compile_network(microcircuit(0.05, dt=0.1))
+
+
+CASES["microcircuit5"] = (_microcircuit, 10000)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_identical_spikes(cuda_ctx, case):
+    build, steps = CASES[case]
+    cnet = build()
+    want, ev, nspk = _cpu_ref(case, cnet, steps)
+    assert nspk > 0
+    for conn in ("procedural", "stored"):
+        got, ev_g, nspk_g, mode, why = _cuda(cnet, conn, steps, cuda_ctx)
+        assert mode == "graph", f"graph capture failed: {why}"
+        assert nspk_g == nspk, f"{case} {conn}: {nspk_g} spikes, CPU {nspk}"
+        if got != want:
+            bad = min(s for s in set(got) | set(want) if got.get(s) != want.get(s))
+            pytest.fail(f"{case} {conn}: first difference at step {bad}: "
+                        f"GPU {got.get(bad)} CPU {want.get(bad)}")
+        assert ev_g == ev, f"{case} {conn}: {ev_g} events, CPU {ev}"
+
+
+def test_loop_modes_agree(cuda_ctx):
+    cnet = _mixed_net()
+    want, ev, _ = _cpu_ref("mixed", cnet, 2000)
+    short = {s: v for s, v in want.items() if s < 300}
+    for opt in ({"use_graph": False}, {"debug": True}, {"record_chunk_steps": 7,
+                                                      "graph_steps": 3}):
+        got = _cuda(cnet, "procedural", 300, cuda_ctx, **opt)[0]
+        assert got == short, opt
+
+
+def test_simulation_front_end(cuda_ctx):
+    net = balanced(500, dt=0.1)
+    a = pp.Simulation(net, backend="cpu", connectivity="stored").run(200.0)
+    sim = pp.Simulation(net, backend="cuda", connectivity="procedural", context=cuda_ctx)
+    try:
+        b = sim.run(200.0)
+    finally:
+        sim.sim.close()
+    assert np.array_equal(a.senders, b.senders) and np.array_equal(a.times, b.times)
+    assert a.meta["synaptic_events"] == b.meta["synaptic_events"]
+
+
+def test_kernel_check_names_kernel_and_step(cuda_ctx):
+    from pyproc.backends.cuda import CUDAKernelError, CUDASimulator
+    import pycuda.driver as drv
+    cnet = _decoder_net()
+    with CUDASimulator(cnet, "procedural", context=cuda_ctx) as sim:
+        bad = cnet.projs.copy()
+        bad["rule"][0] = 9                           # an unknown rule id, on the device only
+        cuda_ctx.push()
+        try:
+            drv.memcpy_htod(sim._state.buffers["projs"], bad)
+        finally:
+            drv.Context.pop()
+        with pytest.raises(CUDAKernelError, match=r"pp_propagate.*step \d+"):
+            sim.run_steps(500, [])
+
+
+def test_readme_example_runs(cuda_ctx):
+    """The module docstring of pyproc.kernels (README example) runs and its ring equals
+    the NumPy twin's."""
+    doc = kernels.__doc__
+    code = "\n".join(l[4:] for l in re.search(r"network::\n\n(.*?)\n\n``ring_host``", doc,
+                                              re.S).group(1).splitlines())
+    ns = {}
+    exec(compile(code, "pyproc.kernels example", "exec"), ns)
+    cnet = ns["cnet"]
+    ring = np.zeros(cnet.ring_size, np.int64)
+    n = 0
+    for pop, pre in ns["spikes"]:
+        for k in np.flatnonzero(cnet.projs["src_pop"] == pop):
+            pj = cnet.projs[k]
+            _, tgt, w, d = rows(cnet, k, [pre])
+            tp = cnet.pops[pj["tgt_pop"]]
+            idx = (int(tp["ring_offset"]) + ((d % int(tp["ring_slots"])) * int(tp["n_channels"])
+                                             + int(pj["channel"])) * int(tp["n"]) + tgt)
+            np.add.at(ring, idx, w)
+            n += tgt.size
+    assert np.array_equal(ns["ring_host"].astype(np.int64), ring) and n > 0

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""GPU benchmark of the CUDA backend (issue 3), procedural AND stored on the same card.
+
+    python3 validation/bench_gpu.py --out OUTDIR/bench_gpu.json
+    python3 validation/bench_gpu.py --table OUTDIR/bench_gpu.json     # print the table
+
+(a) whole simulation (neurons + Poisson input + propagation + recording) of the
+    balanced network, 1e5 neurons, p = 0.1, dt = 1 ms, after a warm-up: wall
+    seconds per model second and synaptic events per wall second;
+(b) the propagation kernel alone on >= 512 spikes per launch of that network;
+(c) per-step overhead: a 1,000-neuron balanced network, 1 s of model time at
+    dt = 0.1 ms (10,000 steps), graph loop and per-step launches;
+(d) set-up times (kernel compilation separately).
+Targets (issue 3): (a) >= 1e11 events/s, procedural at least as fast as stored;
+(b) >= 1.5e11 events/s; (c) <= 0.05 s per model second (5 us per step).
+A benchmark, not a test: the numbers are recorded with the machine they came from.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import pyproc as pp  # noqa: E402
+from pyproc.models import balanced  # noqa: E402
+
+
+def _machine(drv):
+    info = {"pyproc": pp.__version__, "python": sys.version.split()[0],
+            "numpy": np.__version__}
+    dev = drv.Device(0)
+    info["gpu"] = dev.name()
+    info["gpu_memory_bytes"] = int(dev.total_memory())
+    info["compute_capability"] = "%d.%d" % dev.compute_capability()
+    v = drv.get_driver_version()
+    info["cuda_driver_api"] = f"{v // 1000}.{(v % 1000) // 10}"
+    info["pycuda_cuda_version"] = ".".join(map(str, drv.get_version()))
+    for key, cmd in (("nvidia_driver", ["nvidia-smi", "--query-gpu=driver_version",
+                                        "--format=csv,noheader"]),
+                     ("nvcc", ["nvcc", "--version"]),
+                     ("git_commit", ["git", "rev-parse", "--short", "HEAD"])):
+        try:
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+            info[key] = out.splitlines()[-1 if key == "nvcc" else 0].strip()
+        except (OSError, subprocess.CalledProcessError, IndexError):
+            info[key] = None
+    return info
+
+
+def whole_sim(cnet, conn, ctx, warmup_steps, steps, **opt):
+    from pyproc.backends.cuda import CUDASimulator
+    t0 = time.perf_counter()
+    sim = CUDASimulator(cnet, conn, context=ctx, **opt)
+    setup = time.perf_counter() - t0
+    rec = []
+    sim.run_steps(warmup_steps, rec)
+    ev0, sp0 = sim.n_events, sim.n_spikes_total
+    rec = []
+    t0 = time.perf_counter()
+    sim.run_steps(steps, rec)
+    wall = time.perf_counter() - t0
+    ev, spikes = sim.n_events - ev0, sim.n_spikes_total - sp0
+    model_s = steps * cnet.dt * 1e-3
+    out = {"connectivity": conn, "setup_s": setup, "steps": steps, "model_s": model_s,
+           "wall_s": wall, "wall_per_model_s": wall / model_s, "events": ev,
+           "events_per_s": ev / wall if wall > 0 else None, "spikes": spikes,
+           "rate_hz": spikes / (cnet.n_neurons * model_s), "loop_mode": sim.loop_mode,
+           "graph_error": sim.graph_error, "device_bytes": sim.allocated_bytes,
+           "synapses_stored": sim.n_synapses_stored}
+    return sim, out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", help="write the results here (JSON)")
+    ap.add_argument("--table", help="only print the table of an existing JSON file")
+    ap.add_argument("--neurons", type=int, default=100000)
+    ap.add_argument("--duration", type=float, default=3000.0, help="timed model ms for (a)")
+    ap.add_argument("--warmup", type=float, default=300.0, help="warm-up model ms for (a)")
+    ap.add_argument("--spikes", type=int, default=1024, help="spikes per launch for (b)")
+    args = ap.parse_args(argv)
+    if args.table:
+        with open(args.table) as f:
+            print(table(json.load(f)))
+        return 0
+
+    import pycuda.driver as drv
+    drv.init()
+    ctx = drv.Device(0).make_context()
+    res = {"machine": _machine(drv), "args": vars(args)}
+    print(f"GPU: {res['machine']['gpu']}", flush=True)
+    try:
+        # (d) kernel compilation (PyCUDA caches cubins on disk: warm after the first run)
+        from pyproc import kernels
+        t0 = time.perf_counter()
+        kernels.get_kernels()
+        res["compile_s"] = time.perf_counter() - t0
+
+        # (a) + (b) + (d): the 1e5-neuron balanced network
+        cnet = pp.compile_network(balanced(args.neurons, p=0.1, dt=1.0))
+        warm = int(round(args.warmup / cnet.dt))
+        steps = int(round(args.duration / cnet.dt))
+        rng = np.random.default_rng(1)
+        n_e = int(cnet.pops["n"][0])
+        pick = np.sort(rng.choice(cnet.n_neurons, args.spikes, replace=False))
+        spikes = np.stack([(pick >= n_e).astype(np.uint32),
+                           np.where(pick >= n_e, pick - n_e, pick).astype(np.uint32)], axis=1)
+        res["whole"], res["propagation"] = [], []
+        for conn in ("procedural", "stored"):
+            sim, out = whole_sim(cnet, conn, ctx, warm, steps)
+            res["whole"].append(out)
+            print(f"(a) {conn}: {out['wall_per_model_s']:.3f} s/model s, "
+                  f"{out['events_per_s']:.3g} events/s, rate {out['rate_hz']:.1f} Hz, "
+                  f"set-up {out['setup_s']:.2f} s ({out['loop_mode']})", flush=True)
+            sec, ev = sim.time_propagation(spikes, repeats=20)
+            res["propagation"].append({"connectivity": conn, "spikes": int(len(spikes)),
+                                       "s_per_launch": sec, "events_per_launch": ev,
+                                       "events_per_s": ev / sec})
+            print(f"(b) {conn}: {len(spikes)} spikes, {ev} events in {sec * 1e3:.3f} ms "
+                  f"= {ev / sec:.3g} events/s", flush=True)
+            sim.close()
+            del sim
+
+        # (c) per-step overhead: 1,000 neurons, 1 s at dt = 0.1 ms
+        small = pp.compile_network(balanced(1000, dt=0.1))
+        res["overhead"] = []
+        for opt in ({}, {"use_graph": False}):
+            sim, out = whole_sim(small, "procedural", ctx, 1000, 10000, **opt)
+            out["us_per_step"] = out["wall_s"] / out["steps"] * 1e6
+            res["overhead"].append(out)
+            print(f"(c) {out['loop_mode']}: {out['wall_s']:.4f} s per model s, "
+                  f"{out['us_per_step']:.2f} us/step", flush=True)
+            sim.close()
+    finally:
+        ctx.pop()
+        ctx.detach()
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1, default=float)
+    print(table(res))
+    return 0
+
+
+def table(res) -> str:
+    m = res["machine"]
+    lines = [f"GPU {m['gpu']} (driver {m.get('nvidia_driver')}, CUDA {m['cuda_driver_api']}), "
+             f"commit {m.get('git_commit')}",
+             f"{'measure':<44} {'procedural':>14} {'stored':>14} {'target':>10}"]
+    w = {o["connectivity"]: o for o in res.get("whole", [])}
+    p = {o["connectivity"]: o for o in res.get("propagation", [])}
+
+    def row(name, f, d, target):
+        vals = [f(d[c]) if c in d else "-" for c in ("procedural", "stored")]
+        lines.append(f"{name:<44} {vals[0]:>14} {vals[1]:>14} {target:>10}")
+
+    row("(a) 1e5 balanced: wall s per model s", lambda o: f"{o['wall_per_model_s']:.3f}", w, "")
+    row("(a) 1e5 balanced: events/s", lambda o: f"{o['events_per_s']:.3g}", w, ">=1e11")
+    row("(a) firing rate (Hz)", lambda o: f"{o['rate_hz']:.2f}", w, "")
+    row("(b) propagation alone: events/s", lambda o: f"{o['events_per_s']:.3g}", p, ">=1.5e11")
+    row("(d) set-up s (1e5 network)", lambda o: f"{o['setup_s']:.2f}", w, "")
+    for o in res.get("overhead", []):
+        lines.append(f"{'(c) 1k neurons 1 s, ' + o['loop_mode'] + ': s / us per step':<44} "
+                     f"{o['wall_s']:>14.4f} {o['us_per_step']:>14.2f} {'<=0.05 s':>10}")
+    if "compile_s" in res:
+        lines.append(f"{'(d) kernel compile s (PyCUDA cache)':<44} {res['compile_s']:>14.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
