@@ -200,7 +200,7 @@ def get_module(source: str, defines: Optional[Dict[str, object]] = None):
                 mod = compiler.SourceModule(read_source(source), no_extern_c=True,
                                             include_dirs=[kernel_dir()],
                                             options=list(key[2]), arch=f"sm_{major}{minor}")
-            except compiler.CompileError as e:
+            except drv.CompileError as e:
                 raise BackendUnavailable(f"nvcc failed to compile kernels/{source} for "
                                          f"sm_{major}{minor}: {e}") from e
             _modules[key] = mod

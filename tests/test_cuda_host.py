@@ -391,7 +391,8 @@ def fake(monkeypatch):
             assert name in self.src
             return FakeFunction(drv, name)
 
-    compiler.SourceModule, compiler.CompileError = SourceModule, CompileError
+    compiler.SourceModule = SourceModule
+    drv.CompileError = CompileError          # pycuda.driver.CompileError
     pkg = types.ModuleType("pycuda")
     pkg.driver, pkg.compiler = drv, compiler
     monkeypatch.setitem(sys.modules, "pycuda", pkg)
