@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import json
 import math
 import os
@@ -75,14 +76,32 @@ METRIC_LABEL = {"rate": "rate (Hz)", "cv": "CV ISI", "corr": "correlation"}
 
 
 # -- model construction ----------------------------------------------------------------
-def build_model(model: str, scale: float = 1.0, seed: int = 1, **kw):
-    """The network of ``model`` (a name of :data:`pyproc.models.MODELS`) at ``scale``."""
+def build_model(model: str, seed: int = 1, **options):
+    """The network of ``model`` (a name of :data:`pyproc.models.MODELS`) built with
+    ``seed`` and the builder's keyword ``options`` (e.g. ``scale=0.1``)."""
     from .models import MODELS
     if model not in MODELS:
         raise ModelError(f"unknown model {model!r} (known: {', '.join(sorted(MODELS))})")
-    if model == "balanced":
-        return MODELS[model](neurons=max(5, int(round(10000 * scale))), seed=seed)
-    return MODELS[model](scale=scale, seed=seed, **kw)
+    return MODELS[model](seed=seed, **options)
+
+
+def _model_options(args, model: str) -> dict:
+    """Builder options from the CLI's ``args.model_options`` or, for the standalone script,
+    from ``args.scale`` / ``args.dc``; only options the builder accepts."""
+    from .models import MODELS
+    if model not in MODELS:
+        raise ModelError(f"unknown model {model!r} (known: {', '.join(sorted(MODELS))})")
+    params = inspect.signature(MODELS[model]).parameters
+    opts = {k: v for k, v in dict(getattr(args, "model_options", None) or {}).items()
+            if v is not None}
+    scale = getattr(args, "scale", None)
+    if "scale" not in opts and scale is not None and "scale" in params:
+        opts["scale"] = float(scale)
+    if getattr(args, "dc", False):
+        if "poisson" not in params:
+            raise ModelError(f"validate: --dc is not an option of model {model!r}")
+        opts["poisson"] = False
+    return opts
 
 
 # -- statistics helpers ---------------------------------------------------------------
@@ -266,7 +285,7 @@ def _one_run(job: dict) -> dict:
     """Build, simulate and analyse one run (top-level so that a process pool can call it)."""
     from .simulation import Simulation
     t0 = time.perf_counter()
-    net = build_model(job["model"], job["scale"], job["seed"], **job.get("model_kw", {}))
+    net = build_model(job["model"], job["seed"], **job["options"])
     sim = Simulation(net, backend=job["backend"], connectivity=job["connectivity"])
     res = sim.run(job["duration"])
     wall = time.perf_counter() - t0
@@ -284,11 +303,10 @@ def _one_run(job: dict) -> dict:
             "duration": res.duration}
 
 
-def run_activity(model: str, scale: float, duration: float, seed: int, n_seeds: int,
+def run_activity(model: str, options: dict, duration: float, seed: int, n_seeds: int,
                  backend: str, connectivity: str, reference_backend: str = "cpu",
                  t_discard: float = analysis.T_DISCARD_MS, n_corr: int = analysis.CORR_NEURONS,
-                 jobs: int = 1, save_dir: Optional[str] = None, model_kw=None, log=print
-                 ) -> List[dict]:
+                 jobs: int = 1, save_dir: Optional[str] = None, log=print) -> List[dict]:
     """Simulate the reference runs (stored, seeds seed..seed+n-1) and the runs under test
     (seed and seed+n..seed+2n-2); returns one dict per run (statistics and spikes)."""
     if n_seeds < 2:
@@ -303,8 +321,8 @@ def run_activity(model: str, scale: float, duration: float, seed: int, n_seeds: 
     for s in test_seeds:
         joblist.append(dict(label="test", seed=s, backend=backend, connectivity=connectivity))
     for j in joblist:
-        j.update(model=model, scale=scale, duration=duration, t_discard=t_discard,
-                 n_corr=n_corr, model_kw=dict(model_kw or {}))
+        j.update(model=model, options=dict(options), duration=duration, t_discard=t_discard,
+                 n_corr=n_corr)
         if save_dir:
             j["save_dir"] = os.path.join(save_dir, f"{j['label']}_{j['connectivity']}_"
                                                    f"{j['backend']}_seed{j['seed']}")
@@ -491,7 +509,8 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
                  runs: Optional[List[dict]], figures: List[str], fig_note: str = "") -> str:
     """Write ``report.md`` and ``validation.json`` to ``out``; returns the report path."""
     os.makedirs(out, exist_ok=True)
-    L = [f"# Validation: {meta['model']} at scale {meta['scale']}", ""]
+    L = [f"# Validation: {meta['model']} at scale {meta['scale']}", "",
+         f"- model options: {meta.get('options', {})}"]
     L.append(f"- date: {meta['date']}; git commit: `{meta['git']}`")
     L.append(f"- machine: {meta['machine']}")
     L.append(f"- network: {meta['neurons']} neurons, {meta['synapses']} synapses, dt {meta['dt']} ms")
@@ -629,30 +648,30 @@ def add_arguments(parser: argparse.ArgumentParser, common: bool = False) -> None
     --connectivity, --out, --quiet), for a standalone script."""
     if common:
         _add(parser, "model", nargs="?", default="microcircuit",
-             help="model name (default microcircuit)")
-        _add(parser, "--scale", type=float, default=0.1, help="network scale (default 0.1)")
+             help="model name")
+        _add(parser, "--scale", type=float, default=0.1, help="network scale")
         _add(parser, "--duration", type=float, default=2500.0,
-             help="model time per run in ms, transient included (default 2500)")
-        _add(parser, "--seed", type=int, default=1, help="first seed (default 1)")
+             help="model time per run in ms, transient included")
+        _add(parser, "--seed", type=int, default=1, help="first seed")
         _add(parser, "--backend", choices=("cpu", "cuda"), default="cpu",
-             help="backend of the runs under test (default cpu)")
+             help="backend of the runs under test")
         _add(parser, "--connectivity", choices=("procedural", "stored"), default="procedural",
-             help="connectivity of the runs under test (default procedural)")
+             help="connectivity of the runs under test")
         _add(parser, "--out", default="validation_out", help="output folder")
         _add(parser, "--quiet", action="store_true", help="no progress output")
     _add(parser, "--seeds", type=int, default=3,
-         help="reference seeds (stored) = runs under test; >= 2 (default 3)")
+         help="reference seeds (stored) = runs under test; >= 2")
     _add(parser, "--reference-backend", dest="reference_backend", choices=("cpu", "cuda"),
-         default="cpu", help="backend of the stored reference runs (default cpu)")
+         default="cpu", help="backend of the stored reference runs")
     _add(parser, "--t-discard", dest="t_discard", type=float, default=analysis.T_DISCARD_MS,
-         help="initial transient left out, ms (default 500)")
+         help="initial transient left out, ms")
     _add(parser, "--n-corr", dest="n_corr", type=int, default=analysis.CORR_NEURONS,
-         help="neurons sampled per population for correlations (default 200)")
+         help="neurons sampled per population for correlations")
     _add(parser, "--alpha", type=float, default=0.01,
-         help="family-wise significance level of the connectivity tests (default 0.01)")
+         help="family-wise significance level of the connectivity tests")
     _add(parser, "--tolerance", type=float, default=2.0,
-         help="activity: largest ratio of test to baseline KS D / |Cohen's d| (default 2)")
-    _add(parser, "--jobs", type=int, default=1, help="CPU processes for the runs (default 1)")
+         help="activity: largest ratio of test to baseline KS D / |Cohen's d|")
+    _add(parser, "--jobs", type=int, default=1, help="CPU processes for the runs")
     _add(parser, "--dc", action="store_true",
          help="DC background instead of Poisson (microcircuit)")
     _add(parser, "--skip-connectivity", dest="skip_connectivity", action="store_true",
@@ -664,29 +683,33 @@ def add_arguments(parser: argparse.ArgumentParser, common: bool = False) -> None
 
 
 def main(args) -> int:
-    """Run the suite as configured by ``args`` (see :func:`add_arguments`); returns 0 when
-    everything passes, 1 otherwise."""
-    g = (lambda name, default: getattr(args, name, default))
+    """Run the suite as configured by ``args`` (see :func:`add_arguments`; from the CLI also
+    ``args.model_options``); returns 0 when everything passes, 1 otherwise."""
+    g = (lambda name, default: default if getattr(args, name, None) is None
+         else getattr(args, name))
     t_start = time.perf_counter()
-    model, scale, seed = g("model", "microcircuit"), float(g("scale", 0.1)), int(g("seed", 1))
-    out = g("out", None) or "validation_out"
+    model, seed = g("model", "microcircuit"), int(g("seed", 1))
+    options = _model_options(args, model)
+    out = g("out", None) or os.path.join(
+        "runs", f"validate-{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     quiet = bool(g("quiet", False))
     log = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, flush=True))
-    model_kw = {"poisson": False} if g("dc", False) and model == "microcircuit" else {}
     t_discard = float(g("t_discard", analysis.T_DISCARD_MS))
     duration = float(g("duration", 2500.0))
     os.makedirs(out, exist_ok=True)
-    net = build_model(model, scale, seed, **model_kw)
+    net = build_model(model, seed, **options)
     n_syn = int(sum(getattr(p.rule, "N", 0) for p in net.projections.values()))
-    meta = {"model": model, "scale": scale, "seed": seed, "dt": net.dt,
+    from .models import MODELS
+    params = inspect.signature(MODELS[model]).parameters
+    scale = options.get("scale", params["scale"].default if "scale" in params else None)
+    meta = {"model": model, "scale": scale, "options": options, "seed": seed, "dt": net.dt,
             "neurons": net.n_neurons, "synapses": n_syn, "duration": duration,
             "t_discard": t_discard, "backend": g("backend", "cpu"),
             "connectivity": g("connectivity", "procedural"),
             "reference_backend": g("reference_backend", "cpu"), "jobs": int(g("jobs", 1)),
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "git": _git_commit(),
             "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
-                       f"Python {platform.python_version()}, NumPy {np.__version__}",
-            "model_kw": model_kw}
+                       f"Python {platform.python_version()}, NumPy {np.__version__}"}
     if model == "microcircuit":
         from .models.microcircuit import FULL_MEAN_RATES, POPULATIONS
         meta["full_scale_rates"] = dict(zip(POPULATIONS, FULL_MEAN_RATES.tolist()))
@@ -701,11 +724,10 @@ def main(args) -> int:
         meta["test_seeds"] = [seed] + [seed + n_seeds + j for j in range(n_seeds - 1)]
         log(f"[2/3] activity: {2 * n_seeds} runs of {duration} ms")
         t0 = time.perf_counter()
-        runs = run_activity(model, scale, duration, seed, n_seeds, meta["backend"],
+        runs = run_activity(model, options, duration, seed, n_seeds, meta["backend"],
                             meta["connectivity"], meta["reference_backend"], t_discard,
                             int(g("n_corr", analysis.CORR_NEURONS)), meta["jobs"],
-                            os.path.join(out, "runs") if g("save_spikes", False) else None,
-                            model_kw, log)
+                            os.path.join(out, "runs") if g("save_spikes", False) else None, log)
         meta["wall_runs_s"] = time.perf_counter() - t0
         act = compare_activity(runs, float(g("tolerance", 2.0)))
     log("[3/3] report")

@@ -20,7 +20,8 @@ from pyproc import validate  # noqa: E402
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     validate.add_arguments(p, common=True)
     return p.parse_args(argv)
 
