@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -15,15 +16,33 @@ from pyproc import kernels
 CU = sorted(f for f in kernels.sources() if f.endswith(".cu"))
 
 
+ARCHS = ["sm_80", "sm_90"]
+
+
+@pytest.fixture(scope="module")
+def nvcc_results(tmp_path_factory):
+    """All (file, arch) compilations, run concurrently (nvcc is single-threaded)."""
+    out = tmp_path_factory.mktemp("cubin")
+
+    def build(job):
+        name, arch = job
+        cmd = [shutil.which("nvcc"), "-cubin", f"-arch={arch}", "-Werror", "all-warnings",
+               *kernels.compile_options(), "-I", kernels.kernel_dir(),
+               os.path.join(kernels.kernel_dir(), name), "-o", str(out / f"{name}.{arch}.cubin")]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        return job, (r.returncode, f"{' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+
+    jobs = [(n, a) for n in CU for a in ARCHS]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as ex:
+        return dict(ex.map(build, jobs))
+
+
 @pytest.mark.nvcc
-@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("name", CU)
-def test_compiles(name, arch, tmp_path):
-    cmd = [shutil.which("nvcc"), "-cubin", f"-arch={arch}", "-Werror", "all-warnings",
-           *kernels.compile_options(), "-I", kernels.kernel_dir(),
-           os.path.join(kernels.kernel_dir(), name), "-o", str(tmp_path / "k.cubin")]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stdout}\n{r.stderr}"
+def test_compiles(name, arch, nvcc_results):
+    rc, log = nvcc_results[(name, arch)]
+    assert rc == 0, log
 
 
 def _signature(src: str, name: str):
