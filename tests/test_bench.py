@@ -15,6 +15,15 @@ from pyproc.compile import compile_network
 from pyproc.models import balanced
 from pyproc.rules import decoder, fixed_outdegree
 
+try:   # the fake PyCUDA (NumPy kernel emulation) of the CUDA backend's host-side tests
+    from test_cuda_host import fake  # noqa: F401  (a pytest fixture)
+except Exception as _e:  # that module missing or changed: the CUDA-path test skips
+    _why = f"test_cuda_host.fake unavailable ({type(_e).__name__}: {_e})"
+
+    @pytest.fixture
+    def fake():
+        pytest.skip(_why)
+
 
 def _parse(argv):
     p = argparse.ArgumentParser()
@@ -141,3 +150,17 @@ def test_case_selection_and_memory_override(tmp_path):
     assert rec["status"] == "skipped" and "0.537 GB available" in rec["note"]
     with pytest.raises(SystemExit):
         _parse(["--backends", "tpu"])
+
+
+def test_cuda_case_with_fake_driver(fake, monkeypatch):
+    """The CUDA path of run_case on the NumPy kernel emulation of test_cuda_host
+    (no GPU): device bytes from the backend's allocation, events checked."""
+    monkeypatch.setattr(bench, "device_available_bytes", lambda: None)
+    for conn in ("procedural", "stored"):
+        rec = bench.run_case(_case(size=200, backend="cuda", connectivity=conn,
+                                   duration_ms=10.0))
+        assert rec["status"] == "ok", rec
+        assert rec["peak_device_source"] == "allocated"
+        assert rec["peak_device_bytes"] == bench.device_bytes_estimate(
+            compile_network(balanced(200, dt=1.0)), conn)
+        assert rec["events_check"]["equal"], rec["events_check"]
