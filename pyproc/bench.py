@@ -54,6 +54,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -1118,6 +1119,12 @@ def main(args) -> int:
             if not k.startswith("_") and not callable(v) and k not in ("case", "case_out")}
     meta = {"suite": "pyproc bench (issue 6)", "command": command, "options": opts,
             "environment": environment()}
+    def _terminated(signum, frame):   # `timeout` / a batch system: still write md + plot
+        raise SystemExit(128 + signum)
+    try:
+        signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:                # not the main thread: keep the default
+        pass
     doc = run_suite(cases, out, meta, in_process=getattr(args, "in_process", False),
                     total_seconds=getattr(args, "total_seconds", None), say=say,
                     plot=not getattr(args, "no_plot", False))

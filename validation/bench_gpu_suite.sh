@@ -48,7 +48,7 @@ timeout -k 10 "$HARD" python3 -m pyproc.bench --backends cuda --models "$MODELS"
     --scales 0.1,1 --mc-dts 0.1 --sizes 1e4,5e4,1e5,5e5,1e6 --dts 1,0.1 \
     --connectivity procedural,stored --duration 1000 --warmup 50 \
     --max-seconds "$MAXS" --total-seconds "$TOTAL" --check-events auto \
-    --out "$OUT" "${EXTRA[@]}" > "$OUT/suite.log" 2>&1
+    --out "$OUT" ${EXTRA[@]+"${EXTRA[@]}"} > "$OUT/suite.log" 2>&1
 rc=$?
 echo "pyproc.bench exit status $rc (0: all cases ok or skipped; 1: a case failed or an events check disagreed; 124: suite killed at ${HARD} s)"
 
