@@ -119,7 +119,7 @@ def fixed_outdegree(k: int, allow_autapses: bool = True, allow_multapses: bool =
 def segment_width(p: float) -> int:
     """Segment width of pairwise_bernoulli(p): the smallest power of two >= 8/p,
     clipped to [32, 65536].  Part of the connectivity's definition."""
-    if p <= 0.0:
+    if p <= 0.0 or 8.0 / p >= 65536:   # also a tiny p, whose 8/p is inf
         return 65536
     w = 1 << max(0, math.ceil(math.log2(8.0 / p)))
     return int(min(max(w, 32), 65536))
