@@ -283,11 +283,14 @@ def compile_network(net: Network) -> CompiledNetwork:
     scale = np.empty_like(bound)
     for i in range(len(pops_py)):
         for ch in range(2):
-            b = bound[i, ch]
-            scale[i, ch] = 2.0 ** 16 if b == 0 else 2.0 ** math.floor(math.log2(INT32_MAX / b))
-            if scale[i, ch] < 2.0 ** -8:
+            b = float(bound[i, ch])
+            r = math.inf if b == 0 else INT32_MAX / b   # inf also for a subnormal b
+            if r < 2.0 ** -8:                            # also b = inf
                 raise ModelError(f"population {pop_names[i]!r}: worst-case input per step "
                                  f"({b:.3g} pA) leaves no fixed-point resolution")
+            # at most 2^64 units per pA (tiny weights): 2.0 ** big would overflow
+            scale[i, ch] = 2.0 ** 16 if b == 0 else 2.0 ** min(
+                math.floor(math.log2(r)) if math.isfinite(r) else 64, 64)
     # fixed-point weights
     for k in range(len(projs_py)):
         row = projs[k]
