@@ -284,18 +284,18 @@ def check_connectivity(net, alpha: float = 0.01, regen_batch: int = 997, log=pri
 def _one_run(job: dict) -> dict:
     """Build, simulate and analyse one run (top-level so that a process pool can call it)."""
     from .simulation import Simulation
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     net = build_model(job["model"], job["seed"], **job["options"])
     sim = Simulation(net, backend=job["backend"], connectivity=job["connectivity"])
     res = sim.run(job["duration"])
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     st = analysis.population_statistics(res, job["t_discard"], None, analysis.CORR_BIN_MS,
                                         job["n_corr"])
     if job.get("save_dir"):
         res.save(job["save_dir"])
     order = np.lexsort((res.senders, res.times))
     return {"label": job["label"], "seed": job["seed"], "backend": job["backend"],
-            "connectivity": job["connectivity"], "wall_s": wall,
+            "connectivity": job["connectivity"], "wall_s": wall, "cpu_s": cpu,
             "wall_setup_s": sim.setup_time, "wall_run_s": sim.wall_run,
             "synaptic_events": int(sim.sim.n_events), "stats": st,
             "times": res.times[order], "senders": res.senders[order],
@@ -512,7 +512,8 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
     L = [f"# Validation: {meta['model']} at scale {meta['scale']}", "",
          f"- model options: {meta.get('options', {})}"]
     L.append(f"- date: {meta['date']}; git commit: `{meta['git']}`")
-    L.append(f"- machine: {meta['machine']}")
+    L.append(f"- machine: {meta['machine']}; 1-min load average at start / end: "
+             f"{meta.get('load_average_start')} / {meta.get('load_average_end')}")
     L.append(f"- network: {meta['neurons']} neurons, {meta['synapses']} synapses, dt {meta['dt']} ms")
     L.append(f"- model time per run: {meta['duration']} ms, first {meta['t_discard']} ms discarded")
     if runs:
@@ -525,12 +526,14 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
     L.append(f"- overall: {'PASS' if meta['pass'] else '**FAIL**'}")
     L.append("")
     if runs:
-        L.append("| run | connectivity | backend | seed | wall (s) | setup (s) | simulate (s) "
-                 "| synaptic events |")
-        L.append("|---|---|---|---|---|---|---|---|")
+        L.append("| run | connectivity | backend | seed | wall (s) | CPU (s) | setup (s) "
+                 "| simulate (s) | synaptic events |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
         for r in runs:
+            cpu = r.get("cpu_s")
             L.append(f"| {r['label']} | {r['connectivity']} | {r['backend']} | {r['seed']} "
-                     f"| {r['wall_s']:.1f} | {r['wall_setup_s']:.1f} | {r['wall_run_s']:.1f} "
+                     f"| {r['wall_s']:.1f} | {'n/a' if cpu is None else format(cpu, '.1f')} "
+                     f"| {r['wall_setup_s']:.1f} | {r['wall_run_s']:.1f} "
                      f"| {r['synaptic_events']} |")
         L.append("")
     if act is not None:
@@ -624,6 +627,14 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _loadavg():
+    """1-minute load average (a shared machine's wall times depend on it), or None."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
 def _git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -709,7 +720,8 @@ def main(args) -> int:
             "reference_backend": g("reference_backend", "cpu"), "jobs": int(g("jobs", 1)),
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "git": _git_commit(),
             "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
-                       f"Python {platform.python_version()}, NumPy {np.__version__}"}
+                       f"Python {platform.python_version()}, NumPy {np.__version__}",
+            "load_average_start": _loadavg()}
     if model == "microcircuit":
         from .models.microcircuit import FULL_MEAN_RATES, POPULATIONS
         meta["full_scale_rates"] = dict(zip(POPULATIONS, FULL_MEAN_RATES.tolist()))
@@ -742,6 +754,7 @@ def main(args) -> int:
                     "(pip install 'pyproc[plot]').")
     meta["pass"] = bool((conn is None or conn["pass"]) and (act is None or act["pass"]))
     meta["wall_total_s"] = time.perf_counter() - t_start
+    meta["load_average_end"] = _loadavg()
     path = write_report(out, meta, conn, act, runs, figures, note)
     log(f"wrote {path} ({'PASS' if meta['pass'] else 'FAIL'}, {meta['wall_total_s']:.1f} s)")
     return 0 if meta["pass"] else 1
