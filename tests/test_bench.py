@@ -98,6 +98,8 @@ def test_tiny_suite_end_to_end(tmp_path):
         assert r["events_per_s"] == pytest.approx(r["synaptic_events"] / r["run_wall_s"])
         assert r["neuron_updates_per_s"] == pytest.approx(200 * 30 / r["run_wall_s"])
         assert r["peak_host_bytes"] > 0
+    assert doc["cases"][1]["same_as"] == {"case": doc["cases"][0]["label"], "spikes": True,
+                                          "events": True}
     with open(os.path.join(out, "results.md")) as f:
         md = f.read()
     assert md.count("| balanced | 200 |") == 2
@@ -164,3 +166,20 @@ def test_cuda_case_with_fake_driver(fake, monkeypatch):
         assert rec["peak_device_bytes"] == bench.device_bytes_estimate(
             compile_network(balanced(200, dt=1.0)), conn)
         assert rec["events_check"]["equal"], rec["events_check"]
+
+
+def test_cross_check_against_reference():
+    def rec(label, conn, spikes, events, backend="cpu", warm=100.0, meas=1000.0):
+        return {"label": label, "status": "ok", "warmup_ms": warm, "measured_ms": meas,
+                "spikes_total": spikes, "synaptic_events_total": events,
+                "case": {"model": "balanced", "size": 10000, "dt": 0.1, "backend": backend,
+                         "connectivity": conn}}
+    ref = [rec("cpu stored", "stored", 10, 100)]
+    ours = [rec("cuda procedural", "procedural", 10, 100, "cuda"),
+            rec("cuda stored", "stored", 11, 100, "cuda"),
+            rec("cuda short", "stored", 9, 90, "cuda", meas=900.0)]
+    bench.cross_check(ours, ref)
+    assert ours[0]["same_as"] == {"case": "[ref] cpu stored", "spikes": True, "events": True}
+    assert ours[1]["same_as"]["spikes"] is False
+    assert "same_as" not in ours[2]                  # other number of steps: not comparable
+    assert "same_as" not in ref[0]
