@@ -70,9 +70,24 @@ replaced by DC; with False it runs over the simulated areas only.  The full
 model (all areas, scale = k_scale = 1) gets no DC.  The rates nu_s of the
 full-scale model are not in the structure file: pass them as ``rates`` (Hz; a
 number, a dict label -> Hz or a sequence in ``pop_labels`` order), as the
-authors' ``fullscale_rates``.  The default, ``DEFAULT_RATES_HZ``, is a rough
-assumption (E 2.5 Hz, I 5 Hz) that keeps the reduced models in an
-asynchronous-irregular regime; it is not a result of the full model.
+authors' ``fullscale_rates``, or put them in the file as ``fullscale_rates_Hz``.
+Without them, ``DEFAULT_RATES_HZ`` is used: per-layer rates measured by pyproc
+on a reduced model with full in-degrees (V1, V2, V4, FEF at scale 0.01), a
+stand-in, not a result of the full model.  Reduced models are for testing and
+development on CPUs: their activity is not that of the full model.
+
+Caveat (measured): the MAM's recurrent mean input is strongly inhibitory
+(g = -11), so the DC standing for the in-degree lost is negative, and a model
+with k_scale well below 1 has a silent fixed point: started from the file's
+initial potentials (normal(-150, 50) mV) it stays silent after the first
+spikes, because the DC assumes inhibition the silent network does not make
+(V1 + V2 at scale 0.01 with k_scale 0.01, 0.03 and 0.1 all fell silent).  The
+authors likewise warn that their 1 % model "will not yield reasonable
+dynamical results".  For activity like the full model's on a CPU, scale the
+neurons only (``k_scale=1``: no recurrent DC; ``validation/mam_reduced.py``
+runs V1, V2, V4, FEF at scale 0.01, 6,396 neurons, 22.7 M synapses, 1 s).
+``rates=0`` compensates only the external input, whose rate is known: a small,
+active, not MAM-like network (the unit tests use it).
 """
 from __future__ import annotations
 
@@ -99,8 +114,12 @@ STATES = {"ground": (1.0, 1.0), "metastable": (1.9, 2.0)}
 # Upper truncation of the delays in GeNN's MAM port: the 0.9999 quantile of the normal.
 GENN_DELAY_CLIP_SD = 3.719016485455709   # scipy.stats.norm.ppf(0.9999)
 
-# Assumed full-scale rates (Hz) for the DC compensation of reduced models (see module doc).
-DEFAULT_RATES_HZ = {"E": 2.5, "I": 5.0}
+# Stand-in full-scale rates (Hz) for the DC compensation of reduced models, per layer
+# population (E / I for other names): the mean over areas of a pyproc run of V1, V2, V4
+# and FEF at scale 0.01 with full in-degrees (k_scale = 1, so no recurrent DC), ground
+# state, 0.2-1 s (validation/results/mam_cpu_reduced/ground_4areas_scale0.01_k1).
+DEFAULT_RATES_HZ = {"23E": 0.45, "23I": 2.6, "4E": 5.8, "4I": 5.0, "5E": 5.1, "5I": 7.6,
+                    "6E": 1.2, "6I": 7.5, "E": 3.1, "I": 5.7}
 
 _NEURON_FIELDS = ("E_L", "V_th", "V_reset", "C_m", "tau_m", "tau_syn_ex", "tau_syn_in", "t_ref",
                   "V0_mean_mV", "V0_sd_mV")
