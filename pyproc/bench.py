@@ -558,6 +558,7 @@ def run_case(case: Dict, log: Callable[[str], None] = lambda s: None) -> Dict:
     if getattr(sim, "interrupted", False) and not rec["note"]:
         rec["note"] = "run stopped early"
 
+    rec["peak_host_bytes"] = _ru_maxrss_bytes()     # before the check's own allocations
     # events check: recompute from the spikes (all of them, from step 0)
     mode = case.get("check_events", "auto")
     if mode != "never" and ev_total is not None and np.all(cnet.record):
@@ -595,7 +596,6 @@ def run_case(case: Dict, log: Callable[[str], None] = lambda s: None) -> Dict:
                 rec[attr] = v if isinstance(v, (int, float, str, bool)) else str(v)
     else:
         rec.update(peak_device_bytes=None, peak_device_source=None)
-    rec["peak_host_bytes"] = _ru_maxrss_bytes()
     close = getattr(sim.sim, "close", None)
     if callable(close):
         try:
@@ -805,6 +805,21 @@ def cross_check(records: List[Dict], reference: Sequence[Dict] = ()) -> None:
                             "events": r.get("synaptic_events_total") == o.get(
                                 "synaptic_events_total")}
             break
+
+
+def render(out_dir: str, reference: Sequence[Dict] = (), plot: bool = True) -> Dict:
+    """Rewrite results.md (and plot.png) of ``out_dir`` from its results.json, redoing
+    the cross-check; the measurements themselves are not touched."""
+    with open(os.path.join(out_dir, "results.json")) as f:
+        doc = json.load(f)
+    cross_check(doc.get("cases", []), reference)
+    _write_json(os.path.join(out_dir, "results.json"), doc)
+    write_markdown(doc, os.path.join(out_dir, "results.md"))
+    if plot:
+        note = write_plot(doc, os.path.join(out_dir, "plot.png"))
+        if note:
+            print(note)
+    return doc
 
 
 def _one_line(rec: Dict) -> str:
@@ -1127,6 +1142,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="another suite's results.json (e.g. the CPU results in the repo): "
                         "cases of the same model, size, dt and steps must have the same "
                         "spikes and events (bit-exact backends)")
+    g.add_argument("--render", metavar="DIR", default=None,
+                   help="only rewrite DIR/results.md and plot.png from DIR/results.json")
     g.add_argument("--in-process", action="store_true",
                    help="run the cases in this process (peak host memory is then cumulative)")
     g.add_argument("--no-plot", action="store_true", help="do not write plot.png")
@@ -1151,6 +1168,9 @@ def main(args) -> int:
                 f.write(text)
         else:
             print(text)
+        return 0
+    if getattr(args, "render", None):
+        render(args.render, plot=not getattr(args, "no_plot", False))
         return 0
     quiet = getattr(args, "quiet", False)
     say = (lambda s: None) if quiet else (lambda s: print(s, flush=True))
