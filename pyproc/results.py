@@ -48,16 +48,81 @@ class Results:
                 "total_spikes": int(self.times.size), **self.meta}
 
     def save(self, out_dir: str) -> None:
-        """Write ``spikes.npz`` (times, senders) and ``summary.json`` to ``out_dir``."""
+        """Write ``spikes.npz`` (times, senders) and ``summary.json`` to ``out_dir``.
+
+        Each file is written to a temporary name and renamed, so an interrupted save
+        never leaves a truncated file behind an older complete one."""
         os.makedirs(out_dir, exist_ok=True)
-        np.savez_compressed(os.path.join(out_dir, "spikes.npz"), times=self.times,
-                            senders=self.senders, pop_names=np.array(self.pop_names),
-                            pop_offsets=self.pop_offsets, pop_sizes=self.pop_sizes,
-                            recorded=self.recorded)
+        tmp = os.path.join(out_dir, "spikes.npz.tmp")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, times=self.times, senders=self.senders,
+                                pop_names=np.array(self.pop_names, dtype=str),
+                                pop_offsets=self.pop_offsets, pop_sizes=self.pop_sizes,
+                                recorded=self.recorded)
+        os.replace(tmp, os.path.join(out_dir, "spikes.npz"))
         tmp = os.path.join(out_dir, "summary.json.tmp")
         with open(tmp, "w") as f:
             json.dump(self.summary(), f, indent=2, default=_json_default)
         os.replace(tmp, os.path.join(out_dir, "summary.json"))
+
+    def save_plots(self, out_dir: str, max_per_population: int = 200,
+                   bin_ms: Optional[float] = None) -> List[str]:
+        """Write ``raster.png`` (spikes of the first ``max_per_population`` neurons of each
+        recorded population) and ``rates.png`` (population rates in bins of ``bin_ms``,
+        default duration / 100, at least 1 ms, in whole steps) to ``out_dir``; returns the paths.
+        Needs matplotlib (``pip install pyproc[plot]``): raises ImportError without it."""
+        from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+        os.makedirs(out_dir, exist_ok=True)
+        pop = self.population_of()
+        colors = [f"C{i % 10}" for i in range(len(self.pop_names))]
+        end = max(self.duration, self.dt)
+
+        fig = Figure(figsize=(8, 5), layout="constrained")
+        ax = fig.add_subplot()
+        row0 = 0
+        ticks, labels = [], []
+        for i, name in enumerate(self.pop_names):
+            if not self.recorded[i]:
+                continue
+            shown = int(min(self.pop_sizes[i], max_per_population))
+            local = self.senders - self.pop_offsets[i]
+            sel = (pop == i) & (local < shown)
+            ax.scatter(self.times[sel], row0 + local[sel], s=3.0, marker="o", linewidths=0,
+                       color=colors[i], rasterized=True)
+            if row0:
+                ax.axhline(row0 - 0.5, color="0.7", linewidth=0.5)
+            ticks.append(row0 + shown / 2)
+            labels.append(name)
+            row0 += shown
+        ax.set_yticks(ticks, labels)
+        ax.set_xlim(0, end)
+        ax.set_ylim(-0.5, max(row0, 1) - 0.5)
+        ax.set_xlabel("time (ms)")
+        ax.set_title(f"spikes (first {max_per_population} neurons per population)"
+                     + ("  [partial run]" if self.meta.get("partial") else ""))
+        raster = os.path.join(out_dir, "raster.png")
+        fig.savefig(raster, dpi=120)
+
+        if bin_ms is None:
+            bin_ms = max(1, round(max(end / 100, 1.0) / self.dt)) * self.dt
+        edges = np.arange(0.0, end + bin_ms, bin_ms)
+        fig = Figure(figsize=(8, 4), layout="constrained")
+        ax = fig.add_subplot()
+        for i, name in enumerate(self.pop_names):
+            if not self.recorded[i]:
+                continue
+            counts, _ = np.histogram(self.times[pop == i], bins=edges)
+            rate = counts / (self.pop_sizes[i] * bin_ms * 1e-3)
+            ax.step(edges[:-1], rate, where="post", color=colors[i],
+                    label=f"{name} ({self.rates()[i]:.2f} Hz)")
+        ax.set_xlim(0, end)
+        ax.set_xlabel("time (ms)")
+        ax.set_ylabel(f"rate (Hz, {bin_ms:g} ms bins)")
+        ax.legend(loc="upper right", fontsize="small")
+        rates = os.path.join(out_dir, "rates.png")
+        fig.savefig(rates, dpi=120)
+        return [raster, rates]
 
 
 def _json_default(o):
