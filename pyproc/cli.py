@@ -1,0 +1,756 @@
+"""The ``pyproc`` command line: run, info, plan, validate, bench.
+
+    pyproc run balanced --neurons 1000 --duration 200 --seed 1 --out runs/b1
+    pyproc info
+    pyproc plan balanced --neurons 100000
+    pyproc validate balanced ...      (options from pyproc.validate.add_arguments)
+    pyproc bench ...                  (options from pyproc.bench.add_arguments)
+
+``run``, ``validate`` and ``bench`` share one set of options and defaults (``--duration``,
+``--seed``, ``--backend``, ``--connectivity``, ``--quiet``); the model options
+(``--neurons``, ``--scale``, ...) are the same for ``run``, ``plan`` and ``validate``.
+A model is a builder in :data:`pyproc.models.MODELS`; its options here are checked before
+anything is built, and every bad argument ends the command with exit status 2 and one line
+``pyproc ...: error: argument --X: ...`` on stderr.
+
+Exit status of ``run``: 0 done, 2 bad arguments or backend unavailable, 3 a fixed-point
+overflow stopped the run (what was recorded is saved, marked partial), 130 interrupted by
+Ctrl-C (what was recorded is saved, marked partial).
+
+For the authors of ``pyproc.validate`` / ``pyproc.bench``: ``main(args)`` receives the
+parsed namespace with the shared options, plus, for ``validate``, ``args.model`` (name),
+``args.model_options`` (the builder's keyword arguments, without ``seed``) and
+``args.build_model()`` which returns a fresh :class:`pyproc.Network`.  It returns an
+exit status (``None`` counts as 0).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import importlib.util
+import inspect
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .errors import BackendUnavailable, ModelError, OverflowDetected
+
+__all__ = ["main", "build_parser", "MODEL_OPTIONS", "EXIT_OK", "EXIT_USAGE", "EXIT_OVERFLOW",
+           "EXIT_INTERRUPTED"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_OVERFLOW = 3
+EXIT_INTERRUPTED = 130
+
+DEFAULT_DURATION_MS = 1000.0
+DEFAULT_SEED = 1
+PROGRESS_CHUNK_MS = 10.0
+
+
+# -- argument types: each message says the allowed range --------------------------------
+def _number(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    v = _number(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    v = _number(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return v
+
+
+def probability(text: str) -> float:
+    v = _number(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
+    return v
+
+
+def _int_at_least(lo: int, hi: Optional[int] = None) -> Callable[[str], int]:
+    rng = f"[{lo}, {hi})" if hi is not None else f">= {lo}"
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number {rng}, got {text!r}"
+                                             ) from None
+        if v < lo or (hi is not None and v >= hi):
+            raise argparse.ArgumentTypeError(f"must be a whole number {rng}, got {text!r}")
+        return v
+    parse.__name__ = "whole number"
+    return parse
+
+
+seed_type = _int_at_least(0, 2 ** 32)
+
+
+def existing_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return text
+
+
+def name_list(text: str) -> List[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"must be a comma-separated list of names, got {text!r}")
+    return names
+
+
+# -- models ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Option:
+    """One model option: ``--flag`` on the command line, ``dest`` in the builder."""
+    flag: str
+    dest: str
+    type: Callable[[str], object]
+    help: str
+    metavar: Optional[str] = None
+    required: bool = False
+
+
+_DT = Option("--dt", "dt", positive_float, "time step in ms", "MS")
+MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
+    "balanced": ("Balanced E/I network of iaf_psc_exp neurons (80 % E, 20 % I, "
+                 "pairwise_bernoulli(p), Poisson background).", (
+                     Option("--neurons", "neurons", _int_at_least(5, 2 ** 31),
+                            "total number of neurons (>= 5)", "N"),
+                     Option("--p", "p", probability, "connection probability, in [0, 1]", "P"),
+                     _DT)),
+    "microcircuit": ("Potjans & Diesmann (2014) cortical microcircuit, 8 populations.", (
+        Option("--scale", "scale", positive_float,
+               "fraction of the full-size model's neurons (> 0; 1 = 77,169 neurons)", "S"),
+        _DT)),
+    "multiarea": ("Multi-area model read from a structure file.", (
+        Option("--structure", "structure", existing_file,
+               "structure file describing areas, populations and connections", "PATH", True),
+        Option("--areas", "areas", name_list,
+               "comma-separated subset of the areas to simulate (default: all)", "A,B,..."),
+        Option("--scale", "scale", positive_float, "fraction of each area's neurons (> 0)", "S"),
+        _DT)),
+}
+
+
+def _builder(model: str):
+    """The builder of ``model`` from pyproc.models.MODELS (or a module attribute), or None
+    and the reason."""
+    try:
+        models = importlib.import_module("pyproc.models")
+    except Exception as e:  # a broken models package must not take `pyproc info` down
+        return None, f"pyproc.models failed to import ({type(e).__name__}: {e})"
+    registry = getattr(models, "MODELS", None) or {}
+    fn = registry.get(model) or getattr(models, model, None)
+    if fn is None:
+        try:
+            mod = importlib.import_module(f"pyproc.models.{model}")
+            fn = getattr(mod, model, None)
+        except ModuleNotFoundError as e:
+            if e.name != f"pyproc.models.{model}":
+                return None, f"pyproc.models.{model} failed to import ({e})"
+        except Exception as e:
+            return None, f"pyproc.models.{model} failed to import ({type(e).__name__}: {e})"
+    if fn is None or not callable(fn):
+        return None, f"model {model!r} is not available in this pyproc version yet"
+    return fn, None
+
+
+def _signature_defaults(fn) -> Dict[str, object]:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                 for p in params.values())
+
+
+def _model_kwargs(parser: argparse.ArgumentParser, args, fn) -> Dict[str, object]:
+    """The builder's keyword arguments from the model options given (not seed)."""
+    kwargs = {}
+    for opt in MODEL_OPTIONS[args.model][1]:
+        value = getattr(args, opt.dest)
+        if value is None:
+            continue
+        if opt.dest != "structure" and not _accepts(fn, opt.dest):
+            parser.error(f"argument {opt.flag}: model {args.model!r} has no {opt.dest!r} "
+                         f"parameter")
+        kwargs[opt.dest] = value
+    return kwargs
+
+
+def _build_model(args, fn, kwargs) -> "object":
+    """Call the builder (structure positionally, seed as keyword if it takes one)."""
+    from .network import Network
+    kw = dict(kwargs)
+    pos = []
+    if "structure" in kw:
+        pos.append(kw.pop("structure"))
+    if _accepts(fn, "seed"):
+        kw["seed"] = args.seed
+    net = fn(*pos, **kw)
+    if not isinstance(net, Network):
+        raise ModelError(f"model {args.model!r}: builder returned {type(net).__name__}, "
+                         f"not a pyproc.Network")
+    if not _accepts(fn, "seed"):
+        net.seed = args.seed
+    return net
+
+
+# -- parser ------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``prog: error: message (see 'prog --help')``."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Appends "(default: X)" to an option's help when X says something (not None/False)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or not action.option_strings or \
+                action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _shared_options(p: argparse.ArgumentParser, out: bool = True) -> None:
+    """Options shared by run, validate and bench (same names, same defaults)."""
+    g = p.add_argument_group("simulation options (shared by run, validate and bench)")
+    g.add_argument("--duration", type=nonneg_float, default=DEFAULT_DURATION_MS, metavar="MS",
+                   help="model time to simulate, in ms (a whole number of steps)")
+    g.add_argument("--seed", type=seed_type, default=DEFAULT_SEED, metavar="S",
+                   help="seed of every random stream (connectivity, weights, input, initial "
+                        "state), in [0, 2^32)")
+    g.add_argument("--backend", choices=("cpu", "cuda"), default="cpu",
+                   help="cpu: NumPy/SciPy; cuda: PyCUDA kernels on the GPU")
+    g.add_argument("--connectivity", choices=("procedural", "stored"), default="procedural",
+                   help="procedural: synapses regenerated from the seed at every spike; "
+                        "stored: materialised once (CSR)")
+    g.add_argument("--quiet", "-q", action="store_true",
+                   help="print nothing but errors (no progress line, no summary)")
+    if out:
+        g.add_argument("--out", metavar="DIR", default=None,
+                       help="output directory (created; existing files are replaced) "
+                            "[default: runs/MODEL-YYYYmmdd-HHMMSS]")
+
+
+def _model_options(p: argparse.ArgumentParser, model: str) -> None:
+    fn, _ = _builder(model)
+    defaults = _signature_defaults(fn) if fn is not None else {}
+    g = p.add_argument_group(f"{model} options")
+    for opt in MODEL_OPTIONS[model][1]:
+        d = defaults.get(opt.dest, inspect.Parameter.empty)
+        h = opt.help + ("" if d is inspect.Parameter.empty or d is None or opt.required
+                        else f" (default: {d})")
+        g.add_argument(opt.flag, dest=opt.dest, type=opt.type, metavar=opt.metavar,
+                       required=opt.required, default=None,
+                       help=h.replace("%", "%%"))
+
+
+def _model_subparsers(p: argparse.ArgumentParser, what: str, configure: Callable) -> None:
+    sub = p.add_subparsers(dest="model", metavar="MODEL", parser_class=_Parser)
+    sub.required = True
+    for model, (desc, _) in MODEL_OPTIONS.items():
+        fn, why = _builder(model)
+        d = desc if fn is not None else f"{desc} [not available: {why}]"
+        mp = sub.add_parser(model, help=d.replace("%", "%%"),
+                            description=f"{what} the {model} model. {d}",
+                            formatter_class=_Formatter, conflict_handler="resolve")
+        _model_options(mp, model)
+        configure(mp)
+
+
+def _optional_module(name: str):
+    """(module, None) or (None, reason) for pyproc.validate / bench / plan."""
+    try:
+        return importlib.import_module(name), None
+    except ModuleNotFoundError as e:
+        if e.name == name:
+            return None, f"{name} is not part of this pyproc version yet"
+        return None, f"{name} failed to import ({e})"
+    except Exception as e:
+        return None, f"{name} failed to import ({type(e).__name__}: {e})"
+
+
+def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+    """The full parser.  ``argv`` only decides whether the optional modules
+    (pyproc.validate, pyproc.bench) are imported to add their options."""
+    from . import __version__
+    argv = list(argv or [])
+    command = next((a for a in argv if not a.startswith("-")), None)
+
+    parser = _Parser(prog="pyproc", formatter_class=_Formatter,
+                     description="Spiking networks with procedural connectivity, bit-exact "
+                                 "across CPU and GPU.",
+                     epilog="Run 'pyproc COMMAND --help' for the options of a command, "
+                            "'pyproc run MODEL --help' for a model's.")
+    parser.add_argument("--version", action="version", version=f"pyproc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("run", help="simulate a model; write spikes.npz, summary.json and plots",
+                       description="Simulate MODEL and write DIR/spikes.npz (times in ms, "
+                                   "senders as global ids), DIR/summary.json and, with "
+                                   "matplotlib, DIR/raster.png and DIR/rates.png. Ctrl-C stops "
+                                   "at the next step and saves what was recorded (partial). "
+                                   "Exit status: 0 done, 2 bad arguments, 3 overflow (partial "
+                                   "results saved), 130 interrupted (partial results saved).",
+                       formatter_class=_Formatter)
+
+    def run_opts(mp):
+        _shared_options(mp)
+        mp.add_argument("--no-plots", action="store_true",
+                        help="do not write raster.png and rates.png")
+        mp.set_defaults(func=cmd_run)
+    _model_subparsers(p, "Simulate", run_opts)
+
+    p = sub.add_parser("info", help="version, PyCUDA, GPU, nvcc and usable backends",
+                       description="Report the pyproc version, whether PyCUDA imports (and why "
+                                   "not), the GPUs (name, memory, compute capability, driver), "
+                                   "nvcc, and which backends are usable on this machine.",
+                       formatter_class=_Formatter)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plan", help="memory and launch plan of a model (pyproc.plan)",
+                       description="Build and compile MODEL and print pyproc.plan.report "
+                                   "(memory per buffer, launch shapes); nothing is simulated.",
+                       formatter_class=_Formatter)
+
+    def plan_opts(mp):
+        mp.add_argument("--seed", type=seed_type, default=DEFAULT_SEED, metavar="S",
+                        help="seed, in [0, 2^32)")
+        mp.set_defaults(func=cmd_plan)
+    _model_subparsers(p, "Plan", plan_opts)
+
+    for name, helptext in (("validate", "compare a model's statistics and backends against "
+                                        "references (pyproc.validate)"),
+                           ("bench", "time simulations (pyproc.bench)")):
+        mod, why = (None, None)
+        if command == name:
+            mod, why = _optional_module(f"pyproc.{name}")
+        p = sub.add_parser(name, help=helptext, description=helptext + (
+            f". Not available: {why}" if why else ""), formatter_class=_Formatter,
+            conflict_handler="resolve")
+        p.set_defaults(func=_optional_command(name), optional_missing=why)
+
+        def opts(mp, mod=mod, name=name, why=why):
+            _shared_options(mp)
+            if mod is not None and hasattr(mod, "add_arguments"):
+                mod.add_arguments(mp)
+            mp.set_defaults(func=_optional_command(name), optional_missing=why)
+        if name == "validate":
+            _model_subparsers(p, "Validate", opts)
+        else:
+            opts(p)
+    return parser
+
+
+# -- commands ----------------------------------------------------------------------------
+class _Fail(Exception):
+    """A one-line error for the user; exit status ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def _say(args, *text) -> None:
+    if not getattr(args, "quiet", False):
+        print(*text, flush=True)
+
+
+def _prepare_model(args):
+    """(builder, kwargs) for args.model, or _Fail."""
+    fn, why = _builder(args.model)
+    if fn is None:
+        raise _Fail(why)
+    return fn, _model_kwargs(args._parser, args, fn)
+
+
+def _versions() -> Dict[str, str]:
+    from . import __version__
+    v = {"pyproc": __version__, "python": platform.python_version(),
+         "platform": platform.platform()}
+    for mod in ("numpy", "scipy"):
+        try:
+            v[mod] = importlib.import_module(mod).__version__
+        except Exception:  # version report only
+            v[mod] = None
+    return v
+
+
+def _git_commit() -> Optional[str]:
+    """The commit of the pyproc source tree (``+dirty`` when modified), if it is a git checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    git = shutil.which("git")
+    if git is None or not os.path.exists(os.path.join(os.path.dirname(here), ".git")):
+        return None
+    try:
+        head = subprocess.run([git, "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run([git, "status", "--porcelain", "--untracked-files=no", "--", "."],
+                               cwd=os.path.dirname(here), capture_output=True, text=True,
+                               timeout=5)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class _StopOnSigint:
+    """While active, the first Ctrl-C asks the run to stop at the next step boundary; a
+    second one aborts at once (KeyboardInterrupt).  The previous handler is restored on exit.
+    Outside the main thread (no signals there) it does nothing."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.requested = False
+        self._old = None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if not self.quiet:
+            sys.stderr.write("\npyproc: Ctrl-C: stopping at the next step, saving what was "
+                             "recorded (Ctrl-C again aborts without saving)\n")
+            sys.stderr.flush()
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def cmd_run(args) -> int:
+    from .compile import compile_network
+    from .simulation import Simulation
+
+    fn, kwargs = _prepare_model(args)
+    out = args.out or os.path.join(
+        "runs", f"{args.model}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        args._parser.error(f"argument --out: cannot create directory {out!r} ({e.strerror})")
+    if not os.access(out, os.W_OK):
+        args._parser.error(f"argument --out: directory {out!r} is not writable")
+
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    net = _build_model(args, fn, kwargs)
+    t_build = time.perf_counter() - t0
+    cnet = compile_network(net)
+    t_compile = time.perf_counter() - t0 - t_build
+    steps = round(args.duration / cnet.dt)
+    if abs(steps * cnet.dt - args.duration) > 1e-9 * max(1.0, args.duration):
+        args._parser.error(f"argument --duration: {args.duration:g} ms is not a whole number "
+                           f"of steps of dt = {cnet.dt:g} ms")
+    try:
+        sim = Simulation(cnet, backend=args.backend, connectivity=args.connectivity)
+    except ImportError as e:
+        if args.backend != "cuda":
+            raise
+        raise BackendUnavailable(f"argument --backend cuda: the CUDA backend cannot be loaded "
+                                 f"({e}); see 'pyproc info'") from None
+    t_setup = time.perf_counter() - t0
+
+    n_neurons = cnet.n_neurons
+    from .progress import Progress
+    progress = Progress(cnet.dt, n_neurons, quiet=args.quiet,
+                        spikes=lambda: getattr(sim.sim, "n_spikes_total", None))
+    chunk = max(1, int(round(PROGRESS_CHUNK_MS / cnet.dt)))
+    error = None
+    with _StopOnSigint(args.quiet) as stop:
+        _say(args, f"pyproc run {args.model}: {n_neurons} neurons, {len(cnet.projs)} "
+                   f"projections, {args.duration:g} ms on {args.backend}/{args.connectivity}, "
+                   f"seed {args.seed} (Ctrl-C stops early and saves)")
+        try:
+            sim.run(args.duration, progress=progress, chunk_steps=chunk, should_stop=stop)
+        except OverflowDetected as e:
+            error = f"{type(e).__name__}: {e}"
+            sim.interrupted = True
+        finally:
+            progress.close()
+            close = getattr(sim.sim, "close", None)
+            if close is not None:  # frees the GPU context and buffers (CUDA backend)
+                close()
+    res = sim.results()
+    model_s = res.duration * 1e-3
+    res.meta.update({
+        "partial": bool(sim.interrupted),
+        "stopped_by": "overflow" if error else ("ctrl-c" if stop.requested and sim.interrupted
+                                                else None),
+        "error": error,
+        "model": args.model,
+        "model_options": {**{k: v for k, v in _signature_defaults(fn).items() if k != "seed"},
+                          **kwargs},
+        "duration_requested_ms": args.duration,
+        "steps": int(sim.sim.step),
+        "neurons": n_neurons,
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+        "command": "pyproc " + " ".join(args._argv),
+        "started_utc": started,
+        "wall_build_s": t_build,
+        "wall_compile_s": t_compile,
+        "wall_setup_s": t_setup,
+        "wall_run_s": sim.wall_run,
+        "wall_per_model_s": sim.wall_run / model_s if model_s > 0 else None,
+    })
+    plots = []
+    if args.no_plots:
+        res.meta["plots"] = "not requested (--no-plots)"
+    else:
+        try:
+            plots = res.save_plots(out)
+            res.meta["plots"] = [os.path.basename(p) for p in plots]
+        except ImportError:
+            res.meta["plots"] = ("not written: matplotlib is not installed "
+                                 "(pip install 'pyproc[plot]')")
+    res.save(out)
+
+    if not args.quiet:
+        counts, rates = res.spike_counts(), res.rates()
+        width = max(10, *(len(n) for n in res.pop_names))
+        print(f"{'population':<{width}} {'neurons':>9} {'spikes':>10} {'rate (Hz)':>10}")
+        for i, name in enumerate(res.pop_names):
+            r = "-" if not res.recorded[i] else f"{rates[i]:.3f}"
+            print(f"{name:<{width}} {int(res.pop_sizes[i]):>9} {int(counts[i]):>10} {r:>10}")
+        print(f"model time {res.duration:g} ms in {sim.wall_run:.2f} s wall (setup "
+              f"{t_setup:.2f} s)" + (f", {res.meta['wall_per_model_s']:.3g} s per model second"
+                                     if model_s > 0 else ""))
+        files = ["spikes.npz", "summary.json"] + [os.path.basename(p) for p in plots]
+        print(f"wrote {', '.join(os.path.join(out, f) for f in files)}")
+        if not plots and not args.no_plots:
+            print(f"note: {res.meta['plots']}")
+        if sim.interrupted:
+            print(f"PARTIAL: stopped at {res.duration:g} of {args.duration:g} ms "
+                  f"({res.meta['stopped_by']}); summary.json has \"partial\": true")
+    if error:
+        raise _Fail(f"{error} (the {res.duration:g} ms recorded before it are saved in {out}, "
+                    f"marked partial)", EXIT_OVERFLOW)
+    return EXIT_INTERRUPTED if sim.interrupted else EXIT_OK
+
+
+def cmd_plan(args) -> int:
+    from .compile import compile_network
+    mod, why = _optional_module("pyproc.plan")
+    if mod is None or not hasattr(mod, "report"):
+        raise _Fail(f"'pyproc plan' is not available yet: {why or 'pyproc.plan has no report()'}")
+    fn, kwargs = _prepare_model(args)
+    cnet = compile_network(_build_model(args, fn, kwargs))
+    out = mod.report(cnet)
+    if isinstance(out, str):
+        print(out)
+    elif out is not None:
+        print(json.dumps(out, indent=2, default=str))
+    return EXIT_OK
+
+
+def _optional_command(name: str) -> Callable:
+    def run(args) -> int:
+        if args.optional_missing:
+            raise _Fail(f"'pyproc {name}' is not available yet: {args.optional_missing}")
+        mod = importlib.import_module(f"pyproc.{name}")
+        if getattr(args, "model", None):
+            fn, kwargs = _prepare_model(args)
+            args.model_options = kwargs
+            args.build_model = lambda: _build_model(args, fn, kwargs)
+        code = mod.main(args)
+        return EXIT_OK if code is None else int(code)
+    return run
+
+
+# -- info --------------------------------------------------------------------------------
+def machine_info() -> Dict[str, object]:
+    """What ``pyproc info`` reports, as a dict."""
+    info: Dict[str, object] = {"versions": _versions(), "git_commit": _git_commit()}
+    gpus: List[Dict[str, object]] = []
+    try:
+        import pycuda
+        import pycuda.driver as drv
+        info["pycuda"] = {"importable": True, "version": getattr(pycuda, "VERSION_TEXT", None)}
+    except Exception as e:  # ImportError, or the CUDA driver library failing to load
+        drv = None
+        info["pycuda"] = {"importable": False,
+                          "reason": f"{type(e).__name__}: {e}; pip install 'pyproc[cuda]'"}
+    gpu_reason = None
+    if drv is not None:
+        try:
+            drv.init()
+            v = drv.get_driver_version()
+            info["driver"] = {"cuda_version": f"{v // 1000}.{(v % 1000) // 10}"}
+            for i in range(drv.Device.count()):
+                d = drv.Device(i)
+                cc = d.compute_capability()
+                gpus.append({"index": i, "name": d.name(), "memory_GiB":
+                             round(d.total_memory() / 2 ** 30, 2),
+                             "compute_capability": f"{cc[0]}.{cc[1]}"})
+            if not gpus:
+                gpu_reason = "the CUDA driver reports no device"
+        except Exception as e:  # driver present but unusable
+            gpu_reason = f"CUDA driver unavailable ({type(e).__name__}: {e})"
+    else:
+        gpu_reason = "PyCUDA is not importable"
+    info["gpus"] = gpus
+    if gpu_reason:
+        info["gpu_reason"] = gpu_reason
+    nvcc = shutil.which("nvcc")
+    nv = {"path": nvcc}
+    if nvcc:
+        try:
+            r = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=20)
+            lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+            nv["version"] = next((ln for ln in lines if "release" in ln),
+                                 lines[-1] if lines else None)
+        except (OSError, subprocess.SubprocessError) as e:
+            nv["version"] = f"unknown ({e})"
+    info["nvcc"] = nv
+    cuda_why = []
+    if importlib.util.find_spec("pyproc.backends.cuda") is None:
+        cuda_why.append("pyproc.backends.cuda is not part of this pyproc version yet")
+    if not info["pycuda"]["importable"]:
+        cuda_why.append("PyCUDA is not importable")
+    elif not gpus:
+        cuda_why.append(gpu_reason or "no GPU")
+    if nvcc is None:
+        cuda_why.append("nvcc is not on PATH (kernels are compiled at run time)")
+    info["backends"] = {
+        "cpu": {"usable": True, "connectivity": ["procedural", "stored"]},
+        "cuda": {"usable": not cuda_why, "connectivity": ["procedural", "stored"]}
+        if not cuda_why else {"usable": False, "reason": "; ".join(cuda_why)},
+    }
+    return info
+
+
+def cmd_info(args) -> int:
+    info = machine_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    v = info["versions"]
+    print(f"pyproc      {v['pyproc']}" + (f" (git {info['git_commit']})" if info["git_commit"]
+                                          else ""))
+    print(f"python      {v['python']}, numpy {v['numpy']}, scipy {v['scipy']}")
+    pc = info["pycuda"]
+    print("pycuda      " + (f"{pc['version']}" if pc["importable"] else f"not importable: "
+                                                                        f"{pc['reason']}"))
+    if info.get("driver"):
+        print(f"driver      CUDA {info['driver']['cuda_version']}")
+    if info["gpus"]:
+        for g in info["gpus"]:
+            print(f"gpu {g['index']}       {g['name']}, {g['memory_GiB']} GiB, compute "
+                  f"capability {g['compute_capability']}")
+    else:
+        print(f"gpu         none ({info.get('gpu_reason')})")
+    nv = info["nvcc"]
+    print("nvcc        " + (f"{nv['path']} ({nv.get('version')})" if nv["path"]
+                            else "not found on PATH"))
+    for name, b in info["backends"].items():
+        print(f"backend     {name}: " + ("usable (" + ", ".join(b["connectivity"]) + ")"
+                                        if b["usable"] else f"not usable: {b['reason']}"))
+    return EXIT_OK
+
+
+# -- entry point -------------------------------------------------------------------------
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error already printed
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    args._argv = argv
+    args._parser = _leaf_parser(parser, argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C outside a run (set-up), or a second Ctrl-C
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `pyproc ... | head`: stop quietly
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except SystemExit as e:  # parser.error() from a late check (duration vs dt, --out)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    except _Fail as e:
+        _error(str(e))
+        return e.code
+    except (ModelError, BackendUnavailable) as e:
+        _error(str(e))
+        return EXIT_USAGE
+    except OverflowDetected as e:
+        _error(f"{type(e).__name__}: {e}")
+        return EXIT_OVERFLOW
+
+
+def _error(message: str) -> None:
+    one_line = " ".join(str(message).split())
+    sys.stderr.write(f"pyproc: error: {one_line}\n")
+    sys.stderr.flush()
+
+
+def _leaf_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The (sub)parser that owns the last subcommand in argv, for late errors with its prog."""
+    p = parser
+    while True:
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            return p
+        nxt = next((subs[0].choices[a] for a in argv if a in subs[0].choices), None)
+        if nxt is None:
+            return p
+        p = nxt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
