@@ -866,12 +866,12 @@ def _git_commit() -> Optional[str]:
         head = subprocess.run([git, "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=10)
         if head.returncode != 0:
-            return None
+            return os.environ.get("PYPROC_GIT_COMMIT") or None
         dirty = subprocess.run([git, "status", "--porcelain", "--untracked-files=no"],
                                cwd=root, capture_output=True, text=True, timeout=20)
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
-        return None
+        return os.environ.get("PYPROC_GIT_COMMIT") or None
 
 
 def _cpu_name() -> Optional[str]:
