@@ -467,6 +467,23 @@ class _StopOnSigint:
         return False
 
 
+def _unwritable(out: str) -> Optional[str]:
+    """Why ``out`` cannot become an output directory (checked before any work), or None.
+    Nothing is created here, so a run that fails early leaves no empty directory."""
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            return f"{out!r} exists and is not a directory"
+        return None if os.access(out, os.W_OK | os.X_OK) else f"directory {out!r} is not writable"
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"cannot create {out!r}: {parent!r} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot create {out!r}: {parent!r} is not writable"
+    return None
+
+
 def cmd_run(args) -> int:
     from .compile import compile_network
     from .simulation import Simulation
@@ -474,12 +491,9 @@ def cmd_run(args) -> int:
     fn, kwargs = _prepare_model(args)
     out = args.out or os.path.join(
         "runs", f"{args.model}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:
-        args._parser.error(f"argument --out: cannot create directory {out!r} ({e.strerror})")
-    if not os.access(out, os.W_OK):
-        args._parser.error(f"argument --out: directory {out!r} is not writable")
+    why = _unwritable(out)
+    if why:
+        args._parser.error(f"argument --out: {why}")
 
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
@@ -499,6 +513,10 @@ def cmd_run(args) -> int:
         raise BackendUnavailable(f"argument --backend cuda: the CUDA backend cannot be loaded "
                                  f"({e}); see 'pyproc info'") from None
     t_setup = time.perf_counter() - t0
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise _Fail(f"argument --out: cannot create directory {out!r} ({e.strerror})") from None
 
     n_neurons = cnet.n_neurons
     from .progress import Progress

@@ -1,0 +1,372 @@
+"""The command line (issues 2 and 7): pyproc run | info | plan | validate | bench, its
+outputs, its one-line errors, and every command documented in docs/cli.md and README.md."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pyproc as pp
+from pyproc import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = [os.path.join(ROOT, "docs", "cli.md"), os.path.join(ROOT, "README.md")]
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *words):
+    assert code == cli.EXIT_USAGE, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "error" in lines[0] and "Traceback" not in err
+    for w in words:
+        assert w in lines[0], f"{w!r} not in {lines[0]!r}"
+
+
+def _cuda_usable():
+    return cli.machine_info()["backends"]["cuda"]["usable"]
+
+
+# -- a real process -----------------------------------------------------------------------
+def test_python_m_pyproc_run_writes_outputs(tmp_path):
+    """`python -m pyproc run balanced ...` as a user types it (issue 2's command line)."""
+    out = tmp_path / "b"
+    r = subprocess.run([sys.executable, "-m", "pyproc", "run", "balanced", "--neurons", "100",
+                        "--duration", "20", "--seed", "3", "--backend", "cpu", "--connectivity",
+                        "stored", "--out", str(out), "--no-plots"],
+                       capture_output=True, text=True, env=_env(), cwd=str(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (out / "spikes.npz").is_file() and (out / "summary.json").is_file()
+    assert "population" in r.stdout and "wrote" in r.stdout
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["seed"] == 3 and summ["connectivity"] == "stored" and summ["partial"] is False
+
+
+def test_python_m_pyproc_cli_bad_argument(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pyproc.cli", "run", "balanced", "--neurons", "-4"],
+                       capture_output=True, text=True, env=_env(), cwd=str(tmp_path), timeout=60)
+    assert_one_line_error(r.returncode, r.stderr, "--neurons")
+
+
+@pytest.mark.skipif(shutil.which("pyproc") is None, reason="console script not installed "
+                                                          "(pip install -e .)")
+def test_console_script():
+    r = subprocess.run(["pyproc", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and pp.__version__ in r.stdout
+
+
+# -- help and shared options --------------------------------------------------------------
+@pytest.mark.parametrize("argv", [[], ["run"], ["run", "balanced"], ["run", "microcircuit"],
+                                  ["run", "multiarea"], ["info"], ["plan"], ["plan", "balanced"],
+                                  ["validate", "balanced"], ["bench"]])
+def test_help_documents_each_command(capsys, argv):
+    code, out, _ = run_cli(capsys, *argv, "--help")
+    assert code == 0 and out.startswith("usage: pyproc")
+    if argv[:1] in (["run"], ["validate"], ["bench"]) and len(argv) == (1 if argv == ["bench"]
+                                                                          else 2):
+        for opt in ("--duration", "--seed", "--connectivity", "--quiet", "--out"):
+            assert opt in out, opt
+        assert "(default: 1000.0)" in out and "(default: 1)" in out
+
+
+def test_run_validate_bench_share_defaults():
+    def parsed(*argv):
+        return cli.build_parser(list(argv)).parse_args(list(argv))
+    run = parsed("run", "balanced")
+    val = parsed("validate", "balanced")
+    bench = parsed("bench")
+    for name in ("duration", "seed", "quiet", "out"):
+        assert getattr(run, name) == getattr(val, name) == getattr(bench, name), name
+    assert run.backend == val.backend == "cpu"
+    assert run.connectivity == val.connectivity == "procedural"
+    assert (run.duration, run.seed) == (cli.DEFAULT_DURATION_MS, cli.DEFAULT_SEED)
+
+
+# -- bad arguments: exit 2, one line naming the argument ----------------------------------
+@pytest.mark.parametrize("argv,named", [
+    (["run", "balanced", "--neurons", "0"], "--neurons"),
+    (["run", "balanced", "--neurons", "4"], "--neurons"),
+    (["run", "balanced", "--neurons", "ten"], "--neurons"),
+    (["run", "balanced", "--p", "1.5"], "--p"),
+    (["run", "balanced", "--p", "nan"], "--p"),
+    (["run", "balanced", "--dt", "0"], "--dt"),
+    (["run", "balanced", "--dt", "inf"], "--dt"),
+    (["run", "balanced", "--duration", "-1"], "--duration"),
+    (["run", "balanced", "--duration", "nan"], "--duration"),
+    (["run", "balanced", "--neurons", "20", "--duration", "0.05"], "--duration"),
+    (["run", "balanced", "--seed", "-1"], "--seed"),
+    (["run", "balanced", "--seed", str(2 ** 32)], "--seed"),
+    (["run", "balanced", "--backend", "tpu"], "--backend"),
+    (["run", "balanced", "--connectivity", "dense"], "--connectivity"),
+    (["run", "balanced", "--scale", "0.1"], "--scale"),
+    (["run", "microcircuit", "--scale", "-0.1"], "--scale"),
+    (["run", "microcircuit", "--scale", "0"], "--scale"),
+    (["run", "multiarea"], "--structure"),
+    (["run", "multiarea", "--structure", "no/such/file.json"], "--structure"),
+    (["run", "multiarea", "--structure", __file__, "--areas", ","], "--areas"),
+    (["run", "nosuchmodel"], "nosuchmodel"),
+    (["nosuchcommand"], "nosuchcommand"),
+    (["run"], "MODEL"),
+])
+def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path, argv, named):
+    code, out, err = run_cli(capsys, *argv, "--out", tmp_path / "o") if len(argv) > 1 and \
+        argv[1] in cli.MODEL_OPTIONS else run_cli(capsys, *argv)
+    assert_one_line_error(code, err, named)
+    assert not (tmp_path / "o").exists()          # nothing ran, nothing was created
+
+
+def test_bad_out_directory(capsys, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("")
+    code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "20", "--duration", "1",
+                           "--out", f / "sub")
+    assert_one_line_error(code, err, "--out")
+
+
+def test_model_error_from_a_structure_file_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "mam.json"
+    bad.write_text('{"areas": 3}')
+    code, _, err = run_cli(capsys, "run", "multiarea", "--structure", bad, "--duration", "1",
+                           "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "areas")
+
+
+@pytest.mark.skipif(_cuda_usable(), reason="a usable CUDA backend is present")
+def test_cuda_backend_unavailable_is_one_line(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "20", "--duration", "1",
+                           "--backend", "cuda", "--out", tmp_path / "o")
+    assert_one_line_error(code, err)
+    assert err.startswith("pyproc: error:")
+
+
+# -- outputs ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "b"
+    code = cli.main(["run", "balanced", "--neurons", "100", "--duration", "30", "--seed", "5",
+                     "--connectivity", "stored", "--out", str(out), "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_summary_json_has_populations_and_metadata(stored_run):
+    s = json.loads((stored_run / "summary.json").read_text())
+    assert set(s["populations"]) == {"E", "I"}
+    for name, n in (("E", 80), ("I", 20)):
+        p = s["populations"][name]
+        assert p["neurons"] == n and p["spikes"] >= 0
+        assert p["mean_rate_Hz"] == pytest.approx(p["spikes"] / (n * 0.030))
+    assert s["total_spikes"] == sum(p["spikes"] for p in s["populations"].values())
+    assert (s["seed"], s["backend"], s["connectivity"], s["model"]) == (5, "cpu", "stored",
+                                                                      "balanced")
+    assert s["model_options"]["neurons"] == 100 and s["model_options"]["p"] == 0.1
+    assert s["duration_ms"] == 30.0 and s["steps"] == 300 and s["partial"] is False
+    assert set(s["versions"]) >= {"pyproc", "numpy", "scipy", "python"}
+    assert s["versions"]["pyproc"] == pp.__version__
+    assert "git_commit" in s
+    for k in ("wall_build_s", "wall_compile_s", "wall_setup_s", "wall_run_s", "wall_per_model_s"):
+        assert s[k] >= 0, k
+    assert s["wall_per_model_s"] == pytest.approx(s["wall_run_s"] / 0.030)
+    assert s["command"].startswith("pyproc run balanced")
+
+
+def test_spikes_npz_and_load_results_round_trip(stored_run):
+    with np.load(stored_run / "spikes.npz") as z:
+        times, senders = z["times"], z["senders"]
+    assert times.dtype == np.float64 and senders.dtype == np.int64
+    assert np.all(np.diff(times) >= 0) and senders.max() < 100
+    res = pp.load_results(str(stored_run))
+    assert np.array_equal(res.times, times) and np.array_equal(res.senders, senders)
+    again = stored_run.parent / "again"
+    res.save(str(again))
+    assert json.loads((again / "summary.json").read_text()) == json.loads(
+        (stored_run / "summary.json").read_text())
+    back = pp.load_results(str(again))
+    assert back.meta == res.meta and back.pop_names == ["E", "I"]
+    assert np.array_equal(back.recorded, res.recorded)
+
+
+def test_load_results_round_trips_a_partial_run(tmp_path):
+    from pyproc.models import balanced
+    net = balanced(neurons=50, seed=2)
+    net.record("I", False)
+    sim = pp.Simulation(net, "cpu", "procedural")
+    calls = iter(range(10 ** 6))
+    res = sim.run(20.0, should_stop=lambda: next(calls) >= 77)
+    assert res.meta["partial"] is True and res.duration == pytest.approx(7.7)
+    res.save(str(tmp_path))
+    back = pp.load_results(str(tmp_path))
+    assert back.summary() == json.loads((tmp_path / "summary.json").read_text())
+    assert back.meta["partial"] is True and back.duration == res.duration
+    assert list(back.recorded) == [True, False]
+    assert back.summary()["populations"]["I"]["mean_rate_Hz"] is None
+    assert np.array_equal(back.times, res.times) and np.array_equal(back.senders, res.senders)
+
+
+def test_plots_written_with_matplotlib(stored_run):
+    pytest.importorskip("matplotlib")
+    s = json.loads((stored_run / "summary.json").read_text())
+    assert s["plots"] == ["raster.png", "rates.png"]
+    for f in ("raster.png", "rates.png"):
+        assert (stored_run / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_clear_note_without_matplotlib(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)       # import matplotlib fails
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    code, out, _ = run_cli(capsys, "run", "balanced", "--neurons", "20", "--duration", "2",
+                           "--out", tmp_path)
+    assert code == 0
+    assert "note: not written: matplotlib is not installed" in out
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert "matplotlib is not installed" in s["plots"]
+    assert not (tmp_path / "raster.png").exists()
+
+
+def test_quiet_prints_nothing(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "run", "balanced", "--neurons", "20", "--duration", "2",
+                             "--out", tmp_path, "--quiet", "--no-plots")
+    assert code == 0 and out == "" and err == ""
+
+
+def test_progress_shown_on_long_runs(capsys, tmp_path, monkeypatch):
+    """A run past the progress delay reports on stderr (plain lines: not a terminal)."""
+    from pyproc import progress
+    real = progress.Progress.__init__
+
+    def eager(self, *a, **kw):
+        kw.update(delay_s=0.0, line_interval_s=0.0)
+        real(self, *a, **kw)
+    monkeypatch.setattr(progress.Progress, "__init__", eager)
+    code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "20", "--duration", "30",
+                           "--out", tmp_path, "--no-plots")
+    assert code == 0
+    lines = [ln for ln in err.splitlines() if ln.startswith("pyproc: ")]
+    assert len(lines) == 3 and "30.0 / 30.0 ms" in lines[-1]      # a line per 10 ms chunk
+    assert all(k in lines[0] for k in ("wall", "ETA", "RTF", "rate"))
+
+
+# -- info, plan, validate, bench ----------------------------------------------------------
+def test_info(capsys):
+    code, out, _ = run_cli(capsys, "info")
+    assert code == 0
+    assert out.startswith(f"pyproc      {pp.__version__}")
+    for key in ("pycuda", "gpu", "nvcc", "backend     cpu: usable", "backend     cuda:"):
+        assert key in out, key
+    code, out, _ = run_cli(capsys, "info", "--json")
+    info = json.loads(out)
+    assert info["backends"]["cpu"]["usable"] is True
+    assert info["pycuda"]["importable"] or info["pycuda"]["reason"]
+    if not info["backends"]["cuda"]["usable"]:
+        assert info["backends"]["cuda"]["reason"]
+
+
+def test_plan_calls_plan_report(capsys, monkeypatch):
+    import pyproc.plan
+    seen = []
+    monkeypatch.setattr(pyproc.plan, "report", lambda cnet: seen.append(cnet) or "PLAN TEXT")
+    code, out, _ = run_cli(capsys, "plan", "balanced", "--neurons", "1000", "--seed", "4")
+    assert code == 0 and out.strip() == "PLAN TEXT"
+    assert seen[0].n_neurons == 1000 and seen[0].seed == 4
+
+
+@pytest.mark.parametrize("command", ["plan", "validate", "bench"])
+def test_missing_module_is_a_clear_error(capsys, monkeypatch, command):
+    monkeypatch.setattr(cli, "_optional_module",
+                        lambda name: (None, f"{name} is not part of this pyproc version yet"))
+    argv = [command] + ([] if command == "bench" else ["balanced", "--neurons", "20"])
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, "not available yet", f"pyproc.{command}")
+
+
+def test_validate_receives_model_and_shared_options(capsys, monkeypatch):
+    import pyproc.validate
+    got = {}
+
+    def fake_main(args):
+        got["args"] = args
+        got["net"] = args.build_model()
+        return 0
+    monkeypatch.setattr(pyproc.validate, "main", fake_main)
+    code, _, _ = run_cli(capsys, "validate", "balanced", "--neurons", "40", "--p", "0.2",
+                         "--seed", "9", "--duration", "200", "--seeds", "2")
+    assert code == 0
+    a = got["args"]
+    assert (a.model, a.model_options, a.seed, a.duration, a.seeds) == (
+        "balanced", {"neurons": 40, "p": 0.2}, 9, 200.0, 2)
+    assert got["net"].n_neurons == 40 and got["net"].seed == 9
+
+
+def test_bench_receives_shared_options(capsys, monkeypatch):
+    import pyproc.bench
+    got = {}
+    monkeypatch.setattr(pyproc.bench, "main", lambda args: got.setdefault("args", args) and 0)
+    code, _, _ = run_cli(capsys, "bench", "--duration", "50", "--seed", "2", "--sizes", "100")
+    assert code == 0
+    a = got["args"]
+    assert (a.duration, a.seed, a._argv[0]) == (50.0, 2, "bench")
+
+
+# -- the documentation's commands ---------------------------------------------------------
+MARK_GPU = "needs a GPU"          # exit 0 with a usable CUDA backend, else exit 2, one line
+MARK_FAILS = "exits 2"            # a documented error: exit 2, one line
+MARK_STRUCTURE = "needs the structure file"   # exit 2 naming --structure when it is absent
+
+
+def documented_commands():
+    """Every `$ pyproc ...` line inside ```console blocks of docs/cli.md and README.md."""
+    cmds = []
+    for path in DOCS:
+        if not os.path.exists(path):
+            continue
+        text = open(path, encoding="utf-8").read()
+        for block in re.findall(r"```console\n(.*?)```", text, flags=re.S):
+            for line in block.splitlines():
+                if line.startswith("$ pyproc"):
+                    cmds.append(pytest.param(line[2:], id=f"{os.path.basename(path)}: {line[2:60]}"))
+    return cmds
+
+
+def test_docs_have_commands():
+    assert len(documented_commands()) >= 8
+
+
+@pytest.mark.parametrize("line", documented_commands())
+def test_documented_command_runs(line, tmp_path, monkeypatch, capsys):
+    command, _, comment = line.partition("  # ")
+    argv = shlex.split(command)
+    assert argv[0] == "pyproc"
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(argv[1:])
+    out, err = capsys.readouterr()
+    comment = comment.strip()
+    if comment == MARK_FAILS or (comment == MARK_GPU and not _cuda_usable()) or (
+            comment == MARK_STRUCTURE and not os.path.exists(argv[argv.index("--structure") + 1])):
+        assert_one_line_error(code, err)
+        return
+    assert comment in ("", MARK_GPU, MARK_STRUCTURE), f"unknown doc-test marker {comment!r}"
+    assert code == 0, err
+    if "--out" in argv:
+        d = tmp_path / argv[argv.index("--out") + 1]
+        if argv[1] == "run":
+            assert (d / "spikes.npz").is_file() and (d / "summary.json").is_file()
+        else:
+            assert d.is_dir()
