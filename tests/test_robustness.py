@@ -18,14 +18,29 @@ import tracemalloc
 import numpy as np
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+try:
+    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # the property tests skip; the rest (GPU-marked ones too) still run
+    class _Absent:
+        """Stands in for hypothesis' names so that the module imports without it."""
 
-import pyproc as pp  # noqa: E402
-from pyproc import cli  # noqa: E402
-from pyproc.compile import compile_network  # noqa: E402
-from pyproc.models import balanced  # noqa: E402
+        def __getattr__(self, name):
+            return self
+
+        def __call__(self, *args, **kwargs):
+            return self
+
+    def _skip(*args, **kwargs):
+        return pytest.mark.skip(reason="hypothesis not installed (pip install 'pyproc[test]')")
+
+    given = settings = _skip
+    HealthCheck = st = assume = _Absent()
+
+import pyproc as pp
+from pyproc import cli
+from pyproc.compile import compile_network
+from pyproc.models import balanced
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = settings(max_examples=60, deadline=None, derandomize=True,
@@ -389,7 +404,7 @@ def test_memory_with_recording_grows_only_by_the_spikes():
         sim.run(2.0, chunk_steps=2)
         base, n0 = _heap_bytes(), len(sim._record)
         s0 = sum(g.size for _, g in sim._record)
-        for _ in range(100):
+        for _ in range(50):
             sim.run(0.2, chunk_steps=2)
         grown = _heap_bytes() - base
     finally:
