@@ -117,7 +117,9 @@ GENN_DELAY_CLIP_SD = 3.719016485455709   # scipy.stats.norm.ppf(0.9999)
 # Stand-in full-scale rates (Hz) for the DC compensation of reduced models, per layer
 # population (E / I for other names): the mean over areas of a pyproc run of V1, V2, V4
 # and FEF at scale 0.01 with full in-degrees (k_scale = 1, so no recurrent DC), ground
-# state, 0.2-1 s (validation/results/mam_cpu_reduced/ground_4areas_scale0.01_k1).
+# state, 0.2-1 s, whose left-out areas were compensated with E 2.5 / I 5 Hz.  Rerun with
+# these values (validation/results/mam_cpu_reduced/ground_4areas_scale0.01_k1) it gives
+# the same rates within 0.7 Hz.
 DEFAULT_RATES_HZ = {"23E": 0.45, "23I": 2.6, "4E": 5.8, "4I": 5.0, "5E": 5.1, "5I": 7.6,
                     "6E": 1.2, "6I": 7.5, "E": 3.1, "I": 5.7}
 
