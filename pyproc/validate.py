@@ -444,9 +444,7 @@ def _fmt(x, spec=".3f"):
 
 
 def _figures(runs: List[dict], out: str, t_discard: float) -> List[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure      # Figure API: no pyplot state, no backend switch
     files = []
     test = [r for r in runs if r["label"] == "test"]
     ref = [r for r in runs if r["label"] == "reference"]
@@ -455,7 +453,8 @@ def _figures(runs: List[dict], out: str, t_discard: float) -> List[str]:
     r0 = test[0]
     t1 = min(r0["duration"], t_discard + 200.0)
     sel = (r0["times"] >= t_discard) & (r0["times"] < t1)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     colors = ["#595289", "#af143c"] * 4
     pidx = np.searchsorted(r0["pop_offsets"], r0["senders"][sel], side="right") - 1
     for i, name in enumerate(r0["pop_names"]):
@@ -469,10 +468,10 @@ def _figures(runs: List[dict], out: str, t_discard: float) -> List[str]:
     ax.set_title(f"raster, {r0['connectivity']}/{r0['backend']} seed {r0['seed']}")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "raster.png"), dpi=80)
-    plt.close(fig)
     files.append("raster.png")
     for m in METRICS:
-        fig, axs = plt.subplots(2, 4, figsize=(11, 5))
+        fig = Figure(figsize=(11, 5))
+        axs = fig.subplots(2, 4)
         for ax, pop in zip(axs.ravel(), pops):
             a = np.concatenate([t["stats"][pop][m] for t in test])
             b = np.concatenate([r["stats"][pop][m] for r in ref])
@@ -500,7 +499,6 @@ def _figures(runs: List[dict], out: str, t_discard: float) -> List[str]:
         fig.tight_layout()
         fn = {"rate": "rates.png", "cv": "cv_isi.png", "corr": "correlations.png"}[m]
         fig.savefig(os.path.join(out, fn), dpi=72)
-        plt.close(fig)
         files.append(fn)
     return files
 
