@@ -523,7 +523,7 @@ def cmd_run(args) -> int:
     progress = Progress(cnet.dt, n_neurons, quiet=args.quiet,
                         spikes=lambda: getattr(sim.sim, "n_spikes_total", None))
     chunk = max(1, int(round(PROGRESS_CHUNK_MS / cnet.dt)))
-    error = None
+    error = crash = None
     with _StopOnSigint(args.quiet) as stop:
         _say(args, f"pyproc run {args.model}: {n_neurons} neurons, {len(cnet.projs)} "
                    f"projections, {args.duration:g} ms on {args.backend}/{args.connectivity}, "
@@ -532,18 +532,28 @@ def cmd_run(args) -> int:
             sim.run(args.duration, progress=progress, chunk_steps=chunk, should_stop=stop)
         except OverflowDetected as e:
             error = f"{type(e).__name__}: {e}"
-            sim.interrupted = True
+        except Exception as e:  # a backend failure: save what was recorded, then re-raise
+            crash, error = e, f"{type(e).__name__}: {e}"
         finally:
             progress.close()
             close = getattr(sim.sim, "close", None)
             if close is not None:  # frees the GPU context and buffers (CUDA backend)
-                close()
+                try:
+                    close()
+                except Exception:
+                    if error is None:
+                        raise
+    if error:
+        sim.interrupted = True
     res = sim.results()
+    keep = res.times <= res.duration + 0.5 * res.dt   # spikes of a step cut short by an error
+    if not keep.all():
+        res.times, res.senders = res.times[keep], res.senders[keep]
     model_s = res.duration * 1e-3
     res.meta.update({
         "partial": bool(sim.interrupted),
-        "stopped_by": "overflow" if error else ("ctrl-c" if stop.requested and sim.interrupted
-                                                else None),
+        "stopped_by": ("error" if crash else "overflow") if error else (
+            "ctrl-c" if stop.requested and sim.interrupted else None),
         "error": error,
         "model": args.model,
         "model_options": {**{k: v for k, v in _signature_defaults(fn).items() if k != "seed"},
@@ -590,6 +600,10 @@ def cmd_run(args) -> int:
         if sim.interrupted:
             print(f"PARTIAL: stopped at {res.duration:g} of {args.duration:g} ms "
                   f"({res.meta['stopped_by']}); summary.json has \"partial\": true")
+    if crash is not None:
+        sys.stderr.write(f"pyproc: the {res.duration:g} ms recorded before the failure are "
+                         f"saved in {out}, marked partial\n")
+        raise crash
     if error:
         raise _Fail(f"{error} (the {res.duration:g} ms recorded before it are saved in {out}, "
                     f"marked partial)", EXIT_OVERFLOW)

@@ -266,6 +266,27 @@ def test_cli_overflow_exits_3_and_saves_partial(tmp_path, monkeypatch, capsys):
     assert res.duration < 50.0
 
 
+def test_cli_backend_failure_saves_partial_then_raises(tmp_path, monkeypatch):
+    """An unexpected backend error (e.g. a CUDA kernel fault) keeps what was recorded,
+    marked partial, and still shows its traceback (it is a bug, not a user error)."""
+    from pyproc.backends.cpu import CPUSimulator
+    real = CPUSimulator.run_steps
+
+    def failing(self, n, record, should_stop=None):
+        if self.step >= 100:
+            raise RuntimeError("simulated kernel fault")
+        return real(self, n, record, should_stop)
+    monkeypatch.setattr(CPUSimulator, "run_steps", failing)
+    out = tmp_path / "o"
+    with pytest.raises(RuntimeError, match="simulated kernel fault"):
+        cli.main(["run", "balanced", "--neurons", "50", "--duration", "50", "--out", str(out),
+                  "--quiet", "--no-plots"])
+    res = pp.load_results(str(out))
+    assert res.meta["partial"] is True and res.meta["stopped_by"] == "error"
+    assert res.duration == pytest.approx(10.0) and "simulated kernel fault" in res.meta["error"]
+    assert res.times.size == 0 or res.times.max() <= res.duration + 1e-9
+
+
 @pytest.mark.parametrize("backend", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_no_spike_is_lost(backend):
     """Every spike the neurons emit is in the record, whatever the chunking: the recorded
