@@ -75,7 +75,7 @@ def _decoder_net():
                        v_init=pp.uniform(-70.0, -56.0))
     net.connect("S", "T", decoder(), weight=pp.normal(120.0, 20.0), delay=pp.normal(1.0, 0.4))
     net.connect("T", "S", decoder(), weight=-60.0, delay=0.7)
-    net.add_poisson("S", rate=8.0, K=1000, weight=45.0)
+    net.add_poisson("S", rate=8.0, K=2000, weight=87.8)
     return pp.compile_network(net)
 
 
