@@ -507,6 +507,8 @@ def cmd_run(args) -> int:
                            f"of steps of dt = {cnet.dt:g} ms")
     try:
         sim = Simulation(cnet, backend=args.backend, connectivity=args.connectivity)
+    except BackendUnavailable as e:
+        raise BackendUnavailable(f"argument --backend {args.backend}: {e}") from None
     except ImportError as e:
         if args.backend != "cuda":
             raise

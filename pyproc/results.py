@@ -134,12 +134,17 @@ def _json_default(o):
 
 
 def load_results(out_dir: str) -> Results:
-    """Load what :meth:`Results.save` wrote."""
-    z = np.load(os.path.join(out_dir, "spikes.npz"))
+    """Load what :meth:`Results.save` wrote (complete or partial runs alike: ``meta`` holds
+    everything of ``summary.json`` but the per-population table, which is recomputed)."""
+    with np.load(os.path.join(out_dir, "spikes.npz")) as z:
+        arrays = {k: z[k] for k in ("times", "senders", "pop_names", "pop_offsets", "pop_sizes",
+                                    "recorded")}
     with open(os.path.join(out_dir, "summary.json")) as f:
         summ = json.load(f)
     meta = {k: v for k, v in summ.items()
             if k not in ("populations", "duration_ms", "dt_ms", "total_spikes")}
-    return Results(times=z["times"], senders=z["senders"], pop_names=[str(s) for s in z["pop_names"]],
-                   pop_offsets=z["pop_offsets"], pop_sizes=z["pop_sizes"], recorded=z["recorded"],
-                   duration=summ["duration_ms"], dt=summ["dt_ms"], meta=meta)
+    return Results(times=arrays["times"], senders=arrays["senders"],
+                   pop_names=[str(s) for s in arrays["pop_names"]],
+                   pop_offsets=arrays["pop_offsets"], pop_sizes=arrays["pop_sizes"],
+                   recorded=arrays["recorded"], duration=summ["duration_ms"], dt=summ["dt_ms"],
+                   meta=meta)

@@ -153,7 +153,7 @@ def test_model_error_from_a_structure_file_is_one_line(capsys, tmp_path):
 def test_cuda_backend_unavailable_is_one_line(capsys, tmp_path):
     code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "20", "--duration", "1",
                            "--backend", "cuda", "--out", tmp_path / "o")
-    assert_one_line_error(code, err)
+    assert_one_line_error(code, err, "--backend cuda")
     assert err.startswith("pyproc: error:")
 
 
@@ -341,7 +341,8 @@ def documented_commands():
         for block in re.findall(r"```console\n(.*?)```", text, flags=re.S):
             for line in block.splitlines():
                 if line.startswith("$ pyproc"):
-                    cmds.append(pytest.param(line[2:], id=f"{os.path.basename(path)}: {line[2:60]}"))
+                    cmds.append(pytest.param(line[2:],
+                                             id=f"{os.path.basename(path)}: {line[2:60]}"))
     return cmds
 
 

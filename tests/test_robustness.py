@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -194,7 +193,8 @@ def networks(draw):
         net.connect(f"P{src}", f"P{tgt}", rule, weight, delay, name=f"c{j}")
     for i in range(n_pops):
         if draw(st.booleans()):
-            net.add_poisson(f"P{i}", rate=draw(st.floats(0.0, 50.0)), K=draw(st.floats(0.0, 2000.0)),
+            net.add_poisson(f"P{i}", rate=draw(st.floats(0.0, 50.0)),
+                            K=draw(st.floats(0.0, 2000.0)),
                             weight=draw(st.floats(-100.0, 100.0)))
     return net
 
