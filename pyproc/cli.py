@@ -108,6 +108,15 @@ def _int_at_least(lo: int, hi: Optional[int] = None) -> Callable[[str], int]:
 seed_type = _int_at_least(0, 2 ** 32)
 
 
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(choices)}, got {text!r}")
+        return text
+    parse.__name__ = "choice"
+    return parse
+
+
 def existing_file(text: str) -> str:
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"no such file: {text!r}")
@@ -151,6 +160,9 @@ MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
         Option("--areas", "areas", name_list,
                "comma-separated subset of the areas to simulate (default: all)", "A,B,..."),
         Option("--scale", "scale", positive_float, "fraction of each area's neurons (> 0)", "S"),
+        Option("--state", "state", _one_of("ground", "metastable"),
+               "network state, ground or metastable (sets the cortico-cortical factors chi)",
+               "STATE"),
         _DT)),
 }
 

@@ -122,6 +122,7 @@ def test_run_validate_bench_share_defaults():
     (["run", "multiarea"], "--structure"),
     (["run", "multiarea", "--structure", "no/such/file.json"], "--structure"),
     (["run", "multiarea", "--structure", __file__, "--areas", ","], "--areas"),
+    (["run", "multiarea", "--structure", __file__, "--state", "awake"], "--state"),
     (["run", "nosuchmodel"], "nosuchmodel"),
     (["nosuchcommand"], "nosuchcommand"),
     (["run"], "MODEL"),
