@@ -20,8 +20,10 @@ __device__ __forceinline__ uint32_t pp_row_projection(const unsigned long long *
 }
 
 /* Synapses of segment seg of bernoulli row pre (autapse removed), and, when
- * out != 0, write them from position e on (bounded by e_end). */
-__device__ __forceinline__ uint32_t pp_segment_walk(const pp_proj *pj, uint32_t seed, uint32_t pre,
+ * write != 0, write them from position e on (bounded by e_end); tab: the
+ * sampler tables. */
+__device__ __forceinline__ uint32_t pp_segment_walk(const pp_proj *pj, const double *tab,
+                                                    uint32_t seed, uint32_t pre,
                                                     uint32_t seg, int write, long long e,
                                                     long long e_end, uint32_t *targets,
                                                     int32_t *weights, uint16_t *delays,
@@ -33,15 +35,15 @@ __device__ __forceinline__ uint32_t pp_segment_walk(const pp_proj *pj, uint32_t 
     pp_u32x4 r;
     for (;;) {
         uint32_t tg;
-        pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r);
+        pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, tab);
         if (pos >= (int64_t)len) break;
         tg = seg * pj->seg_width + (uint32_t)pos;
         if (!pj->autapses && tg == pre) continue;
         if (write) {
             if (e + (long long)c < e_end) {
                 targets[e + c] = tg;
-                weights[e + c] = pp_weight_fixed(pj, r.v[1]);
-                delays[e + c] = (uint16_t)pp_delay_steps(pj, r.v[2]);
+                weights[e + c] = pp_weight_fixed(pj, r.v[1], tab);
+                delays[e + c] = (uint16_t)pp_delay_steps(pj, r.v[2], tab);
             } else {
                 pp_set_error(ctrl, PP_ERR_CSR, pre, (int)seg);
             }
@@ -58,6 +60,8 @@ __device__ __forceinline__ uint32_t pp_segment_walk(const pp_proj *pj, uint32_t 
  *                segments l, l + 32, ...; decoder lanes j < min(32, n_post).
  * RNG counters : bernoulli (pre, segment, draw j, tag 1); none for the other
  *                rules (fixed-number row lengths come from rowlen).
+ * Sampler tables: sampler_tables = double[PP_TABLES_LEN] (sampling.cuh), for
+ *                the geometric skip (pp_log_tab).
  * Writes       : indptr[r + 1] = synapse count of row r (lane 0, plain store);
  *                the host sets indptr[0] = 0 and turns counts into offsets.
  * CPU twin     : np.bincount of the rows in pyproc.connectivity.materialise.
@@ -65,7 +69,8 @@ __device__ __forceinline__ uint32_t pp_segment_walk(const pp_proj *pj, uint32_t 
 extern "C" __global__ void
 pp_build_csr_count(const pp_proj *__restrict__ projs, uint32_t n_projs,
                    const unsigned long long *__restrict__ row_base,
-                   const uint32_t *__restrict__ rowlen, uint32_t seed,
+                   const uint32_t *__restrict__ rowlen,
+                   const double *__restrict__ sampler_tables, uint32_t seed,
                    long long *__restrict__ indptr, pp_ctrl *ctrl)
 {
     const uint32_t lane = threadIdx.x & 31u;
@@ -80,7 +85,7 @@ pp_build_csr_count(const pp_proj *__restrict__ projs, uint32_t n_projs,
         if (pj->rule == PP_RULE_BERNOULLI) {
             uint32_t seg;
             for (seg = lane; seg < pj->n_seg; seg += 32u)
-                c += pp_segment_walk(pj, seed, pre, seg, 0, 0, 0, 0, 0, 0, ctrl);
+                c += pp_segment_walk(pj, sampler_tables, seed, pre, seg, 0, 0, 0, 0, 0, 0, ctrl);
         } else if (pj->rule == PP_RULE_FIXED) {
             c = lane == 0u ? rowlen[pj->rowlen_offset + pre] : 0u;
         } else if (pj->rule == PP_RULE_DECODER) {
@@ -103,6 +108,8 @@ pp_build_csr_count(const pp_proj *__restrict__ projs, uint32_t n_projs,
  *                writes at e0 + (number of hits below j).
  * RNG counters : bernoulli (pre, segment, draw j, tag 1); fixed-number and
  *                decoder (pre, j, 0, tag 2).
+ * Sampler tables: sampler_tables = double[PP_TABLES_LEN] (sampling.cuh), for
+ *                the geometric skip and the truncated-normal weights / delays.
  * Writes       : targets, weights, delays of the row, plain stores into
  *                [indptr[r], indptr[r+1]) (PP_ERR_CSR if a row does not fit it
  *                or e1 > n_syn_cap).
@@ -111,7 +118,8 @@ pp_build_csr_count(const pp_proj *__restrict__ projs, uint32_t n_projs,
 extern "C" __global__ void
 pp_build_csr_fill(const pp_proj *__restrict__ projs, uint32_t n_projs,
                   const unsigned long long *__restrict__ row_base,
-                  const uint32_t *__restrict__ rowlen, uint32_t seed,
+                  const uint32_t *__restrict__ rowlen,
+                  const double *__restrict__ sampler_tables, uint32_t seed,
                   const long long *__restrict__ indptr, unsigned long long n_syn_cap,
                   uint32_t *__restrict__ targets, int32_t *__restrict__ weights,
                   uint16_t *__restrict__ delays, pp_ctrl *ctrl)
@@ -136,7 +144,8 @@ pp_build_csr_fill(const pp_proj *__restrict__ projs, uint32_t n_projs,
             for (seg0 = 0; seg0 < pj->n_seg; seg0 += 32u) {
                 const uint32_t seg = seg0 + lane;
                 uint32_t c = seg < pj->n_seg
-                    ? pp_segment_walk(pj, seed, pre, seg, 0, 0, 0, 0, 0, 0, ctrl) : 0u;
+                    ? pp_segment_walk(pj, sampler_tables, seed, pre, seg, 0, 0, 0, 0, 0, 0, ctrl)
+                    : 0u;
                 uint32_t incl = c, tot;
                 int o;
                 for (o = 1; o < 32; o <<= 1) {
@@ -145,7 +154,8 @@ pp_build_csr_fill(const pp_proj *__restrict__ projs, uint32_t n_projs,
                 }
                 tot = __shfl_sync(0xffffffffu, incl, 31);
                 if (c)
-                    pp_segment_walk(pj, seed, pre, seg, 1, base + (long long)(incl - c), e1,
+                    pp_segment_walk(pj, sampler_tables, seed, pre, seg, 1,
+                                    base + (long long)(incl - c), e1,
                                     targets, weights, delays, ctrl);
                 base += tot;
             }
@@ -160,8 +170,8 @@ pp_build_csr_fill(const pp_proj *__restrict__ projs, uint32_t n_projs,
             for (j = lane; j < L; j += 32u) {
                 const uint32_t tg = pp_fixed_draw(pj, seed, pre, j, &rr);
                 targets[e0 + j] = tg;
-                weights[e0 + j] = pp_weight_fixed(pj, rr.v[1]);
-                delays[e0 + j] = (uint16_t)pp_delay_steps(pj, rr.v[2]);
+                weights[e0 + j] = pp_weight_fixed(pj, rr.v[1], sampler_tables);
+                delays[e0 + j] = (uint16_t)pp_delay_steps(pj, rr.v[2], sampler_tables);
             }
         } else if (pj->rule == PP_RULE_DECODER) {
             const int hit = lane < pj->n_post && pp_decoder_hit(pre, lane);
@@ -172,8 +182,8 @@ pp_build_csr_fill(const pp_proj *__restrict__ projs, uint32_t n_projs,
             } else if (hit) {
                 rr = pp_philox4x32_10(pre, lane, 0u, PP_TAG_FIXED, seed, pj->stream);
                 targets[e] = lane;
-                weights[e] = pp_weight_fixed(pj, rr.v[1]);
-                delays[e] = (uint16_t)pp_delay_steps(pj, rr.v[2]);
+                weights[e] = pp_weight_fixed(pj, rr.v[1], sampler_tables);
+                delays[e] = (uint16_t)pp_delay_steps(pj, rr.v[2], sampler_tables);
             }
         } else if (lane == 0u) {
             pp_set_error(ctrl, PP_ERR_BAD_RULE, k, (int)pj->rule);

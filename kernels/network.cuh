@@ -57,23 +57,26 @@ PP_HD uint64_t pp_ring_index(const pp_pop *p, uint32_t slot, uint32_t channel, u
     return p->ring_offset + ((uint64_t)slot * p->n_channels + channel) * p->n + local;
 }
 
-PP_HD int32_t pp_weight_fixed(const pp_proj *pj, uint32_t r)
+/* Weight of a synapse from word 1 (fixed-point units, signed); tab: the sampler
+ * tables (sampling.cuh). */
+PP_HD int32_t pp_weight_fixed(const pp_proj *pj, uint32_t r, const double *tab)
 {
     double mag;
     int64_t f;
     if (pj->w_kind == PP_DIST_CONST) return pj->w_const;
-    mag = pp_trunc_normal(r, pj->w_mean, pj->w_sd, pj->w_lo, pj->w_width);
+    mag = pp_trunc_normal(r, pj->w_mean, pj->w_sd, pj->w_lo, pj->w_width, tab);
     f = pp_round_nonneg(mag * pj->w_scale);
     if (f < 0) f = 0;
     return (int32_t)(pj->w_sign * f);
 }
 
-PP_HD int32_t pp_delay_steps(const pp_proj *pj, uint32_t r)
+/* Delay of a synapse from word 2, in steps in [1, d_max]; tab as above. */
+PP_HD int32_t pp_delay_steps(const pp_proj *pj, uint32_t r, const double *tab)
 {
     double d;
     int64_t s;
     if (pj->d_kind == PP_DIST_CONST) return pj->d_const;
-    d = pp_trunc_normal(r, pj->d_mean, pj->d_sd, pj->d_lo, pj->d_width);
+    d = pp_trunc_normal(r, pj->d_mean, pj->d_sd, pj->d_lo, pj->d_width, tab);
     s = pp_round_nonneg(d / pj->dt);
     if (s < 1) s = 1;
     if (s > pj->d_max) s = pj->d_max;
@@ -83,12 +86,13 @@ PP_HD int32_t pp_delay_steps(const pp_proj *pj, uint32_t r)
 /* pairwise_bernoulli, draw j of segment seg of row pre.  Every draw (also the
  * one that leaves the segment) is one Philox call: w0 gives the geometric skip,
  * w1 the weight and w2 the delay of the synapse it lands on.  Returns the new
- * position inside the segment (>= segment length: the segment is done). */
+ * position inside the segment (>= segment length: the segment is done).
+ * tab: the sampler tables (the skip uses pp_log_tab). */
 PP_HD int64_t pp_bernoulli_draw(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg,
-                                uint32_t j, int64_t pos, pp_u32x4 *r)
+                                uint32_t j, int64_t pos, pp_u32x4 *r, const double *tab)
 {
     *r = pp_philox4x32_10(pre, seg, j, PP_TAG_BERNOULLI, seed, pj->stream);
-    return pos + 1 + (int64_t)pp_geometric_skip(r->v[0], pj->log1mp, pj->seg_width);
+    return pos + 1 + (int64_t)pp_geometric_skip(r->v[0], pj->log1mp, pj->seg_width, tab);
 }
 
 PP_HD uint32_t pp_segment_length(const pp_proj *pj, uint32_t seg)

@@ -19,7 +19,12 @@
  * RNG counters : bernoulli (pre, segment, draw j, tag 1), fixed-number and
  *                decoder (pre, j, 0, tag 2), key (seed, projection stream):
  *                pp_bernoulli_draw, pp_fixed_draw, pp_weight_fixed, pp_delay_steps.
- * Reads        : ctrl->step, ctrl->n_spk, tables, spike list.
+ * Sampler tables: sampler_tables = double[PP_TABLES_LEN] (sampling.cuh: normal
+ *                quantile knots at PP_ZTAB_OFFSET, log knots at PP_LTAB_OFFSET),
+ *                pyproc.sampling.sampler_tables() uploaded once by the backend;
+ *                read by the truncated-normal weights / delays and the
+ *                geometric skip.
+ * Reads        : ctrl->step, ctrl->n_spk, tables, sampler_tables, spike list.
  * Writes       : int32 atomicAdd of the fixed-point weight into the target's
  *                ring slot (step + delay) % ring_slots, channel pj.channel
  *                (pp_ring_add); one 64-bit atomicAdd per warp into
@@ -31,6 +36,7 @@
 extern "C" __global__ void
 pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
                                const uint32_t *__restrict__ rowlen,
+                               const double *__restrict__ sampler_tables,
                                const uint32_t *__restrict__ out_ptr,
                                const uint32_t *__restrict__ out_idx, uint32_t max_out,
                                const uint2 *__restrict__ spikes, uint32_t seed,
@@ -41,6 +47,7 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
     const uint32_t lane = threadIdx.x & 31u;
     const unsigned int n_warps = (gridDim.x * blockDim.x) >> 5;
     const unsigned long long items = (unsigned long long)ns * max_out;
+    const double *const tab = sampler_tables;
     unsigned long long v, total, hits = 0;
     uint64_t t;
     uint32_t split;
@@ -75,12 +82,12 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
                 uint32_t j = 0;
                 for (;;) {
                     uint32_t tg;
-                    pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r);
+                    pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, tab);
                     if (pos >= (int64_t)len) break;
                     tg = seg * pj->seg_width + (uint32_t)pos;
                     if (!pj->autapses && tg == pre) continue;
                     pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
-                                pp_weight_fixed(pj, r.v[1]), pp_delay_steps(pj, r.v[2]), ctrl);
+                                pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab), ctrl);
                     ++hits;
                 }
             }
@@ -90,7 +97,7 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
             for (j = first; j < L; j += stride) {
                 const uint32_t tg = pp_fixed_draw(pj, seed, pre, j, &r);
                 pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
-                            pp_weight_fixed(pj, r.v[1]), pp_delay_steps(pj, r.v[2]), ctrl);
+                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab), ctrl);
                 ++hits;
             }
         } else if (pj->rule == PP_RULE_DECODER) {
@@ -98,7 +105,7 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
             if (part == 0u && j < pj->n_post && pp_decoder_hit(pre, j)) {
                 r = pp_philox4x32_10(pre, j, 0u, PP_TAG_FIXED, seed, pj->stream);
                 pp_ring_add(ring, ring_size, tp, tmod, pj->channel, j,
-                            pp_weight_fixed(pj, r.v[1]), pp_delay_steps(pj, r.v[2]), ctrl);
+                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab), ctrl);
                 ++hits;
             }
         } else if (lane == 0u) {

@@ -6,6 +6,20 @@
  * are IEEE-754 double +, -, *, / and sqrt (correctly rounded everywhere),
  * evaluated in one written order.  Compile with -ffp-contract=off (gcc) and
  * -fmad=false (nvcc) so that no multiply-add is contracted.
+ *
+ * SAMPLER TABLES.  The hot samplers (truncated normal, geometric skip) read
+ * one array of doubles, `tab`, passed explicitly to every function that needs
+ * it (no hidden globals):
+ *
+ *   tab[PP_ZTAB_OFFSET + k], k = 0..4096   normal quantile knots z[k]
+ *       z[k] = pp_norm_quantile(k / 4096) for k = 1..4095,
+ *       z[0] = pp_norm_quantile(2^-33) (the smallest pp_u01), z[4096] = -z[0]
+ *   tab[PP_LTAB_OFFSET + k], k = 0..2048   log knots l[k] = pp_log(1 + k / 2048)
+ *
+ * PP_TABLES_LEN = 4097 + 2049 doubles (48 KiB).  The host builds it once with
+ * the NumPy twins of pp_norm_quantile and pp_log (pyproc.sampling.sampler_tables,
+ * bit-identical to this header) and hands the same array to the gcc shim and
+ * to the CUDA kernels (device buffer "sampler_tables", uploaded once).
  */
 #ifndef PP_SAMPLING_CUH
 #define PP_SAMPLING_CUH
@@ -63,7 +77,9 @@ PP_HD double pp_log(double x)
 
 /* ---- standard normal quantile --------------------------------------------- */
 /* P. J. Acklam's rational approximation (2003), relative error < 1.15e-9 over
- * (0, 1) -- below the resolution of a 32-bit uniform.  Central region
+ * (0, 1) -- below the resolution of a 32-bit uniform.  Used to build the
+ * quantile table (pp_norm_quantile_tab) and, on the host, for initial
+ * membrane potentials; the kernels sample through the table.  Central region
  * |p - 0.5| <= 0.47575 rational in (p-0.5)^2, tails rational in
  * sqrt(-2 log p). */
 #define PP_AK_A1 -3.969683028665376e+01
@@ -111,24 +127,83 @@ PP_HD double pp_norm_quantile(double p)
     }
 }
 
+/* ---- sampler tables --------------------------------------------------------- */
+#define PP_ZTAB_N 4096                       /* equal-probability intervals of z */
+#define PP_LTAB_N 2048                       /* intervals of log on [1, 2] */
+#define PP_ZTAB_OFFSET 0                     /* z[0..4096] */
+#define PP_LTAB_OFFSET 4097                  /* l[0..2048] */
+#define PP_TABLES_LEN 6146                   /* 4097 + 2049 doubles */
+#define PP_LN2 6.93147180559945286227e-01    /* ln 2 rounded to double */
+
+/* Standard normal quantile, piecewise linear on PP_ZTAB_N equal-probability
+ * intervals with knots z[k] from Acklam's approximation (see the table layout
+ * above): x = p * 4096 (exact), i = (int)x, f = x - i (exact),
+ * z = z[i] + f * (z[i+1] - z[i]) for 1 <= i <= 4094.  The two outermost
+ * intervals (p < 2^-12 or p >= 1 - 2^-12, probability 2^-11 together) are
+ * not interpolated: there the result is Acklam's tail formula itself, bit for
+ * bit pp_norm_quantile(p).  (Linear interpolation to z[0] = -6.338 would make
+ * the tails uniform in z: P(z > 5) would be 1.2e-4 instead of 2.9e-7, which the
+ * delay-distribution test of tests/test_connectivity.py rejects.)  So z[0] and
+ * z[4096] are layout only (the tails' end points), never read here.  The
+ * branch is taken by 1.6 % of warps (32 lanes x 2^-11).  Absolute error in z
+ * (checked by tests/test_sampling.py): <= 1.6e-2 on the next intervals (p in
+ * [2^-12, 2^-11] and mirrored), <= 5.5e-3 for p in [2^-11, 1 - 2^-11],
+ * <= 2.5e-5 for p in [0.01, 0.99], <= 3.2e-7 for p in [0.1, 0.9]; Acklam's
+ * (< 1.2e-9 relative) in the outermost intervals. */
+PP_HD double pp_norm_quantile_tab(double p, const double *tab)
+{
+    const double *z = tab + PP_ZTAB_OFFSET;
+    const double x = p * 4096.0;
+    const int i = (int)x;
+    double f;
+    if (i < 1 || i > PP_ZTAB_N - 2) {       /* p < 2^-12 or p >= 1 - 2^-12: as pp_norm_quantile */
+        const double t = pp_ak_tail(sqrt(-2.0 * pp_log(i < 1 ? p : 1.0 - p)));
+        return i < 1 ? t : -t;
+    }
+    f = x - (double)i;
+    return z[i] + f * (z[i + 1] - z[i]);
+}
+
+/* Natural logarithm, piecewise linear on 2048 intervals of the mantissa:
+ * x = m 2^e with m in [1, 2) (from the bits), y = (m - 1) * 2048 (exact),
+ * i = (int)y, f = y - i (exact); log x = (e * PP_LN2 + l[i]) + f * (l[i+1] - l[i]).
+ * The chord lies below log on each interval: absolute error <= 2^-25 = 3.0e-8
+ * (at m near 1; h^2 / (8 m^2) with h = 2^-11).  Valid for positive normal x;
+ * used by pp_geometric_skip only (pp_log stays exact for the tables). */
+PP_HD double pp_log_tab(double x, const double *tab)
+{
+    const double *l = tab + PP_LTAB_OFFSET;
+    uint64_t bits = pp_f64_bits(x);
+    int32_t e = (int32_t)((bits >> 52) & 0x7ffu) - 1023;
+    double m = pp_bits_f64((bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
+    double y = (m - 1.0) * 2048.0;
+    int i = (int)y;
+    double f = y - (double)i;
+    return ((double)e * PP_LN2 + l[i]) + f * (l[i + 1] - l[i]);
+}
+
 /* ---- truncated normal by inverse CDF -------------------------------------- */
 /* z = Phi^-1(lo + u * width), u = pp_u01(r), with lo = Phi(a), width = Phi(b) - Phi(a)
- * computed once on the host.  No redraw: one 32-bit word, one value, so a
- * warp never diverges on rejection.  Returns mean + sd * z. */
-PP_HD double pp_trunc_normal(uint32_t r, double mean, double sd, double lo, double width)
+ * computed once on the host; Phi^-1 is the table quantile pp_norm_quantile_tab.
+ * No redraw: one 32-bit word, one value, so a warp never diverges on
+ * rejection.  Returns mean + sd * z. */
+PP_HD double pp_trunc_normal(uint32_t r, double mean, double sd, double lo, double width,
+                             const double *tab)
 {
-    return mean + sd * pp_norm_quantile(lo + pp_u01(r) * width);
+    return mean + sd * pp_norm_quantile_tab(lo + pp_u01(r) * width, tab);
 }
 
 /* ---- geometric skip (pairwise_bernoulli) ---------------------------------- */
 /* Number of failures before the next success, by inversion:
- * floor(log(u) / log(1 - p)); log1mp = log(1 - p) from the host (0 encodes
- * p = 0: never; -inf encodes p = 1: always 0).  Capped at cap. */
-PP_HD uint32_t pp_geometric_skip(uint32_t r, double log1mp, uint32_t cap)
+ * floor(log(u) / log(1 - p)) with log = pp_log_tab (absolute error <= 3e-8:
+ * a draw moves to the neighbouring count with probability about 3e-8 / |log(1-p)|);
+ * log1mp = log(1 - p) from the host (0 encodes p = 0: never; -inf encodes
+ * p = 1: always 0).  Capped at cap. */
+PP_HD uint32_t pp_geometric_skip(uint32_t r, double log1mp, uint32_t cap, const double *tab)
 {
     double q;
     if (log1mp == 0.0) return cap;
-    q = pp_log(pp_u01(r)) / log1mp;
+    q = pp_log_tab(pp_u01(r), tab) / log1mp;
     if (!(q < (double)cap)) return cap;
     return (uint32_t)q;
 }

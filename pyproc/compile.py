@@ -234,8 +234,10 @@ def compile_network(net: Network) -> CompiledNetwork:
             row["w_sign"] = -1 if wd.mean < 0 else 1
             row["w_mean"], row["w_sd"] = abs(wd.mean), wd.sd
             row["w_lo"], row["w_width"] = sampling.trunc_bounds(abs(wd.mean), wd.sd, 0.0)
+            # the largest word gives the largest weight (the table quantile is monotone)
             w_max[k] = float(sampling.trunc_normal(np.uint32(U32_MAX), row["w_mean"], row["w_sd"],
-                                                   row["w_lo"], row["w_width"]))
+                                                   row["w_lo"], row["w_width"],
+                                                   sampling.sampler_tables()))
         row["channel"] = 1 if row["w_sign"] < 0 else 0
         # delay
         dd = pr.delay
@@ -252,7 +254,8 @@ def compile_network(net: Network) -> CompiledNetwork:
                 raise ModelError(f"{where}: delay {dd.describe()} has no probability mass in "
                                  f"[{d_low:g}, {d_high:g}] ms")
             dmax = float(sampling.trunc_normal(np.uint32(U32_MAX), dd.mean, dd.sd,
-                                               row["d_lo"], row["d_width"]))
+                                               row["d_lo"], row["d_width"],
+                                               sampling.sampler_tables()))
             row["d_max"] = max(1, int(sampling.round_nonneg(dmax / dt)))
         if row["d_max"] >= 2 ** 16:
             raise ModelError(f"{where}: delay of {row['d_max']} steps exceeds 65535 steps")

@@ -6,6 +6,9 @@ presynaptic neurons (local indices) of projection k and returns
 ``(row, target, weight, delay)``: the position of the source in ``pre``,
 target (local to the target population), weight in fixed-point units and
 delay in steps.  Materialising all rows gives the stored (SciPy) form.
+Truncated-normal weights / delays and the geometric skip read the sampler
+tables (:func:`pyproc.sampling.sampler_tables`), the same array the kernels
+receive.
 """
 from __future__ import annotations
 
@@ -23,20 +26,21 @@ __all__ = ["rows", "weights_fixed", "delays_steps", "to_sparse", "Synapses"]
 Synapses = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def weights_fixed(pj, r1: np.ndarray) -> np.ndarray:
-    """Fixed-point weights from word 1 (twin of pp_weight_fixed)."""
+def weights_fixed(pj, r1: np.ndarray, tab=None) -> np.ndarray:
+    """Fixed-point weights from word 1 (twin of pp_weight_fixed; ``tab``: the sampler
+    tables, default :func:`pyproc.sampling.sampler_tables`)."""
     if pj["w_kind"] == DIST_CONST:
         return np.full(r1.shape, pj["w_const"], dtype=np.int32)
-    mag = sampling.trunc_normal(r1, pj["w_mean"], pj["w_sd"], pj["w_lo"], pj["w_width"])
+    mag = sampling.trunc_normal(r1, pj["w_mean"], pj["w_sd"], pj["w_lo"], pj["w_width"], tab)
     f = np.maximum(sampling.round_nonneg(mag * pj["w_scale"]), 0)
     return (int(pj["w_sign"]) * f).astype(np.int32)
 
 
-def delays_steps(pj, r2: np.ndarray) -> np.ndarray:
-    """Delays in steps from word 2 (twin of pp_delay_steps)."""
+def delays_steps(pj, r2: np.ndarray, tab=None) -> np.ndarray:
+    """Delays in steps from word 2 (twin of pp_delay_steps; ``tab`` as weights_fixed)."""
     if pj["d_kind"] == DIST_CONST:
         return np.full(r2.shape, pj["d_const"], dtype=np.int32)
-    d = sampling.trunc_normal(r2, pj["d_mean"], pj["d_sd"], pj["d_lo"], pj["d_width"])
+    d = sampling.trunc_normal(r2, pj["d_mean"], pj["d_sd"], pj["d_lo"], pj["d_width"], tab)
     s = np.clip(sampling.round_nonneg(d / pj["dt"]), 1, int(pj["d_max"]))
     return s.astype(np.int32)
 
@@ -45,14 +49,15 @@ def rows(cnet: CompiledNetwork, k: int, pre) -> Synapses:
     """All synapses of the rows ``pre`` (local source indices) of projection k."""
     pj = cnet.projs[k]
     pre = np.asarray(pre, dtype=np.uint32).ravel()
+    tab = sampling.sampler_tables()
     if pj["rule"] == RULE_BERNOULLI:
-        return _bernoulli_rows(cnet.seed, pj, pre)
+        return _bernoulli_rows(cnet.seed, pj, pre, tab)
     if pj["rule"] == RULE_DECODER:
-        return _decoder_rows(cnet.seed, pj, pre)
-    return _fixed_rows(cnet.seed, pj, pre, cnet.rowlen_of(k)[pre])
+        return _decoder_rows(cnet.seed, pj, pre, tab)
+    return _fixed_rows(cnet.seed, pj, pre, cnet.rowlen_of(k)[pre], tab)
 
 
-def _bernoulli_rows(seed, pj, pre) -> Synapses:
+def _bernoulli_rows(seed, pj, pre, tab) -> Synapses:
     n_seg, width, n_post = int(pj["n_seg"]), int(pj["seg_width"]), int(pj["n_post"])
     if pj["log1mp"] == 0.0 or pre.size == 0:
         return (np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.int32),
@@ -75,7 +80,7 @@ def _bernoulli_rows(seed, pj, pre) -> Synapses:
         r0, r1, r2, _ = philox_words(src[:, None], lane_seg[alive].astype(np.uint32)[:, None],
                                      (j0 + jj).astype(np.uint32)[None, :], TAG_BERNOULLI, seed,
                                      pj["stream"])
-        step = 1 + sampling.geometric_skip(r0, float(pj["log1mp"]), width)
+        step = 1 + sampling.geometric_skip(r0, float(pj["log1mp"]), width, tab)
         cpos = pos[alive][:, None] + np.cumsum(step, axis=1)
         hit = cpos < seg_len[alive][:, None]
         li, jb = np.nonzero(hit)
@@ -83,7 +88,8 @@ def _bernoulli_rows(seed, pj, pre) -> Synapses:
         tgt = lane_seg[a] * width + cpos[li, jb]
         keep = np.ones(a.size, bool) if pj["autapses"] else tgt != pre[lane_row[a]]
         out.append((lane_row[a][keep], tgt[keep].astype(np.uint32),
-                    weights_fixed(pj, r1[li, jb][keep]), delays_steps(pj, r2[li, jb][keep])))
+                    weights_fixed(pj, r1[li, jb][keep], tab),
+                    delays_steps(pj, r2[li, jb][keep], tab)))
         more = hit[:, -1]                  # still inside the segment after B draws
         pos[alive] = cpos[:, -1]
         alive = alive[more]
@@ -95,17 +101,18 @@ def _bernoulli_rows(seed, pj, pre) -> Synapses:
             np.concatenate([o[3] for o in out])[order])
 
 
-def _decoder_rows(seed, pj, pre) -> Synapses:
+def _decoder_rows(seed, pj, pre, tab) -> Synapses:
     nj = min(32, int(pj["n_post"]))
     bits = ((pre.astype(np.uint64)[:, None] + np.uint64(1)) >> np.arange(nj, dtype=np.uint64)[None, :]
             ) & np.uint64(1)
     row, j = np.nonzero(bits)
     r0, r1, r2, _ = philox_words(pre[row], j.astype(np.uint32), np.uint32(0), TAG_FIXED, seed,
                                  pj["stream"])
-    return row.astype(np.int64), j.astype(np.uint32), weights_fixed(pj, r1), delays_steps(pj, r2)
+    return (row.astype(np.int64), j.astype(np.uint32), weights_fixed(pj, r1, tab),
+            delays_steps(pj, r2, tab))
 
 
-def _fixed_rows(seed, pj, pre, lens) -> Synapses:
+def _fixed_rows(seed, pj, pre, lens, tab) -> Synapses:
     lens = lens.astype(np.int64)
     total = int(lens.sum())
     row = np.repeat(np.arange(pre.size, dtype=np.int64), lens)
@@ -118,7 +125,7 @@ def _fixed_rows(seed, pj, pre, lens) -> Synapses:
     else:
         tgt = sampling.uniform_int(r0, int(pj["n_post"]) - 1)
         tgt = tgt + (tgt >= src).astype(np.uint32)
-    return row, tgt, weights_fixed(pj, r1), delays_steps(pj, r2)
+    return row, tgt, weights_fixed(pj, r1, tab), delays_steps(pj, r2, tab)
 
 
 def to_sparse(cnet: CompiledNetwork, projection, chunk: int = 4096):

@@ -1,15 +1,19 @@
 """Distributions for weights, delays and initial membrane potentials.
 
 A plain number means a constant.  ``normal(mean, sd)`` is a *truncated*
-normal sampled by inverse CDF (one 32-bit word per value, no redraw loop):
+normal sampled by inverse CDF (one 32-bit word per value, no redraw loop; the
+inverse CDF, piecewise linear on 4096 equal-probability intervals with knots
+from Acklam's approximation; the two outermost intervals (probability 2^-11
+together) are linear in p -- see ``pyproc.sampling.norm_quantile_tab``):
 
 * as a weight it is truncated at 0 keeping the sign of ``mean`` (what NEST
   and GeNN call "clipped by redraw" has the same distribution);
 * as a delay it is truncated below at ``dt`` (then rounded to steps), or to
   ``[max(low, dt), high]`` when ``normal(mean, sd, low=..., high=...)`` gives
   bounds (the largest delay a 32-bit uniform can give without ``high`` is about
-  mean + 6.2 sd, and it sizes the target population's delay ring);
-* as an initial membrane potential it is not truncated.
+  mean + 6.3 sd, and it sizes the target population's delay ring);
+* as an initial membrane potential it is not truncated (and sampled with
+  Acklam's approximation itself, on the host).
 
 ``uniform(low, high)`` is available for initial potentials.
 """

@@ -23,7 +23,7 @@ into a delay ring; here two spikes of the balanced network::
     ctx = drv.Device(0).make_context()
     try:
         cnet = pyproc.compile_network(balanced(2000))
-        tab = device_tables(cnet)   # host tables: projs, pops, rowlen, out_ptr, out_idx, ...
+        tab = device_tables(cnet)   # host tables: projs, pops, rowlen, sampler_tables, ...
         gpu = {k: drv.to_device(v if v.size else np.zeros(1, v.dtype))  # no 0-byte allocs
                for k, v in tab.items() if k != "max_out"}
         spikes = np.array([[0, 5], [1, 7]], np.uint32)   # (population, local index)
@@ -35,8 +35,8 @@ into a delay ring; here two spikes of the balanced network::
         P = {k: int(v) for k, v in gpu.items()}           # device addresses
         k = kernels.get_kernels()["pp_propagate_procedural_spikes"]
         k.prepared_call((64, 1), (256, 1, 1), P["projs"], P["pops"], P["rowlen"],
-                        P["out_ptr"], P["out_idx"], tab["max_out"], P["spikes"],
-                        cnet.seed, P["ring"], cnet.ring_size, P["ctrl"])
+                        P["sampler_tables"], P["out_ptr"], P["out_idx"], tab["max_out"],
+                        P["spikes"], cnet.seed, P["ring"], cnet.ring_size, P["ctrl"])
         ring_host = drv.from_device(gpu["ring"], (cnet.ring_size,), np.int32)
         print("synapses delivered:", drv.from_device_like(gpu["ctrl"], ctrl)["n_events"][0])
         del gpu, k
@@ -47,6 +47,9 @@ into a delay ring; here two spikes of the balanced network::
 
 ``ring_host`` then equals the CPU twin's ring after the same two spikes
 (layout [slot][channel][neuron] per population, ``pp_ring_index``).
+``sampler_tables`` is :func:`pyproc.sampling.sampler_tables` (the normal
+quantile and log tables the truncated-normal and geometric samplers
+interpolate, ``PP_TABLES_LEN`` float64); every kernel that samples receives it.
 
 Compilation: ``SourceModule(src, no_extern_c=True, include_dirs=[kernel_dir()],
 options=["-fmad=false", "-O3", ...], arch="sm_XY")``; no fast math, no
@@ -118,6 +121,8 @@ ERROR_CODES = {
 # Format characters are Python struct's: P device pointer (DeviceAllocation or
 # int), I uint32, Q uint64.  Table arrays are the CompiledNetwork's
 # (POP_DTYPE / PROJ_DTYPE bytes); see pyproc.backends.cuda.device_tables.
+# sampler_tables is pyproc.sampling.sampler_tables() (float64[PP_TABLES_LEN]:
+# normal quantile knots at PP_ZTAB_OFFSET = 0, log knots at PP_LTAB_OFFSET = 4097).
 KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
     "pp_neuron_lif_update": ("neuron_lif.cu", "PPPPIPPPPPPIPIP", (
         "pops: pp_pop[n_pops]", "blocks: uint32 (population, first local)[n_blocks]",
@@ -126,9 +131,9 @@ KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
         "ring: int32[ring_size]", "spikes: uint32 (population, local)[spike_cap]",
         "spike_cap: uint32", "rec_ids: uint32[rec_cap]", "rec_cap: uint32",
         "ctrl: pp_ctrl (CTRL_DTYPE)")),
-    "pp_propagate_procedural_spikes": ("propagate_procedural.cu", "PPPPPIPIPQP", (
+    "pp_propagate_procedural_spikes": ("propagate_procedural.cu", "PPPPPPIPIPQP", (
         "projs: pp_proj[n_projs]", "pops: pp_pop[n_pops]", "rowlen: uint32[]",
-        "out_ptr: uint32[n_pops + 1]", "out_idx: uint32[n_projs]", "max_out: uint32",
+        "sampler_tables: float64[PP_TABLES_LEN]", "out_ptr: uint32[n_pops + 1]", "out_idx: uint32[n_projs]", "max_out: uint32",
         "spikes: uint32 (population, local)[ctrl.n_spk]", "seed: uint32",
         "ring: int32[ring_size]", "ring_size: uint64", "ctrl: pp_ctrl")),
     "pp_propagate_stored_spikes": ("propagate_stored.cu", "PPPPIPPPPPPPQP", (
@@ -139,13 +144,13 @@ KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
         "delays: uint16[nnz]", "ring: int32[ring_size]", "ring_size: uint64", "ctrl: pp_ctrl")),
     "pp_record_advance": ("record.cu", "PPI", (
         "ctrl: pp_ctrl", "rec_end: uint32[rec_chunk_steps]", "rec_chunk_steps: uint32")),
-    "pp_build_csr_count": ("build_stored.cu", "PIPPIPP", (
+    "pp_build_csr_count": ("build_stored.cu", "PIPPPIPP", (
         "projs: pp_proj[n_projs]", "n_projs: uint32", "row_base: uint64[n_projs + 1]",
-        "rowlen: uint32[]", "seed: uint32", "indptr: int64[rows + 1] (out: counts at r + 1)",
+        "rowlen: uint32[]", "sampler_tables: float64[PP_TABLES_LEN]", "seed: uint32", "indptr: int64[rows + 1] (out: counts at r + 1)",
         "ctrl: pp_ctrl")),
-    "pp_build_csr_fill": ("build_stored.cu", "PIPPIPQPPPP", (
+    "pp_build_csr_fill": ("build_stored.cu", "PIPPPIPQPPPP", (
         "projs: pp_proj[n_projs]", "n_projs: uint32", "row_base: uint64[n_projs + 1]",
-        "rowlen: uint32[]", "seed: uint32", "indptr: int64[rows + 1]", "n_syn_cap: uint64",
+        "rowlen: uint32[]", "sampler_tables: float64[PP_TABLES_LEN]", "seed: uint32", "indptr: int64[rows + 1]", "n_syn_cap: uint64",
         "targets: uint32[n_syn_cap]", "weights: int32[n_syn_cap]", "delays: uint16[n_syn_cap]",
         "ctrl: pp_ctrl")),
 }

@@ -3,14 +3,37 @@
 Only IEEE-754 double ``+ - * /`` and ``sqrt`` are used, in the order the C
 code writes them, so every result equals the gcc- and nvcc-compiled header
 (tests/test_sampling.py checks >= 1e6 draws of each).
+
+Sampler tables
+--------------
+The kernels' hot samplers interpolate two tables held in one float64 array,
+:func:`sampler_tables` (``PP_TABLES_LEN`` = 6146 doubles, built here once from
+the exact twins :func:`norm_quantile` and :func:`pp_log`, and handed unchanged
+to the gcc shim and to the CUDA backend, which uploads it as the device buffer
+``sampler_tables``)::
+
+    [ZTAB_OFFSET = 0    .. 4096]  z[k] = norm_quantile(k / 4096), k = 1..4095;
+                                  z[0] = norm_quantile(2^-33), z[4096] = -z[0]
+                                  (end points of the tails; layout only, not read)
+    [LTAB_OFFSET = 4097 .. 6145]  l[k] = pp_log(1 + k / 2048), k = 0..2048
+
+:func:`norm_quantile_tab` (piecewise linear on 4096 equal-probability
+intervals; the two outermost intervals, probability 2^-11 together, are
+Acklam's tail formula itself, so the tails stay normal) is what
+:func:`trunc_normal` uses; :func:`log_tab` (absolute error <= 3e-8) is what
+:func:`geometric_skip` uses.
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["u01", "uniform_int", "pp_log", "norm_quantile", "trunc_normal",
-           "geometric_skip", "poisson_table", "poisson_count", "round_nonneg"]
+__all__ = ["u01", "uniform_int", "pp_log", "norm_quantile", "sampler_tables",
+           "norm_quantile_tab", "log_tab", "trunc_normal", "geometric_skip", "poisson_table",
+           "poisson_count", "round_nonneg", "ZTAB_N", "LTAB_N", "ZTAB_OFFSET", "LTAB_OFFSET",
+           "TABLES_LEN", "LN2"]
 
 _TWO_M32 = 2.3283064365386963e-10   # 2^-32
 
@@ -32,6 +55,15 @@ AK_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
 AK_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
         3.754408661907416e+00)
 AK_PLOW = 0.02425
+
+# Sampler tables (PP_* in kernels/sampling.cuh).
+ZTAB_N = 4096                    # equal-probability intervals of the normal quantile
+LTAB_N = 2048                    # intervals of log on [1, 2]
+ZTAB_OFFSET = 0                  # z[0..4096]
+LTAB_OFFSET = ZTAB_N + 1         # l[0..2048] (4097)
+TABLES_LEN = ZTAB_N + 1 + LTAB_N + 1   # 6146
+LN2 = 6.93147180559945286227e-01
+_U01_MIN = 2.0 ** -33            # pp_u01(0), the smallest uniform
 
 
 def u01(r):
@@ -96,9 +128,67 @@ def norm_quantile(p):
     return out
 
 
-def trunc_normal(r, mean, sd, lo, width):
-    """mean + sd * Phi^-1(lo + u01(r) * width): truncated normal by inverse CDF."""
-    return mean + sd * norm_quantile(lo + u01(r) * width)
+@functools.lru_cache(maxsize=1)
+def sampler_tables() -> np.ndarray:
+    """The sampler tables [z (4097) | l (2049)] as one read-only float64 array (see the
+    module docstring); built once from the exact twins, equal to what the header
+    functions expect bit for bit."""
+    tab = np.empty(TABLES_LEN, dtype=np.float64)
+    k = np.arange(1, ZTAB_N, dtype=np.float64)
+    z = tab[ZTAB_OFFSET:ZTAB_OFFSET + ZTAB_N + 1]
+    z[1:ZTAB_N] = norm_quantile(k / float(ZTAB_N))
+    z[0] = norm_quantile(np.array([_U01_MIN]))[0]
+    z[ZTAB_N] = -z[0]
+    kl = np.arange(LTAB_N + 1, dtype=np.float64)
+    tab[LTAB_OFFSET:LTAB_OFFSET + LTAB_N + 1] = pp_log(1.0 + kl / float(LTAB_N))
+    tab.setflags(write=False)
+    return tab
+
+
+def _tab(tab):
+    return sampler_tables() if tab is None else np.asarray(tab, dtype=np.float64)
+
+
+def norm_quantile_tab(p, tab=None):
+    """Normal quantile, piecewise linear on 4096 equal-probability intervals with
+    knots from Acklam's approximation; the two outermost intervals (probability
+    2^-11 together) are Acklam's tail formula itself, equal to :func:`norm_quantile`
+    (twin of pp_norm_quantile_tab; ``tab``: the sampler tables, default
+    :func:`sampler_tables`)."""
+    z = _tab(tab)[ZTAB_OFFSET:]
+    p = np.asarray(p, dtype=np.float64)
+    x = p * 4096.0
+    i = x.astype(np.int64)
+    inner = (i >= 1) & (i <= ZTAB_N - 2)
+    ii = np.where(inner, i, 1)
+    f = x - ii.astype(np.float64)
+    zi = z[ii]
+    out = np.asarray(zi + f * (z[ii + 1] - zi))
+    tails = ~inner
+    if tails.any():
+        out[tails] = norm_quantile(p[tails])
+    return out
+
+
+def log_tab(x, tab=None):
+    """Natural log by linear interpolation on 2048 intervals of the mantissa, absolute
+    error <= 3e-8 (twin of pp_log_tab; positive normal x)."""
+    l = _tab(tab)[LTAB_OFFSET:]
+    x = np.asarray(x, dtype=np.float64)
+    bits = x.view(np.uint64)
+    e = ((bits >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64) - 1023
+    m = ((bits & np.uint64(0x000FFFFFFFFFFFFF)) | np.uint64(0x3FF0000000000000)).view(np.float64)
+    y = (m - 1.0) * 2048.0
+    i = y.astype(np.int64)
+    f = y - i.astype(np.float64)
+    li = l[i]
+    return (e.astype(np.float64) * LN2 + li) + f * (l[i + 1] - li)
+
+
+def trunc_normal(r, mean, sd, lo, width, tab=None):
+    """mean + sd * Phi^-1(lo + u01(r) * width): truncated normal by inverse CDF, with the
+    table quantile :func:`norm_quantile_tab` (twin of pp_trunc_normal)."""
+    return mean + sd * norm_quantile_tab(lo + u01(r) * width, tab)
 
 
 def trunc_bounds(mean: float, sd: float, a: float, b: float = np.inf):
@@ -108,12 +198,13 @@ def trunc_bounds(mean: float, sd: float, a: float, b: float = np.inf):
     return lo, hi - lo
 
 
-def geometric_skip(r, log1mp: float, cap: int):
-    """floor(log(u) / log(1 - p)) capped at ``cap`` (twin of pp_geometric_skip)."""
+def geometric_skip(r, log1mp: float, cap: int, tab=None):
+    """floor(log(u) / log(1 - p)) capped at ``cap``, log by :func:`log_tab` (twin of
+    pp_geometric_skip)."""
     r = np.asarray(r, dtype=np.uint32)
     if log1mp == 0.0:
         return np.full(r.shape, cap, dtype=np.int64)
-    q = pp_log(u01(r)) / log1mp
+    q = log_tab(u01(r), tab) / log1mp
     out = np.full(r.shape, cap, dtype=np.int64)
     ok = q < float(cap)
     out[ok] = q[ok].astype(np.int64)

@@ -57,10 +57,18 @@ def shim(tmp_path_factory):
            os.path.join(ROOT, "tests", "csrc", "shim.c"), "-o", out, "-lm"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     lib = ctypes.CDLL(out)
-    for name in ("shim_sizeof_proj", "shim_sizeof_pop", "shim_offsetof_proj", "shim_offsetof_pop"):
+    for name in ("shim_sizeof_proj", "shim_sizeof_pop", "shim_offsetof_proj", "shim_offsetof_pop",
+                 "shim_tables_len", "shim_ltab_offset"):
         getattr(lib, name).restype = ctypes.c_size_t
     lib.shim_row.restype = ctypes.c_int64
     return lib
+
+
+@pytest.fixture(scope="session")
+def tables():
+    """The sampler tables every header sampler receives (pyproc.sampling.sampler_tables)."""
+    from pyproc.sampling import sampler_tables
+    return np.ascontiguousarray(sampler_tables())
 
 
 def ptr(a: np.ndarray):

@@ -24,6 +24,7 @@ from pyproc.connectivity import rows
 from pyproc.errors import BackendUnavailable, OverflowDetected
 from pyproc.neuron import lif_step, poisson_counts
 from pyproc.rules import decoder
+from pyproc.sampling import TABLES_LEN, sampler_tables
 
 
 # ---------------------------------------------------------------- fake device
@@ -175,13 +176,23 @@ class Emulator:
                                                + int(pj["n_pre"]))[int(pj["rowlen_offset"]):]
         return ns, pj
 
+    def _check_tables(self, a_tab):
+        """The sampler tables on the device are sampling.sampler_tables(), bit for bit
+        (rows() below uses the host copy, so this is what makes the emulation exact)."""
+        dev = self.mem.arr(a_tab, np.float64, TABLES_LEN)
+        assert np.array_equal(dev.view(np.uint64), sampler_tables().view(np.uint64)), \
+            "sampler_tables buffer differs from pyproc.sampling.sampler_tables()"
+
     def pp_propagate_procedural_spikes(self, grid, a):
-        c = self.ctrl(a[10])[0]
+        # projs, pops, rowlen, sampler_tables, out_ptr, out_idx, max_out, spikes, seed,
+        # ring, ring_size, ctrl
+        self._check_tables(a[3])
+        c = self.ctrl(a[11])[0]
         t = int(c["step"])
-        for k, pre in self._items(a[3], a[4], a[5], a[6], c):
-            cn, pj = self._cnet(a[0], k, a[2], a[7])
+        for k, pre in self._items(a[4], a[5], a[6], a[7], c):
+            cn, pj = self._cnet(a[0], k, a[2], a[8])
             _, tgt, w, d = rows(cn, k, [pre])
-            self._deliver(a[1], a[8], a[9], t, pj, tgt, w, d, c)
+            self._deliver(a[1], a[9], a[10], t, pj, tgt, w, d, c)
 
     def pp_propagate_stored_spikes(self, grid, a):
         m = self.mem
@@ -213,19 +224,24 @@ class Emulator:
                 yield int(rb[k]) + pre, k, pre
 
     def pp_build_csr_count(self, grid, a):
+        # projs, n_projs, row_base, rowlen, sampler_tables, seed, indptr, ctrl
+        self._check_tables(a[4])
         n_rows = int(self.mem.arr(a[2], np.uint64, a[1] + 1)[-1])
-        indptr = self.mem.arr(a[5], np.int64, n_rows + 1)
+        indptr = self.mem.arr(a[6], np.int64, n_rows + 1)
         for r, k, pre in self._rows(a):
-            indptr[r + 1] = rows(self._cnet(a[0], k, a[3], a[4])[0], k, [pre])[1].size
+            indptr[r + 1] = rows(self._cnet(a[0], k, a[3], a[5])[0], k, [pre])[1].size
 
     def pp_build_csr_fill(self, grid, a):
+        # projs, n_projs, row_base, rowlen, sampler_tables, seed, indptr, n_syn_cap,
+        # targets, weights, delays, ctrl
+        self._check_tables(a[4])
         n_rows = int(self.mem.arr(a[2], np.uint64, a[1] + 1)[-1])
-        indptr = self.mem.arr(a[5], np.int64, n_rows + 1)
-        cap = a[6]
+        indptr = self.mem.arr(a[6], np.int64, n_rows + 1)
+        cap = a[7]
         tg, w, d = (self.mem.arr(a[i], dt, cap) for i, dt in
-                    ((7, np.uint32), (8, np.int32), (9, np.uint16)))
+                    ((8, np.uint32), (9, np.int32), (10, np.uint16)))
         for r, k, pre in self._rows(a):
-            _, t1, w1, d1 = rows(self._cnet(a[0], k, a[3], a[4])[0], k, [pre])
+            _, t1, w1, d1 = rows(self._cnet(a[0], k, a[3], a[5])[0], k, [pre])
             sl = slice(int(indptr[r]), int(indptr[r + 1]))
             tg[sl], w[sl], d[sl] = t1, w1, d1
 

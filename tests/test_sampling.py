@@ -47,13 +47,76 @@ def test_quantile_bits_and_accuracy(shim, words):
     assert np.max(np.abs(c - stats.norm.ppf(p))) < 1e-8
 
 
+def test_sampler_tables_layout_and_knots(shim, tables):
+    """One array [z (4097) | l (2049)], offsets as in sampling.cuh, knots equal to the
+    gcc-compiled exact functions bit for bit."""
+    S = sampling
+    assert shim.shim_tables_len() == S.TABLES_LEN == tables.size == 6146
+    assert shim.shim_ltab_offset() == S.LTAB_OFFSET == 4097 and S.ZTAB_OFFSET == 0
+    assert tables.dtype == np.float64 and not tables.flags.writeable
+    assert S.sampler_tables() is S.sampler_tables()                     # built once
+    z = tables[S.ZTAB_OFFSET:S.ZTAB_OFFSET + S.ZTAB_N + 1]
+    l = tables[S.LTAB_OFFSET:S.LTAB_OFFSET + S.LTAB_N + 1]
+    pk = np.concatenate(([2.0 ** -33], np.arange(1, 4096) / 4096.0))
+    zc = _call_f64(shim.shim_quantile, pk)
+    np.testing.assert_array_equal(z[:4096].view(np.uint64), zc.view(np.uint64))
+    assert z[4096] == -z[0] and z[2048] == 0.0 and np.all(np.diff(z) > 0)
+    lc = _call_f64(shim.shim_log, 1.0 + np.arange(2049) / 2048.0)
+    np.testing.assert_array_equal(l.view(np.uint64), lc.view(np.uint64))
+    assert l[0] == 0.0 and l[2048] == S.LN2 == 6.93147180559945286227e-01
+
+
+def _call_tab(fn, x, tab):
+    x = np.ascontiguousarray(x, np.float64)
+    out = np.full(x.shape, np.nan)
+    fn(ctypes.c_size_t(x.size), ptr(x), ptr(tab), ptr(out))
+    return out
+
+
+def test_quantile_tab_bits_and_accuracy(shim, words, tables):
+    p = np.concatenate([sampling.u01(words), np.arange(4097) / 4096.0,
+                        [2.0 ** -33, 1.0 - 2.0 ** -33, 1e-300, 0.5, 1.0 + 2.0 ** -52]])
+    c = _call_tab(shim.shim_quantile_tab, p, tables)
+    np.testing.assert_array_equal(c.view(np.uint64), sampling.norm_quantile_tab(p).view(np.uint64))
+    np.testing.assert_array_equal(c.view(np.uint64),
+                                  sampling.norm_quantile_tab(p, tables).view(np.uint64))
+    # the documented accuracy (sampling.cuh), on a fine grid and on the draws
+    for lo, bound in ((2.0 ** -12, 1.6e-2), (2.0 ** -11, 5.5e-3), (0.01, 2.5e-5), (0.1, 3.2e-7)):
+        q = np.concatenate([np.linspace(lo, 1.0 - lo, 1_000_001), p[(p >= lo) & (p <= 1 - lo)]])
+        assert np.max(np.abs(sampling.norm_quantile_tab(q) - stats.norm.ppf(q))) < bound, lo
+    # outermost intervals (p < 2^-12, p >= 1 - 2^-12): Acklam's quantile itself, bit for bit
+    x = p * 4096.0
+    tails = (x < 1.0) | (x >= 4095.0)
+    assert tails[:N].sum() > 200
+    np.testing.assert_array_equal(c[tails].view(np.uint64),
+                                  _call_f64(shim.shim_quantile, p[tails]).view(np.uint64))
+    assert np.all(np.abs(c[:N]) <= -tables[0])          # z[0] = Acklam(2^-33): the extreme
+    # monotone in p
+    q = np.sort(p[(p >= 0) & (p <= 1)])
+    assert np.all(np.diff(sampling.norm_quantile_tab(q)) >= 0)
+
+
+def test_log_tab_bits_and_accuracy(shim, words, tables):
+    x = np.concatenate([sampling.u01(words), sampling.u01(np.arange(1 << 16, dtype=np.uint32)),
+                        sampling.u01(np.uint32(2 ** 32 - 1) - np.arange(1 << 16, dtype=np.uint32)),
+                        1.0 + np.arange(2049) / 2048.0, 0.5 + np.arange(2049) / 4096.0,
+                        np.random.default_rng(2).random(1000) * 1e6 + 1e-3])
+    c = _call_tab(shim.shim_log_tab, x, tables)
+    np.testing.assert_array_equal(c.view(np.uint64), sampling.log_tab(x).view(np.uint64))
+    err = c - np.log(x)
+    # the chord lies below log: absolute error <= 2^-25 (3e-8), above only by rounding
+    assert err.min() >= -2.0 ** -25 and err.max() < 1e-14
+    u = sampling.u01(words)
+    assert np.all(sampling.log_tab(u) < 0.0)
+
+
 @pytest.mark.parametrize("mean,sd,a", [(87.8, 8.78, 0.0), (1.5, 0.75, 0.1), (0.75, 0.375, 0.1)])
-def test_trunc_normal_bits_and_distribution(shim, words, mean, sd, a):
+def test_trunc_normal_bits_and_distribution(shim, words, tables, mean, sd, a):
     lo, width = sampling.trunc_bounds(mean, sd, a)
     out = np.full(N, np.nan)
     w = np.ascontiguousarray(words)
     shim.shim_trunc_normal(ctypes.c_size_t(N), ptr(w), ctypes.c_double(mean), ctypes.c_double(sd),
-                           ctypes.c_double(lo), ctypes.c_double(width), ptr(out))
+                           ctypes.c_double(lo), ctypes.c_double(width), ptr(tables), ptr(out))
     ref = sampling.trunc_normal(words, mean, sd, lo, width)
     np.testing.assert_array_equal(out.view(np.uint64), ref.view(np.uint64))
     assert out.min() >= a
@@ -61,14 +124,14 @@ def test_trunc_normal_bits_and_distribution(shim, words, mean, sd, a):
     assert stats.kstest(out, d.cdf).pvalue > ALPHA
 
 
-@pytest.mark.parametrize("p", [0.1, 0.01, 0.5, 1.0])
-def test_geometric_bits_and_distribution(shim, words, p):
+@pytest.mark.parametrize("p", [0.1, 0.01, 0.001, 0.5, 1.0])
+def test_geometric_bits_and_distribution(shim, words, tables, p):
     log1mp = -np.inf if p == 1.0 else np.log1p(-p)
     cap = 1 << 20
     out = np.full(N, -1, np.int64)
     w = np.ascontiguousarray(words)
     shim.shim_geometric(ctypes.c_size_t(N), ptr(w), ctypes.c_double(log1mp), ctypes.c_uint32(cap),
-                        ptr(out))
+                        ptr(tables), ptr(out))
     np.testing.assert_array_equal(out, sampling.geometric_skip(words, log1mp, cap))
     if p == 1.0:
         assert (out == 0).all()

@@ -3,7 +3,8 @@
 Data flow (device buffers as planned by :mod:`pyproc.plan`)::
 
     host: CompiledNetwork --device_tables--> pops, projs, rowlen, poisson_tables,
-          blocks, pop_flags, out_ptr, out_idx (+ stored: CSR built on the device)
+          blocks, pop_flags, out_ptr, out_idx, sampler_tables (uploaded once)
+          (+ stored: CSR built on the device)
     per step t (kernels read t from ctrl.step; see kernels/step.cuh):
       pp_neuron_lif_update   ring slot t -> LIF -> spikes[] (+ rec_ids[] if recorded)
       pp_propagate_*_spikes  spikes[] x outgoing projections -> atomicAdd ring[t + delay]
@@ -343,8 +344,8 @@ class CUDASimulator:
         assert self.allocated_bytes == plan.total
         tabs = device_tables(cnet)
         self._tabs = tabs
-        for name in ("pops", "projs", "rowlen", "poisson_tables", "blocks", "pop_flags",
-                     "out_ptr", "out_idx"):
+        for name in ("pops", "projs", "rowlen", "sampler_tables", "poisson_tables", "blocks",
+                     "pop_flags", "out_ptr", "out_idx"):
             self._upload(name, tabs[name])
         self._upload("V", cnet.v0.astype(np.float32))
         for name in ("Iex", "Iin", "ref", "ring", "rec_end"):
@@ -370,9 +371,10 @@ class CUDASimulator:
                              np.uint32(plan.record_capacity), P("ctrl"))
         max_out = np.uint32(tabs["max_out"])
         if self.connectivity == "procedural":
-            self._args_prop = (P("projs"), P("pops"), P("rowlen"), P("out_ptr"), P("out_idx"),
-                               max_out, P("spikes"), np.uint32(cnet.seed), P("ring"),
-                               np.uint64(cnet.ring_size), P("ctrl"))
+            self._args_prop = (P("projs"), P("pops"), P("rowlen"), P("sampler_tables"),
+                               P("out_ptr"), P("out_idx"), max_out, P("spikes"),
+                               np.uint32(cnet.seed), P("ring"), np.uint64(cnet.ring_size),
+                               P("ctrl"))
         else:
             self._args_prop = (P("projs"), P("pops"), P("out_ptr"), P("out_idx"), max_out,
                                P("spikes"), P("csr_row_base"), P("csr_indptr"),
@@ -404,8 +406,9 @@ class CUDASimulator:
         if rows:
             kc.prepared_async_call(grid, (256, 1, 1), self._stream, int(buf["projs"]),
                                    np.uint32(n_projs), int(buf["csr_row_base"]),
-                                   int(buf["rowlen"]), np.uint32(cnet.seed),
-                                   int(buf["csr_indptr"]), int(buf["ctrl"]))
+                                   int(buf["rowlen"]), int(buf["sampler_tables"]),
+                                   np.uint32(cnet.seed), int(buf["csr_indptr"]),
+                                   int(buf["ctrl"]))
         self._sync("pp_build_csr_count", 0, 0)
         self._check_errors(self._read_ctrl())
         indptr = np.empty(rows + 1, np.int64)
@@ -420,8 +423,8 @@ class CUDASimulator:
             grid = (propagation_grid(self.n_sm, kf.num_regs), 1)
             kf.prepared_async_call(grid, (256, 1, 1), self._stream, int(buf["projs"]),
                                    np.uint32(n_projs), int(buf["csr_row_base"]),
-                                   int(buf["rowlen"]), np.uint32(cnet.seed),
-                                   int(buf["csr_indptr"]), np.uint64(cap),
+                                   int(buf["rowlen"]), int(buf["sampler_tables"]),
+                                   np.uint32(cnet.seed), int(buf["csr_indptr"]), np.uint64(cap),
                                    int(buf["csr_targets"]), int(buf["csr_weights"]),
                                    int(buf["csr_delays"]), int(buf["ctrl"]))
         self._sync("pp_build_csr_fill", 0, 0)

@@ -1,7 +1,9 @@
 /* shim.c -- batch wrappers that let the CPU test suite call the kernels'
  * headers compiled by gcc (ctypes).  Built by tests/conftest.py with
  *   gcc -O2 -ffp-contract=off -shared -fPIC -I kernels
- * No logic of its own: every function loops over a header function.
+ * No logic of its own: every function loops over a header function.  `tab` is
+ * always the caller's sampler tables (pyproc.sampling.sampler_tables(),
+ * PP_TABLES_LEN doubles), the very array the CUDA backend uploads.
  */
 #include <stddef.h>
 #include "lif.cuh"
@@ -22,12 +24,22 @@ void shim_log(size_t n, const double *x, double *out)
 void shim_quantile(size_t n, const double *p, double *out)
 { size_t i; for (i = 0; i < n; ++i) out[i] = pp_norm_quantile(p[i]); }
 
-void shim_trunc_normal(size_t n, const uint32_t *r, double mean, double sd, double lo, double width,
-                       double *out)
-{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_trunc_normal(r[i], mean, sd, lo, width); }
+void shim_quantile_tab(size_t n, const double *p, const double *tab, double *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_norm_quantile_tab(p[i], tab); }
 
-void shim_geometric(size_t n, const uint32_t *r, double log1mp, uint32_t cap, int64_t *out)
-{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_geometric_skip(r[i], log1mp, cap); }
+void shim_log_tab(size_t n, const double *x, const double *tab, double *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_log_tab(x[i], tab); }
+
+size_t shim_tables_len(void) { return PP_TABLES_LEN; }
+size_t shim_ltab_offset(void) { return PP_LTAB_OFFSET; }
+
+void shim_trunc_normal(size_t n, const uint32_t *r, double mean, double sd, double lo, double width,
+                       const double *tab, double *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_trunc_normal(r[i], mean, sd, lo, width, tab); }
+
+void shim_geometric(size_t n, const uint32_t *r, double log1mp, uint32_t cap, const double *tab,
+                    int64_t *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_geometric_skip(r[i], log1mp, cap, tab); }
 
 void shim_uniform_int(size_t n, const uint32_t *r, uint32_t m, uint32_t *out)
 { size_t i; for (i = 0; i < n; ++i) out[i] = pp_uniform_int(r[i], m); }
@@ -37,8 +49,8 @@ void shim_poisson(size_t n, const uint32_t *r, const uint32_t *T, uint32_t len, 
 
 /* One whole row of a projection: returns the synapse count (or -1 if more
  * than cap), targets local to the target population. */
-int64_t shim_row(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t rowlen,
-                 uint32_t *target, int32_t *weight, int32_t *delay, int64_t cap)
+int64_t shim_row(const pp_proj *pj, const double *tab, uint32_t seed, uint32_t pre,
+                 uint32_t rowlen, uint32_t *target, int32_t *weight, int32_t *delay, int64_t cap)
 {
     int64_t n = 0;
     pp_u32x4 r;
@@ -49,12 +61,13 @@ int64_t shim_row(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t rowlen
             int64_t pos = -1;
             for (;;) {
                 uint32_t t;
-                pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r);
+                pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, tab);
                 if (pos >= len) break;
                 t = seg * pj->seg_width + (uint32_t)pos;
                 if (!pj->autapses && t == pre) continue;
                 if (n >= cap) return -1;
-                target[n] = t; weight[n] = pp_weight_fixed(pj, r.v[1]); delay[n] = pp_delay_steps(pj, r.v[2]);
+                target[n] = t; weight[n] = pp_weight_fixed(pj, r.v[1], tab);
+                delay[n] = pp_delay_steps(pj, r.v[2], tab);
                 ++n;
             }
         }
@@ -64,7 +77,8 @@ int64_t shim_row(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t rowlen
             if (!pp_decoder_hit(pre, j)) continue;
             r = pp_philox4x32_10(pre, j, 0u, PP_TAG_FIXED, seed, pj->stream);
             if (n >= cap) return -1;
-            target[n] = j; weight[n] = pp_weight_fixed(pj, r.v[1]); delay[n] = pp_delay_steps(pj, r.v[2]);
+            target[n] = j; weight[n] = pp_weight_fixed(pj, r.v[1], tab);
+            delay[n] = pp_delay_steps(pj, r.v[2], tab);
             ++n;
         }
     } else {
@@ -72,7 +86,8 @@ int64_t shim_row(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t rowlen
         for (j = 0; j < rowlen; ++j) {
             uint32_t t = pp_fixed_draw(pj, seed, pre, j, &r);
             if (n >= cap) return -1;
-            target[n] = t; weight[n] = pp_weight_fixed(pj, r.v[1]); delay[n] = pp_delay_steps(pj, r.v[2]);
+            target[n] = t; weight[n] = pp_weight_fixed(pj, r.v[1], tab);
+            delay[n] = pp_delay_steps(pj, r.v[2], tab);
             ++n;
         }
     }
