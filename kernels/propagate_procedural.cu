@@ -5,8 +5,10 @@
 #include "step.cuh"
 
 /* pp_propagate_procedural_spikes
- * Launch shape : any grid of whole warps (blockDim.x a multiple of 32); the
- *                backend uses (number of SMs x 4) blocks of 256.  Grid-stride.
+ * Launch shape : any grid of whole warps (blockDim.x a multiple of 32, at most
+ *                256: __launch_bounds__(256, 4) caps registers at 64 so that 4
+ *                blocks of 256 fit an SM); the backend uses (number of SMs x 4)
+ *                blocks of 256 (propagation_grid).  Grid-stride.
  * Thread map   : one warp per (spike, outgoing projection, part) -- see
  *                pp_split_for in step.cuh.  Spike s = spikes[s] = (population,
  *                local index) for s < ctrl->n_spk; its projections are
@@ -28,12 +30,13 @@
  * Writes       : int32 atomicAdd of the fixed-point weight into the target's
  *                ring slot (step + delay) % ring_slots, channel pj.channel
  *                (pp_ring_add); one 64-bit atomicAdd per warp into
- *                ctrl->n_events.  Errors: PP_ERR_BAD_RULE, PP_ERR_RING_INDEX.
+ *                ctrl->n_events (pp_add_events; more only if a lane counts
+ *                2^31 synapses).  Errors: PP_ERR_BAD_RULE, PP_ERR_RING_INDEX.
  * CPU twin     : CPUSimulator.run_steps second loop with connectivity
  *                "procedural" (pyproc.connectivity.rows); shim_row in
  *                tests/csrc/shim.c walks a row in the same way.
  */
-extern "C" __global__ void
+extern "C" __global__ void __launch_bounds__(256, 4)
 pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
                                const uint32_t *__restrict__ rowlen,
                                const double *__restrict__ sampler_tables,
@@ -48,7 +51,8 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
     const unsigned int n_warps = (gridDim.x * blockDim.x) >> 5;
     const unsigned long long items = (unsigned long long)ns * max_out;
     const double *const tab = sampler_tables;
-    unsigned long long v, total, hits = 0;
+    unsigned long long v, total;
+    uint32_t hits = 0;          /* this lane's synapses since the last flush (see below) */
     uint64_t t;
     uint32_t split;
 
@@ -57,6 +61,14 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
     split = pp_split_for(items, n_warps);
     total = items * split;
     for (v = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; v < total; v += n_warps) {
+        /* 32-bit count (keeps the kernel at 64 registers without spills): a lane adds
+         * fewer than 2^31 synapses per item (about rowlen / 32 or n_post / 32 plus one
+         * segment, both < 2^32 / 32 + 2^16), so flushing before the count reaches
+         * 2^31 keeps it exact.  Warp-uniform point (the loop bound is uniform). */
+        if (__any_sync(0xffffffffu, hits >= 0x80000000u)) {
+            pp_add_events(ctrl, lane, hits);
+            hits = 0;
+        }
         const unsigned long long item = v / split;
         const uint32_t part = (uint32_t)(v % split);
         const uint2 sp = spikes[item / max_out];
@@ -113,6 +125,5 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
         }
     }
     /* every lane of a warp reaches this point (the loop bound is warp-uniform) */
-    hits = pp_warp_sum_u64(hits);
-    if (lane == 0u && hits) atomicAdd(&ctrl->n_events, hits);
+    pp_add_events(ctrl, lane, hits);
 }

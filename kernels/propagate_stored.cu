@@ -5,8 +5,9 @@
 #include "step.cuh"
 
 /* pp_propagate_stored_spikes
- * Launch shape : any grid of whole warps (blockDim.x a multiple of 32); the
- *                backend uses (number of SMs x 4) blocks of 256.  Grid-stride.
+ * Launch shape : any grid of whole warps (blockDim.x a multiple of 32, at most
+ *                256: __launch_bounds__(256, 4)); the backend uses (number of
+ *                SMs x 4) blocks of 256 (propagation_grid).  Grid-stride.
  * Thread map   : one warp per (spike, outgoing projection, part) as in
  *                pp_propagate_procedural_spikes (pp_split_for, step.cuh); lane l
  *                of part p reads synapses e0 + p*32 + l, + 32*split, ... < e1 of
@@ -15,7 +16,7 @@
  *                is the first row of projection k; indptr (int64, rows + 1);
  *                targets (uint32, local to the target population), weights
  *                (int32 fixed point), delays (uint16 steps).
- * RNG counters : none.
+ * RNG counters : none (no sampler tables either: the CSR holds the samples).
  * Reads        : ctrl->step, ctrl->n_spk, tables, spike list, CSR.
  * Writes       : int32 atomicAdd into the target's ring slot (step + delay) %
  *                ring_slots, channel pj.channel (pp_ring_add); one 64-bit
@@ -24,7 +25,7 @@
  * CPU twin     : CPUSimulator.run_steps second loop with connectivity "stored"
  *                (CPUSimulator._synapses).
  */
-extern "C" __global__ void
+extern "C" __global__ void __launch_bounds__(256, 4)
 pp_propagate_stored_spikes(const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
                            const uint32_t *__restrict__ out_ptr,
                            const uint32_t *__restrict__ out_idx, uint32_t max_out,

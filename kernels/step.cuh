@@ -77,6 +77,14 @@ __device__ __forceinline__ unsigned long long pp_warp_sum_u64(unsigned long long
     return x;
 }
 
+/* Add a warp's synapse counts (one per lane) to ctrl->n_events: one 64-bit
+ * atomicAdd by lane 0.  Every lane of the warp must call it. */
+__device__ __forceinline__ void pp_add_events(pp_ctrl *ctrl, uint32_t lane, uint32_t count)
+{
+    const unsigned long long s = pp_warp_sum_u64((unsigned long long)count);
+    if (lane == 0u && s) atomicAdd(&ctrl->n_events, s);
+}
+
 /* One synapse into the delay ring: slot (t + d) % ring_slots, with
  * tmod = t % ring_slots and 1 <= d < ring_slots (compile.py makes ring_slots =
  * largest incoming delay + 1), so one subtraction replaces the modulo. */
@@ -97,18 +105,25 @@ __device__ __forceinline__ void pp_ring_add(int32_t *ring, unsigned long long ri
 /* ---- the (spike, outgoing projection, part) work split ---------------------
  * Used by both propagation kernels.  The step's spikes s < n_spk, each with up
  * to max_out outgoing projections q, give items = n_spk * max_out (spike, q)
- * pairs; each item is cut into `split` parts so that there are about as many
- * parts as warps in the grid (split in [1, 32], a function of n_spk and the
- * grid only).  Warp w handles virtual warps v = w, w + n_warps, ...; v maps to
- * item v / split and part v % split, and lane l of part p handles draw /
- * segment / synapse indices p * 32 + l, p * 32 + l + 32 * split, ...
+ * pairs; each item is cut into `split` parts so that there are about
+ * PP_PARTS_PER_WARP parts per warp of the grid (split in [1, 32], a function
+ * of n_spk and the grid only).  Several parts per warp let the grid-stride
+ * loop balance rows of unequal length (E->E rows are several times longer
+ * than E->I rows): a warp that drew short parts takes more of them while the
+ * long ones finish.  Warp w handles virtual warps v = w, w + n_warps, ...; v
+ * maps to item v / split and part v % split, and lane l of part p handles
+ * draw / segment / synapse indices p * 32 + l, p * 32 + l + 32 * split, ...
  * Which lane handles which synapse changes nothing: every synapse is a pure
  * function of its indices and the ring sums are integer. */
+#define PP_PARTS_PER_WARP 4u
+
 __device__ __forceinline__ uint32_t pp_split_for(unsigned long long items, unsigned int n_warps)
 {
+    /* ceil(PP_PARTS_PER_WARP * n_warps / items), in [1, 32] */
+    const unsigned long long want = (unsigned long long)PP_PARTS_PER_WARP * n_warps;
     unsigned long long s;
-    if (items >= n_warps) return 1u;
-    s = n_warps / items;
+    if (items >= want) return 1u;
+    s = (want + items - 1ull) / items;
     return s > 32ull ? 32u : (uint32_t)s;
 }
 

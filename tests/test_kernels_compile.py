@@ -1,6 +1,8 @@
 """Every kernels/*.cu compiles alone with nvcc for sm_80 and sm_90, warnings as
-errors, with the options the backend uses; and the argument formats that
-pyproc.kernels.KERNELS gives PyCUDA's prepare() match the kernel signatures."""
+errors, with the options the backend uses, and without register spills (the
+propagation kernels' __launch_bounds__(256, 4) caps them at 64 registers); and
+the argument formats that pyproc.kernels.KERNELS gives PyCUDA's prepare() match
+the kernel signatures."""
 from __future__ import annotations
 
 import os
@@ -27,6 +29,7 @@ def nvcc_results(tmp_path_factory):
     def build(job):
         name, arch = job
         cmd = [shutil.which("nvcc"), "-cubin", f"-arch={arch}", "-Werror", "all-warnings",
+               "-Xptxas", "-v",
                *kernels.compile_options(), "-I", kernels.kernel_dir(),
                os.path.join(kernels.kernel_dir(), name), "-o", str(out / f"{name}.{arch}.cubin")]
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -43,6 +46,23 @@ def nvcc_results(tmp_path_factory):
 def test_compiles(name, arch, nvcc_results):
     rc, log = nvcc_results[(name, arch)]
     assert rc == 0, log
+
+
+@pytest.mark.nvcc
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name", CU)
+def test_no_register_spills(name, arch, nvcc_results):
+    """ptxas -v: no kernel spills (a spill in the propagation loop costs more than the
+    occupancy that __launch_bounds__ buys); the bounded kernels stay <= 64 registers."""
+    rc, log = nvcc_results[(name, arch)]
+    assert rc == 0, log
+    spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", log)
+    assert spills and all(a == "0" and b == "0" for a, b in spills), log
+    src = kernels.read_source(name)
+    for kname in re.findall(r'__launch_bounds__\(256, 4\)\s+(pp_\w+)', src):
+        m = re.search(r"Compiling entry function '" + kname + r"'.*?Used (\d+) registers", log,
+                      re.S)
+        assert m and int(m.group(1)) <= 64, (kname, log)
 
 
 def _signature(src: str, name: str):

@@ -160,7 +160,10 @@ class GraphAPI:
 
 def propagation_grid(n_sm: int, num_regs: int, block: int = 256) -> int:
     """Blocks for a grid-stride kernel: as many as fit on all SMs at once
-    (registers allocated per warp in units of 256, 64K registers and 64 warps per SM)."""
+    (registers allocated per warp in units of 256, 64K registers and 64 warps per SM).
+    The propagation kernels carry __launch_bounds__(256, 4), so ptxas keeps them at
+    <= 64 registers and this gives 4 blocks of 256 per SM; the kernels size their
+    work split (pp_split_for, step.cuh) from the grid they are launched with."""
     regs_warp = -(-max(int(num_regs), 1) * 32 // 256) * 256
     warps_sm = min(64, 65536 // regs_warp)
     per_sm = max(1, min(32, warps_sm // (block // 32)))
