@@ -33,7 +33,8 @@ from . import sampling
 from .dist import Constant, Normal, Uniform
 from .errors import ModelError
 from .network import Network
-from .rng import TAG_INIT, TAG_ROWLEN, host_generator, philox_words
+from .rng import TAG_INIT, philox_words
+from .rowlen import draw_row_lengths
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, segment_width
 
 __all__ = ["POP_DTYPE", "PROJ_DTYPE", "CompiledNetwork", "compile_network",
@@ -174,6 +175,7 @@ def compile_network(net: Network) -> CompiledNetwork:
 
     projs = np.zeros(len(projs_py), dtype=PROJ_DTYPE)
     rowlens: List[np.ndarray] = []
+    rowlen_tasks = []        # fixed_total_number: (projection, slot in rowlens, task)
     rl_off = 0
     w_max = np.zeros(len(projs_py))
     k_bound = np.zeros(len(projs_py))
@@ -210,16 +212,16 @@ def compile_network(net: Network) -> CompiledNetwork:
                 if no_autapse and n_post < 2 and total > 0:
                     raise ModelError(f"{where}: fixed_total_number without autapses needs >= 2 "
                                      f"neurons in the population")
-                gen = host_generator(seed, pr.stream, TAG_ROWLEN)
-                lens = gen.multinomial(total, np.full(n_pre, 1.0 / n_pre))
+                lens = None          # drawn below for all projections at once (in parallel)
+                rowlen_tasks.append((k, len(rowlens), (seed, pr.stream, total, n_pre)))
             else:
                 assert isinstance(rule, FixedOutdegree)
                 total = rule.k * n_pre
                 lens = np.full(n_pre, rule.k, dtype=np.int64)
-            if lens.size and lens.max() > U32_MAX:
-                raise ModelError(f"{where}: a row would hold more than 2^32 - 1 synapses")
+            if total > U32_MAX:
+                raise ModelError(f"{where}: more than 2^32 - 1 synapses in one projection")
             row["rowlen_offset"] = rl_off
-            rowlens.append(lens.astype(np.uint32))
+            rowlens.append(None if lens is None else lens.astype(np.uint32))
             rl_off += n_pre
             n_choice = n_post - 1 if no_autapse else n_post
             k_bound[k] = _indegree_bound(total, 1.0 / max(n_choice, 1), total)
@@ -259,6 +261,10 @@ def compile_network(net: Network) -> CompiledNetwork:
             row["d_max"] = max(1, int(sampling.round_nonneg(dmax / dt)))
         if row["d_max"] >= 2 ** 16:
             raise ModelError(f"{where}: delay of {row['d_max']} steps exceeds 65535 steps")
+
+    # fixed_total_number row lengths: one stream per projection, so drawn in parallel
+    for (_, slot, _), lens in zip(rowlen_tasks, draw_row_lengths([t for _, _, t in rowlen_tasks])):
+        rowlens[slot] = lens
 
     # one input channel where the two synaptic time constants are equal
     n_ch = np.array([1 if p.params.tau_syn_ex == p.params.tau_syn_in else 2 for p in pops_py])
