@@ -266,8 +266,9 @@ def _shared_options(p: argparse.ArgumentParser, out: bool = True) -> None:
     g.add_argument("--seed", type=seed_type, default=DEFAULT_SEED, metavar="S",
                    help="seed of every random stream (connectivity, weights, input, initial "
                         "state), in [0, 2^32)")
-    g.add_argument("--backend", choices=("cpu", "cuda"), default="cpu",
-                   help="cpu: NumPy/SciPy; cuda: PyCUDA kernels on the GPU")
+    g.add_argument("--backend", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="cpu: NumPy/SciPy; cuda: PyCUDA kernels on the GPU; auto: cuda "
+                        "where it is usable (see 'pyproc info'), else cpu")
     g.add_argument("--connectivity", choices=("procedural", "stored"), default="procedural",
                    help="procedural: synapses regenerated from the seed at every spike; "
                         "stored: materialised once (CSR)")
@@ -755,6 +756,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     args._argv = argv
     args._parser = _leaf_parser(parser, argv)
+    if getattr(args, "backend", None) == "auto":
+        args.backend = resolve_auto_backend(quiet=getattr(args, "quiet", False))
     try:
         return args.func(args)
     except KeyboardInterrupt:  # Ctrl-C outside a run (set-up), or a second Ctrl-C
@@ -777,6 +780,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OverflowDetected as e:
         _error(f"{type(e).__name__}: {e}")
         return EXIT_OVERFLOW
+
+
+def resolve_auto_backend(quiet: bool = False) -> str:
+    """``--backend auto``: 'cuda' where that backend is usable here, else 'cpu' (said on
+    stderr, with the reason, unless quiet)."""
+    cuda = machine_info()["backends"]["cuda"]
+    choice = "cuda" if cuda["usable"] else "cpu"
+    if not quiet:
+        why = "" if cuda["usable"] else f" (cuda not usable: {cuda['reason']})"
+        sys.stderr.write(f"pyproc: --backend auto: {choice}{why}\n")
+    return choice
 
 
 def _error(message: str) -> None:

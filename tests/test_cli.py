@@ -372,3 +372,17 @@ def test_documented_command_runs(line, tmp_path, monkeypatch, capsys):
             assert (d / "spikes.npz").is_file() and (d / "summary.json").is_file()
         else:
             assert d.is_dir()
+
+
+def test_backend_auto_picks_a_usable_backend(tmp_path, capsys):
+    """--backend auto runs on cuda where `pyproc info` calls it usable, else on the CPU,
+    and says which on stderr."""
+    from pyproc import cli
+    want = "cuda" if cli.machine_info()["backends"]["cuda"]["usable"] else "cpu"
+    out = tmp_path / "auto"
+    code = cli.main(["run", "balanced", "--neurons", "50", "--duration", "5", "--backend", "auto",
+                     "--out", str(out)])
+    assert code == 0
+    assert f"--backend auto: {want}" in capsys.readouterr().err
+    with open(out / "summary.json") as f:
+        assert json.load(f)["backend"] == want
