@@ -62,7 +62,7 @@ class Results:
         os.replace(tmp, os.path.join(out_dir, "spikes.npz"))
         tmp = os.path.join(out_dir, "summary.json.tmp")
         with open(tmp, "w") as f:
-            json.dump(self.summary(), f, indent=2, default=_json_default)
+            json.dump(self.summary(), f, indent=2, default=json_default)
         os.replace(tmp, os.path.join(out_dir, "summary.json"))
 
     def save_plots(self, out_dir: str, max_per_population: int = 200,
@@ -125,7 +125,8 @@ class Results:
         return [raster, rates]
 
 
-def _json_default(o):
+def json_default(o):
+    """``json.dump(default=...)`` for NumPy scalars and arrays."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

@@ -63,6 +63,7 @@ import numpy as np
 from scipy import stats
 
 from . import analysis
+from .results import json_default as _json_default
 from .compile import DIST_TNORM, RULE_BERNOULLI, RULE_FIXED, compile_network
 from .connectivity import rows, to_sparse
 from .errors import ModelError
@@ -615,14 +616,6 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
     with open(os.path.join(out, "validation.json"), "w") as f:
         json.dump(summary, f, indent=1, default=_json_default)
     return path
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _loadavg():
