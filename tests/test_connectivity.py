@@ -218,3 +218,12 @@ GOLDEN_T = [7, 18, 29, 39, 58, 70]
 # 4698258 with Acklam's quantile; targets and delays are unchanged
 GOLDEN_W = [5473091, 5412111, 5614155, 6150481, 4698257, 5981879]
 GOLDEN_D = [7, 8, 9, 24, 34, 24]
+
+
+def test_delay_longer_than_16_bit_steps_is_refused():
+    for delay in (pp.normal(1e4, 1.0), 7000.0):
+        net = pp.Network(dt=0.1, seed=1)
+        net.add_population("A", 5)
+        net.connect("A", "A", pp.fixed_outdegree(1), weight=1.0, delay=delay, name="long")
+        with pytest.raises(pp.ModelError, match="projection 'long'.*exceeds? 65535 steps"):
+            compile_network(net)
