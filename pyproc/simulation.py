@@ -50,6 +50,8 @@ class Simulation:
         return self.sim.step * self.cnet.dt
 
     def steps_for(self, duration: float) -> int:
+        if isinstance(duration, (str, bytes, bool)):
+            raise ModelError(f"duration must be a number of ms, got {duration!r}")
         try:
             duration = float(duration)
         except (TypeError, ValueError):
@@ -68,6 +70,9 @@ class Simulation:
         ``progress(done_steps, total_steps, wall_s)`` is called after each chunk;
         ``should_stop()`` is polled every step (a stop ends the run early, partial)."""
         total = self.steps_for(duration)
+        if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, (int, np.integer)) or \
+                chunk_steps < 1:
+            raise ModelError(f"chunk_steps must be a whole number >= 1, got {chunk_steps!r}")
         done = 0
         t0 = time.perf_counter()
         while done < total:

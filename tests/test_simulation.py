@@ -150,3 +150,17 @@ def test_overflow_is_detected_not_wrapped():
     sim = pp.Simulation(cnet)
     with pytest.raises(pp.OverflowDetected, match="population 'B'"):
         sim.run(50.0)
+
+
+@pytest.mark.parametrize("chunk", [0, -1, 2.5, True])
+def test_run_refuses_bad_chunk_steps(chunk):
+    sim = pp.Simulation(balanced(50, seed=1))
+    with pytest.raises(pp.ModelError, match="chunk_steps"):
+        sim.run(1.0, chunk_steps=chunk)
+
+
+@pytest.mark.parametrize("duration", ["10", float("nan"), -1.0, 0.05])
+def test_run_refuses_bad_duration(duration):
+    sim = pp.Simulation(balanced(50, seed=1))
+    with pytest.raises(pp.ModelError, match="duration"):
+        sim.run(duration)
