@@ -27,6 +27,10 @@ CORR_NEURONS = 200       # neurons sampled per population for correlations (van 
 
 def _window(res: Results, t_start: float, t_stop: Optional[float]) -> Tuple[float, float]:
     t_stop = res.duration if t_stop is None else float(t_stop)
+    t_start = float(t_start)
+    if not (np.isfinite(t_start) and t_start >= 0.0):
+        # spikes start at 0 ms: a negative start would dilute every rate by the empty span
+        raise ValueError(f"analysis window must start at t_start >= 0 ms, got {t_start} ms")
     if not t_stop > t_start:
         raise ValueError(f"analysis window is empty: t_start={t_start} ms, t_stop={t_stop} ms "
                          f"(simulated {res.duration} ms)")

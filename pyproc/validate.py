@@ -38,7 +38,9 @@ and PNG figures to ``args.out``:
    is reported beside it for information (its smallest attainable value,
    1 / C(n_test + n_base, n_base), is in the report).  The same-seed pair must
    be spike-for-spike identical and is reported as such; the activity part
-   passes when that holds and every statistic is consistent.
+   passes when that holds and every statistic is consistent.  A statistic that
+   cannot be computed (e.g. no neuron with the three spikes a CV needs) is *not
+   tested*: it is reported as such and the overall verdict is then not PASS.
 3. **Report**: a Markdown table per population, a projection table, figures
    (raster, rate, CV and correlation distributions; skipped with a note if
    matplotlib is missing) and the wall times.
@@ -428,9 +430,42 @@ def compare_activity(runs: List[dict], tolerance: float = 2.0) -> dict:
     n_t = len([1 for t in test for r in ref if t["seed"] != r["seed"]])
     n_b = len(ref) * (len(ref) - 1) // 2
     result.update(tolerance=tolerance, pairs_test=n_t, pairs_base=n_b, min_attainable_p=_min_rank_p(n_t, n_b))
-    result["pass"] = all(s["identical"] for s in same) and all(
-        e["consistent"] is not False for p in result["populations"].values() for e in p.values())
+    # a statistic that could not be computed (consistent None) is "not tested": it neither
+    # fails the comparison nor counts as a pass
+    verdicts = [e["consistent"] for p in result["populations"].values() for e in p.values()]
+    result["not_tested"] = [f"{pop}/{m}" for pop, p in result["populations"].items()
+                            for m, e in p.items() if e["consistent"] is None]
+    if not all(s["identical"] for s in same) or any(v is False for v in verdicts):
+        result["verdict"] = "fail"
+    elif result["not_tested"] or not verdicts:
+        result["verdict"] = "not tested"
+    else:
+        result["verdict"] = "pass"
+    result["pass"] = result["verdict"] == "pass"
     return result
+
+
+def _overall(conn: Optional[dict], act: Optional[dict]) -> str:
+    """'PASS', 'FAIL' or 'NOT TESTED' (nothing failed, but some activity statistic could not
+    be computed, so the suite cannot say PASS)."""
+    if (conn is not None and not conn["pass"]) or (
+            act is not None and act.get("verdict", "pass" if act["pass"] else "fail") == "fail"):
+        return "FAIL"
+    if act is not None and not act["pass"]:
+        return "NOT TESTED"
+    return "PASS"
+
+
+def _verdict_text(meta: dict, act: Optional[dict], markdown: bool = True) -> str:
+    v = meta.get("verdict", "PASS" if meta["pass"] else "FAIL")
+    if v == "PASS":
+        return "PASS"
+    if v == "FAIL":
+        return "**FAIL**" if markdown else "FAIL"
+    missing = (act or {}).get("not_tested", [])
+    text = (f"NOT PASSED: {len(missing)} statistic(s) not tested "
+            f"({', '.join(missing) if missing else 'none computable'}), none failed")
+    return f"**{text}**" if markdown else text
 
 
 # -- 3. report ------------------------------------------------------------------------
@@ -522,7 +557,7 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
     L.append(f"- **wall time of the whole validation: {meta['wall_total_s']:.1f} s** "
              f"(connectivity part {meta.get('wall_connectivity_s', 0.0):.1f} s, "
              f"simulations {meta.get('wall_runs_s', 0.0):.1f} s with {meta['jobs']} process(es))")
-    L.append(f"- overall: {'PASS' if meta['pass'] else '**FAIL**'}")
+    L.append(f"- overall: {_verdict_text(meta, act)}")
     L.append("")
     if runs:
         L.append("| run | connectivity | backend | seed | wall (s) | CPU (s) | setup (s) "
@@ -549,19 +584,33 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
               "|---|---|---|---|---|---|---|---|---|---|"]
         nest = meta.get("full_scale_rates") or {}
         for pop, e in act["populations"].items():
-            ok = all(x["consistent"] is not False for x in e.values())
+            untested = [m for m, x in e.items() if x["consistent"] is None]
+            if any(x["consistent"] is False for x in e.values()):
+                ok = "**NO**"
+            elif untested:
+                ok = "not tested" + ("" if len(untested) == len(e) else
+                                     f" ({', '.join(untested)})")
+            else:
+                ok = "yes"
             L.append(f"| {pop} | {_fmt(e['rate']['test_mean'])} | {_fmt(e['rate']['reference_mean'])} "
                      f"| {_fmt(nest.get(pop))} | {_fmt(e['cv']['test_mean'])} "
                      f"| {_fmt(e['cv']['reference_mean'])} | {_fmt(e['corr']['test_mean'], '.4f')} "
                      f"| {_fmt(e['corr']['reference_mean'], '.4f')} "
                      f"| {_fmt(e['rate']['ks_test_mean'])} / {_fmt(e['rate']['ks_base_max'])} "
-                     f"| {'yes' if ok else '**NO**'} |")
+                     f"| {ok} |")
         L += ["", f"Consistent: over the {act['pairs_test']} (test, reference) pairs of different "
               f"seeds, the mean KS D is at most {act['tolerance']:g} x the largest of the "
               f"{act['pairs_base']} reference-vs-reference D values (the seed-to-seed spread), "
               f"and likewise the mean |Cohen's d| (or it is < {D_FLOOR}). 'MWU p': one-sided "
               f"Mann-Whitney p that test-pair D exceed baseline-pair D, for information only "
-              f"(smallest attainable: {_fmt(act['min_attainable_p'], '.2g')}).", ""]
+              f"(smallest attainable: {_fmt(act['min_attainable_p'], '.2g')}). 'not tested': the "
+              f"statistic could not be computed (e.g. too few spikes), which is not a pass.",
+              "",
+              f"This is an effect-size screen, not a significance test: KS D and |Cohen's d| are "
+              f"compared with the seed-to-seed spread of the reference runs "
+              f"({act['pairs_base']} baseline pair(s); 2 reference seeds give a single pair), "
+              f"so it catches gross differences such as a wrong weight or delay. A small "
+              f"systematic shift (e.g. 10 % of a rate) may pass it.", ""]
         for pop, e in act["populations"].items():
             L += [f"### {pop}", "",
                   "| statistic | n test | n ref | mean test | mean ref | KS D test mean / max "
@@ -571,6 +620,7 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
             for m in METRICS:
                 x = e[m]
                 spec = ".4f" if m == "corr" else ".3f"
+                verdict = "not tested" if x["consistent"] is None else _fmt(x["consistent"])
                 L.append(f"| {METRIC_LABEL[m]} | {x['test_n']} | {x['reference_n']} "
                          f"| {_fmt(x['test_mean'], spec)} | {_fmt(x['reference_mean'], spec)} "
                          f"| {_fmt(x['ks_test_mean'])} / {_fmt(x['ks_test_max'])} "
@@ -578,7 +628,7 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
                          f"| {_fmt(x['p_test_min'], '.2g')} / {_fmt(x['p_base_min'], '.2g')} "
                          f"| {_fmt(x['d_test_mean'])} / {_fmt(x['d_test_max'])} "
                          f"| {_fmt(x['d_base_mean'])} / {_fmt(x['d_base_max'])} "
-                         f"| {_fmt(x['p_rank_D'], '.2g')} | {_fmt(x['consistent'])} |")
+                         f"| {_fmt(x['p_rank_D'], '.2g')} | {verdict} |")
             L.append("")
     if conn is not None:
         L += ["## Connectivity", "",
@@ -684,6 +734,49 @@ def add_arguments(parser: argparse.ArgumentParser, common: bool = False) -> None
          help="also write every run's spikes under OUT/runs/")
 
 
+def _check_options(g, t_discard: float, duration: float) -> None:
+    """Usage errors (ModelError naming the option and its range) before anything runs."""
+    skip_conn, skip_act = bool(g("skip_connectivity", False)), bool(g("skip_activity", False))
+    if skip_conn and skip_act:
+        raise ModelError("validate: --skip-connectivity and --skip-activity together leave "
+                         "nothing to check; give at most one of them")
+
+    def number(option, value, kind=float):
+        try:
+            v = kind(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ModelError(f"validate: {option} must be a number, got {value!r}") from None
+        if kind is int and v != value:
+            raise ModelError(f"validate: {option} must be an integer, got {value!r}")
+        return v
+
+    alpha = number("--alpha", g("alpha", 0.01))
+    if not (math.isfinite(alpha) and 0.0 < alpha < 1.0):
+        raise ModelError(f"validate: --alpha must be a finite number with 0 < alpha < 1, "
+                         f"got {alpha:g}")
+    tol = number("--tolerance", g("tolerance", 2.0))
+    if not (math.isfinite(tol) and tol > 0.0):
+        raise ModelError(f"validate: --tolerance must be a finite number > 0, got {tol:g}")
+    jobs = number("--jobs", g("jobs", 1), int)
+    if jobs < 1:
+        raise ModelError(f"validate: --jobs must be >= 1, got {jobs}")
+    seeds = number("--seeds", g("seeds", 3), int)
+    if seeds < 2:
+        raise ModelError(f"validate: --seeds must be >= 2 (the baseline needs two reference "
+                         f"seeds), got {seeds}")
+    n_corr = number("--n-corr", g("n_corr", analysis.CORR_NEURONS), int)
+    if n_corr < 2:
+        raise ModelError(f"validate: --n-corr must be >= 2 (a correlation needs a pair of "
+                         f"neurons), got {n_corr}")
+    if not (math.isfinite(t_discard) and t_discard >= 0.0):
+        raise ModelError(f"validate: --t-discard must be >= 0 ms (0 <= t-discard < --duration), "
+                         f"got {t_discard:g}")
+    if not skip_act and not t_discard < duration:
+        raise ModelError(f"validate: --t-discard must be less than --duration "
+                         f"(0 <= t-discard < {duration:g} ms) so that some activity is left to "
+                         f"analyse, got {t_discard:g}")
+
+
 def main(args) -> int:
     """Run the suite as configured by ``args`` (see :func:`add_arguments`; from the CLI also
     ``args.model_options``); returns 0 when everything passes, 1 otherwise."""
@@ -698,6 +791,7 @@ def main(args) -> int:
     log = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, flush=True))
     t_discard = float(g("t_discard", analysis.T_DISCARD_MS))
     duration = float(g("duration", 2500.0))
+    _check_options(g, t_discard, duration)
     os.makedirs(out, exist_ok=True)
     net = build_model(model, seed, **options)
     n_syn = int(sum(getattr(p.rule, "N", 0) for p in net.projections.values()))
@@ -743,11 +837,12 @@ def main(args) -> int:
         except ImportError:
             note = ("matplotlib is not installed, so no figures were drawn "
                     "(pip install 'pyproc[plot]').")
-    meta["pass"] = bool((conn is None or conn["pass"]) and (act is None or act["pass"]))
+    meta["verdict"] = _overall(conn, act)
+    meta["pass"] = meta["verdict"] == "PASS"
     meta["wall_total_s"] = time.perf_counter() - t_start
     meta["load_average_end"] = _loadavg()
     path = write_report(out, meta, conn, act, runs, figures, note)
-    log(f"wrote {path} ({'PASS' if meta['pass'] else 'FAIL'}, {meta['wall_total_s']:.1f} s)")
+    log(f"wrote {path} ({_verdict_text(meta, act, markdown=False)}, {meta['wall_total_s']:.1f} s)")
     return 0 if meta["pass"] else 1
 
 
