@@ -15,14 +15,9 @@ from pyproc.compile import compile_network
 from pyproc.models import balanced
 from pyproc.rules import decoder, fixed_outdegree
 
-try:   # the fake PyCUDA (NumPy kernel emulation) of the CUDA backend's host-side tests
-    from test_cuda_host import fake  # noqa: F401  (a pytest fixture)
-except Exception as _e:  # that module missing or changed: the CUDA-path test skips
-    _why = f"test_cuda_host.fake unavailable ({type(_e).__name__}: {_e})"
-
-    @pytest.fixture
-    def fake():
-        pytest.skip(_why)
+# the fake PyCUDA (NumPy kernel emulation) of the CUDA backend's host-side tests: imported
+# unguarded, so that a broken fake fails these tests instead of skipping them
+from fake_pycuda import fake  # noqa: F401  (a pytest fixture)
 
 
 def _parse(argv):
@@ -155,7 +150,7 @@ def test_case_selection_and_memory_override(tmp_path):
 
 
 def test_cuda_case_with_fake_driver(fake, monkeypatch):
-    """The CUDA path of run_case on the NumPy kernel emulation of test_cuda_host
+    """The CUDA path of run_case on the NumPy kernel emulation of tests/fake_pycuda.py
     (no GPU): device bytes from the backend's allocation, events checked."""
     monkeypatch.setattr(bench, "device_available_bytes", lambda: None)
     for conn in ("procedural", "stored"):
@@ -183,3 +178,47 @@ def test_cross_check_against_reference():
     assert ours[1]["same_as"]["spikes"] is False
     assert "same_as" not in ours[2]                  # other number of steps: not comparable
     assert "same_as" not in ref[0]
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["--sizes", "2.5"], "--sizes"),                 # not truncated to 2
+    (["--sizes", "1e4,200.5"], "--sizes"),
+    (["--sizes", "4"], "--sizes"),                   # balanced needs >= 5 neurons
+    (["--max-seconds", "nan"], "--max-seconds"),     # would disable the budget
+    (["--max-seconds", "-1"], "--max-seconds"),
+    (["--max-seconds", "0"], "--max-seconds"),
+    (["--total-seconds", "inf"], "--total-seconds"),
+    (["--warmup", "-1"], "--warmup"),
+    (["--warmup", "nan"], "--warmup"),
+    (["--host-memory-gb", "-1"], "--host-memory-gb"),
+    (["--device-memory-gb", "0"], "--device-memory-gb"),
+    (["--render", "/nonexistent/pyproc-bench"], "--render"),
+])
+def test_bad_options_exit_2_naming_the_option(capsys, argv, named):
+    from pyproc import cli
+    assert cli.main(["bench"] + argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0] and "Traceback" not in err[0], err
+    with pytest.raises(SystemExit) as e:             # python -m pyproc.bench: the same checks
+        _parse(argv)
+    assert e.value.code == 2
+
+
+def test_good_options_parse(tmp_path):
+    args = _parse(["--sizes", "1e4,200", "--warmup", "0", "--max-seconds", "0.5",
+                   "--host-memory-gb", "0.25"])
+    assert args.sizes == [10000, 200] and all(type(s) is int for s in args.sizes)
+    assert (args.warmup, args.max_seconds, args.host_memory_gb) == (0.0, 0.5, 0.25)
+
+
+def test_render_needs_results_json(capsys, tmp_path):
+    from pyproc import cli
+    assert cli.main(["bench", "--render", str(tmp_path)]) == 2
+    assert "no results.json" in capsys.readouterr().err
+    (tmp_path / "results.json").write_text("{not json")
+    assert cli.main(["bench", "--render", str(tmp_path), "--no-plot"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--render" in err[0] and "Traceback" not in err[0]
+    (tmp_path / "results.json").write_text(json.dumps({"cases": []}))
+    assert cli.main(["bench", "--render", str(tmp_path), "--no-plot"]) == 0
+    assert (tmp_path / "results.md").is_file()

@@ -1,0 +1,418 @@
+"""A fake ``pycuda`` for the CUDA backend's host-side tests without a GPU: a bounds-checked
+fake device memory, NumPy emulations of the .cu kernels (reading their arguments by
+position), a driver with a context stack, and graphs that record and replay launches.
+
+The ``fake`` fixture installs it (tests/test_cuda_host.py, tests/test_bench.py import it)."""
+from __future__ import annotations
+
+import struct
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from pyproc import kernels as K
+from pyproc.backends import cuda as CU
+from pyproc.compile import POP_DTYPE, PROJ_DTYPE
+from pyproc.connectivity import rows
+from pyproc.neuron import lif_step, poisson_counts
+from pyproc.sampling import TABLES_LEN, sampler_tables
+
+__all__ = ["FakeError", "Mem", "Alloc", "Emulator", "FakeDriver", "FakeFunction", "FakeGraphs",
+           "fake"]
+
+
+# ---------------------------------------------------------------- fake device
+class FakeError(Exception):
+    pass
+
+
+class Mem:
+    def __init__(self):
+        self.blocks = {}
+        self.next = 1 << 20
+        self.live = 0
+
+    def alloc(self, n):
+        if n <= 0:
+            raise FakeError("cuMemAlloc(0)")
+        base = self.next
+        self.next += ((n + 511) // 512 + 1) * 512
+        self.blocks[base] = np.zeros(n, np.uint8)
+        self.live += n
+        return Alloc(self, base)
+
+    def raw(self, addr, nbytes):
+        addr = int(addr)
+        for base, b in self.blocks.items():
+            if base <= addr < base + b.size or (nbytes == 0 and addr == base):
+                off = addr - base
+                assert off + nbytes <= b.size, f"access past the end of a {b.size}-byte buffer"
+                return b[off:off + nbytes]
+        raise AssertionError(f"bad device address {addr:#x}")
+
+    def arr(self, addr, dtype, count):
+        dtype = np.dtype(dtype)
+        return self.raw(addr, dtype.itemsize * int(count)).view(dtype)
+
+
+class Alloc:
+    def __init__(self, mem, base):
+        self.mem, self.base = mem, base
+
+    def __int__(self):
+        return self.base
+
+    __index__ = __int__
+
+    def free(self):
+        b = self.mem.blocks.pop(self.base)
+        self.mem.live -= b.size
+
+
+def _unpack(fmt, args):
+    """Check the argument tuple against the prepare() format like PyCUDA's struct pack."""
+    struct.pack("@" + fmt, *[int(a) for a in args])
+    return [int(a) for a in args]
+
+
+class Emulator:
+    """NumPy versions of the kernels, reading arguments by position."""
+
+    def __init__(self, mem):
+        self.mem = mem
+        self.rng = np.random.default_rng(0)
+
+    def ctrl(self, a):
+        return self.mem.arr(a, K.CTRL_DTYPE, 1)
+
+    def pp_neuron_lif_update(self, grid, a):
+        m = self.mem
+        blocks = m.arr(a[1], np.uint32, 2 * grid).reshape(-1, 2)
+        n_pops = int(blocks[:, 0].max()) + 1
+        pops = m.arr(a[0], POP_DTYPE, n_pops)
+        flags = m.arr(a[2], np.uint32, n_pops)
+        seed, spike_cap, rec_cap = a[4], a[11], a[13]
+        ctrl = self.ctrl(a[14])
+        t = int(ctrl["step"][0])
+        N = int(pops["offset"][-1] + pops["n"][-1])
+        V, Iex, Iin = (m.arr(a[i], np.float32, N) for i in (5, 6, 7))
+        ref = m.arr(a[8], np.int32, N)
+        ring_len = max(int(p["ring_offset"]) + int(p["ring_slots"]) * int(p["n_channels"])
+                       * int(p["n"]) for p in pops)
+        ring = m.arr(a[9], np.int32, ring_len)
+        new = []
+        for pi, first in blocks:
+            p = pops[pi]
+            n = int(p["n"])
+            loc = np.arange(first, min(first + 256, n))
+            tabs = m.arr(a[3], np.uint32, int(p["poisson_offset"]) + int(p["poisson_len"]))
+            base = int(p["ring_offset"]) + (t % int(p["ring_slots"])) * int(p["n_channels"]) * n
+            acc = np.zeros((2, loc.size), np.int64)
+            for ch in range(int(p["n_channels"])):
+                acc[ch] = ring[base + ch * n + loc]
+                ring[base + ch * n + loc] = 0
+            if p["poisson_len"]:
+                acc[int(p["poisson_channel"])] += (poisson_counts(p, tabs, seed, t)[loc]
+                                                   * int(p["poisson_w"]))
+            if np.abs(acc).max(initial=0) > 2 ** 31 - 1:
+                c = ctrl[0]
+                if c["err_code"] == 0:
+                    c["err_code"], c["err_step"] = 1, t
+                    c["err_info"] = int(p["offset"]) + int(loc[np.argmax(np.abs(acc).max(0))])
+            g = int(p["offset"]) + loc
+            v, ie, ii, r = V[g].copy(), Iex[g].copy(), Iin[g].copy(), ref[g].copy()
+            spk = lif_step(v, ie, ii, r, acc[0], acc[1], p)
+            V[g], Iex[g], Iin[g], ref[g] = v, ie, ii, r
+            for l in loc[spk]:
+                new.append((int(pi), int(l), bool(flags[pi] & 1), int(p["offset"]) + int(l)))
+        self.rng.shuffle(new)            # atomics give no order
+        spikes = m.arr(a[10], np.uint32, 2 * spike_cap).reshape(-1, 2)
+        c = ctrl[0]
+        for pi, l, rec, g in new:
+            k = int(c["n_spk"])
+            spikes[k] = (pi, l)
+            c["n_spk"] = k + 1
+            if rec:
+                q = int(c["n_rec"])
+                if q < rec_cap:
+                    m.arr(a[12], np.uint32, q + 1)[q] = g
+                else:
+                    c["rec_lost"] += 1
+                c["n_rec"] = q + 1
+
+    def _deliver(self, a_pops, a_ring, ring_size, t, pj, tgt, w, d, c):
+        n_pops = int(pj["tgt_pop"]) + 1
+        tp = self.mem.arr(a_pops, POP_DTYPE, n_pops)[pj["tgt_pop"]]
+        ring = self.mem.arr(a_ring, np.int32, ring_size)
+        slot = (t + d.astype(np.int64)) % int(tp["ring_slots"])
+        idx = (int(tp["ring_offset"]) + (slot * int(tp["n_channels"]) + int(pj["channel"]))
+               * int(tp["n"]) + tgt.astype(np.int64))
+        acc = ring.astype(np.int64)
+        np.add.at(acc, idx, w.astype(np.int64))
+        ring[:] = acc.astype(np.int32)
+        c["n_events"] += tgt.size
+
+    def _items(self, a_out_ptr, a_out_idx, max_out, a_spikes, c):
+        ns = int(c["n_spk"])
+        spikes = self.mem.arr(a_spikes, np.uint32, 2 * ns).reshape(-1, 2)
+        for pop, pre in spikes:
+            op = self.mem.arr(a_out_ptr, np.uint32, pop + 2)
+            n_out = int(op[pop + 1] - op[pop])
+            assert n_out <= max_out
+            for k in self.mem.arr(a_out_idx, np.uint32, op[pop + 1])[op[pop]:op[pop + 1]]:
+                yield int(k), int(pre)
+
+    def _cnet(self, a_projs, k, a_rowlen, seed):
+        projs = self.mem.arr(a_projs, PROJ_DTYPE, k + 1)
+        pj = projs[k]
+        ns = types.SimpleNamespace(projs=projs, seed=seed)
+        ns.rowlen_of = lambda kk: self.mem.arr(a_rowlen, np.uint32, int(pj["rowlen_offset"])
+                                               + int(pj["n_pre"]))[int(pj["rowlen_offset"]):]
+        return ns, pj
+
+    def _check_tables(self, a_tab):
+        """The sampler tables on the device are sampling.sampler_tables(), bit for bit
+        (rows() below uses the host copy, so this is what makes the emulation exact)."""
+        dev = self.mem.arr(a_tab, np.float64, TABLES_LEN)
+        assert np.array_equal(dev.view(np.uint64), sampler_tables().view(np.uint64)), \
+            "sampler_tables buffer differs from pyproc.sampling.sampler_tables()"
+
+    def pp_propagate_procedural_spikes(self, grid, a):
+        # projs, pops, rowlen, sampler_tables, out_ptr, out_idx, max_out, spikes, seed,
+        # ring, ring_size, ctrl
+        self._check_tables(a[3])
+        c = self.ctrl(a[11])[0]
+        t = int(c["step"])
+        for k, pre in self._items(a[4], a[5], a[6], a[7], c):
+            cn, pj = self._cnet(a[0], k, a[2], a[8])
+            _, tgt, w, d = rows(cn, k, [pre])
+            self._deliver(a[1], a[9], a[10], t, pj, tgt, w, d, c)
+
+    def pp_propagate_stored_spikes(self, grid, a):
+        m = self.mem
+        c = self.ctrl(a[13])[0]
+        t = int(c["step"])
+        for k, pre in self._items(a[2], a[3], a[4], a[5], c):
+            pj = m.arr(a[0], PROJ_DTYPE, k + 1)[k]
+            row = int(m.arr(a[6], np.uint64, k + 1)[k]) + pre
+            e0, e1 = m.arr(a[7], np.int64, row + 2)[row:row + 2]
+            sl = slice(int(e0), int(e1))
+            self._deliver(a[1], a[11], a[12], t, pj, m.arr(a[8], np.uint32, e1)[sl],
+                          m.arr(a[9], np.int32, e1)[sl], m.arr(a[10], np.uint16, e1)[sl], c)
+
+    def pp_record_advance(self, grid, a):
+        c = self.ctrl(a[0])[0]
+        k = int(c["rec_steps"])
+        assert k < a[2], "record chunk overrun"
+        self.mem.arr(a[1], np.uint32, k + 1)[k] = c["n_rec"]
+        c["rec_steps"] = k + 1
+        c["n_spikes"] += c["n_spk"]
+        c["n_spk"] = 0
+        c["step"] += 1
+
+    def _rows(self, a):
+        n_projs = a[1]
+        rb = self.mem.arr(a[2], np.uint64, n_projs + 1)
+        for k in range(n_projs):
+            for pre in range(int(rb[k + 1] - rb[k])):
+                yield int(rb[k]) + pre, k, pre
+
+    def pp_build_csr_count(self, grid, a):
+        # projs, n_projs, row_base, rowlen, sampler_tables, seed, indptr, ctrl
+        self._check_tables(a[4])
+        n_rows = int(self.mem.arr(a[2], np.uint64, a[1] + 1)[-1])
+        indptr = self.mem.arr(a[6], np.int64, n_rows + 1)
+        for r, k, pre in self._rows(a):
+            indptr[r + 1] = rows(self._cnet(a[0], k, a[3], a[5])[0], k, [pre])[1].size
+
+    def pp_build_csr_fill(self, grid, a):
+        # projs, n_projs, row_base, rowlen, sampler_tables, seed, indptr, n_syn_cap,
+        # targets, weights, delays, ctrl
+        self._check_tables(a[4])
+        n_rows = int(self.mem.arr(a[2], np.uint64, a[1] + 1)[-1])
+        indptr = self.mem.arr(a[6], np.int64, n_rows + 1)
+        cap = a[7]
+        tg, w, d = (self.mem.arr(a[i], dt, cap) for i, dt in
+                    ((8, np.uint32), (9, np.int32), (10, np.uint16)))
+        for r, k, pre in self._rows(a):
+            _, t1, w1, d1 = rows(self._cnet(a[0], k, a[3], a[5])[0], k, [pre])
+            sl = slice(int(indptr[r]), int(indptr[r + 1]))
+            tg[sl], w[sl], d[sl] = t1, w1, d1
+
+
+class FakeDriver:
+    """Just enough of pycuda.driver for pyproc.backends.cuda."""
+
+    def __init__(self, free_bytes=2 ** 34):
+        self.mem = Mem()
+        self.emu = Emulator(self.mem)
+        self.stack = []
+        self.free_bytes = free_bytes
+        self.capturing = None
+        self.launches = 0
+        drv = self
+        self.Error = FakeError
+        self.device_attribute = types.SimpleNamespace(MULTIPROCESSOR_COUNT="sm")
+
+        class Context:
+            def __init__(self):
+                self.handle = id(self)
+
+            @staticmethod
+            def get_current():
+                return drv.stack[-1] if drv.stack else None
+
+            @staticmethod
+            def get_device():
+                return Device(0)
+
+            @staticmethod
+            def pop():
+                assert drv.stack, "pop of an empty context stack"
+                drv.stack.pop()
+
+            def push(self):
+                drv.stack.append(self)
+
+            def detach(self):
+                self.detached = True
+
+        class Device:
+            def __init__(self, i):
+                self.i = i
+
+            @staticmethod
+            def count():
+                return 1
+
+            def make_context(self):
+                c = Context()
+                drv.stack.append(c)
+                drv.made.append(c)
+                return c
+
+            def name(self):
+                return "Fake GPU"
+
+            def get_attribute(self, a):
+                return 4
+
+            def compute_capability(self):
+                return (9, 0)
+
+        class Stream:
+            handle = 0xabc
+
+            def synchronize(self):
+                pass
+
+        self.Context, self.Device, self.Stream = Context, Device, Stream
+        self.made = []
+
+    def init(self):
+        pass
+
+    def mem_get_info(self):
+        return self.free_bytes, 2 ** 36
+
+    def mem_alloc(self, n):
+        assert self.stack, "allocation without a current context"
+        return self.mem.alloc(n)
+
+    def memcpy_htod(self, dest, src):
+        src = np.ascontiguousarray(src)
+        self.mem.raw(dest, src.nbytes)[:] = src.view(np.uint8).ravel()
+
+    def memcpy_dtoh(self, dest, src):
+        dest.view(np.uint8).ravel()[:] = self.mem.raw(src, dest.nbytes)
+
+    def memset_d8(self, dest, val, n):
+        self.mem.raw(dest, n)[:] = val
+
+    def launch(self, name, fmt, grid, block, args):
+        assert self.stack, "launch without a current context"
+        assert block[0] % 32 == 0 or name == "pp_record_advance"
+        a = _unpack(fmt, args)
+        if self.capturing is not None:
+            self.capturing.append((name, grid, a))
+        else:
+            self.launches += 1
+            getattr(self.emu, name)(grid[0], a)
+
+
+class FakeFunction:
+    def __init__(self, drv, name):
+        self.drv, self.name, self.num_regs, self.fmt = drv, name, 64, None
+
+    def prepare(self, fmt):
+        self.fmt = fmt
+        return self
+
+    def prepared_async_call(self, grid, block, stream, *args):
+        assert self.fmt is not None
+        self.drv.launch(self.name, self.fmt, grid, block, args)
+
+
+class FakeGraphs:
+    """Stands in for GraphAPI: capture records the launches, replay runs them."""
+
+    def __init__(self, drv, fail=False):
+        self.drv, self.fail, self.captured, self.replayed = drv, fail, 0, 0
+
+    def __call__(self):
+        if self.fail == "load":
+            raise CU.GraphUnavailable("no libcuda here")
+        return self
+
+    def capture(self, handle, record, errors):
+        if self.fail:
+            raise CU.GraphUnavailable("capture refused (test)")
+        self.drv.capturing = []
+        record()
+        g, self.drv.capturing = self.drv.capturing, None
+        self.captured += 1
+        return g, g
+
+    def replay(self, exe, handle):
+        self.replayed += 1
+        for name, grid, a in exe:
+            self.drv.launches += 1
+            getattr(self.drv.emu, name)(grid[0], a)
+
+    def destroy(self, g, e):
+        pass
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    drv = FakeDriver()
+    compiler = types.ModuleType("pycuda.compiler")
+
+    class CompileError(Exception):
+        pass
+
+    class SourceModule:
+        def __init__(self, src, no_extern_c, include_dirs, options, arch):
+            assert no_extern_c and "-fmad=false" in options and arch == "sm_90"
+            assert "--use_fast_math" not in options
+            self.src = src
+
+        def get_function(self, name):
+            assert name in self.src
+            return FakeFunction(drv, name)
+
+    compiler.SourceModule = SourceModule
+    drv.CompileError = CompileError          # pycuda.driver.CompileError
+    pkg = types.ModuleType("pycuda")
+    pkg.driver, pkg.compiler = drv, compiler
+    monkeypatch.setitem(sys.modules, "pycuda", pkg)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", drv)
+    monkeypatch.setitem(sys.modules, "pycuda.compiler", compiler)
+    monkeypatch.setattr(K, "_modules", {})
+    monkeypatch.setattr(K, "_functions", {})
+    graphs = FakeGraphs(drv)
+    monkeypatch.setattr(CU, "GraphAPI", graphs)
+    drv.graphs = graphs
+    return drv
