@@ -618,6 +618,44 @@ def _float_list(text: str) -> List[float]:
     return out
 
 
+def _size_list(text: str) -> List[int]:
+    """Balanced network sizes: whole numbers >= 5 (1e4 is fine, 2.5 is not)."""
+    out = _float_list(text)
+    bad = [v for v in out if v != math.floor(v) or v < 5]
+    if bad:
+        raise argparse.ArgumentTypeError(f"expected whole numbers of neurons >= 5, got {text!r}")
+    return [int(v) for v in out]
+
+
+def _finite(lo: float, strict: bool) -> Callable[[str], float]:
+    """A finite number > lo (``strict``) or >= lo."""
+    rng = f"{'>' if strict else '>='} {lo:g}"
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number {rng}, got {text!r}") from None
+        if not math.isfinite(v) or (v <= lo if strict else v < lo):
+            raise argparse.ArgumentTypeError(f"must be a finite number {rng}, got {text!r}")
+        return v
+    parse.__name__ = "number"
+    return parse
+
+
+_positive = _finite(0.0, strict=True)
+_nonneg = _finite(0.0, strict=False)
+
+
+def _results_dir(text: str) -> str:
+    """--render DIR: a directory holding results.json."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"no such directory: {text!r}")
+    if not os.path.isfile(os.path.join(text, "results.json")):
+        raise argparse.ArgumentTypeError(f"{text!r} holds no results.json")
+    return text
+
+
 def _choice_list(choices: Sequence[str]) -> Callable[[str], List[str]]:
     def parse(text: str) -> List[str]:
         out = [x for x in str(text).replace(" ", "").split(",") if x]
@@ -1093,7 +1131,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The bench options (pyproc.cli calls this for ``pyproc bench``)."""
     g = parser.add_argument_group("benchmark suite (pyproc.bench)")
     # shared with pyproc.cli (kept if already there)
-    _add(g, "--duration", type=float, default=DEFAULT_DURATION_MS, metavar="MS",
+    _add(g, "--duration", type=_nonneg, default=DEFAULT_DURATION_MS, metavar="MS",
          help="model time measured per case, ms (after the warm-up)")
     _add(g, "--seed", type=int, default=1, metavar="S", help="seed of every case")
     _add(g, "--quiet", "-q", action="store_true", help="print nothing but errors")
@@ -1109,9 +1147,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--models", type=_choice_list(MODEL_NAMES), default=None, metavar="LIST",
                    help="comma-separated: balanced,microcircuit,multiarea [default: balanced,"
                         "microcircuit, plus multiarea when --structure is given]")
-    g.add_argument("--sizes", type=_float_list, default=None, metavar="LIST",
-                   help="balanced network sizes, neurons (e.g. 1e4,5e4) [default: "
-                        "1e4,5e4,1e5,5e5,1e6]")
+    g.add_argument("--sizes", type=_size_list, default=None, metavar="LIST",
+                   help="balanced network sizes, whole numbers of neurons >= 5 (e.g. 1e4,5e4) "
+                        "[default: 1e4,5e4,1e5,5e5,1e6]")
     g.add_argument("--dts", type=_float_list, default=None, metavar="LIST",
                    help="balanced network time steps, ms [default: 0.1,1]")
     g.add_argument("--scales", type=_float_list, default=None, metavar="LIST",
@@ -1125,16 +1163,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="multi-area model state")
     g.add_argument("--mam-scales", type=_float_list, default=None, metavar="LIST",
                    help="multi-area model scales [default: 1]")
-    g.add_argument("--warmup", type=float, default=DEFAULT_WARMUP_MS, metavar="MS",
+    g.add_argument("--warmup", type=_nonneg, default=DEFAULT_WARMUP_MS, metavar="MS",
                    help="model time run before the measured window (first step included)")
-    g.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, metavar="S",
+    g.add_argument("--max-seconds", type=_positive, default=DEFAULT_MAX_SECONDS, metavar="S",
                    help="per-case wall budget: cases whose set-up is estimated to exceed it "
                         "are skipped, runs are shortened to fit (and say so)")
-    g.add_argument("--total-seconds", type=float, default=None, metavar="S",
+    g.add_argument("--total-seconds", type=_positive, default=None, metavar="S",
                    help="wall budget of the whole suite: later cases get what is left")
-    g.add_argument("--host-memory-gb", type=float, default=None, metavar="GiB",
+    g.add_argument("--host-memory-gb", type=_positive, default=None, metavar="GiB",
                    help="assume this much available RAM instead of MemAvailable")
-    g.add_argument("--device-memory-gb", type=float, default=None, metavar="GiB",
+    g.add_argument("--device-memory-gb", type=_positive, default=None, metavar="GiB",
                    help="assume this much free device memory instead of nvidia-smi's")
     g.add_argument("--check-events", choices=("auto", "always", "never"), default="auto",
                    help="recompute the events from the spikes (auto: CPU stored always, "
@@ -1144,7 +1182,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="another suite's results.json (e.g. the CPU results in the repo): "
                         "cases of the same model, size, dt and steps must have the same "
                         "spikes and events (bit-exact backends)")
-    g.add_argument("--render", metavar="DIR", default=None,
+    g.add_argument("--render", metavar="DIR", default=None, type=_results_dir,
                    help="only rewrite DIR/results.md and plot.png from DIR/results.json")
     g.add_argument("--in-process", action="store_true",
                    help="run the cases in this process (peak host memory is then cumulative)")
@@ -1172,7 +1210,12 @@ def main(args) -> int:
             print(text)
         return 0
     if getattr(args, "render", None):
-        render(args.render, plot=not getattr(args, "no_plot", False))
+        try:
+            render(args.render, plot=not getattr(args, "no_plot", False))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            sys.stderr.write(f"pyproc bench: error: argument --render: cannot render "
+                             f"{args.render!r} ({type(e).__name__}: {e})\n")
+            return 2
         return 0
     quiet = getattr(args, "quiet", False)
     say = (lambda s: None) if quiet else (lambda s: print(s, flush=True))
