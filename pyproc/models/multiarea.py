@@ -51,8 +51,9 @@ Model (as INM-6/multi-area-model builds it for NEST)
 Reduced versions (machines without a GPU)
 -----------------------------------------
 ``areas`` selects a subset of areas (projections from the other areas are
-dropped), ``scale`` multiplies every population size (rounded, at least one
-neuron), ``k_scale`` (default ``scale``) the in-degrees: a projection keeps
+dropped), ``scale`` multiplies every population size (rounded; as for the
+microcircuit, a scale that leaves a simulated population without neurons is
+refused), ``k_scale`` (default ``scale``) the in-degrees: a projection keeps
 ``round(synapses * k_scale * N'_t / N_t)`` synapses (the full-scale in-degree
 times k_scale) and K_ext becomes K_ext * k_scale.  As in the NEST PD14 example
 (``helpers.adjust_weights_and_input_to_synapse_scaling``) and the authors'
@@ -290,6 +291,12 @@ def load_structure(source: Union[str, os.PathLike, Mapping, MAMStructure]) -> MA
     neuron["I_e_pA"] = _number(neuron_d, "I_e_pA", "neuron") if "I_e_pA" in neuron_d else 0.0
     if neuron["V0_sd_mV"] < 0:
         raise ModelError(f"MAM structure: neuron.V0_sd_mV must be >= 0, got {neuron['V0_sd_mV']}")
+    try:   # the LIF's own checks (tau_m > 0, V_reset < V_th, ...), named as the file's fields
+        _lif(neuron, 0.0)
+    except ModelError as e:
+        msg = str(e)
+        raise ModelError("MAM structure: neuron." + msg[len("LIF."):] if msg.startswith("LIF.")
+                         else f"MAM structure: neuron: {msg}") from None
     weights_d = _get(d, "weights", "")
     weights = {k: _number(weights_d, k, "weights") for k in _WEIGHT_FIELDS}
     if weights["J_E_pA"] <= 0 or weights["J_4E_to_23E_intra_pA"] <= 0 or weights["J_ext_pA"] < 0:
@@ -417,7 +424,11 @@ def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] =
             areas = [areas]
         chosen = list(areas)
         unknown = [a for a in chosen if a not in st.areas]
-        if unknown or not chosen or len(set(chosen)) != len(chosen):
+        if unknown:
+            raise ModelError(f"multiarea: unknown area{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(map(repr, unknown))} (areas must be distinct names "
+                             f"among {', '.join(st.areas)})")
+        if not chosen or len(set(chosen)) != len(chosen):
             raise ModelError(f"multiarea: areas must be distinct names among "
                              f"{', '.join(st.areas)}; got {chosen}")
         chosen = [a for a in st.areas if a in set(chosen)]   # keep the file's order
@@ -427,8 +438,14 @@ def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] =
     sel = np.isin(np.array(st.areas)[ai], chosen)
     full = scale == 1.0 and k_scale == 1.0
     N_full = st.N
-    N_red = N_full.copy() if scale == 1.0 else np.maximum(1, np.round(N_full * scale)
-                                                         ).astype(np.int64)
+    N_red = N_full.copy() if scale == 1.0 else np.round(N_full * scale).astype(np.int64)
+    empty = np.flatnonzero(sel & (N_red < 1))
+    if empty.size:   # as microcircuit: a scale that empties a population is refused
+        t = int(empty[0])
+        raise ModelError(f"multiarea: scale={scale:g} leaves a population without neurons "
+                         f"({st.pop_labels[t]}: {int(N_full[t])} x {scale:g} rounds to 0 "
+                         f"neurons)")
+    N_red = np.maximum(1, N_red)   # populations of areas not simulated: never built
     S_full = st.synapses
     if full:
         S_red = S_full.copy()
@@ -450,9 +467,7 @@ def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] =
         dc[t] += 1e-3 * nu["tau_syn_ex"] * st.rate_ext * (
             st.K_ext[t] * w["J_ext_pA"] - (st.K_ext[t] * k_scale) * (w["J_ext_pA"] / w_div))
     for t in np.flatnonzero(sel):
-        params = LIF(C_m=nu["C_m"], tau_m=nu["tau_m"], E_L=nu["E_L"], V_th=nu["V_th"],
-                     V_reset=nu["V_reset"], t_ref=nu["t_ref"], tau_syn_ex=nu["tau_syn_ex"],
-                     tau_syn_in=nu["tau_syn_in"], I_e=nu["I_e_pA"] + dc[t])
+        params = _lif(nu, dc[t])
         v0 = normal(nu["V0_mean_mV"], nu["V0_sd_mV"])
         net.add_population(st.pop_labels[t], int(N_red[t]), params, v_init=v0)
     d, rel_w = st.delays, w["rel_sd"]
@@ -474,6 +489,13 @@ def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] =
             net.add_poisson(st.pop_labels[t], rate=st.rate_ext, K=float(K_ext_red[t]),
                             weight=w["J_ext_pA"] / w_div)
     return net
+
+
+def _lif(nu: Mapping[str, float], dc: float) -> LIF:
+    """The iaf_psc_exp parameters of the file's ``neuron`` fields, plus a DC current (pA)."""
+    return LIF(C_m=nu["C_m"], tau_m=nu["tau_m"], E_L=nu["E_L"], V_th=nu["V_th"],
+               V_reset=nu["V_reset"], t_ref=nu["t_ref"], tau_syn_ex=nu["tau_syn_ex"],
+               tau_syn_in=nu["tau_syn_in"], I_e=nu["I_e_pA"] + dc)
 
 
 def _mean_weights(st: MAMStructure, chi: float, chi_I: float) -> np.ndarray:
