@@ -6,8 +6,11 @@
     pyproc validate balanced ...      (options from pyproc.validate.add_arguments)
     pyproc bench ...                  (options from pyproc.bench.add_arguments)
 
-``run``, ``validate`` and ``bench`` share one set of options and defaults (``--duration``,
-``--seed``, ``--backend``, ``--connectivity``, ``--quiet``); the model options
+``run``, ``validate`` and ``bench`` share ``--duration``, ``--seed``, ``--quiet`` and
+``--out`` (same defaults but for ``--out``'s directory name); ``run`` and ``validate`` also
+share ``--backend cpu|cuda|auto`` (default cpu) and ``--connectivity procedural|stored``
+(default procedural), which ``bench`` replaces by lists: ``--backends LIST`` (alias
+``--backend``, default cpu) and ``--connectivity LIST`` (default both); the model options
 (``--neurons``, ``--scale``, ...) are the same for ``run``, ``plan`` and ``validate``.
 A model is a builder in :data:`pyproc.models.MODELS`; its options here are checked before
 anything is built, and every bad argument ends the command with exit status 2 and one line
@@ -117,16 +120,28 @@ def _one_of(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def unit_interval(text: str) -> float:
+    """A number in (0, 1] (a fraction of a full-size model)."""
+    v = _number(text)
+    if not 0.0 < v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
+    return v
+
+
 def existing_file(text: str) -> str:
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"no such file: {text!r}")
     return text
 
 
 def name_list(text: str) -> List[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
+    names = [t.strip() for t in text.split(",")]
+    if not any(names):
         raise argparse.ArgumentTypeError(f"must be a comma-separated list of names, got {text!r}")
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"empty name in the comma-separated list {text!r}")
     return names
 
 
@@ -151,15 +166,17 @@ MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
                      Option("--p", "p", probability, "connection probability, in [0, 1]", "P"),
                      _DT)),
     "microcircuit": ("Potjans & Diesmann (2014) cortical microcircuit, 8 populations.", (
-        Option("--scale", "scale", positive_float,
-               "fraction of the full-size model's neurons (> 0; 1 = 77,169 neurons)", "S"),
+        Option("--scale", "scale", unit_interval,
+               "fraction of the full-size model's neurons, in (0, 1] (1 = 77,169 neurons)",
+               "S"),
         _DT)),
     "multiarea": ("Multi-area model read from a structure file.", (
         Option("--structure", "structure", existing_file,
                "structure file describing areas, populations and connections", "PATH", True),
         Option("--areas", "areas", name_list,
                "comma-separated subset of the areas to simulate (default: all)", "A,B,..."),
-        Option("--scale", "scale", positive_float, "fraction of each area's neurons (> 0)", "S"),
+        Option("--scale", "scale", unit_interval, "fraction of each area's neurons, in (0, 1]",
+               "S"),
         Option("--state", "state", _one_of("ground", "metastable"),
                "network state, ground or metastable (sets the cortico-cortical factors chi)",
                "STATE"),
@@ -258,8 +275,11 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
-def _shared_options(p: argparse.ArgumentParser, out: bool = True) -> None:
-    """Options shared by run, validate and bench (same names, same defaults)."""
+def _shared_options(p: argparse.ArgumentParser, out: bool = True,
+                    out_default: str = "runs/MODEL-YYYYmmdd-HHMMSS") -> None:
+    """Options shared by run, validate and bench (same names, same defaults but for the
+    name of the default output directory; bench replaces --backend and --connectivity by
+    lists, see pyproc.bench.add_arguments)."""
     g = p.add_argument_group("simulation options (shared by run, validate and bench)")
     g.add_argument("--duration", type=nonneg_float, default=DEFAULT_DURATION_MS, metavar="MS",
                    help="model time to simulate, in ms (a whole number of steps)")
@@ -276,8 +296,8 @@ def _shared_options(p: argparse.ArgumentParser, out: bool = True) -> None:
                    help="print nothing but errors (no progress line, no summary)")
     if out:
         g.add_argument("--out", metavar="DIR", default=None,
-                       help="output directory (created; existing files are replaced) "
-                            "[default: runs/MODEL-YYYYmmdd-HHMMSS]")
+                       help=f"output directory (created; existing files are replaced) "
+                            f"[default: {out_default}]")
 
 
 def _model_options(p: argparse.ArgumentParser, model: str) -> None:
@@ -381,7 +401,8 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
         p.set_defaults(func=_optional_command(name), optional_missing=why)
 
         def opts(mp, mod=mod, name=name, why=why):
-            _shared_options(mp)
+            _shared_options(mp, out_default="runs/validate-MODEL-YYYYmmdd-HHMMSS"
+                            if name == "validate" else "bench-results/YYYYmmdd-HHMMSS")
             if mod is not None and hasattr(mod, "add_arguments"):
                 mod.add_arguments(mp)
             mp.set_defaults(func=_optional_command(name), optional_missing=why)
@@ -497,6 +518,18 @@ def _unwritable(out: str) -> Optional[str]:
     return None
 
 
+def _duration_problem(duration: float, dt: float) -> Optional[str]:
+    """Why ``duration`` ms cannot be simulated with steps of ``dt`` ms, or None: it must be
+    a whole number of steps, and a duration > 0 must be at least one step."""
+    steps = round(duration / dt)
+    if abs(steps * dt - duration) > 1e-9 * max(dt, duration):
+        return f"{duration:g} ms is not a whole number of steps of dt = {dt:g} ms"
+    if duration > 0 and steps == 0:
+        return (f"{duration:g} ms rounds to 0 steps of dt = {dt:g} ms (give 0 or a whole "
+                f"number of steps)")
+    return None
+
+
 def cmd_run(args) -> int:
     from .compile import compile_network
     from .simulation import Simulation
@@ -514,10 +547,9 @@ def cmd_run(args) -> int:
     t_build = time.perf_counter() - t0
     cnet = compile_network(net)
     t_compile = time.perf_counter() - t0 - t_build
-    steps = round(args.duration / cnet.dt)
-    if abs(steps * cnet.dt - args.duration) > 1e-9 * max(1.0, args.duration):
-        args._parser.error(f"argument --duration: {args.duration:g} ms is not a whole number "
-                           f"of steps of dt = {cnet.dt:g} ms")
+    why = _duration_problem(args.duration, cnet.dt)
+    if why:
+        args._parser.error(f"argument --duration: {why}")
     try:
         sim = Simulation(cnet, backend=args.backend, connectivity=args.connectivity)
     except BackendUnavailable as e:
