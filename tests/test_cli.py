@@ -18,6 +18,11 @@ from pyproc import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = [os.path.join(ROOT, "docs", "cli.md"), os.path.join(ROOT, "README.md")]
+# the multi-area structure file (CC BY-NC-SA, not distributed), beside the checkout on
+# developer and CI machines
+MAM_STRUCTURE = os.path.join(os.path.dirname(ROOT), "shared", "data", "multiarea",
+                             "mam_structure.json")
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _env():
@@ -98,6 +103,14 @@ def test_run_validate_bench_share_defaults():
     assert run.backend == val.backend == "cpu"
     assert run.connectivity == val.connectivity == "procedural"
     assert (run.duration, run.seed) == (cli.DEFAULT_DURATION_MS, cli.DEFAULT_SEED)
+    # bench's own defaults (docs/cli.md): --backends cpu, --connectivity both
+    from pyproc import bench as B
+    assert not hasattr(bench, "backend") or bench.backend is None
+    cases = B.build_cases(bench)
+    assert {c["backend"] for c in cases} == {"cpu"}
+    assert {c["connectivity"] for c in cases} == {"procedural", "stored"}
+    assert parsed("bench", "--backend", "cpu,cuda").backends == ["cpu", "cuda"]
+    assert parsed("bench", "--backends", "all").backends == ["cpu", "cuda"]
 
 
 # -- bad arguments: exit 2, one line naming the argument ----------------------------------
@@ -119,9 +132,17 @@ def test_run_validate_bench_share_defaults():
     (["run", "balanced", "--scale", "0.1"], "--scale"),
     (["run", "microcircuit", "--scale", "-0.1"], "--scale"),
     (["run", "microcircuit", "--scale", "0"], "--scale"),
+    (["run", "microcircuit", "--scale", "1.5"], "--scale"),
+    (["run", "multiarea", "--structure", __file__, "--scale", "2"], "--scale"),
     (["run", "multiarea"], "--structure"),
     (["run", "multiarea", "--structure", "no/such/file.json"], "--structure"),
     (["run", "multiarea", "--structure", __file__, "--areas", ","], "--areas"),
+    (["run", "multiarea", "--structure", __file__, "--areas", "V1,,V2"], "--areas"),
+    (["run", "multiarea", "--structure", __file__, "--areas", "V1,"], "--areas"),
+    (["run", "multiarea", "--structure", HERE], "--structure"),
+    (["run", "balanced", "--neurons", "20", "--duration", "1e-300"], "--duration"),
+    (["run", "balanced", "--neurons", "20", "--duration", "0.04"], "--duration"),
+    (["run", "balanced", "--neurons", "20", "--dt", "0.5", "--duration", "0.2"], "--duration"),
     (["run", "multiarea", "--structure", __file__, "--state", "awake"], "--state"),
     (["run", "nosuchmodel"], "nosuchmodel"),
     (["nosuchcommand"], "nosuchcommand"),
@@ -132,6 +153,74 @@ def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path, argv, named):
         argv[1] in cli.MODEL_OPTIONS else run_cli(capsys, *argv)
     assert_one_line_error(code, err, named)
     assert not (tmp_path / "o").exists()          # nothing ran, nothing was created
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--duration", "1e-300"], ["1e-300 ms rounds to 0 steps of dt = 0.1 ms"]),
+    (["--duration", "0.05"], ["0.05 ms is not a whole number of steps of dt = 0.1 ms"]),
+    (["--duration", "0.15"], ["0.15 ms is not a whole number of steps"]),
+])
+def test_duration_must_be_whole_steps(capsys, tmp_path, argv, words):
+    """A duration > 0 that rounds to 0 steps is refused like one between two steps: it
+    would otherwise exit 0 having simulated nothing."""
+    code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "20", *argv,
+                           "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "argument --duration", *words)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("duration,steps", [("0", 0), ("0.1", 1), ("0.3", 3), ("1e-1", 1)])
+def test_duration_of_whole_steps_runs(capsys, tmp_path, duration, steps):
+    code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "20", "--duration",
+                           duration, "--out", tmp_path, "--quiet", "--no-plots")
+    assert code == 0, err
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == steps
+
+
+def test_multiarea_argument_messages(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "run", "multiarea", "--structure", tmp_path)
+    assert_one_line_error(code, err, "--structure", "is a directory")
+    assert "no such file" not in err
+    code, _, err = run_cli(capsys, "run", "multiarea", "--structure", __file__, "--areas",
+                           "V1,,V2")
+    assert_one_line_error(code, err, "--areas", "empty name")
+
+
+def _mam_file(tmp_path):
+    """A two-area structure file (A, B: 23E, 23I each)."""
+    labels = [f"{a}-{x}" for a in "AB" for x in ("23E", "23I")]
+    d = {"areas": ["A", "B"], "populations_per_area": {"A": ["23E", "23I"], "B": ["23E", "23I"]},
+         "pop_labels": labels, "N": [400, 100, 350, 90],
+         "synapses": [[8000, 6000, 2500, 0], [4000, 2000, 1500, 0], [3000, 0, 7000, 5000],
+                      [1500, 0, 3000, 1000]],
+         "K_ext": [1200.0, 1100.0, 1250.0, 1150.0], "external_input": {"rate_ext_Hz": 10.0},
+         "neuron": {"E_L": -65.0, "V_th": -50.0, "V_reset": -65.0, "C_m": 250.0, "tau_m": 10.0,
+                    "tau_syn_ex": 0.5, "tau_syn_in": 0.5, "t_ref": 2.0, "V0_mean_mV": -150.0,
+                    "V0_sd_mV": 50.0},
+         "weights": {"J_E_pA": 87.8, "J_I_pA": -965.9, "J_4E_to_23E_intra_pA": 175.6,
+                     "J_ext_pA": 87.8, "rel_sd": 0.1},
+         "delays": {"delay_e_ms": 1.5, "delay_i_ms": 0.75, "delay_rel_sd": 0.5,
+                    "interarea_speed_mm_per_ms": 3.5,
+                    "distances_mm": {"A": {"A": 0.0, "B": 21.0}, "B": {"A": 21.0, "B": 0.0}}}}
+    f = tmp_path / "mam.json"
+    f.write_text(json.dumps(d))
+    return f, d
+
+
+def test_multiarea_unknown_area_and_bad_structure_fields(capsys, tmp_path):
+    f, d = _mam_file(tmp_path)
+    code, _, err = run_cli(capsys, "run", "multiarea", "--structure", f, "--areas", "A,V9",
+                           "--duration", "1", "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "unknown area 'V9'", "A, B")
+    code, _, err = run_cli(capsys, "run", "multiarea", "--structure", f, "--scale", "1e-6",
+                           "--duration", "1", "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "scale", "without neurons")
+    d["neuron"]["tau_m"] = -1
+    f.write_text(json.dumps(d))
+    code, _, err = run_cli(capsys, "run", "multiarea", "--structure", f, "--duration", "1",
+                           "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "MAM structure: neuron.tau_m must be > 0")
+    assert not (tmp_path / "o").exists()
 
 
 def test_bad_out_directory(capsys, tmp_path):
@@ -173,7 +262,7 @@ def test_summary_json_has_populations_and_metadata(stored_run):
     assert set(s["populations"]) == {"E", "I"}
     for name, n in (("E", 80), ("I", 20)):
         p = s["populations"][name]
-        assert p["neurons"] == n and p["spikes"] >= 0
+        assert p["neurons"] == n and p["spikes"] > 0      # E 71, I 18 with seed 5
         assert p["mean_rate_Hz"] == pytest.approx(p["spikes"] / (n * 0.030))
     assert s["total_spikes"] == sum(p["spikes"] for p in s["populations"].values())
     assert (s["seed"], s["backend"], s["connectivity"], s["model"]) == (5, "cpu", "stored",
@@ -333,36 +422,51 @@ MARK_STRUCTURE = "needs the structure file"   # exit 2 naming --structure when i
 
 
 def documented_commands():
-    """Every `$ pyproc ...` line inside ```console blocks of docs/cli.md and README.md."""
+    """Every `$ pyproc ...` line inside ```console blocks of docs/cli.md and README.md, with
+    the line printed after it when that is not another command (the documented error line
+    of a `# exits 2` command), else None."""
     cmds = []
     for path in DOCS:
         if not os.path.exists(path):
             continue
         text = open(path, encoding="utf-8").read()
         for block in re.findall(r"```console\n(.*?)```", text, flags=re.S):
-            for line in block.splitlines():
+            lines = block.splitlines()
+            for k, line in enumerate(lines):
                 if line.startswith("$ pyproc"):
-                    cmds.append(pytest.param(line[2:],
+                    after = lines[k + 1] if k + 1 < len(lines) else ""
+                    shown = None if not after.strip() or after.startswith("$ ") else after
+                    cmds.append(pytest.param(line[2:], shown,
                                              id=f"{os.path.basename(path)}: {line[2:60]}"))
     return cmds
 
 
 def test_docs_have_commands():
-    assert len(documented_commands()) >= 8
+    cmds = documented_commands()
+    assert len(cmds) >= 8
+    failing = [p.values for p in cmds if p.values[0].endswith("  # " + MARK_FAILS)]
+    assert len(failing) >= 3 and all(shown for _, shown in failing)
 
 
-@pytest.mark.parametrize("line", documented_commands())
-def test_documented_command_runs(line, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("line,shown", documented_commands())
+def test_documented_command_runs(line, shown, tmp_path, monkeypatch, capsys):
     command, _, comment = line.partition("  # ")
     argv = shlex.split(command)
     assert argv[0] == "pyproc"
+    comment = comment.strip()
+    if comment == MARK_STRUCTURE:
+        k = argv.index("--structure") + 1
+        if os.path.basename(argv[k]) == os.path.basename(MAM_STRUCTURE) and \
+                os.path.exists(MAM_STRUCTURE):
+            argv[k] = MAM_STRUCTURE       # the file the docs mean, where this machine has it
     monkeypatch.chdir(tmp_path)
     code = cli.main(argv[1:])
     out, err = capsys.readouterr()
-    comment = comment.strip()
     if comment == MARK_FAILS or (comment == MARK_GPU and not _cuda_usable()) or (
             comment == MARK_STRUCTURE and not os.path.exists(argv[argv.index("--structure") + 1])):
         assert_one_line_error(code, err)
+        if comment == MARK_FAILS and shown is not None:
+            assert err.strip() == shown.strip(), "stderr differs from the documented line"
         return
     assert comment in ("", MARK_GPU, MARK_STRUCTURE), f"unknown doc-test marker {comment!r}"
     assert code == 0, err
@@ -370,6 +474,10 @@ def test_documented_command_runs(line, tmp_path, monkeypatch, capsys):
         d = tmp_path / argv[argv.index("--out") + 1]
         if argv[1] == "run":
             assert (d / "spikes.npz").is_file() and (d / "summary.json").is_file()
+            if comment == MARK_STRUCTURE:
+                summ = json.loads((d / "summary.json").read_text())
+                assert summ["model"] == "multiarea" and summ["partial"] is False
+                assert summ["neurons"] > 0 and summ["steps"] > 0
         else:
             assert d.is_dir()
 
