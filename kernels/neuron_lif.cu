@@ -2,7 +2,7 @@
  * with the Poisson input, spike list and spike recording.  See step.cuh for
  * the whole step.  Compile with -fmad=false (the float order of pp_lif_step
  * must match its NumPy twin). */
-#include "step.cuh"
+#include "phases.cuh"
 
 /* pp_neuron_lif_update
  * Launch shape : grid = n_blocks (host block table, pyproc/backends/cuda.py
@@ -23,13 +23,10 @@
  *                ctrl->rec_lost, never written).  Errors: PP_ERR_INPUT_OVERFLOW
  *                (input outside int32, the CPU raises OverflowDetected),
  *                PP_ERR_SPIKE_LIST.
+ * Body         : pp_neuron_phase (phases.cuh; spike_base 0).
  * CPU twin     : CPUSimulator.run_steps first loop (pyproc/backends/cpu.py),
  *                pyproc.neuron.lif_step and poisson_counts.
  */
-#ifndef PP_NEURON_BLOCK
-#define PP_NEURON_BLOCK 256
-#endif
-
 extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK)
 pp_neuron_lif_update(const pp_pop *__restrict__ pops, const uint2 *__restrict__ blocks,
                      const uint32_t *__restrict__ pop_flags,
@@ -39,48 +36,7 @@ pp_neuron_lif_update(const pp_pop *__restrict__ pops, const uint2 *__restrict__ 
                      uint2 *__restrict__ spikes, uint32_t spike_cap,
                      uint32_t *__restrict__ rec_ids, uint32_t rec_cap, pp_ctrl *ctrl)
 {
-    const uint2 blk = blocks[blockIdx.x];
-    const pp_pop *p = pops + blk.x;
-    const uint32_t local = blk.y + threadIdx.x;
-    uint64_t t, i0, i1;
-    uint32_t slot, g;
-    int64_t acc_ex, acc_in = 0;
-    float v, iex, iin;
-    int32_t r;
-
-    if (local >= p->n) return;
-    t = ctrl->step;
-    slot = (uint32_t)(t % (uint64_t)p->ring_slots);
-    g = p->offset + local;
-
-    i0 = pp_ring_index(p, slot, 0u, local);
-    acc_ex = ring[i0];
-    ring[i0] = 0;
-    if (p->n_channels == 2u) {
-        i1 = pp_ring_index(p, slot, 1u, local);
-        acc_in = ring[i1];
-        ring[i1] = 0;
-    }
-    if (p->poisson_len) {
-        int64_t add = (int64_t)pp_poisson_draw(p, poisson_tables, seed, local, t)
-                      * (int64_t)p->poisson_w;
-        if (p->poisson_channel) acc_in += add; else acc_ex += add;
-    }
-    if (acc_ex > 2147483647LL || acc_ex < -2147483647LL)
-        pp_set_error(ctrl, PP_ERR_INPUT_OVERFLOW, g, 0);
-    if (acc_in > 2147483647LL || acc_in < -2147483647LL)
-        pp_set_error(ctrl, PP_ERR_INPUT_OVERFLOW, g, 1);
-
-    v = V[g]; iex = Iex[g]; iin = Iin[g]; r = ref[g];
-    if (pp_lif_step(&v, &iex, &iin, &r, (int32_t)acc_ex, (int32_t)acc_in, p)) {
-        uint32_t k = atomicAdd(&ctrl->n_spk, 1u);
-        if (k < spike_cap) spikes[k] = make_uint2(blk.x, local);
-        else pp_set_error(ctrl, PP_ERR_SPIKE_LIST, g, 0);
-        if (pop_flags[blk.x] & 1u) {
-            uint32_t q = atomicAdd(&ctrl->n_rec, 1u);
-            if (q < rec_cap) rec_ids[q] = g;
-            else atomicAdd(&ctrl->rec_lost, 1u);
-        }
-    }
-    V[g] = v; Iex[g] = iex; Iin[g] = iin; ref[g] = r;
+    pp_neuron_phase(pops, blocks[blockIdx.x], threadIdx.x, pop_flags, poisson_tables, seed, V,
+                    Iex, Iin, ref, ring, spikes, spike_cap, 0u, rec_ids, rec_cap, ctrl,
+                    ctrl->step);
 }

@@ -59,14 +59,32 @@ static_assert(offsetof(pp_ctrl, n_spk) == 32 && offsetof(pp_ctrl, n_rec) == 36 &
 #define PP_ERR_REC_STEPS      5u   /* pp_record_advance: more steps than the record chunk  */
 #define PP_ERR_CSR            6u   /* pp_build_fill: a row does not fit its CSR slice      */
 
-__device__ __forceinline__ void pp_set_error(pp_ctrl *ctrl, unsigned int code, unsigned int info,
-                                             int aux)
+__device__ __forceinline__ void pp_set_error_at(pp_ctrl *ctrl, unsigned long long step,
+                                                unsigned int code, unsigned int info, int aux)
 {
     if (atomicCAS(&ctrl->err_code, 0u, code) == 0u) {
-        ctrl->err_step = ctrl->step;
+        ctrl->err_step = step;
         ctrl->err_info = info;
         ctrl->err_aux = aux;
     }
+}
+
+/* Error at the step whose low 32 bits are t_lo, no earlier than ctrl->step
+ * (the step a kernel started at) and less than 2^32 steps after it: saves a
+ * register in the propagation loops. */
+__device__ __forceinline__ void pp_set_error_lo(pp_ctrl *ctrl, uint32_t t_lo, unsigned int code,
+                                                unsigned int info, int aux)
+{
+    const unsigned long long s0 = ctrl->step;
+    pp_set_error_at(ctrl, s0 + (uint32_t)(t_lo - (uint32_t)s0), code, info, aux);
+}
+
+/* As pp_set_error_at at the step in ctrl->step (the per-step kernels; the
+ * persistent kernel keeps the step in a register and passes it). */
+__device__ __forceinline__ void pp_set_error(pp_ctrl *ctrl, unsigned int code, unsigned int info,
+                                             int aux)
+{
+    pp_set_error_at(ctrl, ctrl->step, code, info, aux);
 }
 
 /* Sum over the 32 lanes of a full warp (every lane gets the total). */
@@ -87,10 +105,12 @@ __device__ __forceinline__ void pp_add_events(pp_ctrl *ctrl, uint32_t lane, uint
 
 /* One synapse into the delay ring: slot (t + d) % ring_slots, with
  * tmod = t % ring_slots and 1 <= d < ring_slots (compile.py makes ring_slots =
- * largest incoming delay + 1), so one subtraction replaces the modulo. */
+ * largest incoming delay + 1), so one subtraction replaces the modulo.  t_lo
+ * (low 32 bits of the step) only dates an error (pp_set_error_lo). */
 __device__ __forceinline__ void pp_ring_add(int32_t *ring, unsigned long long ring_size,
                                             const pp_pop *tp, uint32_t tmod, uint32_t channel,
-                                            uint32_t target, int32_t w, int32_t d, pp_ctrl *ctrl)
+                                            uint32_t target, int32_t w, int32_t d, pp_ctrl *ctrl,
+                                            uint32_t t_lo)
 {
     uint32_t slot = tmod + (uint32_t)d;
     uint64_t idx;
@@ -99,7 +119,7 @@ __device__ __forceinline__ void pp_ring_add(int32_t *ring, unsigned long long ri
     if (d >= 1 && slot < tp->ring_slots && target < tp->n && idx < ring_size)
         atomicAdd(ring + idx, w);
     else
-        pp_set_error(ctrl, PP_ERR_RING_INDEX, target, d);
+        pp_set_error_lo(ctrl, t_lo, PP_ERR_RING_INDEX, target, d);
 }
 
 /* ---- the (spike, outgoing projection, part) work split ---------------------

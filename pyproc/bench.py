@@ -590,7 +590,8 @@ def run_case(case: Dict, log: Callable[[str], None] = lambda s: None) -> Dict:
         else:
             rec.update(peak_device_bytes=None, peak_device_source=None)
         rec["process_device_bytes"] = _process_device_bytes()
-        for attr in ("device_name", "loop_mode", "graph_error", "n_sm"):
+        for attr in ("device_name", "loop_mode", "graph_error", "persistent_error",
+                     "persistent_grid", "n_sm"):
             v = getattr(sim.sim, attr, None)
             if v is not None:
                 rec[attr] = v if isinstance(v, (int, float, str, bool)) else str(v)

@@ -58,6 +58,7 @@ twin's bit for bit.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -66,9 +67,10 @@ import numpy as np
 
 from .errors import BackendUnavailable
 
-__all__ = ["kernel_dir", "sources", "read_source", "KERNELS", "CTRL_DTYPE", "ERROR_CODES",
-           "compile_options", "get_kernels", "get_module", "import_pycuda", "forget_context",
-           "PYCUDA_MISSING"]
+__all__ = ["kernel_dir", "sources", "read_source", "KERNELS", "COOPERATIVE_KERNELS",
+           "CTRL_DTYPE", "ERROR_CODES", "compile_options", "get_kernels", "get_module",
+           "get_cooperative_kernel", "CooperativeKernel", "CooperativeUnavailable",
+           "import_pycuda", "forget_context", "PYCUDA_MISSING"]
 
 
 def kernel_dir() -> str:
@@ -113,7 +115,7 @@ ERROR_CODES = {
     2: ("pp_neuron_lif_update", "spike list full"),
     3: ("pp_propagate_*/pp_build_csr_*", "unknown connection rule id"),
     4: ("pp_propagate_*", "delay-ring index out of range"),
-    5: ("pp_record_advance", "record chunk ran past its step capacity"),
+    5: ("pp_record_advance/pp_step_persistent_*", "record chunk ran past its step capacity"),
     6: ("pp_build_csr_fill", "a CSR row does not fit its slice"),
 }
 
@@ -154,6 +156,30 @@ KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
         "targets: uint32[n_syn_cap]", "weights: int32[n_syn_cap]", "delays: uint16[n_syn_cap]",
         "ctrl: pp_ctrl")),
 }
+
+_NEURON_FMT = KERNELS["pp_neuron_lif_update"][1]
+_NEURON_ARGS = KERNELS["pp_neuron_lif_update"][2]
+_CLOSE_ARGS = ("n_blocks: uint32 (entries of the block table)",
+               "rec_end: uint32[rec_chunk_steps]", "rec_chunk_steps: uint32")
+
+# Kernels that need a cooperative launch (grid-wide barriers): launched through the
+# driver API (ctypes), see CooperativeKernel.  Same format characters as KERNELS.
+COOPERATIVE_KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
+    "pp_step_persistent_procedural": ("step_persistent.cu", _NEURON_FMT + "IPI" + "PPPPPI" + "QI", (
+        _NEURON_ARGS + _CLOSE_ARGS + (
+            "projs: pp_proj[n_projs]", "rowlen: uint32[]",
+            "sampler_tables: float64[PP_TABLES_LEN]", "out_ptr: uint32[n_pops + 1]",
+            "out_idx: uint32[n_projs]", "max_out: uint32", "ring_size: uint64",
+            "n_steps: uint32"))),
+    "pp_step_persistent_stored": ("step_persistent.cu", _NEURON_FMT + "IPI" + "PPPI" + "PPPPP" + "QI", (
+        _NEURON_ARGS + _CLOSE_ARGS + (
+            "projs: pp_proj[n_projs]", "out_ptr: uint32[n_pops + 1]", "out_idx: uint32[n_projs]",
+            "max_out: uint32", "row_base: uint64[n_projs + 1]", "indptr: int64[rows + 1]",
+            "targets: uint32[nnz]", "weights: int32[nnz]", "delays: uint16[nnz]",
+            "ring_size: uint64", "n_steps: uint32"))),
+}
+for _name, (_src, _fmt, _args) in COOPERATIVE_KERNELS.items():
+    assert len(_fmt) == len(_args), _name
 
 PYCUDA_MISSING = ("PyCUDA is not installed: pip install pyproc[cuda] (needs a CUDA GPU and "
                   "driver); the CPU backend (backend='cpu') is available without it")
@@ -234,6 +260,123 @@ def get_kernels(names: Optional[Iterable[str]] = None) -> Dict[str, object]:
     return out
 
 
+class CooperativeUnavailable(RuntimeError):
+    """A cooperative launch is not possible here (no driver symbol, no support, or the
+    grid does not fit the GPU at once); the caller falls back to per-step launches."""
+
+
+class CooperativeKernel:
+    """A kernel with grid-wide barriers, launched with ``cuLaunchCooperativeKernel``.
+
+    PyCUDA has no cooperative launch, so the module is compiled by PyCUDA's nvcc driver
+    (``pycuda.compiler.compile``, the options of :func:`compile_options`) and loaded and
+    launched through the CUDA driver API on the current PyCUDA context (ctypes on
+    libcuda.so.1).  ``max_blocks_per_sm(block)`` is the occupancy the launch must not
+    exceed times the SM count; ``launch(grid, block, stream_handle, *args)`` takes the
+    arguments of :data:`COOPERATIVE_KERNELS`."""
+
+    _FUNC_ATTRIBUTE_NUM_REGS = 4
+    _CTYPES = {"P": ctypes.c_uint64, "Q": ctypes.c_uint64, "I": ctypes.c_uint32}
+
+    def __init__(self, name: str, cubin: bytes, lib=None):
+        if name not in COOPERATIVE_KERNELS:
+            raise KeyError(f"no cooperative kernel {name!r}; available: "
+                           f"{', '.join(COOPERATIVE_KERNELS)}")
+        self.name = name
+        self.fmt = COOPERATIVE_KERNELS[name][1]
+        if lib is None:
+            try:
+                lib = ctypes.CDLL("libcuda.so.1")
+            except OSError as e:
+                raise CooperativeUnavailable(f"libcuda.so.1 not loadable: {e}") from e
+        vp, pvp = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)
+        try:
+            load, getf = lib.cuModuleLoadData, lib.cuModuleGetFunction
+            attr = lib.cuFuncGetAttribute
+            occ = lib.cuOccupancyMaxActiveBlocksPerMultiprocessor
+            self._launch = lib.cuLaunchCooperativeKernel
+        except AttributeError as e:
+            raise CooperativeUnavailable(f"libcuda.so.1 lacks {e}") from e
+        load.argtypes, load.restype = [pvp, ctypes.c_char_p], ctypes.c_int
+        getf.argtypes, getf.restype = [pvp, vp, ctypes.c_char_p], ctypes.c_int
+        attr.argtypes, attr.restype = [ctypes.POINTER(ctypes.c_int), ctypes.c_int, vp], ctypes.c_int
+        occ.argtypes = [ctypes.POINTER(ctypes.c_int), vp, ctypes.c_int, ctypes.c_size_t]
+        occ.restype = ctypes.c_int
+        u = ctypes.c_uint
+        self._launch.argtypes = [vp, u, u, u, u, u, u, u, vp, pvp]
+        self._launch.restype = ctypes.c_int
+        self._occ = occ
+        self._errstr = getattr(lib, "cuGetErrorString", None)
+        self.module, self.function = ctypes.c_void_p(), ctypes.c_void_p()
+        self._check(load(ctypes.byref(self.module), cubin), "cuModuleLoadData")
+        self._check(getf(ctypes.byref(self.function), self.module, name.encode()),
+                    "cuModuleGetFunction")
+        n = ctypes.c_int()
+        self._check(attr(ctypes.byref(n), self._FUNC_ATTRIBUTE_NUM_REGS, self.function),
+                    "cuFuncGetAttribute")
+        self.num_regs = int(n.value)
+
+    def _error(self, rc: int) -> str:
+        if self._errstr is not None:
+            s = ctypes.c_char_p()
+            self._errstr.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
+            if self._errstr(rc, ctypes.byref(s)) == 0 and s.value:
+                return f"{s.value.decode(errors='replace')} (CUresult {rc})"
+        return f"CUresult {rc}"
+
+    def _check(self, rc: int, what: str) -> None:
+        if rc != 0:
+            raise CooperativeUnavailable(f"{what} ({self.name}): {self._error(rc)}")
+
+    def max_blocks_per_sm(self, block: int) -> int:
+        n = ctypes.c_int()
+        self._check(self._occ(ctypes.byref(n), self.function, int(block), 0),
+                    "cuOccupancyMaxActiveBlocksPerMultiprocessor")
+        return int(n.value)
+
+    def pack(self, args) -> Tuple[object, list]:
+        """The kernelParams array (and the values it points to) for ``args``."""
+        if len(args) != len(self.fmt):
+            raise TypeError(f"{self.name} takes {len(self.fmt)} arguments, got {len(args)}")
+        vals = [self._CTYPES[c](int(a)) for c, a in zip(self.fmt, args)]
+        params = (ctypes.c_void_p * len(vals))(*[ctypes.addressof(v) for v in vals])
+        return params, vals
+
+    def launch(self, grid: int, block: int, stream_handle: int, *args) -> None:
+        params, _vals = self.pack(args)       # _vals keeps the values alive over the call
+        rc = self._launch(self.function, int(grid), 1, 1, int(block), 1, 1, 0,
+                          ctypes.c_void_p(int(stream_handle) or None), params)
+        self._check(rc, "cuLaunchCooperativeKernel")
+
+
+_coop: Dict[Tuple[int, str], CooperativeKernel] = {}
+
+
+def get_cooperative_kernel(name: str, lib=None) -> CooperativeKernel:
+    """The :class:`CooperativeKernel` ``name`` of the current context (compiled and
+    loaded on first use, then cached like :func:`get_kernels`)."""
+    drv, compiler = import_pycuda()
+    if name not in COOPERATIVE_KERNELS:
+        raise KeyError(f"no cooperative kernel {name!r}; available: "
+                       f"{', '.join(COOPERATIVE_KERNELS)}")
+    key = (_context_key(drv), name)
+    with _lock:
+        k = _coop.get(key)
+        if k is None:
+            major, minor = drv.Context.get_device().compute_capability()
+            src = COOPERATIVE_KERNELS[name][0]
+            try:
+                cubin = compiler.compile(read_source(src), no_extern_c=True,
+                                         include_dirs=[kernel_dir()], options=compile_options(),
+                                         arch=f"sm_{major}{minor}")
+            except drv.CompileError as e:
+                raise BackendUnavailable(f"nvcc failed to compile kernels/{src} for "
+                                         f"sm_{major}{minor}: {e}") from e
+            k = CooperativeKernel(name, cubin, lib)
+            _coop[key] = k
+    return k
+
+
 def forget_context(ctx_handle: Optional[int] = None) -> None:
     """Drop the cached modules of a context (default: the current one) before it is
     destroyed, so that a later context at the same address cannot reuse them."""
@@ -245,3 +388,5 @@ def forget_context(ctx_handle: Optional[int] = None) -> None:
             del _modules[k]
         for k in [k for k in _functions if k[0] == ctx_handle]:
             del _functions[k]
+        for k in [k for k in _coop if k[0] == ctx_handle]:
+            del _coop[k]

@@ -5,6 +5,7 @@ position), a driver with a context stack, and graphs that record and replay laun
 The ``fake`` fixture installs it (tests/test_cuda_host.py, tests/test_bench.py import it)."""
 from __future__ import annotations
 
+import ctypes
 import struct
 import sys
 import types
@@ -20,7 +21,7 @@ from pyproc.neuron import lif_step, poisson_counts
 from pyproc.sampling import TABLES_LEN, sampler_tables
 
 __all__ = ["FakeError", "Mem", "Alloc", "Emulator", "FakeDriver", "FakeFunction", "FakeGraphs",
-           "fake"]
+           "FakeCooperative", "fake"]
 
 
 # ---------------------------------------------------------------- fake device
@@ -385,6 +386,64 @@ class FakeGraphs:
         pass
 
 
+class _FakeCoopKernel(K.CooperativeKernel):
+    """pp_step_persistent_*: the real ctypes packing (CooperativeKernel.pack), read back
+    value by value, then n_steps of the per-step emulations with the arguments mapped by
+    position (COOPERATIVE_KERNELS) -- the control block ends as the device kernel leaves it."""
+
+    def __init__(self, owner, name):             # no driver: skip CooperativeKernel.__init__
+        self.owner, self.name = owner, name
+        self.fmt = K.COOPERATIVE_KERNELS[name][1]
+        self.num_regs = 78
+
+    def max_blocks_per_sm(self, block):
+        assert block == 256
+        return 3
+
+    def launch(self, grid, block, stream_handle, *args):
+        drv = self.owner.drv
+        assert drv.stack, "launch without a current context"
+        assert grid == 4 * 3 * 1 or grid % 4 == 0    # SMs x blocks per SM
+        if self.owner.fail == "launch":
+            raise K.CooperativeUnavailable("cuLaunchCooperativeKernel: too many blocks (test)")
+        params, vals = self.pack(args)
+        a = [ctypes.cast(params[i], ctypes.POINTER(type(v))).contents.value
+             for i, v in enumerate(vals)]
+        assert a == [int(x) for x in args]
+        self.owner.launches += 1
+        emu = drv.emu
+        neuron, (n_blocks, rec_end, rec_chunk) = a[:15], a[15:18]
+        if self.name.endswith("procedural"):
+            projs, rowlen, tab, out_ptr, out_idx, max_out, ring_size, n = a[18:]
+            prop = [projs, a[0], rowlen, tab, out_ptr, out_idx, max_out, a[10], a[4], a[9],
+                    ring_size, a[14]]
+            step = emu.pp_propagate_procedural_spikes
+        else:
+            projs, out_ptr, out_idx, max_out, rb, ip, tg, w, d, ring_size, n = a[18:]
+            prop = [projs, a[0], out_ptr, out_idx, max_out, a[10], rb, ip, tg, w, d, a[9],
+                    ring_size, a[14]]
+            step = emu.pp_propagate_stored_spikes
+        assert emu.ctrl(a[14])[0]["n_spk"] == 0, "persistent launch with a non-empty spike list"
+        for _ in range(n):
+            emu.pp_neuron_lif_update(n_blocks, neuron)
+            step(grid, prop)
+            emu.pp_record_advance(1, [a[14], rec_end, rec_chunk])
+
+
+class FakeCooperative:
+    """Stands in for pyproc.kernels.get_cooperative_kernel; fail: None, "load" (the
+    kernel cannot be loaded) or "launch" (every cooperative launch is refused)."""
+
+    def __init__(self, drv, fail=None):
+        self.drv, self.fail, self.launches = drv, fail, 0
+
+    def __call__(self, name):
+        assert name in K.COOPERATIVE_KERNELS
+        if self.fail == "load":
+            raise K.CooperativeUnavailable("libcuda.so.1 lacks cuLaunchCooperativeKernel (test)")
+        return _FakeCoopKernel(self, name)
+
+
 @pytest.fixture
 def fake(monkeypatch):
     drv = FakeDriver()
@@ -415,4 +474,6 @@ def fake(monkeypatch):
     graphs = FakeGraphs(drv)
     monkeypatch.setattr(CU, "GraphAPI", graphs)
     drv.graphs = graphs
+    drv.coop = FakeCooperative(drv)
+    monkeypatch.setattr(CU, "get_cooperative_kernel", drv.coop)
     return drv

@@ -64,7 +64,8 @@ def _cuda(cnet, connectivity, steps, ctx, **opt):
         rec = []
         done = sim.run_steps(steps, rec)
         assert done == steps and sim.step == steps
-        return _by_step(rec), sim.n_events, sim.n_spikes_total, sim.loop_mode, sim.graph_error
+        why = sim.persistent_error or sim.graph_error
+        return _by_step(rec), sim.n_events, sim.n_spikes_total, sim.loop_mode, why
 
 
 def _decoder_net():
@@ -167,15 +168,17 @@ def _microcircuit():
 CASES["microcircuit5"] = (_microcircuit, 10000)
 
 
+@pytest.mark.parametrize("loop", ["persistent", "graph"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_identical_spikes(cuda_ctx, case):
+def test_identical_spikes(cuda_ctx, case, loop):
     build, steps = CASES[case]
     cnet = build()
     want, ev, nspk = _cpu_ref(case, cnet, steps)
     assert nspk > 0
     modes = []
     for conn in ("procedural", "stored"):
-        got, ev_g, nspk_g, mode, why = _cuda(cnet, conn, steps, cuda_ctx)
+        got, ev_g, nspk_g, mode, why = _cuda(cnet, conn, steps, cuda_ctx,
+                                             persistent=(loop == "persistent"))
         modes.append((mode, why))
         assert nspk_g == nspk, f"{case} {conn}: {nspk_g} spikes, CPU {nspk}"
         if got != want:
@@ -183,18 +186,21 @@ def test_identical_spikes(cuda_ctx, case):
             pytest.fail(f"{case} {conn}: first difference at step {bad}: "
                         f"GPU {got.get(bad)} CPU {want.get(bad)}")
         assert ev_g == ev, f"{case} {conn}: {ev_g} events, CPU {ev}"
-    # exact either way; but the step loop should be a CUDA graph, not per-step launches
-    assert all(m == "graph" for m, _ in modes), f"graph capture failed: {modes}"
+    # exact either way; but the loop asked for should be the loop that ran (a persistent
+    # cooperative kernel, or a CUDA graph), not a fallback to per-step launches
+    assert all(m == loop for m, _ in modes), f"{loop} loop not used: {modes}"
 
 
 def test_loop_modes_agree(cuda_ctx):
     cnet = _mixed_net()
     want, ev, _ = _cpu_ref("mixed", cnet, 2000)
     short = {s: v for s, v in want.items() if s < 300}
-    for opt in ({"use_graph": False}, {"debug": True}, {"record_chunk_steps": 7,
-                                                      "graph_steps": 3}):
-        got = _cuda(cnet, "procedural", 300, cuda_ctx, **opt)[0]
-        assert got == short, opt
+    for opt in ({"use_graph": False, "persistent": False}, {"debug": True},
+                {"record_chunk_steps": 7, "graph_steps": 3},
+                {"record_chunk_steps": 7, "graph_steps": 3, "persistent": False},
+                {"persistent_blocks_per_sm": 1}, {"prop_blocks": 5, "persistent": False}):
+        got, _, _, mode, why = _cuda(cnet, "procedural", 300, cuda_ctx, **opt)
+        assert got == short, (opt, mode, why)
 
 
 def test_simulation_front_end(cuda_ctx):

@@ -19,7 +19,7 @@ from pyproc.backends.cpu import CPUSimulator
 from pyproc.errors import BackendUnavailable, OverflowDetected
 from pyproc.rules import decoder
 
-from fake_pycuda import FakeGraphs, fake  # noqa: F401  (fake: a pytest fixture)
+from fake_pycuda import FakeCooperative, FakeGraphs, fake  # noqa: F401  (fake: a fixture)
 
 
 # ---------------------------------------------------------------- networks
@@ -55,22 +55,29 @@ def _by_step(rec):
     return {s: np.sort(np.concatenate(v)).tolist() for s, v in out.items()}
 
 
+@pytest.mark.parametrize("loop", ["persistent", "graph"])
 @pytest.mark.parametrize("connectivity,csr_build", [("procedural", "device"),
                                                     ("stored", "device"), ("stored", "host")])
-def test_same_spikes_as_cpu(fake, connectivity, csr_build):
+def test_same_spikes_as_cpu(fake, connectivity, csr_build, loop):
     cnet = _mixed()
     steps = 230
     cpu, want = _cpu(cnet, steps)
     assert len(want) > 20 and cpu.n_events > 1000
     sim = CU.CUDASimulator(cnet, connectivity, record_chunk_steps=64, graph_steps=16,
-                           csr_build=csr_build)
+                           csr_build=csr_build, persistent=(loop == "persistent"))
     assert fake.stack == []                       # the context is popped after set-up
     assert sim.allocated_bytes == sim.plan.total == fake.mem.live
     rec = []
     assert sim.run_steps(100, rec) == 100
     assert sim.run_steps(steps - 100, rec) == steps - 100
     assert fake.stack == []
-    assert sim.loop_mode == "graph" and fake.graphs.replayed > 0
+    if loop == "persistent":
+        # one cooperative launch per 16 steps, cut at the 64-step record chunks
+        assert sim.loop_mode == "persistent" and sim.persistent_error is None
+        assert sim.persistent_grid == 4 * 3 and fake.graphs.replayed == 0
+        assert fake.coop.launches == 16
+    else:
+        assert sim.loop_mode == "graph" and fake.graphs.replayed > 0 and fake.coop.launches == 0
     # one tuple per step, ascending ids, global int64
     assert all(ids.dtype == np.int64 and np.all(np.diff(ids) > 0) for _, ids in rec)
     assert [s for s, _ in rec] == sorted(set(s for s, _ in rec))
@@ -88,7 +95,8 @@ def test_fallback_per_step(fake, monkeypatch):
     monkeypatch.setattr(CU, "GraphAPI", FakeGraphs(fake, fail=True))
     cnet = _mixed()
     _, want = _cpu(cnet, 120)
-    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=50, graph_steps=20) as sim:
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=50, graph_steps=20,
+                          persistent=False) as sim:
         rec = []
         sim.run_steps(120, rec)
         assert sim.loop_mode == "launch" and "capture refused" in sim.graph_error
@@ -100,7 +108,7 @@ def test_no_libcuda_and_debug_mode(fake, monkeypatch):
     monkeypatch.setattr(CU, "GraphAPI", FakeGraphs(fake, fail="load"))
     cnet = _mixed()
     _, want = _cpu(cnet, 40)
-    with CU.CUDASimulator(cnet, "stored") as sim:
+    with CU.CUDASimulator(cnet, "stored", persistent=False) as sim:
         assert sim.loop_mode == "launch"
         rec = []
         sim.run_steps(40, rec)
@@ -109,6 +117,41 @@ def test_no_libcuda_and_debug_mode(fake, monkeypatch):
         rec = []
         sim.run_steps(40, rec)
         assert sim.loop_mode == "debug" and _by_step(rec) == want
+
+
+@pytest.mark.parametrize("fail", ["load", "launch"])
+def test_persistent_refused_falls_back_to_graph(fake, monkeypatch, fail):
+    """A cooperative kernel that cannot be loaded (set-up) or whose launch is refused (first
+    run) leaves the reason in persistent_error and runs the graph loop, same spikes."""
+    monkeypatch.setattr(CU, "get_cooperative_kernel", FakeCooperative(fake, fail=fail))
+    cnet = _mixed()
+    _, want = _cpu(cnet, 90)
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=40, graph_steps=20) as sim:
+        assert sim.loop_mode == ("graph" if fail == "load" else "persistent")
+        rec = []
+        sim.run_steps(90, rec)
+        assert sim.loop_mode == "graph" and fake.graphs.replayed > 0
+        assert ("cuLaunchCooperativeKernel" if fail == "launch" else "lacks") in \
+            sim.persistent_error
+        assert _by_step(rec) == want and sim.step == 90
+    # both refused: per-step launches
+    monkeypatch.setattr(CU, "GraphAPI", FakeGraphs(fake, fail="load"))
+    with CU.CUDASimulator(cnet, "stored", record_chunk_steps=40) as sim:
+        rec = []
+        sim.run_steps(90, rec)
+        assert sim.loop_mode == "launch" and sim.persistent_error and sim.graph_error
+        assert _by_step(rec) == want
+
+
+def test_persistent_blocks_per_sm(fake):
+    cnet = _mixed()
+    with CU.CUDASimulator(cnet, "procedural", persistent_blocks_per_sm=1) as sim:
+        assert sim.persistent_grid == 4
+    with CU.CUDASimulator(cnet, "procedural", persistent_blocks_per_sm=99) as sim:
+        assert sim.persistent_grid == 4 * 3          # capped at what fits
+    with pytest.raises(ValueError, match="persistent_blocks_per_sm"):
+        CU.CUDASimulator(cnet, "procedural", persistent_blocks_per_sm=0)
+    assert fake.stack == [] and fake.mem.live == 0
 
 
 def test_should_stop_and_existing_context(fake):

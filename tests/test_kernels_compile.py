@@ -1,8 +1,8 @@
 """Every kernels/*.cu compiles alone with nvcc for sm_80 and sm_90, warnings as
 errors, with the options the backend uses, and without register spills (the
 propagation kernels' __launch_bounds__(256, 4) caps them at 64 registers); and
-the argument formats that pyproc.kernels.KERNELS gives PyCUDA's prepare() match
-the kernel signatures."""
+the argument formats of pyproc.kernels.KERNELS (PyCUDA's prepare()) and
+COOPERATIVE_KERNELS (ctypes) match the kernel signatures."""
 from __future__ import annotations
 
 import os
@@ -80,9 +80,14 @@ def _fmt(arg: str) -> str:
             "int": "i"}[t]
 
 
-@pytest.mark.parametrize("name", sorted(kernels.KERNELS))
+ALL_KERNELS = {**kernels.KERNELS, **kernels.COOPERATIVE_KERNELS}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_KERNELS))
 def test_prepare_format_matches_signature(name):
-    src_file, fmt, doc = kernels.KERNELS[name]
+    """The formats (PyCUDA prepare() for KERNELS, the ctypes kernelParams of
+    CooperativeKernel.pack for COOPERATIVE_KERNELS) match the .cu signatures."""
+    src_file, fmt, doc = ALL_KERNELS[name]
     args = _signature(kernels.read_source(src_file), name)
     assert "".join(_fmt(a) for a in args) == fmt
     assert len(doc) == len(args)
@@ -99,4 +104,4 @@ def test_every_kernel_has_comment_block():
             head = block[block.rfind("/*"):]
             for key in ("Launch shape", "Thread map", "RNG counters", "Writes", "CPU twin"):
                 assert key in head, f"{f}: {name} comment block lacks {key!r}"
-            assert name in kernels.KERNELS, f"{name} missing from pyproc.kernels.KERNELS"
+            assert name in ALL_KERNELS, f"{name} missing from pyproc.kernels.KERNELS"

@@ -9,8 +9,11 @@
     seconds per model second and synaptic events per wall second;
 (b) the propagation kernel alone on >= 512 spikes per launch of that network;
 (c) per-step overhead: a 1,000-neuron balanced network, 1 s of model time at
-    dt = 0.1 ms (10,000 steps), graph loop and per-step launches;
-(d) set-up times (kernel compilation separately).
+    dt = 0.1 ms (10,000 steps): the persistent kernel with 1, 2 and all blocks
+    per SM that fit, the graph loop and per-step launches;
+(d) set-up times (kernel compilation separately);
+(e) the full-scale microcircuit (dt 0.1 ms), 1 s after a 0.2 s warm-up, procedural
+    and stored, persistent kernel (1, 2, all blocks per SM) and graph loop.
 Targets (issue 3): (a) >= 1e11 events/s, procedural at least as fast as stored;
 (b) >= 1.5e11 events/s; (c) <= 0.05 s per model second (5 us per step).
 A benchmark, not a test: the numbers are recorded with the machine they came from.
@@ -71,7 +74,9 @@ def whole_sim(cnet, conn, ctx, warmup_steps, steps, **opt):
            "wall_s": wall, "wall_per_model_s": wall / model_s, "events": ev,
            "events_per_s": ev / wall if wall > 0 else None, "spikes": spikes,
            "rate_hz": spikes / (cnet.n_neurons * model_s), "loop_mode": sim.loop_mode,
-           "graph_error": sim.graph_error, "device_bytes": sim.allocated_bytes,
+           "graph_error": sim.graph_error, "persistent_error": sim.persistent_error,
+           "persistent_grid": sim.persistent_grid, "options": dict(opt),
+           "device_bytes": sim.allocated_bytes,
            "synapses_stored": sim.n_synapses_stored}
     return sim, out
 
@@ -84,6 +89,7 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=3000.0, help="timed model ms for (a)")
     ap.add_argument("--warmup", type=float, default=300.0, help="warm-up model ms for (a)")
     ap.add_argument("--spikes", type=int, default=1024, help="spikes per launch for (b)")
+    ap.add_argument("--skip-microcircuit", action="store_true", help="leave out (e)")
     args = ap.parse_args(argv)
     if args.table:
         with open(args.table) as f:
@@ -100,6 +106,8 @@ def main(argv=None):
         from pyproc import kernels
         t0 = time.perf_counter()
         kernels.get_kernels()
+        for name in kernels.COOPERATIVE_KERNELS:
+            kernels.get_cooperative_kernel(name)
         res["compile_s"] = time.perf_counter() - t0
 
         # (a) + (b) + (d): the 1e5-neuron balanced network
@@ -113,11 +121,18 @@ def main(argv=None):
                            np.where(pick >= n_e, pick - n_e, pick).astype(np.uint32)], axis=1)
         res["whole"], res["propagation"] = [], []
         for conn in ("procedural", "stored"):
+            # the graph loop first, for comparison; the default (persistent) last, kept
+            g, out = whole_sim(cnet, conn, ctx, warm, steps, persistent=False)
+            g.close()
+            res.setdefault("whole_graph", []).append(out)
+            print(f"(a) {conn} {out['loop_mode']}: {out['wall_per_model_s']:.3f} s/model s, "
+                  f"{out['events_per_s']:.3g} events/s", flush=True)
             sim, out = whole_sim(cnet, conn, ctx, warm, steps)
             res["whole"].append(out)
             print(f"(a) {conn}: {out['wall_per_model_s']:.3f} s/model s, "
                   f"{out['events_per_s']:.3g} events/s, rate {out['rate_hz']:.1f} Hz, "
-                  f"set-up {out['setup_s']:.2f} s ({out['loop_mode']})", flush=True)
+                  f"set-up {out['setup_s']:.2f} s ({out['loop_mode']}, grid "
+                  f"{out['persistent_grid']})", flush=True)
             sec, ev = sim.time_propagation(spikes, repeats=20)
             res["propagation"].append({"connectivity": conn, "spikes": int(len(spikes)),
                                        "s_per_launch": sec, "events_per_launch": ev,
@@ -130,13 +145,29 @@ def main(argv=None):
         # (c) per-step overhead: 1,000 neurons, 1 s at dt = 0.1 ms
         small = pp.compile_network(balanced(1000, dt=0.1))
         res["overhead"] = []
-        for opt in ({}, {"use_graph": False}):
+        for opt in ({"persistent_blocks_per_sm": 1}, {"persistent_blocks_per_sm": 2}, {},
+                    {"persistent": False}, {"persistent": False, "use_graph": False}):
             sim, out = whole_sim(small, "procedural", ctx, 1000, 10000, **opt)
             out["us_per_step"] = out["wall_s"] / out["steps"] * 1e6
             res["overhead"].append(out)
-            print(f"(c) {out['loop_mode']}: {out['wall_s']:.4f} s per model s, "
-                  f"{out['us_per_step']:.2f} us/step", flush=True)
+            print(f"(c) {out['loop_mode']} grid {out['persistent_grid']}: {out['wall_s']:.4f} s "
+                  f"per model s, {out['us_per_step']:.2f} us/step", flush=True)
             sim.close()
+
+        # (e) full-scale microcircuit, 1 s after 0.2 s
+        if not args.skip_microcircuit:
+            from pyproc.models import microcircuit
+            mc = pp.compile_network(microcircuit(1.0, dt=0.1))
+            res["microcircuit"] = []
+            for conn in ("procedural", "stored"):
+                for opt in ({"persistent_blocks_per_sm": 1}, {"persistent_blocks_per_sm": 2},
+                            {}, {"persistent": False}):
+                    sim, out = whole_sim(mc, conn, ctx, 2000, 10000, **opt)
+                    res["microcircuit"].append(out)
+                    print(f"(e) microcircuit {conn} {out['loop_mode']} grid "
+                          f"{out['persistent_grid']}: {out['wall_per_model_s']:.4f} s per model s"
+                          f", rate {out['rate_hz']:.2f} Hz", flush=True)
+                    sim.close()
     finally:
         ctx.pop()
         ctx.detach()
@@ -165,9 +196,17 @@ def table(res) -> str:
     row("(a) firing rate (Hz)", lambda o: f"{o['rate_hz']:.2f}", w, "")
     row("(b) propagation alone: events/s", lambda o: f"{o['events_per_s']:.3g}", p, ">=1.5e11")
     row("(d) set-up s (1e5 network)", lambda o: f"{o['setup_s']:.2f}", w, "")
+    for o in res.get("whole_graph", []):
+        lines.append(f"{'(a) graph loop, ' + o['connectivity'] + ': s per model s / ev/s':<44} "
+                     f"{o['wall_per_model_s']:>14.3f} {o['events_per_s']:>14.3g}")
     for o in res.get("overhead", []):
-        lines.append(f"{'(c) 1k neurons 1 s, ' + o['loop_mode'] + ': s / us per step':<44} "
+        what = o["loop_mode"] + (f" grid {o['persistent_grid']}" if o.get("persistent_grid") else "")
+        lines.append(f"{'(c) 1k neurons 1 s, ' + what + ': s / us/step':<44} "
                      f"{o['wall_s']:>14.4f} {o['us_per_step']:>14.2f} {'<=0.05 s':>10}")
+    for o in res.get("microcircuit", []):
+        what = o["loop_mode"] + (f" grid {o['persistent_grid']}" if o.get("persistent_grid") else "")
+        lines.append(f"{'(e) microcircuit ' + o['connectivity'][:4] + ', ' + what + ': s/model s':<44} "
+                     f"{o['wall_per_model_s']:>14.4f} {o['rate_hz']:>14.2f} {'<=0.1':>10}")
     if "compile_s" in res:
         lines.append(f"{'(d) kernel compile s (PyCUDA cache)':<44} {res['compile_s']:>14.2f}")
     return "\n".join(lines)

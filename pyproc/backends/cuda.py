@@ -12,18 +12,27 @@ Data flow (device buffers as planned by :mod:`pyproc.plan`)::
     every record chunk (<= record_chunk_steps steps) and at the end of run_steps:
       host reads ctrl, rec_end[:rec_steps], rec_ids[:n_rec] -> record.append((step, ids))
 
-The step loop is not a Python loop of launches: the three launches of K steps
-are captured once into a CUDA graph (driver API through ctypes on
-libcuda.so.1, on the simulator's PyCUDA stream) and the graph is launched per
-K steps.  If capture is not possible the backend falls back to prepared calls
-per step (``loop_mode == "launch"``, the reason in ``graph_error``);
-``debug=True`` launches per step and synchronises after every kernel, so that
-a fault names the kernel and the step exactly.
+The step loop is not a Python loop of launches.  By default
+(``loop_mode == "persistent"``) K steps are one cooperative launch of
+``pp_step_persistent_{procedural,stored}`` (kernels/step_persistent.cu): the
+same neuron and propagation code as the per-step kernels, with two grid-wide
+barriers per step instead of three kernel launches (driver API through ctypes
+on libcuda.so.1: PyCUDA has no cooperative launch).  Where a cooperative launch
+is refused (``persistent_error`` says why) or ``persistent=False``, the three
+launches of K steps are captured once into a CUDA graph on the simulator's
+PyCUDA stream and the graph is launched per K steps (``loop_mode ==
+"graph"``); if capture is not possible either, prepared calls per step
+(``"launch"``, the reason in ``graph_error``).  ``debug=True`` launches per step
+and synchronises after every kernel, so that a fault names the kernel and the
+step exactly.  All loops give identical spikes (the step's work is the same
+pure functions and integer sums, tests/test_cuda.py).
 
 Options (``Simulation(net, backend="cuda", **options)``): ``device`` (ordinal,
 default 0), ``context`` (an existing PyCUDA context to use instead of making
-one), ``record_chunk_steps`` (1000), ``graph_steps`` (100), ``use_graph``
-(True), ``debug`` (False), ``csr_build`` ("device" or "host": stored CSR
+one), ``record_chunk_steps`` (1000), ``graph_steps`` (100: steps per graph or
+persistent launch), ``persistent`` (True), ``persistent_blocks_per_sm`` (blocks of
+the persistent grid per SM; default: as many as fit), ``use_graph`` (True),
+``debug`` (False), ``csr_build`` ("device" or "host": stored CSR
 generated on the GPU, or materialised by the NumPy twin and uploaded),
 ``prop_blocks`` (grid of the propagation kernel; default from occupancy).
 """
@@ -40,7 +49,8 @@ import numpy as np
 from ..compile import CompiledNetwork
 from ..connectivity import materialise
 from ..errors import BackendUnavailable, OverflowDetected
-from ..kernels import CTRL_DTYPE, ERROR_CODES, forget_context, get_kernels, import_pycuda
+from ..kernels import (CTRL_DTYPE, ERROR_CODES, CooperativeUnavailable, forget_context,
+                       get_cooperative_kernel, get_kernels, import_pycuda)
 from ..plan import NEURON_BLOCK, Plan, device_tables, plan_network
 
 __all__ = ["CUDASimulator", "CUDAKernelError", "device_tables", "GraphAPI", "propagation_grid"]
@@ -222,7 +232,8 @@ class CUDASimulator:
     def __init__(self, cnet: CompiledNetwork, connectivity: str = "procedural", *,
                  device: int = 0, context=None, record_chunk_steps: int = 1000,
                  graph_steps: int = 100, use_graph: bool = True, debug: bool = False,
-                 csr_build: str = "device", prop_blocks: Optional[int] = None):
+                 csr_build: str = "device", prop_blocks: Optional[int] = None,
+                 persistent: bool = True, persistent_blocks_per_sm: Optional[int] = None):
         t0 = time.perf_counter()
         if connectivity not in ("stored", "procedural"):
             raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
@@ -230,6 +241,8 @@ class CUDASimulator:
             raise ValueError(f"csr_build must be 'device' or 'host', got {csr_build!r}")
         if int(record_chunk_steps) < 1 or int(graph_steps) < 1:
             raise ValueError("record_chunk_steps and graph_steps must be >= 1")
+        if persistent_blocks_per_sm is not None and int(persistent_blocks_per_sm) < 1:
+            raise ValueError("persistent_blocks_per_sm must be >= 1 (or None: as many as fit)")
         drv, _ = import_pycuda()
         self._drv = drv
         self.cnet = cnet
@@ -241,8 +254,13 @@ class CUDASimulator:
         self.n_events = 0
         self.n_spikes_total = 0
         self.n_synapses_stored = 0
-        self.loop_mode = "debug" if debug else ("graph" if use_graph else "launch")
+        self._use_graph = bool(use_graph)
+        self.loop_mode = ("debug" if debug else "persistent" if persistent
+                          else "graph" if use_graph else "launch")
         self.graph_error: Optional[str] = None
+        self.persistent_error: Optional[str] = None
+        self.persistent_grid = 0
+        self._persistent_bps = persistent_blocks_per_sm
         self._state = _DeviceState(drv)
         self._finalizer = weakref.finalize(self, self._state.release)
         self._acquire_context(drv, device, context)
@@ -384,8 +402,50 @@ class CUDASimulator:
                                P("csr_targets"), P("csr_weights"), P("csr_delays"), P("ring"),
                                np.uint64(cnet.ring_size), P("ctrl"))
         self._args_adv = (P("ctrl"), P("rec_end"), np.uint32(self.record_chunk_steps))
+        close = (np.uint32(self._n_blocks), P("rec_end"), np.uint32(self.record_chunk_steps))
+        if self.connectivity == "procedural":
+            tail = (P("projs"), P("rowlen"), P("sampler_tables"), P("out_ptr"), P("out_idx"),
+                    max_out, np.uint64(cnet.ring_size))
+        else:
+            tail = (P("projs"), P("out_ptr"), P("out_idx"), max_out, P("csr_row_base"),
+                    P("csr_indptr"), P("csr_targets"), P("csr_weights"), P("csr_delays"),
+                    np.uint64(cnet.ring_size))
+        self._args_persist = self._args_neuron + close + tail     # + n_steps at launch
         self._stream.synchronize()
+        if self.loop_mode == "persistent":
+            try:
+                self._setup_persistent(dev)
+            except CooperativeUnavailable as e:
+                self._fall_back_persistent(str(e))
         if self.loop_mode == "graph":
+            try:
+                self._state.graph_api = GraphAPI()
+            except GraphUnavailable as e:
+                self._fall_back(str(e))
+
+    def _setup_persistent(self, dev) -> None:
+        """Compile and size the persistent kernel; CooperativeUnavailable if it cannot run."""
+        drv = self._drv
+        attr = getattr(drv.device_attribute, "COOPERATIVE_LAUNCH", None)
+        if attr is not None and not dev.get_attribute(attr):
+            raise CooperativeUnavailable(f"{self.device_name} does not support cooperative "
+                                         "launches")
+        k = get_cooperative_kernel("pp_step_persistent_" + self.connectivity)
+        occ = k.max_blocks_per_sm(NEURON_BLOCK)
+        if occ < 1:
+            raise CooperativeUnavailable(f"{k.name}: no block of {NEURON_BLOCK} threads fits "
+                                         f"an SM ({k.num_regs} registers)")
+        per_sm = occ if self._persistent_bps is None else min(int(self._persistent_bps), occ)
+        self._persist = k
+        self.persistent_grid = int(self.n_sm) * per_sm
+
+    def _fall_back_persistent(self, why: str) -> None:
+        self.persistent_error = why
+        self.loop_mode = "graph" if self._use_graph else "launch"
+        self.persistent_grid = 0
+        log.warning("persistent step kernel unavailable, using the %s loop: %s",
+                    self.loop_mode, why)
+        if self.loop_mode == "graph" and self._state.graph_api is None:
             try:
                 self._state.graph_api = GraphAPI()
             except GraphUnavailable as e:
@@ -512,7 +572,15 @@ class CUDASimulator:
         return g
 
     def _advance(self, m: int) -> None:
-        """Enqueue m steps (graph, per-step launches, or debug)."""
+        """Enqueue m steps (persistent kernel, graph, per-step launches, or debug)."""
+        if self.loop_mode == "persistent":
+            try:
+                self._persist.launch(self.persistent_grid, NEURON_BLOCK, self._stream.handle,
+                                     *self._args_persist, np.uint32(m))
+            except CooperativeUnavailable as e:       # refused: nothing was enqueued
+                self._fall_back_persistent(str(e))
+            else:
+                return
         if self.loop_mode == "graph":
             try:
                 _, exe = self._graph(m)
@@ -536,6 +604,8 @@ class CUDASimulator:
             where = (f"step {first}" if end <= first + 1 else f"steps {first}..{end - 1}")
             if what.startswith("graph") or what == "steps":
                 names = ", ".join(n.format(prop=self._prop_name) for n in STEP_KERNELS)
+                if self.loop_mode == "persistent":
+                    names = self._persist.name
                 raise CUDAKernelError(
                     f"CUDA error in {where} (kernels {names}; loop {self.loop_mode}): {e}. "
                     "Rerun with debug=True to name the failing kernel and step") from e

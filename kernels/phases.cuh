@@ -1,0 +1,243 @@
+/* phases.cuh -- the work of one step, as device functions shared by the
+ * per-step kernels (neuron_lif.cu, propagate_procedural.cu,
+ * propagate_stored.cu, launched three per step in a CUDA graph) and the
+ * persistent kernels (step_persistent.cu, one cooperative launch for many
+ * steps).  Whichever kernel calls them, every synapse and every neuron update
+ * is the same pure function of its indices, and the ring sums are integer, so
+ * the two loops give identical spikes (tests/test_cuda.py).
+ *
+ * Memory ordering.  Inside a persistent kernel the neuron phase of step t + 1
+ * reads ring slots that the propagation phase of step t added to on other
+ * SMs, and the propagation phase reads the spike list that the neuron phase
+ * appended to on other SMs; a grid-wide barrier separates them.  The loads of
+ * such data go through L2 (__ldcg: cache global, not L1), so a line that an
+ * SM cached earlier can never be read stale.  Data a thread only ever reads
+ * and writes itself (V, Iex, Iin, ref of its neuron) needs no such care.  The
+ * propagation phases take the spike-list load as a template flag (COHERENT:
+ * __ldcg; the per-step kernels use a plain load, which keeps the procedural
+ * kernel at 64 registers without spills).
+ */
+
+template <bool COHERENT>
+__device__ __forceinline__ uint2 pp_load_spike(const uint2 *spikes, unsigned long long i)
+{
+    return COHERENT ? __ldcg(spikes + i) : spikes[i];
+}
+#ifndef PP_PHASES_CUH
+#define PP_PHASES_CUH
+
+#include "step.cuh"
+
+#ifndef PP_NEURON_BLOCK
+#define PP_NEURON_BLOCK 256
+#endif
+
+/* ---- neuron phase -----------------------------------------------------------
+ * Thread x of a block that owns block-table entry blk = (population, first
+ * local index) updates neuron blk.y + x of population blk.x at step t: read and
+ * zero its ring slot t % ring_slots (both channels when n_channels == 2), add
+ * its Poisson count, one LIF step (pp_lif_step), and on a spike append
+ * (population, local) to the spike list at atomicAdd(&ctrl->n_spk, 1) -
+ * spike_base (the per-step kernel: spike_base 0, n_spk counts this step; the
+ * persistent kernel: n_spk counts since its launch and spike_base is its value
+ * when the step began) and, for recorded populations (pop_flags bit 0), the
+ * global id to rec_ids at atomicAdd(&ctrl->n_rec, 1).
+ * Errors: PP_ERR_INPUT_OVERFLOW, PP_ERR_SPIKE_LIST (dated t). */
+__device__ __forceinline__ void pp_neuron_phase(
+    const pp_pop *__restrict__ pops, uint2 blk, uint32_t x,
+    const uint32_t *__restrict__ pop_flags, const uint32_t *__restrict__ poisson_tables,
+    uint32_t seed, float *__restrict__ V, float *__restrict__ Iex, float *__restrict__ Iin,
+    int32_t *__restrict__ ref, int32_t *ring, uint2 *spikes, uint32_t spike_cap,
+    uint32_t spike_base, uint32_t *__restrict__ rec_ids, uint32_t rec_cap, pp_ctrl *ctrl,
+    unsigned long long t)
+{
+    const pp_pop *p = pops + blk.x;
+    const uint32_t local = blk.y + x;
+    uint64_t i0, i1;
+    uint32_t slot, g;
+    int64_t acc_ex, acc_in = 0;
+    float v, iex, iin;
+    int32_t r;
+
+    if (local >= p->n) return;
+    slot = (uint32_t)(t % (uint64_t)p->ring_slots);
+    g = p->offset + local;
+
+    i0 = pp_ring_index(p, slot, 0u, local);
+    acc_ex = __ldcg(ring + i0);
+    ring[i0] = 0;
+    if (p->n_channels == 2u) {
+        i1 = pp_ring_index(p, slot, 1u, local);
+        acc_in = __ldcg(ring + i1);
+        ring[i1] = 0;
+    }
+    if (p->poisson_len) {
+        int64_t add = (int64_t)pp_poisson_draw(p, poisson_tables, seed, local, t)
+                      * (int64_t)p->poisson_w;
+        if (p->poisson_channel) acc_in += add; else acc_ex += add;
+    }
+    if (acc_ex > 2147483647LL || acc_ex < -2147483647LL)
+        pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 0);
+    if (acc_in > 2147483647LL || acc_in < -2147483647LL)
+        pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 1);
+
+    v = V[g]; iex = Iex[g]; iin = Iin[g]; r = ref[g];
+    if (pp_lif_step(&v, &iex, &iin, &r, (int32_t)acc_ex, (int32_t)acc_in, p)) {
+        uint32_t k = atomicAdd(&ctrl->n_spk, 1u) - spike_base;
+        if (k < spike_cap) spikes[k] = make_uint2(blk.x, local);
+        else pp_set_error_at(ctrl, t, PP_ERR_SPIKE_LIST, g, 0);
+        if (pop_flags[blk.x] & 1u) {
+            uint32_t q = atomicAdd(&ctrl->n_rec, 1u);
+            if (q < rec_cap) rec_ids[q] = g;
+            else atomicAdd(&ctrl->rec_lost, 1u);
+        }
+    }
+    V[g] = v; Iex[g] = iex; Iin[g] = iin; ref[g] = r;
+}
+
+/* ---- procedural propagation phase ----------------------------------------------
+ * Every warp of the grid (grid-stride) regenerates and delivers its share of
+ * the ns spikes of step t: one warp per (spike, outgoing projection, part), see
+ * pp_split_for in step.cuh.  pairwise_bernoulli: lane l of part p walks
+ * segments p*32 + l, + 32*split, ... (geometric skipping inside each);
+ * fixed-number rules: draw indices j the same way below the row length
+ * rowlen[rowlen_offset + pre]; decoder: part 0 only, lane j < min(32, n_post).
+ * *hits counts this lane's synapses (32-bit: flushed into ctrl->n_events before
+ * it can reach 2^31 -- a lane adds fewer than 2^31 per item).  Every lane of
+ * every warp must call it (warp-uniform loop bounds, __any_sync inside). */
+template <bool COHERENT>
+__device__ __forceinline__ void pp_procedural_phase(
+    const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
+    const uint32_t *__restrict__ rowlen, const double *__restrict__ tab,
+    const uint32_t *__restrict__ out_ptr, const uint32_t *__restrict__ out_idx,
+    uint32_t max_out, const uint2 *spikes, uint32_t ns, unsigned long long t, uint32_t seed,
+    int32_t *ring, unsigned long long ring_size, pp_ctrl *ctrl, uint32_t *hits_io)
+{
+    const uint32_t lane = threadIdx.x & 31u;
+    const unsigned int n_warps = (gridDim.x * blockDim.x) >> 5;
+    const unsigned long long items = (unsigned long long)ns * max_out;
+    unsigned long long v, total;
+    uint32_t hits = *hits_io;
+    uint32_t split;
+
+    if (items == 0) return;
+    split = pp_split_for(items, n_warps);
+    total = items * split;
+    for (v = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; v < total; v += n_warps) {
+        /* warp-uniform point (the loop bound is uniform) */
+        if (__any_sync(0xffffffffu, hits >= 0x80000000u)) {
+            pp_add_events(ctrl, lane, hits);
+            hits = 0;
+        }
+        const unsigned long long item = v / split;
+        const uint32_t part = (uint32_t)(v % split);
+        const uint2 sp = pp_load_spike<COHERENT>(spikes, item / max_out);
+        const uint32_t q = (uint32_t)(item % max_out);
+        const uint32_t o0 = out_ptr[sp.x], o1 = out_ptr[sp.x + 1u];
+        const uint32_t pre = sp.y;
+        const uint32_t first = part * 32u + lane, stride = 32u * split;
+        const pp_proj *pj;
+        const pp_pop *tp;
+        uint32_t tmod;
+        pp_u32x4 r;
+
+        if (q >= o1 - o0) continue;             /* warp-uniform */
+        pj = projs + out_idx[o0 + q];
+        tp = pops + pj->tgt_pop;
+        tmod = (uint32_t)(t % (uint64_t)tp->ring_slots);
+
+        if (pj->rule == PP_RULE_BERNOULLI) {
+            uint32_t seg;
+            for (seg = first; seg < pj->n_seg; seg += stride) {
+                const uint32_t len = pp_segment_length(pj, seg);
+                int64_t pos = -1;
+                uint32_t j = 0;
+                for (;;) {
+                    uint32_t tg;
+                    pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, tab);
+                    if (pos >= (int64_t)len) break;
+                    tg = seg * pj->seg_width + (uint32_t)pos;
+                    if (!pj->autapses && tg == pre) continue;
+                    pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
+                                pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
+                                ctrl, (uint32_t)t);
+                    ++hits;
+                }
+            }
+        } else if (pj->rule == PP_RULE_FIXED) {
+            const uint32_t L = rowlen[pj->rowlen_offset + pre];
+            uint32_t j;
+            for (j = first; j < L; j += stride) {
+                const uint32_t tg = pp_fixed_draw(pj, seed, pre, j, &r);
+                pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
+                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
+                            ctrl, (uint32_t)t);
+                ++hits;
+            }
+        } else if (pj->rule == PP_RULE_DECODER) {
+            const uint32_t j = lane;
+            if (part == 0u && j < pj->n_post && pp_decoder_hit(pre, j)) {
+                r = pp_philox4x32_10(pre, j, 0u, PP_TAG_FIXED, seed, pj->stream);
+                pp_ring_add(ring, ring_size, tp, tmod, pj->channel, j,
+                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
+                            ctrl, (uint32_t)t);
+                ++hits;
+            }
+        } else if (lane == 0u) {
+            pp_set_error_at(ctrl, t, PP_ERR_BAD_RULE, out_idx[o0 + q], (int)pj->rule);
+        }
+    }
+    *hits_io = hits;
+}
+
+/* ---- stored propagation phase ---------------------------------------------------
+ * The same (spike, projection, part) split as pp_procedural_phase; lane l of
+ * part p reads synapses e0 + p*32 + l, + 32*split, ... < e1 of CSR row
+ * row_base[k] + pre (coalesced loads).  *hits: this lane's synapse count. */
+template <bool COHERENT>
+__device__ __forceinline__ void pp_stored_phase(
+    const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
+    const uint32_t *__restrict__ out_ptr, const uint32_t *__restrict__ out_idx,
+    uint32_t max_out, const uint2 *spikes, uint32_t ns, unsigned long long t,
+    const unsigned long long *__restrict__ row_base, const long long *__restrict__ indptr,
+    const uint32_t *__restrict__ targets, const int32_t *__restrict__ weights,
+    const uint16_t *__restrict__ delays, int32_t *ring, unsigned long long ring_size,
+    pp_ctrl *ctrl, unsigned long long *hits_io)
+{
+    const uint32_t lane = threadIdx.x & 31u;
+    const unsigned int n_warps = (gridDim.x * blockDim.x) >> 5;
+    const unsigned long long items = (unsigned long long)ns * max_out;
+    unsigned long long v, total, hits = *hits_io;
+    uint32_t split;
+
+    if (items == 0) return;
+    split = pp_split_for(items, n_warps);
+    total = items * split;
+    for (v = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; v < total; v += n_warps) {
+        const unsigned long long item = v / split;
+        const uint32_t part = (uint32_t)(v % split);
+        const uint2 sp = pp_load_spike<COHERENT>(spikes, item / max_out);
+        const uint32_t q = (uint32_t)(item % max_out);
+        const uint32_t o0 = out_ptr[sp.x], o1 = out_ptr[sp.x + 1u];
+        uint32_t k, tmod, channel;
+        unsigned long long row;
+        long long e, e1;
+        const pp_pop *tp;
+
+        if (q >= o1 - o0) continue;             /* warp-uniform */
+        k = out_idx[o0 + q];
+        tp = pops + projs[k].tgt_pop;
+        channel = projs[k].channel;
+        tmod = (uint32_t)(t % (uint64_t)tp->ring_slots);
+        row = row_base[k] + sp.y;
+        e1 = indptr[row + 1ull];
+        for (e = indptr[row] + (long long)(part * 32u + lane); e < e1; e += 32ll * split) {
+            pp_ring_add(ring, ring_size, tp, tmod, channel, targets[e], weights[e],
+                        (int32_t)delays[e], ctrl, (uint32_t)t);
+            ++hits;
+        }
+    }
+    *hits_io = hits;
+}
+
+#endif /* PP_PHASES_CUH */
