@@ -14,6 +14,13 @@
 
 namespace cg = cooperative_groups;
 
+/* Profiling switch, for validation/profile_persistent.py only (0 in every real
+ * run; the results are then wrong, the timings tell where a step's time goes):
+ * bit 0 leaves out the propagation phase, bit 1 the neuron phase. */
+#ifndef PP_PROFILE_SKIP
+#define PP_PROFILE_SKIP 0
+#endif
+
 /* Block 0, thread 0, after barrier A of step i: close the step in the record
  * buffer.  The counters were last changed before the barrier (atomics in L2). */
 __device__ __forceinline__ void pp_close_step(pp_ctrl *ctrl, uint32_t *rec_end, uint32_t rec_k,
@@ -100,7 +107,7 @@ pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__re
     for (i = 0; i < n_steps; ++i) {
         const unsigned long long t = t0 + i;
         uint32_t cum, ns;
-        for (b = blockIdx.x; b < n_blocks; b += gridDim.x)
+        for (b = blockIdx.x; b < n_blocks && !(PP_PROFILE_SKIP & 2); b += gridDim.x)
             pp_neuron_phase(pops, blocks[b], threadIdx.x, pop_flags, poisson_tables, seed, V, Iex,
                             Iin, ref, ring, spikes, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
                             t);
@@ -113,8 +120,10 @@ pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__re
             pp_close_step(ctrl, rec_end, rec0 + i, rec_chunk_steps, t);
             n_spikes += ns;
         }
-        pp_procedural_phase<true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx, max_out,
-                                  spikes, ns, t, seed, ring, ring_size, ctrl, &hits);
+        if (!(PP_PROFILE_SKIP & 1))
+            pp_procedural_phase<true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
+                                      max_out,
+                                      spikes, ns, t, seed, ring, ring_size, ctrl, &hits);
         grid.sync();                                             /* barrier B */
     }
     pp_add_events(ctrl, threadIdx.x & 31u, hits);
@@ -161,7 +170,7 @@ pp_step_persistent_stored(const pp_pop *__restrict__ pops, const uint2 *__restri
     for (i = 0; i < n_steps; ++i) {
         const unsigned long long t = t0 + i;
         uint32_t cum, ns;
-        for (b = blockIdx.x; b < n_blocks; b += gridDim.x)
+        for (b = blockIdx.x; b < n_blocks && !(PP_PROFILE_SKIP & 2); b += gridDim.x)
             pp_neuron_phase(pops, blocks[b], threadIdx.x, pop_flags, poisson_tables, seed, V, Iex,
                             Iin, ref, ring, spikes, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
                             t);
@@ -174,8 +183,10 @@ pp_step_persistent_stored(const pp_pop *__restrict__ pops, const uint2 *__restri
             pp_close_step(ctrl, rec_end, rec0 + i, rec_chunk_steps, t);
             n_spikes += ns;
         }
-        pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, spikes, ns, t, row_base,
-                              indptr, targets, weights, delays, ring, ring_size, ctrl, &hits);
+        if (!(PP_PROFILE_SKIP & 1))
+            pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, spikes, ns, t, row_base,
+                                  indptr, targets, weights, delays, ring, ring_size, ctrl,
+                                  &hits);
         grid.sync();                                             /* barrier B */
     }
     hits = pp_warp_sum_u64(hits);

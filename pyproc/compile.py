@@ -18,8 +18,12 @@ its binomial distribution, plus the largest Poisson count times its weight.
 A population whose tau_syn_ex equals tau_syn_in has a single input channel
 (excitatory and inhibitory input summed in channel 0, which halves its delay
 ring); otherwise channel 0 is excitatory and channel 1 inhibitory.
-Backends still check every step and raise
-:class:`~pyproc.errors.OverflowDetected` instead of wrapping around.
+Backends still check and raise :class:`~pyproc.errors.OverflowDetected`
+instead of wrapping around: the CPU backend sums in int64 and checks every
+step; the CUDA backend's delay ring is int32 (the integer atomics wrap), so it
+checks the bound itself before it runs (:func:`check_input_range`, on the
+tables as they are then -- a table edited after compiling included) and every
+step once the Poisson input is added.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from .rowlen import draw_row_lengths
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, segment_width
 
 __all__ = ["POP_DTYPE", "PROJ_DTYPE", "CompiledNetwork", "compile_network",
+           "worst_case_input", "check_input_range",
            "RULE_BERNOULLI", "RULE_FIXED", "RULE_DECODER", "DIST_CONST", "DIST_TNORM", "INT32_MAX"]
 
 RULE_BERNOULLI = 1
@@ -155,6 +160,44 @@ def _indegree_bound(n_draws: float, prob: float, cap: float) -> float:
     mean = n_draws * prob
     sd = math.sqrt(max(n_draws * prob * (1.0 - prob), 0.0))
     return float(min(cap, mean + 10.0 * sd + 10.0))
+
+
+def worst_case_input(cnet: "CompiledNetwork") -> np.ndarray:
+    """Largest input one step can bring to a neuron, per (population, channel), in
+    fixed-point units, from the tables as they are now: the sum over incoming
+    projections of (in-degree bound) x (largest fixed-point weight), plus the largest
+    Poisson count times its weight.  Float64, shape (n_pops, 2)."""
+    out = np.zeros((cnet.n_pops, 2))
+    for k, pj in enumerate(cnet.projs):
+        if int(pj["w_kind"]) == DIST_CONST:
+            w = abs(float(pj["w_const"]))
+        else:
+            w = float(cnet.w_max_pA[k]) * float(pj["w_scale"])
+        out[int(pj["tgt_pop"]), int(pj["channel"])] += float(cnet.indegree_bound[k]) * w
+    for i, p in enumerate(cnet.pops):
+        if int(p["poisson_len"]):
+            out[i, int(p["poisson_channel"])] += int(p["poisson_len"]) * abs(int(p["poisson_w"]))
+    return out
+
+
+def check_input_range(cnet: "CompiledNetwork") -> None:
+    """Raise OverflowDetected, naming the population and channel, where a step's worst
+    case input (:func:`worst_case_input`) can leave int32.  Half a unit of rounding per
+    synapse of the in-degree bound is allowed: compile_network sizes the scale on the
+    weights in pA, so a table it made always passes."""
+    from .errors import OverflowDetected
+    wc = worst_case_input(cnet)
+    slack = np.zeros_like(wc)
+    for k, pj in enumerate(cnet.projs):
+        slack[int(pj["tgt_pop"]), int(pj["channel"])] += 0.5 * float(cnet.indegree_bound[k])
+    bad = np.argwhere(wc > INT32_MAX + slack)
+    if bad.size:
+        i, ch = (int(x) for x in bad[0])
+        raise OverflowDetected(
+            f"fixed-point input of population {cnet.pop_names[i]!r}, channel "
+            f"{'ex' if ch == 0 else 'in'}: a step can bring up to {wc[i, ch]:.4g} units, more "
+            f"than int32 holds ({INT32_MAX:,d}); the CUDA ring is int32, so this network is "
+            "refused before it runs (were the tables edited after compile_network?)")
 
 
 def compile_network(net: Network) -> CompiledNetwork:

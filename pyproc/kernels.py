@@ -349,17 +349,20 @@ class CooperativeKernel:
         self._check(rc, "cuLaunchCooperativeKernel")
 
 
-_coop: Dict[Tuple[int, str], CooperativeKernel] = {}
+_coop: Dict[Tuple[int, str, Tuple[str, ...]], CooperativeKernel] = {}
 
 
-def get_cooperative_kernel(name: str, lib=None) -> CooperativeKernel:
+def get_cooperative_kernel(name: str, lib=None,
+                           defines: Optional[Dict[str, object]] = None) -> CooperativeKernel:
     """The :class:`CooperativeKernel` ``name`` of the current context (compiled and
-    loaded on first use, then cached like :func:`get_kernels`)."""
+    loaded on first use, then cached like :func:`get_kernels`); ``defines``: extra
+    -D macros (profiling variants only)."""
     drv, compiler = import_pycuda()
     if name not in COOPERATIVE_KERNELS:
         raise KeyError(f"no cooperative kernel {name!r}; available: "
                        f"{', '.join(COOPERATIVE_KERNELS)}")
-    key = (_context_key(drv), name)
+    opts = compile_options(defines)
+    key = (_context_key(drv), name, tuple(opts))
     with _lock:
         k = _coop.get(key)
         if k is None:
@@ -367,7 +370,7 @@ def get_cooperative_kernel(name: str, lib=None) -> CooperativeKernel:
             src = COOPERATIVE_KERNELS[name][0]
             try:
                 cubin = compiler.compile(read_source(src), no_extern_c=True,
-                                         include_dirs=[kernel_dir()], options=compile_options(),
+                                         include_dirs=[kernel_dir()], options=opts,
                                          arch=f"sm_{major}{minor}")
             except drv.CompileError as e:
                 raise BackendUnavailable(f"nvcc failed to compile kernels/{src} for "

@@ -173,12 +173,17 @@ def test_refuses_model_that_does_not_fit(fake):
     assert fake.stack == [] and fake.mem.live == 0
 
 
-def test_input_overflow_raises(fake):
+def test_input_overflow_raises(fake, monkeypatch):
+    """A corrupted Poisson weight: refused before running (check_input_range); with that
+    check switched off, the neuron kernel's own per-step check reports it."""
     net = pp.Network(dt=0.1, seed=1)
     net.add_population("A", 5, pp.LIF())
     net.add_poisson("A", rate=100.0, K=1000, weight=10.0)
     cnet = pp.compile_network(net)
     cnet.pops["poisson_w"] = 2 ** 30                # corrupt: forces an overflow
+    with pytest.raises(OverflowDetected, match="population 'A', channel ex"):
+        CU.CUDASimulator(cnet, "procedural")
+    monkeypatch.setattr(CU, "check_input_range", lambda cnet: None)
     with CU.CUDASimulator(cnet, "procedural") as sim:
         with pytest.raises(OverflowDetected, match="population 'A'"):
             sim.run_steps(10, [])
@@ -246,3 +251,15 @@ def test_graph_api_binds_libcuda_symbols():
     with pytest.raises(CU.GraphUnavailable, match="cuGraphInstantiate"):
         api.capture(123, lambda: None, (RuntimeError,))
     assert ("cuGraphDestroy", GRAPH) in calls and ("cuGraphExecDestroy", EXEC) not in calls
+
+
+def test_refuses_input_beyond_int32_before_allocating(fake):
+    """The device ring is int32: a table edited past the compile-time bound is refused
+    (OverflowDetected naming the population) before any context or buffer is made."""
+    cnet = _mixed()
+    k = cnet.proj_index("A->B")
+    cnet.projs["w_const"][k] = 2 ** 30
+    cnet.projs["w_kind"][k] = 0                     # constant weight from now on
+    with pytest.raises(OverflowDetected, match="population 'B'"):
+        CU.CUDASimulator(cnet, "procedural")
+    assert fake.made == [] and fake.mem.live == 0

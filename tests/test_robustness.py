@@ -288,13 +288,32 @@ def _synchronous_net():
 @pytest.mark.parametrize("connectivity", ["procedural", "stored"])
 def test_fixed_point_overflow_is_detected(backend, connectivity):
     """A weight made huge after compiling makes 4 coincident inputs exceed int32: the run
-    raises OverflowDetected naming the population instead of wrapping around."""
+    raises OverflowDetected naming the population instead of wrapping around (the CPU
+    when it happens, in int64; the CUDA backend, whose ring is int32, before it runs)."""
     cnet = compile_network(_synchronous_net())
     k = cnet.proj_index("A->B")
     cnet.projs["w_const"][k] = 2 ** 30          # 4 x 2^30 > 2^31 - 1
-    sim = pp.Simulation(cnet, backend, connectivity)
     with pytest.raises(pp.OverflowDetected, match=r"population 'B'"):
-        sim.run(2.0)
+        pp.Simulation(cnet, backend, connectivity).run(2.0)
+
+
+def test_input_range_check():
+    """check_input_range passes every network compile_network makes (the flagship models
+    included) and refuses a weight edited past the bound, naming population and channel."""
+    from pyproc.compile import check_input_range, worst_case_input
+    from pyproc.models import balanced, microcircuit
+    for net in (_synchronous_net(), balanced(2000), microcircuit(0.05)):
+        cnet = compile_network(net)
+        check_input_range(cnet)
+        assert np.all(worst_case_input(cnet) <= 2 ** 31 - 1 + 0.5 * cnet.indegree_bound.sum())
+    cnet = compile_network(_synchronous_net())
+    wc = worst_case_input(cnet)
+    assert wc[cnet.pop_names.index("B"), 0] == 4 * abs(int(cnet.projs["w_const"][0]))
+    cnet.projs["w_const"][0] = 2 ** 29 + 2 ** 28     # 4 x 0.75 x 2^30 = 3 x 2^30 > 2^31
+    with pytest.raises(pp.OverflowDetected, match=r"population 'B', channel ex"):
+        check_input_range(cnet)
+    cnet.projs["w_const"][0] = 2 ** 29 - 1          # 4 x (2^29 - 1) < 2^31: fine
+    check_input_range(cnet)
 
 
 def test_poisson_overflow_is_detected():

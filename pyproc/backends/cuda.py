@@ -46,7 +46,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..compile import CompiledNetwork
+from ..compile import CompiledNetwork, check_input_range
 from ..connectivity import materialise
 from ..errors import BackendUnavailable, OverflowDetected
 from ..kernels import (CTRL_DTYPE, ERROR_CODES, CooperativeUnavailable, forget_context,
@@ -243,6 +243,7 @@ class CUDASimulator:
             raise ValueError("record_chunk_steps and graph_steps must be >= 1")
         if persistent_blocks_per_sm is not None and int(persistent_blocks_per_sm) < 1:
             raise ValueError("persistent_blocks_per_sm must be >= 1 (or None: as many as fit)")
+        check_input_range(cnet)          # int32 ring: refuse before anything runs
         drv, _ = import_pycuda()
         self._drv = drv
         self.cnet = cnet

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Where a step of the persistent kernel spends its time (GPU machine).
+
+    python3 validation/profile_persistent.py [--out FILE.json]
+    python3 validation/profile_persistent.py --ncu {1k,mc}     # a few launches, for ncu
+
+For the 1,000-neuron balanced network and the full-scale microcircuit (dt 0.1 ms,
+procedural), with 1 and 3 blocks per SM: microseconds per step of the full persistent
+kernel and of its profiling variants (PP_PROFILE_SKIP: 1 = no propagation phase,
+3 = barriers only), 100 and 1,000 steps per launch, and the graph loop for
+comparison.  The variants' spikes are wrong on purpose; only their timings count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import pyproc as pp  # noqa: E402
+from pyproc import kernels  # noqa: E402
+from pyproc.models import balanced, microcircuit  # noqa: E402
+
+
+def nets(which=("1k", "mc")):
+    out = {}
+    if "1k" in which:
+        out["1k"] = pp.compile_network(balanced(1000, dt=0.1))
+    if "mc" in which:
+        out["mc"] = pp.compile_network(microcircuit(1.0, dt=0.1))
+    return out
+
+
+def timed(sim, steps):
+    sim.run_steps(steps, [])        # ends with a drain: the device is idle afterwards
+    t0 = time.perf_counter()
+    sim.run_steps(steps, [])
+    return (time.perf_counter() - t0) / steps * 1e6
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out")
+    ap.add_argument("--ncu", choices=["1k", "mc"])
+    ap.add_argument("--steps", type=int, default=3000)
+    a = ap.parse_args(argv)
+    import pycuda.driver as drv
+    from pyproc.backends.cuda import CUDASimulator
+    drv.init()
+    ctx = drv.Device(0).make_context()
+    rows = []
+    try:
+        if a.ncu:
+            cnet = nets((a.ncu,))[a.ncu]
+            with CUDASimulator(cnet, "procedural", context=ctx, graph_steps=100,
+                               persistent_blocks_per_sm=1 if a.ncu == "1k" else None) as sim:
+                sim.run_steps(300, [])
+            return 0
+        for name, cnet in nets().items():
+            for per_sm in (1, 3):
+                with CUDASimulator(cnet, "procedural", context=ctx, graph_steps=100,
+                                   persistent_blocks_per_sm=per_sm) as sim:
+                    full = sim._persist
+                    kname = full.name
+                    for skip in (0, 1, 3):
+                        sim._persist = (full if skip == 0 else kernels.get_cooperative_kernel(
+                            kname, defines={"PP_PROFILE_SKIP": skip}))
+                        us = timed(sim, a.steps)
+                        rows.append({"net": name, "grid": sim.persistent_grid, "skip": skip,
+                                     "steps_per_launch": 100, "us_per_step": us})
+                        print(f"{name:3s} grid {sim.persistent_grid:4d} skip {skip} "
+                              f"100/launch: {us:7.2f} us/step", flush=True)
+                    sim._persist = full
+                    sim.graph_steps = 1000
+                    us = timed(sim, a.steps)
+                    rows.append({"net": name, "grid": sim.persistent_grid, "skip": 0,
+                                 "steps_per_launch": 1000, "us_per_step": us})
+                    print(f"{name:3s} grid {sim.persistent_grid:4d} skip 0 1000/launch: "
+                          f"{us:7.2f} us/step", flush=True)
+            with CUDASimulator(cnet, "procedural", context=ctx, persistent=False) as sim:
+                us = timed(sim, a.steps)
+                rows.append({"net": name, "grid": 0, "skip": 0, "loop": sim.loop_mode,
+                             "us_per_step": us})
+                print(f"{name:3s} {sim.loop_mode}: {us:7.2f} us/step", flush=True)
+    finally:
+        ctx.pop()
+        ctx.detach()
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
