@@ -95,17 +95,89 @@ __device__ __forceinline__ void pp_neuron_phase(
     V[g] = v; Iex[g] = iex; Iin[g] = iin; ref[g] = r;
 }
 
+/* ---- work-item decoding ---------------------------------------------------------
+ * Virtual warp v -> (spike s, outgoing projection q, part), see pp_split_for.
+ * 32-bit arithmetic when the step's total fits (always but in giant steps):
+ * 64-bit division is a long software routine on the critical path of every item. */
+__device__ __forceinline__ void pp_decode_item(unsigned long long v, uint32_t split,
+                                               uint32_t max_out, bool small, uint32_t *s,
+                                               uint32_t *q, uint32_t *part)
+{
+    if (small) {
+        const uint32_t v32 = (uint32_t)v, item = v32 / split;
+        *part = v32 - item * split;
+        *s = item / max_out;
+        *q = item - *s * max_out;
+    } else {
+        const unsigned long long item = v / split;
+        *part = (uint32_t)(v - item * split);
+        *s = (uint32_t)(item / max_out);
+        *q = (uint32_t)(item - (unsigned long long)*s * max_out);
+    }
+}
+
+/* ---- one bernoulli segment by a whole warp ---------------------------------------
+ * The same synapses as the per-lane walk (pp_bernoulli_draw in a loop), found in
+ * parallel: lane l takes draw j0 + l (its Philox call and geometric skip do not
+ * depend on the previous draws), an inclusive warp scan of 1 + skip gives every
+ * draw's position, and the lanes whose position lies inside the segment deliver
+ * (weight from word 1, delay from word 2 of their own draw, autapse rule as the
+ * walk).  Another round of 32 draws only if the 32nd is still inside.  Used when
+ * a step has few items (latency-bound: a lane's serial walk of ~8/p draws would
+ * be the step's critical path); wastes the draws past the segment end.  Every lane
+ * of the warp must call it with the same arguments.  Returns this lane's count. */
+__device__ __forceinline__ uint32_t pp_bernoulli_segment_warp(
+    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg, uint32_t lane,
+    const double *tab, int32_t *ring, unsigned long long ring_size, const pp_pop *tp,
+    uint32_t tmod, pp_ctrl *ctrl, uint32_t t_lo)
+{
+    const int32_t len = (int32_t)pp_segment_length(pj, seg);
+    int32_t base = -1;              /* position of the previous round's last draw */
+    uint32_t j0 = 0, n = 0;
+    for (;;) {
+        pp_u32x4 r = pp_philox4x32_10(pre, seg, j0 + lane, PP_TAG_BERNOULLI, seed, pj->stream);
+        int32_t pos = 1 + (int32_t)pp_geometric_skip(r.v[0], pj->log1mp, pj->seg_width, tab);
+        int32_t o, last;
+        for (o = 1; o < 32; o <<= 1) {          /* inclusive scan: < 32 * 65537 */
+            const int32_t y = __shfl_up_sync(0xffffffffu, pos, o);
+            if ((int32_t)lane >= o) pos += y;
+        }
+        pos += base;
+        if (pos < len) {
+            const uint32_t tg = seg * pj->seg_width + (uint32_t)pos;
+            if (pj->autapses || tg != pre) {
+                pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
+                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
+                            ctrl, t_lo);
+                ++n;
+            }
+        }
+        last = __shfl_sync(0xffffffffu, pos, 31);
+        if (last >= len) return n;
+        base = last;
+        j0 += 32u;
+    }
+}
+
+/* A bernoulli item is walked by whole warps (one segment at a time) when it has
+ * at most this many segments per part; otherwise lane by lane. */
+#define PP_WARP_SEGMENTS_PER_PART 4u
+
 /* ---- procedural propagation phase ----------------------------------------------
  * Every warp of the grid (grid-stride) regenerates and delivers its share of
  * the ns spikes of step t: one warp per (spike, outgoing projection, part), see
  * pp_split_for in step.cuh.  pairwise_bernoulli: lane l of part p walks
- * segments p*32 + l, + 32*split, ... (geometric skipping inside each);
+ * segments p*32 + l, + 32*split, ... (geometric skipping inside each), or, when
+ * WARP_SEGMENTS and n_seg <= PP_WARP_SEGMENTS_PER_PART * split (few items:
+ * latency-bound), the whole warp of part p takes segments p, p + split, ... one
+ * at a time (pp_bernoulli_segment_warp; the persistent kernel only: it needs more
+ * than the 64 registers of the per-step kernel);
  * fixed-number rules: draw indices j the same way below the row length
  * rowlen[rowlen_offset + pre]; decoder: part 0 only, lane j < min(32, n_post).
  * *hits counts this lane's synapses (32-bit: flushed into ctrl->n_events before
  * it can reach 2^31 -- a lane adds fewer than 2^31 per item).  Every lane of
  * every warp must call it (warp-uniform loop bounds, __any_sync inside). */
-template <bool COHERENT>
+template <bool COHERENT, bool WARP_SEGMENTS>
 __device__ __forceinline__ void pp_procedural_phase(
     const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
     const uint32_t *__restrict__ rowlen, const double *__restrict__ tab,
@@ -119,20 +191,21 @@ __device__ __forceinline__ void pp_procedural_phase(
     unsigned long long v, total;
     uint32_t hits = *hits_io;
     uint32_t split;
+    bool small;
 
     if (items == 0) return;
     split = pp_split_for(items, n_warps);
     total = items * split;
+    small = total <= 0xffffffffull;
     for (v = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; v < total; v += n_warps) {
         /* warp-uniform point (the loop bound is uniform) */
         if (__any_sync(0xffffffffu, hits >= 0x80000000u)) {
             pp_add_events(ctrl, lane, hits);
             hits = 0;
         }
-        const unsigned long long item = v / split;
-        const uint32_t part = (uint32_t)(v % split);
-        const uint2 sp = pp_load_spike<COHERENT>(spikes, item / max_out);
-        const uint32_t q = (uint32_t)(item % max_out);
+        uint32_t si, q, part;
+        pp_decode_item(v, split, max_out, small, &si, &q, &part);
+        const uint2 sp = pp_load_spike<COHERENT>(spikes, si);
         const uint32_t o0 = out_ptr[sp.x], o1 = out_ptr[sp.x + 1u];
         const uint32_t pre = sp.y;
         const uint32_t first = part * 32u + lane, stride = 32u * split;
@@ -146,7 +219,13 @@ __device__ __forceinline__ void pp_procedural_phase(
         tp = pops + pj->tgt_pop;
         tmod = (uint32_t)(t % (uint64_t)tp->ring_slots);
 
-        if (pj->rule == PP_RULE_BERNOULLI) {
+        if (WARP_SEGMENTS && pj->rule == PP_RULE_BERNOULLI &&
+            pj->n_seg <= PP_WARP_SEGMENTS_PER_PART * split) {
+            uint32_t seg;                       /* warp-uniform branch and loop */
+            for (seg = part; seg < pj->n_seg; seg += split)
+                hits += pp_bernoulli_segment_warp(pj, seed, pre, seg, lane, tab, ring, ring_size,
+                                                  tp, tmod, ctrl, (uint32_t)t);
+        } else if (pj->rule == PP_RULE_BERNOULLI) {
             uint32_t seg;
             for (seg = first; seg < pj->n_seg; seg += stride) {
                 const uint32_t len = pp_segment_length(pj, seg);
@@ -209,15 +288,16 @@ __device__ __forceinline__ void pp_stored_phase(
     const unsigned long long items = (unsigned long long)ns * max_out;
     unsigned long long v, total, hits = *hits_io;
     uint32_t split;
+    bool small;
 
     if (items == 0) return;
     split = pp_split_for(items, n_warps);
     total = items * split;
+    small = total <= 0xffffffffull;
     for (v = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; v < total; v += n_warps) {
-        const unsigned long long item = v / split;
-        const uint32_t part = (uint32_t)(v % split);
-        const uint2 sp = pp_load_spike<COHERENT>(spikes, item / max_out);
-        const uint32_t q = (uint32_t)(item % max_out);
+        uint32_t si, q, part;
+        pp_decode_item(v, split, max_out, small, &si, &q, &part);
+        const uint2 sp = pp_load_spike<COHERENT>(spikes, si);
         const uint32_t o0 = out_ptr[sp.x], o1 = out_ptr[sp.x + 1u];
         uint32_t k, tmod, channel;
         unsigned long long row;

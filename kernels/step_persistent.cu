@@ -42,6 +42,179 @@ __device__ __forceinline__ void pp_finish_launch(pp_ctrl *ctrl, unsigned long lo
     ctrl->n_spk = 0u;
 }
 
+/* ---- resident neuron phase --------------------------------------------------------
+ * When the block table fits the grid (n_blocks <= gridDim.x), block b owns
+ * table entry b for the whole launch: its population record, its neurons' state
+ * (V, Iex, Iin, ref) and its Poisson threshold table (up to PP_POISSON_SHARED
+ * entries) live in shared memory, the ring slot is counted in a register, and
+ * the spike-list and record appends are one atomicAdd per warp (ballot + popc;
+ * the order inside the list changes nothing: ring sums are integer, the host
+ * sorts recorded ids).  The update itself is pp_lif_step on the same numbers as
+ * pp_neuron_phase, so the spikes are identical; it just removes the chain of
+ * dependent global loads that made a step's neuron update latency-bound.
+ * Every thread of the block calls it (warp votes inside); `active`: the thread
+ * owns a neuron (local < n). */
+#ifndef PP_POISSON_SHARED
+#define PP_POISSON_SHARED 256
+#endif
+
+__device__ __forceinline__ void pp_neuron_resident(
+    const pp_pop *sp, uint32_t pop_idx, uint32_t local, bool active, uint32_t g, bool rec,
+    const uint32_t *ptab, uint32_t seed, float *v, float *iex, float *iin, int32_t *r,
+    int32_t *ring, uint64_t i0, uint2 *spikes, uint32_t spike_cap, uint32_t spike_base,
+    uint32_t *__restrict__ rec_ids, uint32_t rec_cap, pp_ctrl *ctrl, unsigned long long t)
+{
+    int spiked = 0;
+    if (active) {
+        int64_t acc_ex = __ldcg(ring + i0), acc_in = 0;
+        ring[i0] = 0;
+        if (sp->n_channels == 2u) {
+            const uint64_t i1 = i0 + sp->n;             /* pp_ring_index(sp, slot, 1, local) */
+            acc_in = __ldcg(ring + i1);
+            ring[i1] = 0;
+        }
+        if (sp->poisson_len) {                          /* pp_poisson_draw, table in shared */
+            const pp_u32x4 pr = pp_philox4x32_10(local, (uint32_t)t, (uint32_t)(t >> 32),
+                                                 PP_TAG_POISSON, seed, sp->stream);
+            const int64_t add = (int64_t)pp_poisson_count(pr.v[0], ptab, sp->poisson_len)
+                                * (int64_t)sp->poisson_w;
+            if (sp->poisson_channel) acc_in += add; else acc_ex += add;
+        }
+        if (acc_ex > 2147483647LL || acc_ex < -2147483647LL)
+            pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 0);
+        if (acc_in > 2147483647LL || acc_in < -2147483647LL)
+            pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 1);
+        spiked = pp_lif_step(v, iex, iin, r, (int32_t)acc_ex, (int32_t)acc_in, sp);
+    }
+    const uint32_t mask = __ballot_sync(0xffffffffu, spiked);
+    if (mask) {
+        const uint32_t lane = threadIdx.x & 31u, lead = __ffs(mask) - 1u;
+        const uint32_t below = __popc(mask & ((1u << lane) - 1u));
+        uint32_t k = 0, q = 0;
+        if (lane == lead) k = atomicAdd(&ctrl->n_spk, (uint32_t)__popc(mask));
+        if (rec && lane == lead) q = atomicAdd(&ctrl->n_rec, (uint32_t)__popc(mask));
+        k = __shfl_sync(0xffffffffu, k, lead) + below - spike_base;
+        q = __shfl_sync(0xffffffffu, q, lead) + below;
+        if (spiked) {
+            if (k < spike_cap) spikes[k] = make_uint2(pop_idx, local);
+            else pp_set_error_at(ctrl, t, PP_ERR_SPIKE_LIST, g, 0);
+            if (rec) {
+                if (q < rec_cap) rec_ids[q] = g;
+                else atomicAdd(&ctrl->rec_lost, 1u);
+            }
+        }
+    }
+}
+
+/* ---- the step loop, for both connectivities ------------------------------------ */
+template <bool STORED>
+__device__ __forceinline__ void pp_persistent_body(
+    const pp_pop *__restrict__ pops, const uint2 *__restrict__ blocks,
+    const uint32_t *__restrict__ pop_flags, const uint32_t *__restrict__ poisson_tables,
+    uint32_t seed, float *__restrict__ V, float *__restrict__ Iex, float *__restrict__ Iin,
+    int32_t *__restrict__ ref, int32_t *ring, uint2 *spikes, uint32_t spike_cap,
+    uint32_t *__restrict__ rec_ids, uint32_t rec_cap, pp_ctrl *ctrl, uint32_t n_blocks,
+    uint32_t *__restrict__ rec_end, uint32_t rec_chunk_steps, const pp_proj *__restrict__ projs,
+    const uint32_t *__restrict__ out_ptr, const uint32_t *__restrict__ out_idx,
+    uint32_t max_out, const uint32_t *__restrict__ rowlen,
+    const double *__restrict__ sampler_tables, const unsigned long long *__restrict__ row_base,
+    const long long *__restrict__ indptr, const uint32_t *__restrict__ targets,
+    const int32_t *__restrict__ weights, const uint16_t *__restrict__ delays,
+    unsigned long long ring_size, uint32_t n_steps)
+{
+    __shared__ pp_pop s_pop;
+    __shared__ float s_v[PP_NEURON_BLOCK], s_iex[PP_NEURON_BLOCK], s_iin[PP_NEURON_BLOCK];
+    __shared__ int32_t s_ref[PP_NEURON_BLOCK];
+    __shared__ uint32_t s_ptab[PP_POISSON_SHARED];
+    __shared__ uint32_t s_pop_idx, s_first, s_slot0;
+    cg::grid_group grid = cg::this_grid();
+    const unsigned long long t0 = ctrl->step;
+    const uint32_t rec0 = ctrl->rec_steps;
+    const uint32_t x = threadIdx.x;
+    const bool leader = blockIdx.x == 0 && x == 0;
+    const bool resident = n_blocks <= gridDim.x;               /* grid-uniform */
+    const bool owner = resident && blockIdx.x < n_blocks;      /* block-uniform */
+    unsigned long long n_spikes = 0, hits64 = 0;
+    uint32_t spike_base = 0, hits = 0, i, b;
+
+    if (n_steps == 0u) return;          /* uniform: no block reaches a barrier */
+    if (owner) {
+        /* what the block keeps for the launch goes to shared memory, not registers
+         * (they are live across the propagation phase, which needs them all) */
+        const uint2 blk = blocks[blockIdx.x];
+        if (x == 0) {
+            s_pop = pops[blk.x];
+            s_pop_idx = blk.x;
+            s_first = blk.y;
+            s_slot0 = (uint32_t)(t0 % (uint64_t)pops[blk.x].ring_slots);
+        }
+        __syncthreads();
+        const uint32_t local = blk.y + x, g = s_pop.offset + local;
+        if (local < s_pop.n) { s_v[x] = V[g]; s_iex[x] = Iex[g]; s_iin[x] = Iin[g]; s_ref[x] = ref[g]; }
+        if (s_pop.poisson_len <= PP_POISSON_SHARED)
+            for (b = x; b < s_pop.poisson_len; b += blockDim.x)
+                s_ptab[b] = poisson_tables[s_pop.poisson_offset + b];
+        __syncthreads();
+    }
+    for (i = 0; i < n_steps; ++i) {
+        const unsigned long long t = t0 + i;
+        uint32_t cum, ns;
+        if (PP_PROFILE_SKIP & 2) {
+            /* profiling: no neuron phase */
+        } else if (resident) {
+            if (owner) {
+                const uint32_t local = s_first + x;
+                const uint32_t slot = (s_slot0 + i) % s_pop.ring_slots;
+                pp_neuron_resident(&s_pop, s_pop_idx, local, local < s_pop.n, s_pop.offset + local,
+                                   (pop_flags[s_pop_idx] & 1u) != 0u,
+                                   s_pop.poisson_len <= PP_POISSON_SHARED
+                                       ? s_ptab : poisson_tables + s_pop.poisson_offset,
+                                   seed, &s_v[x], &s_iex[x], &s_iin[x], &s_ref[x], ring,
+                                   s_pop.ring_offset + (uint64_t)slot * s_pop.n_channels * s_pop.n
+                                   + local, spikes, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
+                                   t);
+            }
+        } else {
+            for (b = blockIdx.x; b < n_blocks; b += gridDim.x)
+                pp_neuron_phase(pops, blocks[b], x, pop_flags, poisson_tables, seed, V, Iex, Iin,
+                                ref, ring, spikes, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
+                                t);
+        }
+        grid.sync();                                             /* barrier A */
+        cum = __ldcg(&ctrl->n_spk);
+        ns = cum - spike_base;
+        spike_base = cum;
+        if (ns > spike_cap) ns = spike_cap;   /* PP_ERR_SPIKE_LIST is already set */
+        if (leader) {
+            pp_close_step(ctrl, rec_end, rec0 + i, rec_chunk_steps, t);
+            n_spikes += ns;
+        }
+        if (PP_PROFILE_SKIP & 1) {
+            /* profiling: no propagation phase */
+        } else if (STORED) {
+            pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, spikes, ns, t,
+                                  row_base, indptr, targets, weights, delays, ring, ring_size,
+                                  ctrl, &hits64);
+        } else {
+            pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
+                                            max_out, spikes, ns, t, seed, ring, ring_size, ctrl,
+                                            &hits);
+        }
+        grid.sync();                                             /* barrier B */
+    }
+    if (owner && s_first + x < s_pop.n) {
+        const uint32_t g = s_pop.offset + s_first + x;
+        V[g] = s_v[x]; Iex[g] = s_iex[x]; Iin[g] = s_iin[x]; ref[g] = s_ref[x];
+    }
+    if (STORED) {
+        hits64 = pp_warp_sum_u64(hits64);
+        if ((x & 31u) == 0u && hits64) atomicAdd(&ctrl->n_events, hits64);
+    } else {
+        pp_add_events(ctrl, x & 31u, hits);
+    }
+    if (leader) pp_finish_launch(ctrl, t0, n_steps, rec0, n_spikes);
+}
+
 /* pp_step_persistent_procedural -- n_steps steps with procedural connectivity.
  * Arguments: those of pp_neuron_lif_update, then n_blocks, rec_end and
  * rec_chunk_steps of pp_record_advance, then the procedural propagation's
@@ -96,38 +269,11 @@ pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__re
                               const uint32_t *__restrict__ out_idx, uint32_t max_out,
                               unsigned long long ring_size, uint32_t n_steps)
 {
-    cg::grid_group grid = cg::this_grid();
-    const unsigned long long t0 = ctrl->step;
-    const uint32_t rec0 = ctrl->rec_steps;
-    const bool leader = blockIdx.x == 0 && threadIdx.x == 0;
-    unsigned long long n_spikes = 0;
-    uint32_t spike_base = 0, hits = 0, i, b;
-
-    if (n_steps == 0u) return;          /* uniform: no block reaches a barrier */
-    for (i = 0; i < n_steps; ++i) {
-        const unsigned long long t = t0 + i;
-        uint32_t cum, ns;
-        for (b = blockIdx.x; b < n_blocks && !(PP_PROFILE_SKIP & 2); b += gridDim.x)
-            pp_neuron_phase(pops, blocks[b], threadIdx.x, pop_flags, poisson_tables, seed, V, Iex,
-                            Iin, ref, ring, spikes, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
-                            t);
-        grid.sync();                                             /* barrier A */
-        cum = __ldcg(&ctrl->n_spk);
-        ns = cum - spike_base;
-        spike_base = cum;
-        if (ns > spike_cap) ns = spike_cap;   /* PP_ERR_SPIKE_LIST is already set */
-        if (leader) {
-            pp_close_step(ctrl, rec_end, rec0 + i, rec_chunk_steps, t);
-            n_spikes += ns;
-        }
-        if (!(PP_PROFILE_SKIP & 1))
-            pp_procedural_phase<true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
-                                      max_out,
-                                      spikes, ns, t, seed, ring, ring_size, ctrl, &hits);
-        grid.sync();                                             /* barrier B */
-    }
-    pp_add_events(ctrl, threadIdx.x & 31u, hits);
-    if (leader) pp_finish_launch(ctrl, t0, n_steps, rec0, n_spikes);
+    pp_persistent_body<false>(pops, blocks, pop_flags, poisson_tables, seed, V, Iex, Iin, ref, ring,
+                              spikes, spike_cap, rec_ids, rec_cap, ctrl, n_blocks, rec_end,
+                              rec_chunk_steps, projs, out_ptr, out_idx, max_out, rowlen,
+                              sampler_tables, nullptr, nullptr, nullptr, nullptr, nullptr,
+                              ring_size, n_steps);
 }
 
 /* pp_step_persistent_stored -- the same with stored connectivity (device CSR as
@@ -159,37 +305,8 @@ pp_step_persistent_stored(const pp_pop *__restrict__ pops, const uint2 *__restri
                           const uint16_t *__restrict__ delays, unsigned long long ring_size,
                           uint32_t n_steps)
 {
-    cg::grid_group grid = cg::this_grid();
-    const unsigned long long t0 = ctrl->step;
-    const uint32_t rec0 = ctrl->rec_steps;
-    const bool leader = blockIdx.x == 0 && threadIdx.x == 0;
-    unsigned long long n_spikes = 0, hits = 0;
-    uint32_t spike_base = 0, i, b;
-
-    if (n_steps == 0u) return;
-    for (i = 0; i < n_steps; ++i) {
-        const unsigned long long t = t0 + i;
-        uint32_t cum, ns;
-        for (b = blockIdx.x; b < n_blocks && !(PP_PROFILE_SKIP & 2); b += gridDim.x)
-            pp_neuron_phase(pops, blocks[b], threadIdx.x, pop_flags, poisson_tables, seed, V, Iex,
-                            Iin, ref, ring, spikes, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
-                            t);
-        grid.sync();                                             /* barrier A */
-        cum = __ldcg(&ctrl->n_spk);
-        ns = cum - spike_base;
-        spike_base = cum;
-        if (ns > spike_cap) ns = spike_cap;
-        if (leader) {
-            pp_close_step(ctrl, rec_end, rec0 + i, rec_chunk_steps, t);
-            n_spikes += ns;
-        }
-        if (!(PP_PROFILE_SKIP & 1))
-            pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, spikes, ns, t, row_base,
-                                  indptr, targets, weights, delays, ring, ring_size, ctrl,
-                                  &hits);
-        grid.sync();                                             /* barrier B */
-    }
-    hits = pp_warp_sum_u64(hits);
-    if ((threadIdx.x & 31u) == 0u && hits) atomicAdd(&ctrl->n_events, hits);
-    if (leader) pp_finish_launch(ctrl, t0, n_steps, rec0, n_spikes);
+    pp_persistent_body<true>(pops, blocks, pop_flags, poisson_tables, seed, V, Iex, Iin, ref, ring,
+                             spikes, spike_cap, rec_ids, rec_cap, ctrl, n_blocks, rec_end,
+                             rec_chunk_steps, projs, out_ptr, out_idx, max_out, nullptr, nullptr,
+                             row_base, indptr, targets, weights, delays, ring_size, n_steps);
 }
