@@ -269,6 +269,97 @@ __device__ __forceinline__ void pp_procedural_phase(
     *hits_io = hits;
 }
 
+/* ---- shared-memory tiles for pairwise_bernoulli with a constant delay ----------------
+ * A tile is 32 consecutive segments of one projection's target population
+ * (32 * seg_width neurons; seg_width <= PP_TILE_MAX_WIDTH so that the block's
+ * accumulator, int32[32 * (seg_width + 1)], fits shared memory).  The host's tile
+ * table lists (projection, tile) for every tiled projection (pairwise_bernoulli,
+ * constant delay, seg_width <= PP_TILE_MAX_WIDTH: pyproc.plan.tile_projections).
+ * Work item = (tile, chunk of the step's spike list), blocks grid-stride over items;
+ * inside an item warp w takes spikes c*C + w, + warps per block, ... of the chunk
+ * whose population is the projection's source, and lane l walks segment
+ * 32*tile + l of that spike's row exactly as pp_procedural_phase does (same draws,
+ * same weights, same autapse rule), adding each weight to the shared accumulator
+ * (row l, padded to seg_width + 1 so that lanes hit different banks).  Then one
+ * global atomicAdd per non-zero neuron of the tile into ring slot
+ * (t + d_const) % ring_slots: the ring receives the same integer sums, with far
+ * fewer global atomics (consecutive addresses, coalesced).  Shared partial sums
+ * stay within int32 under the bound check_input_range enforces.
+ * Chunks: about two items per block, at least PP_TILE_MIN_CHUNK spikes each.
+ * acc: dynamic shared memory, >= 32 * (largest tiled seg_width + 1) int32.
+ * Every thread of the block must call it (__syncthreads inside). */
+#define PP_TILE_MAX_WIDTH 256u
+#define PP_TILE_MIN_CHUNK 32u
+
+template <bool COHERENT>
+__device__ __forceinline__ void pp_tile_phase(
+    const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
+    const double *__restrict__ tab, const uint2 *__restrict__ tiles, uint32_t n_tiles,
+    const uint2 *spikes, uint32_t ns, unsigned long long t, uint32_t seed, int32_t *ring,
+    unsigned long long ring_size, pp_ctrl *ctrl, int32_t *acc, uint32_t *hits_io)
+{
+    const uint32_t lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, wpb = blockDim.x >> 5;
+    uint32_t n_chunks, C, items, it, hits = *hits_io;
+
+    if (ns == 0u || n_tiles == 0u) return;
+    n_chunks = (2u * gridDim.x + n_tiles - 1u) / n_tiles;
+    C = (ns + PP_TILE_MIN_CHUNK - 1u) / PP_TILE_MIN_CHUNK;        /* most chunks */
+    if (n_chunks > C) n_chunks = C;
+    if (n_chunks < 1u) n_chunks = 1u;
+    C = (ns + n_chunks - 1u) / n_chunks;                          /* spikes per chunk */
+    items = n_tiles * n_chunks;
+    for (it = blockIdx.x; it < items; it += gridDim.x) {          /* block-uniform */
+        const uint2 tl = tiles[it % n_tiles];
+        const uint32_t c = it / n_tiles;
+        const pp_proj *pj = projs + tl.x;
+        const pp_pop *tp = pops + pj->tgt_pop;
+        const uint32_t W = pj->seg_width, wshift = (uint32_t)(__ffs((int)W) - 1);
+        const uint32_t seg = tl.y * 32u + lane;
+        const uint32_t base = tl.y * 32u * W;
+        const uint32_t s_end = (c + 1u) * C < ns ? (c + 1u) * C : ns;
+        const uint32_t span = 32u * (W + 1u);
+        uint32_t i, si;
+
+        for (i = threadIdx.x; i < span; i += blockDim.x) acc[i] = 0;
+        __syncthreads();
+        for (si = c * C + warp; si < s_end; si += wpb) {
+            const uint2 sp = pp_load_spike<COHERENT>(spikes, si);
+            uint32_t len, j = 0;
+            int64_t pos = -1;
+            pp_u32x4 r;
+            if (sp.x != pj->src_pop || seg >= pj->n_seg) continue;
+            len = pp_segment_length(pj, seg);
+            for (;;) {
+                pos = pp_bernoulli_draw(pj, seed, sp.y, seg, j++, pos, &r, tab);
+                if (pos >= (int64_t)len) break;
+                if (!pj->autapses && base + lane * W + (uint32_t)pos == sp.y) continue;
+                atomicAdd(acc + lane * (W + 1u) + (uint32_t)pos, pp_weight_fixed(pj, r.v[1], tab));
+                ++hits;
+            }
+        }
+        __syncthreads();
+        {
+            const uint32_t rest = pj->n_post - base;
+            const uint32_t tile_len = rest < 32u * W ? rest : 32u * W;
+            const uint32_t d = (uint32_t)pj->d_const;
+            uint32_t slot = (uint32_t)(t % (uint64_t)tp->ring_slots) + d;
+            uint64_t rb;
+            if (slot >= tp->ring_slots) slot -= tp->ring_slots;
+            rb = pp_ring_index(tp, slot, pj->channel, base);
+            if (pj->d_const >= 1 && slot < tp->ring_slots && rb + tile_len <= ring_size) {
+                for (i = threadIdx.x; i < tile_len; i += blockDim.x) {
+                    const int32_t a = acc[i + (i >> wshift)];
+                    if (a) atomicAdd(ring + rb + i, a);
+                }
+            } else if (threadIdx.x == 0u) {
+                pp_set_error_at(ctrl, t, PP_ERR_RING_INDEX, base, pj->d_const);
+            }
+        }
+        __syncthreads();                        /* before the next item clears acc */
+    }
+    *hits_io = hits;
+}
+
 /* ---- stored propagation phase ---------------------------------------------------
  * The same (spike, projection, part) split as pp_procedural_phase; lane l of
  * part p reads synapses e0 + p*32 + l, + 32*split, ... < e1 of CSR row

@@ -53,3 +53,39 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
     /* every lane of a warp reaches this point (the loop bounds are warp-uniform) */
     pp_add_events(ctrl, threadIdx.x & 31u, hits);
 }
+
+/* pp_propagate_procedural_tiles
+ * Launch shape : any grid of whole warps, blockDim.x a multiple of 32 (<= 256:
+ *                __launch_bounds__(256, 4)); dynamic shared memory
+ *                4 * 32 * (largest tiled seg_width + 1) bytes (device_tables
+ *                "tile_smem_bytes").  Grid-stride over (tile, spike chunk) items.
+ * Thread map   : pp_tile_phase (phases.cuh): a block per item, a warp per spike of
+ *                the chunk, lane l walks segment 32 * tile + l of the spike's row.
+ * RNG counters : bernoulli (pre, segment, draw j, tag 1), key (seed, projection
+ *                stream), as pp_propagate_procedural_spikes.
+ * Reads        : ctrl->step, ctrl->n_spk, tables, sampler_tables, tile table
+ *                (projection, tile) uint32 pairs, spike list.
+ * Writes       : shared int32 atomics, then one int32 atomicAdd per non-zero neuron
+ *                of a tile into its ring slot (step + d_const) % ring_slots; one
+ *                64-bit atomicAdd per warp into ctrl->n_events.  Errors:
+ *                PP_ERR_RING_INDEX.
+ * Use          : with pp_propagate_procedural_spikes on the out tables that leave
+ *                the tiled projections out ("gen_out_ptr", "gen_out_idx"); together
+ *                they deliver what pp_propagate_procedural_spikes does on the full
+ *                tables.  The persistent kernel does this per step when the step has
+ *                at least tile_min_spikes spikes.
+ * CPU twin     : CPUSimulator.run_steps second loop (pyproc.connectivity.rows).
+ */
+extern "C" __global__ void __launch_bounds__(256, 4)
+pp_propagate_procedural_tiles(const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
+                              const double *__restrict__ sampler_tables,
+                              const uint2 *__restrict__ tiles, uint32_t n_tiles,
+                              const uint2 *spikes, uint32_t seed, int32_t *__restrict__ ring,
+                              unsigned long long ring_size, pp_ctrl *ctrl)
+{
+    extern __shared__ int32_t pp_tile_acc[];
+    uint32_t hits = 0;
+    pp_tile_phase<false>(projs, pops, sampler_tables, tiles, n_tiles, spikes, ctrl->n_spk,
+                         ctrl->step, seed, ring, ring_size, ctrl, pp_tile_acc, &hits);
+    pp_add_events(ctrl, threadIdx.x & 31u, hits);
+}

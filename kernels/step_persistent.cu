@@ -107,6 +107,8 @@ __device__ __forceinline__ void pp_neuron_resident(
 }
 
 /* ---- the step loop, for both connectivities ------------------------------------ */
+extern __shared__ int32_t pp_tile_acc[];     /* dynamic: the tile accumulator (procedural) */
+
 template <bool STORED>
 __device__ __forceinline__ void pp_persistent_body(
     const pp_pop *__restrict__ pops, const uint2 *__restrict__ blocks,
@@ -117,7 +119,10 @@ __device__ __forceinline__ void pp_persistent_body(
     uint32_t *__restrict__ rec_end, uint32_t rec_chunk_steps, const pp_proj *__restrict__ projs,
     const uint32_t *__restrict__ out_ptr, const uint32_t *__restrict__ out_idx,
     uint32_t max_out, const uint32_t *__restrict__ rowlen,
-    const double *__restrict__ sampler_tables, const unsigned long long *__restrict__ row_base,
+    const double *__restrict__ sampler_tables, const uint32_t *__restrict__ gen_out_ptr,
+    const uint32_t *__restrict__ gen_out_idx, uint32_t gen_max_out,
+    const uint2 *__restrict__ tiles, uint32_t n_tiles, uint32_t tile_min_spikes,
+    const unsigned long long *__restrict__ row_base,
     const long long *__restrict__ indptr, const uint32_t *__restrict__ targets,
     const int32_t *__restrict__ weights, const uint16_t *__restrict__ delays,
     unsigned long long ring_size, uint32_t n_steps)
@@ -126,18 +131,20 @@ __device__ __forceinline__ void pp_persistent_body(
     __shared__ float s_v[PP_NEURON_BLOCK], s_iex[PP_NEURON_BLOCK], s_iin[PP_NEURON_BLOCK];
     __shared__ int32_t s_ref[PP_NEURON_BLOCK];
     __shared__ uint32_t s_ptab[PP_POISSON_SHARED];
-    __shared__ uint32_t s_pop_idx, s_first, s_slot0;
+    __shared__ uint32_t s_pop_idx, s_first, s_slot0, s_rec0;
+    __shared__ unsigned long long s_t0, s_n_spikes;
     cg::grid_group grid = cg::this_grid();
-    const unsigned long long t0 = ctrl->step;
-    const uint32_t rec0 = ctrl->rec_steps;
     const uint32_t x = threadIdx.x;
     const bool leader = blockIdx.x == 0 && x == 0;
     const bool resident = n_blocks <= gridDim.x;               /* grid-uniform */
     const bool owner = resident && blockIdx.x < n_blocks;      /* block-uniform */
-    unsigned long long n_spikes = 0, hits64 = 0;
+    unsigned long long hits64 = 0;
     uint32_t spike_base = 0, hits = 0, i, b;
 
     if (n_steps == 0u) return;          /* uniform: no block reaches a barrier */
+    /* launch constants in shared memory: registers are what the propagation needs */
+    if (x == 0) { s_t0 = ctrl->step; s_rec0 = ctrl->rec_steps; s_n_spikes = 0; }
+    __syncthreads();
     if (owner) {
         /* what the block keeps for the launch goes to shared memory, not registers
          * (they are live across the propagation phase, which needs them all) */
@@ -146,7 +153,7 @@ __device__ __forceinline__ void pp_persistent_body(
             s_pop = pops[blk.x];
             s_pop_idx = blk.x;
             s_first = blk.y;
-            s_slot0 = (uint32_t)(t0 % (uint64_t)pops[blk.x].ring_slots);
+            s_slot0 = (uint32_t)(s_t0 % (uint64_t)pops[blk.x].ring_slots);
         }
         __syncthreads();
         const uint32_t local = blk.y + x, g = s_pop.offset + local;
@@ -157,7 +164,7 @@ __device__ __forceinline__ void pp_persistent_body(
         __syncthreads();
     }
     for (i = 0; i < n_steps; ++i) {
-        const unsigned long long t = t0 + i;
+        const unsigned long long t = s_t0 + i;
         uint32_t cum, ns;
         if (PP_PROFILE_SKIP & 2) {
             /* profiling: no neuron phase */
@@ -186,8 +193,8 @@ __device__ __forceinline__ void pp_persistent_body(
         spike_base = cum;
         if (ns > spike_cap) ns = spike_cap;   /* PP_ERR_SPIKE_LIST is already set */
         if (leader) {
-            pp_close_step(ctrl, rec_end, rec0 + i, rec_chunk_steps, t);
-            n_spikes += ns;
+            pp_close_step(ctrl, rec_end, s_rec0 + i, rec_chunk_steps, t);
+            s_n_spikes += ns;
         }
         if (PP_PROFILE_SKIP & 1) {
             /* profiling: no propagation phase */
@@ -195,6 +202,12 @@ __device__ __forceinline__ void pp_persistent_body(
             pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, spikes, ns, t,
                                   row_base, indptr, targets, weights, delays, ring, ring_size,
                                   ctrl, &hits64);
+        } else if (n_tiles && ns >= tile_min_spikes) {          /* grid-uniform */
+            pp_tile_phase<true>(projs, pops, sampler_tables, tiles, n_tiles, spikes, ns, t, seed,
+                                ring, ring_size, ctrl, pp_tile_acc, &hits);
+            pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, gen_out_ptr,
+                                            gen_out_idx, gen_max_out, spikes, ns, t, seed, ring,
+                                            ring_size, ctrl, &hits);
         } else {
             pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
                                             max_out, spikes, ns, t, seed, ring, ring_size, ctrl,
@@ -212,13 +225,19 @@ __device__ __forceinline__ void pp_persistent_body(
     } else {
         pp_add_events(ctrl, x & 31u, hits);
     }
-    if (leader) pp_finish_launch(ctrl, t0, n_steps, rec0, n_spikes);
+    if (leader) pp_finish_launch(ctrl, s_t0, n_steps, s_rec0, s_n_spikes);
 }
 
 /* pp_step_persistent_procedural -- n_steps steps with procedural connectivity.
  * Arguments: those of pp_neuron_lif_update, then n_blocks, rec_end and
  * rec_chunk_steps of pp_record_advance, then the procedural propagation's
- * tables, then n_steps (pyproc/kernels.py COOPERATIVE_KERNELS).
+ * tables, the out tables without the tiled projections, the tile table and the
+ * tile threshold, then n_steps (pyproc/kernels.py COOPERATIVE_KERNELS).  A step
+ * with at least tile_min_spikes spikes delivers the tiled projections
+ * (pairwise_bernoulli, constant delay) by shared-memory tiles (pp_tile_phase;
+ * dynamic shared memory 4 * 32 * (largest tiled seg_width + 1) bytes) and the rest
+ * per (spike, projection) on gen_out_ptr / gen_out_idx; any other step all of them
+ * per (spike, projection) on out_ptr / out_idx.
  * Launch shape  : cuLaunchCooperativeKernel (pyproc/backends/cuda.py, through
  *                 ctypes: PyCUDA has no cooperative launch), grid <= the blocks
  *                 that fit the GPU at once (cuOccupancyMaxActiveBlocksPerMultiprocessor
@@ -267,13 +286,18 @@ pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__re
                               const double *__restrict__ sampler_tables,
                               const uint32_t *__restrict__ out_ptr,
                               const uint32_t *__restrict__ out_idx, uint32_t max_out,
-                              unsigned long long ring_size, uint32_t n_steps)
+                              const uint32_t *__restrict__ gen_out_ptr,
+                              const uint32_t *__restrict__ gen_out_idx, uint32_t gen_max_out,
+                              const uint2 *__restrict__ tiles, uint32_t n_tiles,
+                              uint32_t tile_min_spikes, unsigned long long ring_size,
+                              uint32_t n_steps)
 {
     pp_persistent_body<false>(pops, blocks, pop_flags, poisson_tables, seed, V, Iex, Iin, ref, ring,
                               spikes, spike_cap, rec_ids, rec_cap, ctrl, n_blocks, rec_end,
                               rec_chunk_steps, projs, out_ptr, out_idx, max_out, rowlen,
-                              sampler_tables, nullptr, nullptr, nullptr, nullptr, nullptr,
-                              ring_size, n_steps);
+                              sampler_tables, gen_out_ptr, gen_out_idx, gen_max_out, tiles,
+                              n_tiles, tile_min_spikes, nullptr, nullptr, nullptr, nullptr,
+                              nullptr, ring_size, n_steps);
 }
 
 /* pp_step_persistent_stored -- the same with stored connectivity (device CSR as
@@ -308,5 +332,6 @@ pp_step_persistent_stored(const pp_pop *__restrict__ pops, const uint2 *__restri
     pp_persistent_body<true>(pops, blocks, pop_flags, poisson_tables, seed, V, Iex, Iin, ref, ring,
                              spikes, spike_cap, rec_ids, rec_cap, ctrl, n_blocks, rec_end,
                              rec_chunk_steps, projs, out_ptr, out_idx, max_out, nullptr, nullptr,
-                             row_base, indptr, targets, weights, delays, ring_size, n_steps);
+                             nullptr, nullptr, 0u, nullptr, 0u, 0u, row_base, indptr, targets,
+                             weights, delays, ring_size, n_steps);
 }

@@ -138,6 +138,12 @@ KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
         "sampler_tables: float64[PP_TABLES_LEN]", "out_ptr: uint32[n_pops + 1]", "out_idx: uint32[n_projs]", "max_out: uint32",
         "spikes: uint32 (population, local)[ctrl.n_spk]", "seed: uint32",
         "ring: int32[ring_size]", "ring_size: uint64", "ctrl: pp_ctrl")),
+    "pp_propagate_procedural_tiles": ("propagate_procedural.cu", "PPPPIPIPQP", (
+        "projs: pp_proj[n_projs]", "pops: pp_pop[n_pops]",
+        "sampler_tables: float64[PP_TABLES_LEN]",
+        "tiles: uint32 (projection, tile)[n_tiles]", "n_tiles: uint32",
+        "spikes: uint32 (population, local)[ctrl.n_spk]", "seed: uint32",
+        "ring: int32[ring_size]", "ring_size: uint64", "ctrl: pp_ctrl")),
     "pp_propagate_stored_spikes": ("propagate_stored.cu", "PPPPIPPPPPPPQP", (
         "projs: pp_proj[n_projs]", "pops: pp_pop[n_pops]", "out_ptr: uint32[n_pops + 1]",
         "out_idx: uint32[n_projs]", "max_out: uint32",
@@ -165,12 +171,17 @@ _CLOSE_ARGS = ("n_blocks: uint32 (entries of the block table)",
 # Kernels that need a cooperative launch (grid-wide barriers): launched through the
 # driver API (ctypes), see CooperativeKernel.  Same format characters as KERNELS.
 COOPERATIVE_KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
-    "pp_step_persistent_procedural": ("step_persistent.cu", _NEURON_FMT + "IPI" + "PPPPPI" + "QI", (
+    "pp_step_persistent_procedural": ("step_persistent.cu",
+                                      _NEURON_FMT + "IPI" + "PPPPPI" + "PPIPII" + "QI", (
         _NEURON_ARGS + _CLOSE_ARGS + (
             "projs: pp_proj[n_projs]", "rowlen: uint32[]",
             "sampler_tables: float64[PP_TABLES_LEN]", "out_ptr: uint32[n_pops + 1]",
-            "out_idx: uint32[n_projs]", "max_out: uint32", "ring_size: uint64",
-            "n_steps: uint32"))),
+            "out_idx: uint32[n_projs]", "max_out: uint32",
+            "gen_out_ptr: uint32[n_pops + 1] (without tiled projections)",
+            "gen_out_idx: uint32[]", "gen_max_out: uint32",
+            "tiles: uint32 (projection, tile)[n_tiles]", "n_tiles: uint32",
+            "tile_min_spikes: uint32 (tiles in steps with at least this many spikes)",
+            "ring_size: uint64", "n_steps: uint32"))),
     "pp_step_persistent_stored": ("step_persistent.cu", _NEURON_FMT + "IPI" + "PPPI" + "PPPPP" + "QI", (
         _NEURON_ARGS + _CLOSE_ARGS + (
             "projs: pp_proj[n_projs]", "out_ptr: uint32[n_pops + 1]", "out_idx: uint32[n_projs]",
@@ -271,9 +282,9 @@ class CooperativeKernel:
     PyCUDA has no cooperative launch, so the module is compiled by PyCUDA's nvcc driver
     (``pycuda.compiler.compile``, the options of :func:`compile_options`) and loaded and
     launched through the CUDA driver API on the current PyCUDA context (ctypes on
-    libcuda.so.1).  ``max_blocks_per_sm(block)`` is the occupancy the launch must not
-    exceed times the SM count; ``launch(grid, block, stream_handle, *args)`` takes the
-    arguments of :data:`COOPERATIVE_KERNELS`."""
+    libcuda.so.1).  ``max_blocks_per_sm(block, shared)`` is the occupancy the launch must
+    not exceed times the SM count; ``launch(grid, block, stream_handle, *args, shared=0)``
+    takes the arguments of :data:`COOPERATIVE_KERNELS`."""
 
     _FUNC_ATTRIBUTE_NUM_REGS = 4
     _CTYPES = {"P": ctypes.c_uint64, "Q": ctypes.c_uint64, "I": ctypes.c_uint32}
@@ -328,9 +339,11 @@ class CooperativeKernel:
         if rc != 0:
             raise CooperativeUnavailable(f"{what} ({self.name}): {self._error(rc)}")
 
-    def max_blocks_per_sm(self, block: int) -> int:
+    def max_blocks_per_sm(self, block: int, shared: int = 0) -> int:
+        """Blocks of ``block`` threads (``shared`` bytes of dynamic shared memory) that
+        fit one SM at once."""
         n = ctypes.c_int()
-        self._check(self._occ(ctypes.byref(n), self.function, int(block), 0),
+        self._check(self._occ(ctypes.byref(n), self.function, int(block), int(shared)),
                     "cuOccupancyMaxActiveBlocksPerMultiprocessor")
         return int(n.value)
 
@@ -342,9 +355,10 @@ class CooperativeKernel:
         params = (ctypes.c_void_p * len(vals))(*[ctypes.addressof(v) for v in vals])
         return params, vals
 
-    def launch(self, grid: int, block: int, stream_handle: int, *args) -> None:
+    def launch(self, grid: int, block: int, stream_handle: int, *args, shared: int = 0) -> None:
+        """Enqueue on the stream; ``shared``: bytes of dynamic shared memory per block."""
         params, _vals = self.pack(args)       # _vals keeps the values alive over the call
-        rc = self._launch(self.function, int(grid), 1, 1, int(block), 1, 1, 0,
+        rc = self._launch(self.function, int(grid), 1, 1, int(block), 1, 1, int(shared),
                           ctypes.c_void_p(int(stream_handle) or None), params)
         self._check(rc, "cuLaunchCooperativeKernel")
 

@@ -36,6 +36,11 @@ blocks             neuron-kernel block table: (population, first local) uint32
                    pairs, ceil(n / 256) blocks per population
 pop_flags          uint32 per population (bit 0: recorded)
 out_ptr, out_idx   outgoing projections of each population (uint32 CSR)
+tiles              procedural only: (projection, tile) uint32 pairs of the projections
+                   delivered by shared-memory tiles (tile_projections), ceil(n_seg / 32)
+                   tiles each
+gen_out_ptr,       procedural only: out_ptr / out_idx without the tiled projections
+gen_out_idx        (the per-spike work of a step that uses tiles)
 V, Iex, Iin, ref   neuron state, 4 bytes per neuron each
 ring               delay ring, int32 x ring_size
 spikes             spike list of one step: (population, local) uint32 pairs, N
@@ -70,13 +75,15 @@ from .compile import POP_DTYPE, PROJ_DTYPE, RULE_BERNOULLI, CompiledNetwork
 from .sampling import TABLES_LEN, sampler_tables
 
 __all__ = ["Plan", "plan_network", "report", "main", "device_tables", "record_capacity",
-           "synapse_bound", "NEURON_BLOCK", "MIN_ALLOC", "DEFAULT_RECORD_CHUNK_STEPS",
-           "CTRL_BYTES"]
+           "synapse_bound", "tile_projections", "NEURON_BLOCK", "MIN_ALLOC",
+           "DEFAULT_RECORD_CHUNK_STEPS", "CTRL_BYTES", "TILE_SEGMENTS", "TILE_MAX_WIDTH"]
 
 NEURON_BLOCK = 256                 # threads per neuron-kernel block (PP_NEURON_BLOCK)
 MIN_ALLOC = 8                      # smallest device allocation, bytes
 DEFAULT_RECORD_CHUNK_STEPS = 1000  # steps per drain of the record buffer
 CTRL_BYTES = 64                    # sizeof(pp_ctrl)
+TILE_SEGMENTS = 32                 # segments per shared-memory tile (one per lane)
+TILE_MAX_WIDTH = 256               # PP_TILE_MAX_WIDTH (kernels/phases.cuh)
 
 
 def _alloc(nbytes: int) -> int:
@@ -121,9 +128,32 @@ def synapse_bound(cnet: CompiledNetwork) -> np.ndarray:
     return out
 
 
+def tile_projections(cnet: CompiledNetwork) -> np.ndarray:
+    """Which projections the procedural kernels can deliver by shared-memory tiles
+    (kernels/phases.cuh pp_tile_phase): pairwise_bernoulli with a constant delay (a
+    tile adds into one ring slot) and a segment width of at most TILE_MAX_WIDTH (the
+    accumulator, 32 x (width + 1) int32, must fit shared memory).  Bool per projection."""
+    pj = cnet.projs
+    if not len(pj):
+        return np.zeros(0, bool)
+    return ((pj["rule"] == RULE_BERNOULLI) & (pj["d_kind"] == 0) & (pj["n_seg"] > 0)
+            & (pj["seg_width"] <= TILE_MAX_WIDTH))
+
+
+def _out_tables(src: np.ndarray, keep: np.ndarray, n_pops: int):
+    idx = np.flatnonzero(keep)
+    order = idx[np.argsort(src[idx], kind="stable")].astype(np.uint32)
+    counts = np.bincount(src[idx], minlength=n_pops) if idx.size else np.zeros(n_pops, np.int64)
+    ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.uint32)
+    return ptr, order, int(counts.max()) if idx.size else 0
+
+
 def device_tables(cnet: CompiledNetwork) -> Dict[str, object]:
     """Host arrays uploaded to the device (see the module docstring), plus
-    ``max_out`` (most outgoing projections of one population)."""
+    ``max_out`` (most outgoing projections of one population), ``gen_max_out`` (the
+    same without the tiled projections) and ``tile_smem_bytes`` (dynamic shared
+    memory of a block that runs tiles: 4 x 32 x (largest tiled width + 1); 0 without
+    tiles)."""
     n_pops, n_projs = cnet.n_pops, len(cnet.projs)
     sizes = cnet.pops["n"].astype(np.int64)
     nb = -(-sizes // NEURON_BLOCK)
@@ -135,9 +165,13 @@ def device_tables(cnet: CompiledNetwork) -> Dict[str, object]:
         blocks[b:b + m, 1] = np.arange(m, dtype=np.uint32) * NEURON_BLOCK
         b += m
     src = cnet.projs["src_pop"].astype(np.int64)
-    out_idx = np.argsort(src, kind="stable").astype(np.uint32)
-    counts = np.bincount(src, minlength=n_pops) if n_projs else np.zeros(n_pops, np.int64)
-    out_ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.uint32)
+    out_ptr, out_idx, max_out = _out_tables(src, np.ones(n_projs, bool), n_pops)
+    tiled = tile_projections(cnet)
+    gen_ptr, gen_idx, gen_max = _out_tables(src, ~tiled, n_pops)
+    tiles = [(k, j) for k in np.flatnonzero(tiled)
+             for j in range(-(-int(cnet.projs["n_seg"][k]) // TILE_SEGMENTS))]
+    tiles = np.array(tiles, np.uint32).reshape(-1, 2)
+    wmax = int(cnet.projs["seg_width"][tiled].max()) if tiled.any() else 0
     row_base = np.concatenate(([0], np.cumsum(cnet.projs["n_pre"].astype(np.int64)))
                               ).astype(np.uint64)
     return {
@@ -151,7 +185,12 @@ def device_tables(cnet: CompiledNetwork) -> Dict[str, object]:
         "out_ptr": out_ptr,
         "out_idx": out_idx,
         "row_base": row_base,
-        "max_out": int(counts.max()) if n_projs else 0,
+        "max_out": max_out,
+        "tiles": tiles,
+        "gen_out_ptr": gen_ptr,
+        "gen_out_idx": gen_idx,
+        "gen_max_out": gen_max,
+        "tile_smem_bytes": 4 * TILE_SEGMENTS * (wmax + 1) if tiles.size else 0,
     }
 
 
@@ -231,6 +270,14 @@ def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
         ("ctrl", CTRL_BYTES),
     ]
     notes = []
+    if connectivity == "procedural":
+        tiled = tile_projections(cnet)
+        n_tiles = int((-(-cnet.projs["n_seg"][tiled].astype(np.int64) // TILE_SEGMENTS)).sum())
+        raw += [("tiles", 8 * n_tiles), ("gen_out_ptr", 4 * (n_pops + 1)),
+                ("gen_out_idx", 4 * int((~tiled).sum()))]
+        if n_tiles:
+            notes.append(f"{int(tiled.sum())} projection(s) in {n_tiles:,d} shared-memory tiles "
+                         "(pairwise_bernoulli, constant delay)")
     if connectivity == "stored":
         raw += [("csr_row_base", 8 * (n_projs + 1)), ("csr_indptr", 8 * (n_rows + 1)),
                 ("csr_targets", 4 * S), ("csr_weights", 4 * S), ("csr_delays", 2 * S)]

@@ -191,6 +191,29 @@ class Emulator:
             _, tgt, w, d = rows(cn, k, [pre])
             self._deliver(a[1], a[9], a[10], t, pj, tgt, w, d, c)
 
+    def pp_propagate_procedural_tiles(self, grid, a):
+        # projs, pops, sampler_tables, tiles, n_tiles, spikes, seed, ring, ring_size, ctrl:
+        # every spike's whole row of every tiled projection it is the source of (the tile
+        # table must cover each tiled projection's segments exactly once)
+        self._check_tables(a[2])
+        c = self.ctrl(a[9])[0]
+        t, ns = int(c["step"]), int(c["n_spk"])
+        tiles = self.mem.arr(a[3], np.uint32, 2 * a[4]).reshape(-1, 2)
+        ks = sorted(set(int(k) for k in tiles[:, 0]))
+        projs = self.mem.arr(a[0], PROJ_DTYPE, max(ks) + 1 if ks else 0)
+        for k in ks:
+            pj = projs[k]
+            assert pj["rule"] == 1 and pj["d_kind"] == 0 and pj["seg_width"] <= 256
+            got = sorted(int(j) for j in tiles[tiles[:, 0] == k, 1])
+            assert got == list(range(-(-int(pj["n_seg"]) // 32))), "tile table incomplete"
+        spikes = self.mem.arr(a[5], np.uint32, 2 * ns).reshape(-1, 2)
+        for pop, pre in spikes:
+            for k in ks:
+                if int(projs[k]["src_pop"]) == int(pop):
+                    cn, pj = self._cnet(a[0], k, a[0], a[6])   # no rowlen: bernoulli only
+                    _, tgt, w, d = rows(cn, k, [int(pre)])
+                    self._deliver(a[1], a[7], a[8], t, pj, tgt, w, d, c)
+
     def pp_propagate_stored_spikes(self, grid, a):
         m = self.mem
         c = self.ctrl(a[13])[0]
@@ -309,7 +332,14 @@ class FakeDriver:
             def synchronize(self):
                 pass
 
-        self.Context, self.Device, self.Stream = Context, Device, Stream
+        class Event:
+            def record(self, stream=None):
+                self.at = drv.launches
+
+            def time_since(self, other):
+                return 0.5 * (self.at - other.at)       # ms: 0.5 per launch, arbitrary
+
+        self.Context, self.Device, self.Stream, self.Event = Context, Device, Stream, Event
         self.made = []
 
     def init(self):
@@ -351,8 +381,9 @@ class FakeFunction:
         self.fmt = fmt
         return self
 
-    def prepared_async_call(self, grid, block, stream, *args):
+    def prepared_async_call(self, grid, block, stream, *args, shared_size=0):
         assert self.fmt is not None
+        assert shared_size == 0 or self.name == "pp_propagate_procedural_tiles"
         self.drv.launch(self.name, self.fmt, grid, block, args)
 
 
@@ -396,11 +427,12 @@ class _FakeCoopKernel(K.CooperativeKernel):
         self.fmt = K.COOPERATIVE_KERNELS[name][1]
         self.num_regs = 78
 
-    def max_blocks_per_sm(self, block):
-        assert block == 256
+    def max_blocks_per_sm(self, block, shared=0):
+        assert block == 256 and 0 <= shared <= 4 * 32 * 257
+        self.owner.shared_asked = shared
         return 3
 
-    def launch(self, grid, block, stream_handle, *args):
+    def launch(self, grid, block, stream_handle, *args, shared=0):
         drv = self.owner.drv
         assert drv.stack, "launch without a current context"
         assert grid == 4 * 3 * 1 or grid % 4 == 0    # SMs x blocks per SM
@@ -413,10 +445,16 @@ class _FakeCoopKernel(K.CooperativeKernel):
         self.owner.launches += 1
         emu = drv.emu
         neuron, (n_blocks, rec_end, rec_chunk) = a[:15], a[15:18]
+        tiled = None
         if self.name.endswith("procedural"):
-            projs, rowlen, tab, out_ptr, out_idx, max_out, ring_size, n = a[18:]
+            (projs, rowlen, tab, out_ptr, out_idx, max_out, gptr, gidx, gmax, tiles, n_tiles,
+             tmin, ring_size, n) = a[18:]
             prop = [projs, a[0], rowlen, tab, out_ptr, out_idx, max_out, a[10], a[4], a[9],
                     ring_size, a[14]]
+            gen = [projs, a[0], rowlen, tab, gptr, gidx, gmax, a[10], a[4], a[9], ring_size,
+                   a[14]]
+            tiled = [projs, a[0], tab, tiles, n_tiles, a[10], a[4], a[9], ring_size, a[14]]
+            assert (shared > 0) == (n_tiles > 0) and shared == self.owner.shared_asked
             step = emu.pp_propagate_procedural_spikes
         else:
             projs, out_ptr, out_idx, max_out, rb, ip, tg, w, d, ring_size, n = a[18:]
@@ -426,7 +464,13 @@ class _FakeCoopKernel(K.CooperativeKernel):
         assert emu.ctrl(a[14])[0]["n_spk"] == 0, "persistent launch with a non-empty spike list"
         for _ in range(n):
             emu.pp_neuron_lif_update(n_blocks, neuron)
-            step(grid, prop)
+            ns = int(emu.ctrl(a[14])[0]["n_spk"])
+            if tiled is not None and n_tiles and ns >= tmin:
+                self.owner.tile_steps += 1
+                emu.pp_propagate_procedural_tiles(grid, tiled)
+                step(grid, gen)
+            else:
+                step(grid, prop)
             emu.pp_record_advance(1, [a[14], rec_end, rec_chunk])
 
 
@@ -436,6 +480,7 @@ class FakeCooperative:
 
     def __init__(self, drv, fail=None):
         self.drv, self.fail, self.launches = drv, fail, 0
+        self.tile_steps, self.shared_asked, self.tile_smem = 0, None, 0
 
     def __call__(self, name):
         assert name in K.COOPERATIVE_KERNELS

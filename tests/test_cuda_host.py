@@ -263,3 +263,39 @@ def test_refuses_input_beyond_int32_before_allocating(fake):
     with pytest.raises(OverflowDetected, match="population 'B'"):
         CU.CUDASimulator(cnet, "procedural")
     assert fake.made == [] and fake.mem.live == 0
+
+
+@pytest.mark.parametrize("tiles", [True, False])
+def test_persistent_tiles_same_spikes(fake, tiles):
+    """With tile_min_spikes=1 every step with a spike delivers the tiled projections (C->A
+    here) by tiles and the rest on the out tables without them: same spikes as the CPU.
+    bernoulli_tiles=False: no tile table, no dynamic shared memory."""
+    cnet = _mixed()
+    _, want = _cpu(cnet, 150)
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=50, graph_steps=25,
+                          tile_min_spikes=1, bernoulli_tiles=tiles) as sim:
+        rec = []
+        sim.run_steps(150, rec)
+        assert sim.loop_mode == "persistent" and _by_step(rec) == want
+        assert sim.n_tiles == (1 if tiles else 0)
+        assert (fake.coop.tile_steps > 20) == tiles
+        assert fake.coop.shared_asked == (4 * 32 * 33 if tiles else 0)   # width 32 (p = 0.5)
+    with pytest.raises(ValueError, match="tile_min_spikes"):
+        CU.CUDASimulator(cnet, "procedural", tile_min_spikes=0)
+
+
+def test_time_propagation_tiles_equal_per_spike(fake):
+    """The propagation benchmark with tiles (tile kernel + per-spike kernel without the tiled
+    projections) leaves the same ring and counts the same events as the per-spike kernel."""
+    cnet = _mixed()
+    spikes = np.array([[0, i] for i in range(0, 300, 7)] + [[2, i] for i in range(40)],
+                      np.uint32)
+    rings, events = [], []
+    for tiles in (True, False):
+        with CU.CUDASimulator(cnet, "procedural") as sim:
+            sec, ev = sim.time_propagation(spikes, repeats=2, tiles=tiles)
+            assert sim.last_propagation_tiles == tiles and ev > 0
+            ring = fake.mem.arr(sim._state.buffers["ring"], np.int32, cnet.ring_size).copy()
+            rings.append(ring)
+            events.append(ev)
+    assert events[0] == events[1] and np.array_equal(rings[0], rings[1]) and rings[0].any()

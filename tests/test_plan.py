@@ -58,8 +58,11 @@ def test_buffers_exact():
         "rec_end": 4 * C,
         "ctrl": 64,
     }
-    assert pl.buffers == want
-    assert pl.total == sum(want.values())
+    # procedural only: B->A (pairwise_bernoulli 0.2, constant delay) goes by tiles:
+    # segment width 64 (the power of two >= 8 / 0.2), 300 / 64 -> 5 segments = 1 tile
+    tiles = {"tiles": 8 * 1, "gen_out_ptr": 4 * 4, "gen_out_idx": 4 * 3}
+    assert pl.buffers == {**want, **tiles}
+    assert pl.total == sum(want.values()) + sum(tiles.values())
     # stored: CSR sized exactly for the fixed rules and the decoder, + 10 sd for bernoulli
     pairs = 100 * 300
     bern = math.ceil(0.2 * pairs + 10 * math.sqrt(pairs * 0.2 * 0.8))
@@ -71,7 +74,7 @@ def test_buffers_exact():
     extra = {"csr_row_base": 8 * 5, "csr_indptr": 8 * (rows + 1), "csr_targets": 4 * S,
              "csr_weights": 4 * S, "csr_delays": 2 * S}
     assert st.buffers == {**want, **extra}
-    assert st.total == pl.total + sum(extra.values())
+    assert st.total == pl.total - sum(tiles.values()) + sum(extra.values())
     assert (pl.n_pops, pl.n_neurons, pl.n_projs, pl.n_rows) == (3, N, 4, rows)
     assert pl.record_chunk_steps == C and pl.record_capacity == rec
 
@@ -115,6 +118,33 @@ def test_device_tables():
     assert t["row_base"].tolist() == [0, 300, 400, 700, 1000]
     assert t["pops"].tobytes() == cnet.pops.tobytes()
     assert t["pop_flags"].tolist() == [1, 1, 0]
+    # tiles: B->A only (bernoulli, constant delay, width 64 <= 256): one tile of 5 segments
+    assert t["tiles"].tolist() == [[1, 0]] and t["tile_smem_bytes"] == 4 * 32 * 65
+    assert t["gen_out_ptr"].tolist() == [0, 3, 3, 3] and t["gen_max_out"] == 3
+    assert sorted(t["gen_out_idx"].tolist()) == [0, 2, 3]
+
+
+def test_tile_projections():
+    """Tiles take pairwise_bernoulli with a constant delay and a segment width <= 256
+    (p >= 1/32); a distributed delay, a wider segment or another rule stays per spike."""
+    from pyproc.plan import tile_projections
+    net = pp.Network(dt=0.1, seed=3)
+    net.add_population("A", 5000)
+    net.add_population("B", 300)
+    net.connect("A", "B", pp.pairwise_bernoulli(0.1), weight=1.0, delay=1.0)       # 128: yes
+    net.connect("A", "A", pp.pairwise_bernoulli(0.05), weight=1.0, delay=1.0)      # 256: yes
+    net.connect("B", "A", pp.pairwise_bernoulli(0.02), weight=1.0, delay=1.0)      # 512: no
+    net.connect("B", "B", pp.pairwise_bernoulli(0.5), weight=1.0,
+                delay=pp.normal(1.0, 0.2))                                         # no
+    net.connect("B", "A", pp.fixed_total_number(100), weight=1.0, delay=1.0, name="B->A fixed")
+    cnet = pp.compile_network(net)
+    assert cnet.projs["seg_width"][:3].tolist() == [128, 256, 512]
+    assert tile_projections(cnet).tolist() == [True, True, False, False, False]
+    t = device_tables(cnet)
+    # A->B: 300 / 128 -> 3 segments, 1 tile; A->A: 5000 / 256 -> 20 segments, 1 tile
+    assert t["tiles"].tolist() == [[0, 0], [1, 0]]
+    assert t["tile_smem_bytes"] == 4 * 32 * 257
+    assert plan_network(cnet).buffers["tiles"] == 16
 
 
 def test_report_and_main(capsys):

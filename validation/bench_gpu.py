@@ -121,24 +121,30 @@ def main(argv=None):
                            np.where(pick >= n_e, pick - n_e, pick).astype(np.uint32)], axis=1)
         res["whole"], res["propagation"] = [], []
         for conn in ("procedural", "stored"):
-            # the graph loop first, for comparison; the default (persistent) last, kept
-            g, out = whole_sim(cnet, conn, ctx, warm, steps, persistent=False)
-            g.close()
-            res.setdefault("whole_graph", []).append(out)
-            print(f"(a) {conn} {out['loop_mode']}: {out['wall_per_model_s']:.3f} s/model s, "
-                  f"{out['events_per_s']:.3g} events/s", flush=True)
+            # other loops first, for comparison; the default (persistent, tiles) last, kept
+            others = [{"persistent": False}]
+            if conn == "procedural":
+                others.append({"bernoulli_tiles": False})
+            for opt in others:
+                g, out = whole_sim(cnet, conn, ctx, warm, steps, **opt)
+                g.close()
+                res.setdefault("whole_graph", []).append(out)
+                print(f"(a) {conn} {out['loop_mode']} {opt}: {out['wall_per_model_s']:.3f} "
+                      f"s/model s, {out['events_per_s']:.3g} events/s", flush=True)
             sim, out = whole_sim(cnet, conn, ctx, warm, steps)
             res["whole"].append(out)
             print(f"(a) {conn}: {out['wall_per_model_s']:.3f} s/model s, "
                   f"{out['events_per_s']:.3g} events/s, rate {out['rate_hz']:.1f} Hz, "
                   f"set-up {out['setup_s']:.2f} s ({out['loop_mode']}, grid "
                   f"{out['persistent_grid']})", flush=True)
-            sec, ev = sim.time_propagation(spikes, repeats=20)
-            res["propagation"].append({"connectivity": conn, "spikes": int(len(spikes)),
-                                       "s_per_launch": sec, "events_per_launch": ev,
-                                       "events_per_s": ev / sec})
-            print(f"(b) {conn}: {len(spikes)} spikes, {ev} events in {sec * 1e3:.3f} ms "
-                  f"= {ev / sec:.3g} events/s", flush=True)
+            for tiles in ((False, True) if conn == "procedural" else (False,)):
+                sec, ev = sim.time_propagation(spikes, repeats=20, tiles=tiles)
+                key = conn + (" tiles" if tiles else "")
+                res["propagation"].append({"connectivity": key, "spikes": int(len(spikes)),
+                                           "s_per_launch": sec, "events_per_launch": ev,
+                                           "events_per_s": ev / sec})
+                print(f"(b) {key}: {len(spikes)} spikes, {ev} events in {sec * 1e3:.3f} ms "
+                      f"= {ev / sec:.3g} events/s", flush=True)
             sim.close()
             del sim
 
@@ -195,9 +201,14 @@ def table(res) -> str:
     row("(a) 1e5 balanced: events/s", lambda o: f"{o['events_per_s']:.3g}", w, ">=1e11")
     row("(a) firing rate (Hz)", lambda o: f"{o['rate_hz']:.2f}", w, "")
     row("(b) propagation alone: events/s", lambda o: f"{o['events_per_s']:.3g}", p, ">=1.5e11")
+    if "procedural tiles" in p:
+        lines.append(f"{'(b) procedural with tiles: events/s':<44} "
+                     f"{p['procedural tiles']['events_per_s']:>14.3g}")
     row("(d) set-up s (1e5 network)", lambda o: f"{o['setup_s']:.2f}", w, "")
     for o in res.get("whole_graph", []):
-        lines.append(f"{'(a) graph loop, ' + o['connectivity'] + ': s per model s / ev/s':<44} "
+        what = o["loop_mode"] + ("" if o.get("options", {}).get("bernoulli_tiles", True)
+                                 else " no tiles")
+        lines.append(f"{'(a) ' + what + ', ' + o['connectivity'][:4] + ': s/model s, ev/s':<44} "
                      f"{o['wall_per_model_s']:>14.3f} {o['events_per_s']:>14.3g}")
     for o in res.get("overhead", []):
         what = o["loop_mode"] + (f" grid {o['persistent_grid']}" if o.get("persistent_grid") else "")

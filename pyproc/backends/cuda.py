@@ -32,7 +32,9 @@ default 0), ``context`` (an existing PyCUDA context to use instead of making
 one), ``record_chunk_steps`` (1000), ``graph_steps`` (100: steps per graph or
 persistent launch), ``persistent`` (True), ``persistent_blocks_per_sm`` (blocks of
 the persistent grid per SM; default: as many as fit), ``use_graph`` (True),
-``debug`` (False), ``csr_build`` ("device" or "host": stored CSR
+``debug`` (False), ``bernoulli_tiles`` (True: the persistent kernel delivers
+pairwise_bernoulli projections with a constant delay by shared-memory tiles in steps
+with at least ``tile_min_spikes`` (64) spikes, see kernels/phases.cuh pp_tile_phase), ``csr_build`` ("device" or "host": stored CSR
 generated on the GPU, or materialised by the NumPy twin and uploaded),
 ``prop_blocks`` (grid of the propagation kernel; default from occupancy).
 """
@@ -233,7 +235,8 @@ class CUDASimulator:
                  device: int = 0, context=None, record_chunk_steps: int = 1000,
                  graph_steps: int = 100, use_graph: bool = True, debug: bool = False,
                  csr_build: str = "device", prop_blocks: Optional[int] = None,
-                 persistent: bool = True, persistent_blocks_per_sm: Optional[int] = None):
+                 persistent: bool = True, persistent_blocks_per_sm: Optional[int] = None,
+                 bernoulli_tiles: bool = True, tile_min_spikes: int = 64):
         t0 = time.perf_counter()
         if connectivity not in ("stored", "procedural"):
             raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
@@ -243,6 +246,8 @@ class CUDASimulator:
             raise ValueError("record_chunk_steps and graph_steps must be >= 1")
         if persistent_blocks_per_sm is not None and int(persistent_blocks_per_sm) < 1:
             raise ValueError("persistent_blocks_per_sm must be >= 1 (or None: as many as fit)")
+        if not 1 <= int(tile_min_spikes) < 2 ** 32:
+            raise ValueError(f"tile_min_spikes must be in [1, 2^32), got {tile_min_spikes!r}")
         check_input_range(cnet)          # int32 ring: refuse before anything runs
         drv, _ = import_pycuda()
         self._drv = drv
@@ -255,6 +260,9 @@ class CUDASimulator:
         self.n_events = 0
         self.n_spikes_total = 0
         self.n_synapses_stored = 0
+        self.n_tiles = 0
+        self._tile_smem = 0
+        self.last_propagation_tiles = False
         self._use_graph = bool(use_graph)
         self.loop_mode = ("debug" if debug else "persistent" if persistent
                           else "graph" if use_graph else "launch")
@@ -262,6 +270,8 @@ class CUDASimulator:
         self.persistent_error: Optional[str] = None
         self.persistent_grid = 0
         self._persistent_bps = persistent_blocks_per_sm
+        self._tiles_on = bool(bernoulli_tiles) and connectivity == "procedural"
+        self.tile_min_spikes = int(tile_min_spikes)
         self._state = _DeviceState(drv)
         self._finalizer = weakref.finalize(self, self._state.release)
         self._acquire_context(drv, device, context)
@@ -348,6 +358,8 @@ class CUDASimulator:
         prop = ("pp_propagate_procedural_spikes" if self.connectivity == "procedural"
                 else "pp_propagate_stored_spikes")
         names = ["pp_neuron_lif_update", prop, "pp_record_advance"]
+        if self.connectivity == "procedural":
+            names.append("pp_propagate_procedural_tiles")
         if self.connectivity == "stored" and csr_build == "device":
             names += ["pp_build_csr_count", "pp_build_csr_fill"]
         self._k = get_kernels(names)
@@ -369,6 +381,11 @@ class CUDASimulator:
         for name in ("pops", "projs", "rowlen", "sampler_tables", "poisson_tables", "blocks",
                      "pop_flags", "out_ptr", "out_idx"):
             self._upload(name, tabs[name])
+        if self.connectivity == "procedural":
+            for name in ("tiles", "gen_out_ptr", "gen_out_idx"):
+                self._upload(name, tabs[name])
+        self.n_tiles = int(tabs["tiles"].shape[0]) if self._tiles_on else 0
+        self._tile_smem = int(tabs["tile_smem_bytes"]) if self.n_tiles else 0
         self._upload("V", cnet.v0.astype(np.float32))
         for name in ("Iex", "Iin", "ref", "ring", "rec_end"):
             drv.memset_d8(buf[name], 0, plan.buffers[name])
@@ -406,7 +423,17 @@ class CUDASimulator:
         close = (np.uint32(self._n_blocks), P("rec_end"), np.uint32(self.record_chunk_steps))
         if self.connectivity == "procedural":
             tail = (P("projs"), P("rowlen"), P("sampler_tables"), P("out_ptr"), P("out_idx"),
-                    max_out, np.uint64(cnet.ring_size))
+                    max_out, P("gen_out_ptr"), P("gen_out_idx"), np.uint32(tabs["gen_max_out"]),
+                    P("tiles"), np.uint32(self.n_tiles), np.uint32(self.tile_min_spikes),
+                    np.uint64(cnet.ring_size))
+            self._args_prop_gen = (P("projs"), P("pops"), P("rowlen"), P("sampler_tables"),
+                                   P("gen_out_ptr"), P("gen_out_idx"),
+                                   np.uint32(tabs["gen_max_out"]), P("spikes"),
+                                   np.uint32(cnet.seed), P("ring"), np.uint64(cnet.ring_size),
+                                   P("ctrl"))
+            self._args_tiles = (P("projs"), P("pops"), P("sampler_tables"), P("tiles"),
+                                np.uint32(self.n_tiles), P("spikes"), np.uint32(cnet.seed),
+                                P("ring"), np.uint64(cnet.ring_size), P("ctrl"))
         else:
             tail = (P("projs"), P("out_ptr"), P("out_idx"), max_out, P("csr_row_base"),
                     P("csr_indptr"), P("csr_targets"), P("csr_weights"), P("csr_delays"),
@@ -432,10 +459,11 @@ class CUDASimulator:
             raise CooperativeUnavailable(f"{self.device_name} does not support cooperative "
                                          "launches")
         k = get_cooperative_kernel("pp_step_persistent_" + self.connectivity)
-        occ = k.max_blocks_per_sm(NEURON_BLOCK)
+        occ = k.max_blocks_per_sm(NEURON_BLOCK, self._tile_smem)
         if occ < 1:
             raise CooperativeUnavailable(f"{k.name}: no block of {NEURON_BLOCK} threads fits "
-                                         f"an SM ({k.num_regs} registers)")
+                                         f"an SM ({k.num_regs} registers, {self._tile_smem} "
+                                         "bytes of dynamic shared memory)")
         per_sm = occ if self._persistent_bps is None else min(int(self._persistent_bps), occ)
         self._persist = k
         self.persistent_grid = int(self.n_sm) * per_sm
@@ -577,7 +605,7 @@ class CUDASimulator:
         if self.loop_mode == "persistent":
             try:
                 self._persist.launch(self.persistent_grid, NEURON_BLOCK, self._stream.handle,
-                                     *self._args_persist, np.uint32(m))
+                                     *self._args_persist, np.uint32(m), shared=self._tile_smem)
             except CooperativeUnavailable as e:       # refused: nothing was enqueued
                 self._fall_back_persistent(str(e))
             else:
@@ -694,9 +722,13 @@ class CUDASimulator:
         self._chunk_step0 = end
 
     # -- benchmarks -----------------------------------------------------------
-    def time_propagation(self, spikes: np.ndarray, repeats: int = 20) -> Tuple[float, int]:
-        """Time the propagation kernel alone on a given spike list ((population, local)
-        uint32 pairs) at the current step; returns (seconds per launch, events per launch).
+    def time_propagation(self, spikes: np.ndarray, repeats: int = 20,
+                         tiles: Optional[bool] = None) -> Tuple[float, int]:
+        """Time the propagation alone on a given spike list ((population, local) uint32
+        pairs) at the current step; returns (seconds per propagation, events per
+        propagation).  Procedural: with ``tiles`` (default: what the persistent kernel
+        would do with that many spikes) the tile kernel for the tiled projections
+        followed by the per-spike kernel for the others, else the per-spike kernel for all.
         For benchmarks: the ring is changed, so the simulation state is spoiled (the
         simulator refuses run_steps afterwards)."""
         drv, buf = self._drv, self._state.buffers
@@ -711,13 +743,24 @@ class CUDASimulator:
             drv.memcpy_htod(int(buf["ctrl"]) + CTRL_DTYPE.fields["n_spk"][1],
                             np.array([spikes.shape[0]], np.uint32))
             k = self._k[self._prop_name]
+            if tiles is None:
+                tiles = bool(self.n_tiles) and spikes.shape[0] >= self.tile_min_spikes
+            tiles = bool(tiles) and self.connectivity == "procedural" and self.n_tiles > 0
+            self.last_propagation_tiles = tiles
+            g, b = (self._prop_grid, 1), (256, 1, 1)
+
+            def once():
+                if tiles:
+                    self._k["pp_propagate_procedural_tiles"].prepared_async_call(
+                        g, b, self._stream, *self._args_tiles, shared_size=self._tile_smem)
+                    k.prepared_async_call(g, b, self._stream, *self._args_prop_gen)
+                else:
+                    k.prepared_async_call(g, b, self._stream, *self._args_prop)
             start, stop = drv.Event(), drv.Event()
-            k.prepared_async_call((self._prop_grid, 1), (256, 1, 1), self._stream,
-                                  *self._args_prop)          # warm-up
+            once()                                            # warm-up
             start.record(self._stream)
             for _ in range(repeats):
-                k.prepared_async_call((self._prop_grid, 1), (256, 1, 1), self._stream,
-                                      *self._args_prop)
+                once()
             stop.record(self._stream)
             self._sync(self._prop_name, self.step, self.step + 1)
             sec = stop.time_since(start) * 1e-3 / repeats
