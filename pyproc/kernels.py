@@ -25,7 +25,7 @@ into a delay ring; here two spikes of the balanced network::
         cnet = pyproc.compile_network(balanced(2000))
         tab = device_tables(cnet)   # host tables: projs, pops, rowlen, sampler_tables, ...
         gpu = {k: drv.to_device(v if v.size else np.zeros(1, v.dtype))  # no 0-byte allocs
-               for k, v in tab.items() if k != "max_out"}
+               for k, v in tab.items() if isinstance(v, np.ndarray)}
         spikes = np.array([[0, 5], [1, 7]], np.uint32)   # (population, local index)
         ctrl = np.zeros(1, kernels.CTRL_DTYPE)
         ctrl["n_spk"] = len(spikes)                       # at step 0

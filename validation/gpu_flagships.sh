@@ -4,13 +4,16 @@
 #   bash validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON
 #
 # Stages (each with its own time limit; results packed into OUTDIR/all.tgz after each):
-#   1. GPU-marked tests of the CUDA backend (identical spikes vs the CPU reference);
-#      the script stops (exit 1) if they fail; SKIP_TESTS=1 leaves them out;
-#   2. the full multi-area model, ground state, 1.5 s (rates after 0.5 s), set-up time,
+#   1. GPU-marked tests: tests/test_cuda.py (identical spikes vs the CPU reference; the
+#      script stops (exit 1) if they fail), then those of test_robustness.py and
+#      test_cli.py; SKIP_TESTS=1 leaves them out;
+#   2. the CUDA benchmark (validation/bench_gpu.py);
+#   3. timing variants of the persistent kernel (validation/profile_persistent.py;
+#      SKIP_PROFILE=1 leaves it out);
+#   4. the full multi-area model, ground state, 1.5 s (rates after 0.5 s), set-up time,
 #      wall time per model second and device memory (validation/mam_gpu.py);
-#   3. the full-scale microcircuit, 10.5 s, procedural vs stored on the card, two seeds,
-#      activity part of the validation suite (pyproc validate);
-#   4. the CUDA benchmark (validation/bench_gpu.py).
+#   5. the full-scale microcircuit, 10.5 s, procedural vs stored on the card, two seeds,
+#      activity part of the validation suite (pyproc validate).
 set -u
 OUT=${1:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
 MAM=${2:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
@@ -28,23 +31,35 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 
 if [ -z "${SKIP_TESTS:-}" ]; then
   echo "== 1 GPU tests"
-  timeout 60 python3 -m pytest -q -x -m gpu -rs tests/test_cuda.py > "$W/pytest_gpu.log" 2>&1
+  timeout 120 python3 -m pytest -q -x -m gpu -rs --durations=12 tests/test_cuda.py \
+    > "$W/pytest_gpu.log" 2>&1
   rc=$?; echo "rc=$rc"; tail -3 "$W/pytest_gpu.log"; pack
   # a tree whose kernels fail the exactness tests is not measured further
-  [ "$rc" = 0 ] || exit 1
+  [ "$rc" = 0 ] || { grep -E "^(FAILED|ERROR)|Error" "$W/pytest_gpu.log" | head -20; exit 1; }
+  timeout 90 python3 -m pytest -q -m gpu -rs tests/test_robustness.py tests/test_cli.py \
+    > "$W/pytest_gpu_other.log" 2>&1
+  echo "rc=$?"; tail -3 "$W/pytest_gpu_other.log"; grep -E "^(FAILED|ERROR)" "$W/pytest_gpu_other.log"
+  pack
 fi
 
-echo "== 2 multi-area model, full scale, ground state"
+echo "== 2 benchmark"
+timeout 150 python3 validation/bench_gpu.py --out "$W/bench_gpu.json" > "$W/bench.log" 2>&1
+echo "rc=$?"; [ -s "$W/bench_gpu.json" ] && python3 validation/bench_gpu.py --table "$W/bench_gpu.json"
+pack
+
+if [ -z "${SKIP_PROFILE:-}" ]; then
+  echo "== 3 persistent-kernel profile (timing variants)"
+  timeout 60 python3 validation/profile_persistent.py --steps 2000 --out "$W/persistent.json" \
+    > "$W/persistent.txt" 2>&1
+  echo "rc=$?"; cat "$W/persistent.txt"; pack
+fi
+
+echo "== 4 multi-area model, full scale, ground state"
 timeout 90 python3 validation/mam_gpu.py --structure "$MAM" --state ground --duration 1500 \
   --discard 500 --out "$W/mam" > "$W/mam.log" 2>&1
-echo "rc=$?"; grep -E "set-up|1500.0 ms|Set-up|populations" "$W/mam.log" | tail -4; pack
+echo "rc=$?"; grep -E "set-up|1500.0 ms|Set-up|populations|loop" "$W/mam.log" | tail -5; pack
 
-echo "== 3 microcircuit, full scale, 10.5 s, procedural vs stored on the GPU"
+echo "== 5 microcircuit, full scale, 10.5 s, procedural vs stored on the GPU"
 timeout 80 python3 -m pyproc validate microcircuit --scale 1 --duration 10500 --backend cuda \
   --reference-backend cuda --seeds 2 --skip-connectivity --out "$W/mc" > "$W/mc.log" 2>&1
 echo "rc=$?"; tail -12 "$W/mc.log"; pack
-
-echo "== 4 benchmark"
-timeout 30 python3 validation/bench_gpu.py --out "$W/bench_gpu.json" > "$W/bench.log" 2>&1
-echo "rc=$?"; [ -s "$W/bench_gpu.json" ] && python3 validation/bench_gpu.py --table "$W/bench_gpu.json"
-pack
