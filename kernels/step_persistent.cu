@@ -21,6 +21,18 @@ namespace cg = cooperative_groups;
 #define PP_PROFILE_SKIP 0
 #endif
 
+/* PP_PROFILE_TIMING=1 (profiling builds only): block 0, thread 0 sums SM clock
+ * cycles of every step's two halves into pp_phase_cycles (read by the host through
+ * cuModuleGetGlobal): [0] step start -> barrier A passed (its own neuron work, then
+ * waiting for the slowest block's), [1] barrier A -> barrier B passed (propagation,
+ * the same way), [2] its own neuron work alone, [3] steps timed. */
+#ifndef PP_PROFILE_TIMING
+#define PP_PROFILE_TIMING 0
+#endif
+#if PP_PROFILE_TIMING
+__device__ unsigned long long pp_phase_cycles[4];
+#endif
+
 /* Block 0, thread 0, after barrier A of step i: close the step in the record
  * buffer.  The counters were last changed before the barrier (atomics in L2). */
 __device__ __forceinline__ void pp_close_step(pp_ctrl *ctrl, uint32_t *rec_end, uint32_t rec_k,
@@ -163,9 +175,15 @@ __device__ __forceinline__ void pp_persistent_body(
                 s_ptab[b] = poisson_tables[s_pop.poisson_offset + b];
         __syncthreads();
     }
+#if PP_PROFILE_TIMING
+    long long c0 = 0, c1 = 0, c2 = 0;
+#endif
     for (i = 0; i < n_steps; ++i) {
         const unsigned long long t = s_t0 + i;
         uint32_t cum, ns;
+#if PP_PROFILE_TIMING
+        if (leader) c0 = clock64();
+#endif
         if (PP_PROFILE_SKIP & 2) {
             /* profiling: no neuron phase */
         } else if (resident) {
@@ -187,7 +205,17 @@ __device__ __forceinline__ void pp_persistent_body(
                                 ref, ring, spikes, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
                                 t);
         }
+#if PP_PROFILE_TIMING
+        if (leader) c1 = clock64();
+#endif
         grid.sync();                                             /* barrier A */
+#if PP_PROFILE_TIMING
+        if (leader) {
+            c2 = clock64();
+            pp_phase_cycles[0] += (unsigned long long)(c2 - c0);
+            pp_phase_cycles[2] += (unsigned long long)(c1 - c0);
+        }
+#endif
         cum = __ldcg(&ctrl->n_spk);
         ns = cum - spike_base;
         spike_base = cum;
@@ -214,6 +242,12 @@ __device__ __forceinline__ void pp_persistent_body(
                                             &hits);
         }
         grid.sync();                                             /* barrier B */
+#if PP_PROFILE_TIMING
+        if (leader) {
+            pp_phase_cycles[1] += (unsigned long long)(clock64() - c2);
+            pp_phase_cycles[3] += 1ull;
+        }
+#endif
     }
     if (owner && s_first + x < s_pop.n) {
         const uint32_t g = s_pop.offset + s_first + x;

@@ -317,6 +317,7 @@ class CooperativeKernel:
         self._launch.argtypes = [vp, u, u, u, u, u, u, u, vp, pvp]
         self._launch.restype = ctypes.c_int
         self._occ = occ
+        self._lib = lib
         self._errstr = getattr(lib, "cuGetErrorString", None)
         self.module, self.function = ctypes.c_void_p(), ctypes.c_void_p()
         self._check(load(ctypes.byref(self.module), cubin), "cuModuleLoadData")
@@ -326,6 +327,20 @@ class CooperativeKernel:
         self._check(attr(ctypes.byref(n), self._FUNC_ATTRIBUTE_NUM_REGS, self.function),
                     "cuFuncGetAttribute")
         self.num_regs = int(n.value)
+
+    def global_address(self, name: str) -> Tuple[int, int]:
+        """(device address, bytes) of a ``__device__`` variable of the module
+        (cuModuleGetGlobal; profiling builds read their counters this way)."""
+        getg = getattr(self._lib, "cuModuleGetGlobal_v2", None)
+        if getg is None:
+            raise CooperativeUnavailable("libcuda.so.1 lacks cuModuleGetGlobal_v2")
+        getg.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_size_t),
+                         ctypes.c_void_p, ctypes.c_char_p]
+        getg.restype = ctypes.c_int
+        ptr, size = ctypes.c_uint64(), ctypes.c_size_t()
+        self._check(getg(ctypes.byref(ptr), ctypes.byref(size), self.module, name.encode()),
+                    f"cuModuleGetGlobal({name})")
+        return int(ptr.value), int(size.value)
 
     def _error(self, rc: int) -> str:
         if self._errstr is not None:

@@ -198,7 +198,8 @@ def test_loop_modes_agree(cuda_ctx):
     for opt in ({"use_graph": False, "persistent": False}, {"debug": True},
                 {"record_chunk_steps": 7, "graph_steps": 3},
                 {"record_chunk_steps": 7, "graph_steps": 3, "persistent": False},
-                {"persistent_blocks_per_sm": 1}, {"prop_blocks": 5, "persistent": False}):
+                {"persistent_blocks_per_sm": 1}, {"prop_blocks": 5, "persistent": False},
+                {"persistent": "auto", "graph_steps": 20, "record_chunk_steps": 100}):
         got, _, _, mode, why = _cuda(cnet, "procedural", 300, cuda_ctx, **opt)
         assert got == short, (opt, mode, why)
 
@@ -211,9 +212,10 @@ def test_tiles_identical_spikes(cuda_ctx, case):
     build, steps = CASES[case]
     cnet = build()
     want, ev, _ = _cpu_ref(case, cnet, steps)
-    for opt in ({"tile_min_spikes": 1}, {"bernoulli_tiles": False},
-                {"tile_min_spikes": 1, "persistent_blocks_per_sm": 1}):
-        got, ev_g, _, mode, why = _cuda(cnet, "procedural", steps, cuda_ctx, **opt)
+    for opt in ({"tile_min_spikes": 1, "bernoulli_tiles": True}, {"bernoulli_tiles": False},
+                {"tile_min_spikes": 1, "bernoulli_tiles": True, "persistent_blocks_per_sm": 1}):
+        got, ev_g, _, mode, why = _cuda(cnet, "procedural", steps, cuda_ctx, persistent=True,
+                                        **opt)
         assert mode == "persistent", why
         assert got == want and ev_g == ev, opt
 
@@ -231,7 +233,7 @@ def test_time_propagation_tiles_equal_per_spike(cuda_ctx):
                        np.where(pick >= n_e, pick - n_e, pick).astype(np.uint32)], axis=1)
     rings, events = [], []
     for tiles in (True, False):
-        with CUDASimulator(cnet, "procedural", context=cuda_ctx) as sim:
+        with CUDASimulator(cnet, "procedural", context=cuda_ctx, bernoulli_tiles=True) as sim:
             sec, ev = sim.time_propagation(spikes, repeats=3, tiles=tiles)
             assert sim.last_propagation_tiles == tiles and sim.n_tiles > 0
             cuda_ctx.push()

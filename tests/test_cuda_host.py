@@ -158,7 +158,7 @@ def test_should_stop_and_existing_context(fake):
     cnet = _mixed()
     ctx = fake.Device(0).make_context()            # the caller's context stays current
     calls = []
-    with CU.CUDASimulator(cnet, "procedural", graph_steps=10) as sim:
+    with CU.CUDASimulator(cnet, "procedural", graph_steps=10, persistent=True) as sim:
         assert fake.stack == [ctx]
         done = sim.run_steps(100, [], should_stop=lambda: len(calls) > 2 or calls.append(1))
         assert done == 30 and sim.step == 30
@@ -273,7 +273,7 @@ def test_persistent_tiles_same_spikes(fake, tiles):
     cnet = _mixed()
     _, want = _cpu(cnet, 150)
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=50, graph_steps=25,
-                          tile_min_spikes=1, bernoulli_tiles=tiles) as sim:
+                          tile_min_spikes=1, bernoulli_tiles=tiles, persistent=True) as sim:
         rec = []
         sim.run_steps(150, rec)
         assert sim.loop_mode == "persistent" and _by_step(rec) == want
@@ -292,10 +292,69 @@ def test_time_propagation_tiles_equal_per_spike(fake):
                       np.uint32)
     rings, events = [], []
     for tiles in (True, False):
-        with CU.CUDASimulator(cnet, "procedural") as sim:
+        with CU.CUDASimulator(cnet, "procedural", bernoulli_tiles=True) as sim:
             sec, ev = sim.time_propagation(spikes, repeats=2, tiles=tiles)
             assert sim.last_propagation_tiles == tiles and ev > 0
             ring = fake.mem.arr(sim._state.buffers["ring"], np.int32, cnet.ring_size).copy()
             rings.append(ring)
             events.append(ev)
     assert events[0] == events[1] and np.array_equal(rings[0], rings[1]) and rings[0].any()
+
+
+def test_auto_loop_tunes_once(fake, monkeypatch):
+    """persistent='auto' (the default): after 2 batches of warm-up, one batch with each loop
+    is timed and the faster kept (here the fake graph is made slow, so persistent wins);
+    the spikes are the CPU's whatever the choice.  A run too short to tune stays
+    persistent; graph capture unavailable: no tuning."""
+    cnet = _mixed()
+    _, want = _cpu(cnet, 200)
+    slow = fake.graphs.replay
+
+    def slow_replay(exe, handle):
+        import time
+        time.sleep(0.05)
+        slow(exe, handle)
+    monkeypatch.setattr(fake.graphs, "replay", slow_replay)
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20) as sim:
+        assert sim.loop_mode == "persistent" and sim.loop_tuning is None
+        rec = []
+        sim.run_steps(30, rec)                       # too short: no tuning yet
+        assert sim.loop_tuning is None
+        sim.run_steps(170, rec)
+        t = sim.loop_tuning
+        assert t is not None and t["steps_each"] == 20
+        assert t["graph_s_per_step"] > t["persistent_s_per_step"]
+        assert sim.loop_mode == "persistent" and fake.graphs.replayed == 1
+        assert _by_step(rec) == want and sim.step == 200
+    monkeypatch.setattr(CU, "GraphAPI", FakeGraphs(fake, fail="load"))
+    with CU.CUDASimulator(cnet, "stored", graph_steps=20) as sim:
+        sim.run_steps(200, [])
+        assert sim.loop_mode == "persistent" and sim.loop_tuning is None
+    with pytest.raises(ValueError, match="persistent must be"):
+        CU.CUDASimulator(cnet, "stored", persistent="yes")
+
+
+def test_auto_loop_prefers_graph_when_faster(fake, monkeypatch):
+    cnet = _mixed()
+    _, want = _cpu(cnet, 160)
+    coop = fake.coop
+    orig = coop.__call__
+
+    class SlowKernel:
+        def __init__(self, k):
+            self.k = k
+
+        def __getattr__(self, name):
+            return getattr(self.k, name)
+
+        def launch(self, *a, **kw):
+            import time
+            time.sleep(0.05)
+            self.k.launch(*a, **kw)
+    monkeypatch.setattr(CU, "get_cooperative_kernel", lambda name: SlowKernel(orig(name)))
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=40, graph_steps=20) as sim:
+        rec = []
+        sim.run_steps(160, rec)
+        assert sim.loop_mode == "graph" and sim.loop_tuning["persistent_s_per_step"] > \
+            sim.loop_tuning["graph_s_per_step"]
+        assert _by_step(rec) == want

@@ -10,10 +10,12 @@
 (b) the propagation kernel alone on >= 512 spikes per launch of that network;
 (c) per-step overhead: a 1,000-neuron balanced network, 1 s of model time at
     dt = 0.1 ms (10,000 steps): the persistent kernel with 1, 2 and all blocks
-    per SM that fit, the graph loop and per-step launches;
+    per SM that fit, the graph loop, per-step launches and the default (auto);
 (d) set-up times (kernel compilation separately);
 (e) the full-scale microcircuit (dt 0.1 ms), 1 s after a 0.2 s warm-up, procedural
-    and stored, persistent kernel (1, 2, all blocks per SM) and graph loop.
+    and stored: persistent kernel, graph loop and the default (auto).
+Every run records its loop (loop_mode) and, for the default persistent="auto", the
+timings that chose it (loop_tuning).
 Targets (issue 3): (a) >= 1e11 events/s, procedural at least as fast as stored;
 (b) >= 1.5e11 events/s; (c) <= 0.05 s per model second (5 us per step).
 A benchmark, not a test: the numbers are recorded with the machine they came from.
@@ -53,6 +55,10 @@ def _machine(drv):
             info[key] = out.splitlines()[-1 if key == "nvcc" else 0].strip()
         except (OSError, subprocess.CalledProcessError, IndexError):
             info[key] = None
+    # the GPU machine gets a copy of the working tree whose .git may be stale or absent:
+    # the caller names the commit (validation/gpu_flagships.sh passes PYPROC_COMMIT)
+    if os.environ.get("PYPROC_COMMIT"):
+        info["git_commit"] = os.environ["PYPROC_COMMIT"]
     return info
 
 
@@ -76,6 +82,7 @@ def whole_sim(cnet, conn, ctx, warmup_steps, steps, **opt):
            "rate_hz": spikes / (cnet.n_neurons * model_s), "loop_mode": sim.loop_mode,
            "graph_error": sim.graph_error, "persistent_error": sim.persistent_error,
            "persistent_grid": sim.persistent_grid, "options": dict(opt),
+           "loop_tuning": sim.loop_tuning,
            "device_bytes": sim.allocated_bytes,
            "synapses_stored": sim.n_synapses_stored}
     return sim, out
@@ -121,10 +128,10 @@ def main(argv=None):
                            np.where(pick >= n_e, pick - n_e, pick).astype(np.uint32)], axis=1)
         res["whole"], res["propagation"] = [], []
         for conn in ("procedural", "stored"):
-            # other loops first, for comparison; the default (persistent, tiles) last, kept
-            others = [{"persistent": False}]
+            # forced loops first, for comparison; the default (auto) last, kept for (b)
+            others = [{"persistent": False}, {"persistent": True}]
             if conn == "procedural":
-                others.append({"bernoulli_tiles": False})
+                others.append({"persistent": True, "bernoulli_tiles": True})
             for opt in others:
                 g, out = whole_sim(cnet, conn, ctx, warm, steps, **opt)
                 g.close()
@@ -151,8 +158,9 @@ def main(argv=None):
         # (c) per-step overhead: 1,000 neurons, 1 s at dt = 0.1 ms
         small = pp.compile_network(balanced(1000, dt=0.1))
         res["overhead"] = []
-        for opt in ({"persistent_blocks_per_sm": 1}, {"persistent_blocks_per_sm": 2}, {},
-                    {"persistent": False}, {"persistent": False, "use_graph": False}):
+        for opt in ({"persistent": True, "persistent_blocks_per_sm": 1},
+                    {"persistent": True, "persistent_blocks_per_sm": 2}, {"persistent": True},
+                    {"persistent": False}, {"persistent": False, "use_graph": False}, {}):
             sim, out = whole_sim(small, "procedural", ctx, 1000, 10000, **opt)
             out["us_per_step"] = out["wall_s"] / out["steps"] * 1e6
             res["overhead"].append(out)
@@ -166,8 +174,7 @@ def main(argv=None):
             mc = pp.compile_network(microcircuit(1.0, dt=0.1))
             res["microcircuit"] = []
             for conn in ("procedural", "stored"):
-                for opt in ({"persistent_blocks_per_sm": 1}, {"persistent_blocks_per_sm": 2},
-                            {}, {"persistent": False}):
+                for opt in ({"persistent": True}, {"persistent": False}, {}):
                     sim, out = whole_sim(mc, conn, ctx, 2000, 10000, **opt)
                     res["microcircuit"].append(out)
                     print(f"(e) microcircuit {conn} {out['loop_mode']} grid "
@@ -205,17 +212,21 @@ def table(res) -> str:
         lines.append(f"{'(b) procedural with tiles: events/s':<44} "
                      f"{p['procedural tiles']['events_per_s']:>14.3g}")
     row("(d) set-up s (1e5 network)", lambda o: f"{o['setup_s']:.2f}", w, "")
+    for o in res.get("whole", []):
+        lines.append(f"{'(a) default loop, ' + o['connectivity'][:4] + ': ' + o['loop_mode']:<44}")
     for o in res.get("whole_graph", []):
-        what = o["loop_mode"] + ("" if o.get("options", {}).get("bernoulli_tiles", True)
-                                 else " no tiles")
+        what = o["loop_mode"] + (" tiles" if o.get("options", {}).get("bernoulli_tiles")
+                                 else "")
         lines.append(f"{'(a) ' + what + ', ' + o['connectivity'][:4] + ': s/model s, ev/s':<44} "
                      f"{o['wall_per_model_s']:>14.3f} {o['events_per_s']:>14.3g}")
     for o in res.get("overhead", []):
         what = o["loop_mode"] + (f" grid {o['persistent_grid']}" if o.get("persistent_grid") else "")
+        what += " (auto)" if not o.get("options") else ""
         lines.append(f"{'(c) 1k neurons 1 s, ' + what + ': s / us/step':<44} "
                      f"{o['wall_s']:>14.4f} {o['us_per_step']:>14.2f} {'<=0.05 s':>10}")
     for o in res.get("microcircuit", []):
         what = o["loop_mode"] + (f" grid {o['persistent_grid']}" if o.get("persistent_grid") else "")
+        what += " (auto)" if not o.get("options") else ""
         lines.append(f"{'(e) microcircuit ' + o['connectivity'][:4] + ', ' + what + ': s/model s':<44} "
                      f"{o['wall_per_model_s']:>14.4f} {o['rate_hz']:>14.2f} {'<=0.1':>10}")
     if "compile_s" in res:

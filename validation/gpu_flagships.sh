@@ -49,7 +49,7 @@ pack
 
 if [ -z "${SKIP_PROFILE:-}" ]; then
   echo "== 3 persistent-kernel profile (timing variants)"
-  timeout 60 python3 validation/profile_persistent.py --steps 2000 --out "$W/persistent.json" \
+  timeout 100 python3 validation/profile_persistent.py --steps 1000 --out "$W/persistent.json" \
     > "$W/persistent.txt" 2>&1
   echo "rc=$?"; cat "$W/persistent.txt"; pack
 fi

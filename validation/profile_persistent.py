@@ -9,6 +9,9 @@ procedural), with 1 and 3 blocks per SM: microseconds per step of the full persi
 kernel and of its profiling variants (PP_PROFILE_SKIP: 1 = no propagation phase,
 3 = barriers only), 100 and 1,000 steps per launch, and the graph loop for
 comparison.  The variants' spikes are wrong on purpose; only their timings count.
+Then the phase split of real steps (PP_PROFILE_TIMING: block 0 sums clock64 cycles
+of step start -> barrier A and barrier A -> barrier B; spikes unchanged) for those two
+networks and the 1e5-neuron balanced network at dt 1 ms.
 """
 from __future__ import annotations
 
@@ -31,6 +34,33 @@ def nets(which=("1k", "mc")):
     if "mc" in which:
         out["mc"] = pp.compile_network(microcircuit(1.0, dt=0.1))
     return out
+
+
+def phase_split(sim, steps, clock_khz):
+    """us per step of (start -> barrier A, barrier A -> barrier B, block 0's own neuron
+    work) with the timing build of the simulator's persistent kernel."""
+    import numpy as np
+    import pycuda.driver as drv
+    full = sim._persist
+    k = kernels.get_cooperative_kernel(full.name, defines={"PP_PROFILE_TIMING": 1})
+    addr, size = k.global_address("pp_phase_cycles")
+    sim._persist = k
+    sim._state.ctx.push()
+    try:
+        drv.memset_d8(addr, 0, size)
+    finally:
+        drv.Context.pop()
+    sim.run_steps(steps, [])
+    out = np.zeros(4, np.uint64)
+    sim._state.ctx.push()
+    try:
+        drv.memcpy_dtoh(out, addr)
+    finally:
+        drv.Context.pop()
+    sim._persist = full
+    n = max(int(out[3]), 1)
+    us = [float(c) / n / clock_khz * 1e3 for c in out[:3]]
+    return {"steps": n, "to_barrier_A_us": us[0], "A_to_B_us": us[1], "own_neuron_us": us[2]}
 
 
 def timed(sim, steps):
@@ -84,6 +114,22 @@ def main(argv=None):
                 rows.append({"net": name, "grid": 0, "skip": 0, "loop": sim.loop_mode,
                              "us_per_step": us})
                 print(f"{name:3s} {sim.loop_mode}: {us:7.2f} us/step", flush=True)
+        clock_khz = drv.Context.get_device().get_attribute(drv.device_attribute.CLOCK_RATE)
+        cases = dict(nets())
+        cases["bal1e5"] = pp.compile_network(balanced(100000, p=0.1, dt=1.0))
+        for name, cnet in cases.items():
+            for conn in ("procedural", "stored"):
+                with CUDASimulator(cnet, conn, context=ctx, graph_steps=100,
+                                   persistent=True) as sim:
+                    sim.run_steps(500, [])
+                    r = phase_split(sim, 1000 if name != "bal1e5" else 300, clock_khz)
+                    r.update(net=name, connectivity=conn, grid=sim.persistent_grid,
+                             kind="phase_split")
+                    rows.append(r)
+                    print(f"{name:6s} {conn:10s} grid {sim.persistent_grid}: start->A "
+                          f"{r['to_barrier_A_us']:.2f} us (own neuron work "
+                          f"{r['own_neuron_us']:.2f}), A->B {r['A_to_B_us']:.2f} us per step",
+                          flush=True)
     finally:
         ctx.pop()
         ctx.detach()

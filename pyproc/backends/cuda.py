@@ -12,16 +12,25 @@ Data flow (device buffers as planned by :mod:`pyproc.plan`)::
     every record chunk (<= record_chunk_steps steps) and at the end of run_steps:
       host reads ctrl, rec_end[:rec_steps], rec_ids[:n_rec] -> record.append((step, ids))
 
-The step loop is not a Python loop of launches.  By default
-(``loop_mode == "persistent"``) K steps are one cooperative launch of
-``pp_step_persistent_{procedural,stored}`` (kernels/step_persistent.cu): the
-same neuron and propagation code as the per-step kernels, with two grid-wide
-barriers per step instead of three kernel launches (driver API through ctypes
-on libcuda.so.1: PyCUDA has no cooperative launch).  Where a cooperative launch
-is refused (``persistent_error`` says why) or ``persistent=False``, the three
-launches of K steps are captured once into a CUDA graph on the simulator's
-PyCUDA stream and the graph is launched per K steps (``loop_mode ==
-"graph"``); if capture is not possible either, prepared calls per step
+The step loop is not a Python loop of launches.  Two loops, identical spikes:
+
+* ``loop_mode == "persistent"``: K steps are one cooperative launch of
+  ``pp_step_persistent_{procedural,stored}`` (kernels/step_persistent.cu): the
+  same neuron and propagation code as the per-step kernels, with two grid-wide
+  barriers per step instead of three kernel launches (driver API through ctypes
+  on libcuda.so.1: PyCUDA has no cooperative launch).  Best where a step is
+  latency-bound (small networks, few spikes per step: 7 us instead of 21 us per
+  step for 1,000 neurons on an H200).
+* ``loop_mode == "graph"``: the three launches of K steps captured once into a
+  CUDA graph on the simulator's PyCUDA stream, launched per K steps.  Best where a
+  step is throughput-bound (the 1e5-neuron balanced network at dt 1 ms, the
+  multi-area model: full occupancy for the propagation kernel).
+
+``persistent="auto"`` (the default) times one batch of K steps of each loop after
+2 K steps of warm-up, on the live network, and keeps the faster for the rest of
+the simulator's life (``loop_tuning`` holds the two timings); ``True`` / ``False``
+force one.  Where a cooperative launch is refused (``persistent_error`` says why)
+the graph loop runs; if capture is not possible either, prepared calls per step
 (``"launch"``, the reason in ``graph_error``).  ``debug=True`` launches per step
 and synchronises after every kernel, so that a fault names the kernel and the
 step exactly.  All loops give identical spikes (the step's work is the same
@@ -30,11 +39,13 @@ pure functions and integer sums, tests/test_cuda.py).
 Options (``Simulation(net, backend="cuda", **options)``): ``device`` (ordinal,
 default 0), ``context`` (an existing PyCUDA context to use instead of making
 one), ``record_chunk_steps`` (1000), ``graph_steps`` (100: steps per graph or
-persistent launch), ``persistent`` (True), ``persistent_blocks_per_sm`` (blocks of
-the persistent grid per SM; default: as many as fit), ``use_graph`` (True),
-``debug`` (False), ``bernoulli_tiles`` (True: the persistent kernel delivers
-pairwise_bernoulli projections with a constant delay by shared-memory tiles in steps
-with at least ``tile_min_spikes`` (64) spikes, see kernels/phases.cuh pp_tile_phase), ``csr_build`` ("device" or "host": stored CSR
+persistent launch), ``persistent`` ("auto", True or False, see above),
+``persistent_blocks_per_sm`` (blocks of the persistent grid per SM; default: as many
+as fit), ``use_graph`` (True), ``debug`` (False), ``bernoulli_tiles`` (False: True
+makes the persistent kernel deliver pairwise_bernoulli projections with a constant
+delay by shared-memory tiles in steps with at least ``tile_min_spikes`` (64) spikes,
+kernels/phases.cuh pp_tile_phase -- exact, but slower than the per-spike path on an
+H200 with truncated-normal weights, where sampling, not global atomics, is the limit), ``csr_build`` ("device" or "host": stored CSR
 generated on the GPU, or materialised by the NumPy twin and uploaded),
 ``prop_blocks`` (grid of the propagation kernel; default from occupancy).
 """
@@ -235,8 +246,8 @@ class CUDASimulator:
                  device: int = 0, context=None, record_chunk_steps: int = 1000,
                  graph_steps: int = 100, use_graph: bool = True, debug: bool = False,
                  csr_build: str = "device", prop_blocks: Optional[int] = None,
-                 persistent: bool = True, persistent_blocks_per_sm: Optional[int] = None,
-                 bernoulli_tiles: bool = True, tile_min_spikes: int = 64):
+                 persistent="auto", persistent_blocks_per_sm: Optional[int] = None,
+                 bernoulli_tiles: bool = False, tile_min_spikes: int = 64):
         t0 = time.perf_counter()
         if connectivity not in ("stored", "procedural"):
             raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
@@ -244,6 +255,8 @@ class CUDASimulator:
             raise ValueError(f"csr_build must be 'device' or 'host', got {csr_build!r}")
         if int(record_chunk_steps) < 1 or int(graph_steps) < 1:
             raise ValueError("record_chunk_steps and graph_steps must be >= 1")
+        if persistent not in ("auto", True, False):
+            raise ValueError(f"persistent must be 'auto', True or False, got {persistent!r}")
         if persistent_blocks_per_sm is not None and int(persistent_blocks_per_sm) < 1:
             raise ValueError("persistent_blocks_per_sm must be >= 1 (or None: as many as fit)")
         if not 1 <= int(tile_min_spikes) < 2 ** 32:
@@ -268,6 +281,9 @@ class CUDASimulator:
                           else "graph" if use_graph else "launch")
         self.graph_error: Optional[str] = None
         self.persistent_error: Optional[str] = None
+        # auto: tune once both loops exist (graph capture possible, persistent kernel loaded)
+        self._tune = persistent == "auto" and bool(use_graph) and not debug
+        self.loop_tuning: Optional[Dict[str, float]] = None
         self.persistent_grid = 0
         self._persistent_bps = persistent_blocks_per_sm
         self._tiles_on = bool(bernoulli_tiles) and connectivity == "procedural"
@@ -445,6 +461,12 @@ class CUDASimulator:
                 self._setup_persistent(dev)
             except CooperativeUnavailable as e:
                 self._fall_back_persistent(str(e))
+        if self._tune and self.loop_mode == "persistent":
+            try:
+                self._state.graph_api = GraphAPI()
+            except GraphUnavailable as e:
+                self.graph_error = str(e)
+                self._tune = False
         if self.loop_mode == "graph":
             try:
                 self._state.graph_api = GraphAPI()
@@ -470,6 +492,7 @@ class CUDASimulator:
 
     def _fall_back_persistent(self, why: str) -> None:
         self.persistent_error = why
+        self._tune = False
         self.loop_mode = "graph" if self._use_graph else "launch"
         self.persistent_grid = 0
         log.warning("persistent step kernel unavailable, using the %s loop: %s",
@@ -675,6 +698,16 @@ class CUDASimulator:
                 if should_stop is not None and should_stop():
                     break
                 m = min(self.graph_steps, n_steps - done, self.record_chunk_steps - self._pending)
+                if (self._tune and m == self.graph_steps and n_steps - done >= 2 * m
+                        and self.step + self._queued >= 2 * m
+                        and self.record_chunk_steps - self._pending >= 2 * m):
+                    self._tune_loops(m)
+                    self._queued += 2 * m
+                    self._pending += 2 * m
+                    done += 2 * m
+                    if self._pending >= self.record_chunk_steps:
+                        self._drain(record)
+                    continue
                 self._advance(m)
                 self._queued += m
                 self._pending += m
@@ -684,6 +717,33 @@ class CUDASimulator:
             if self._queued or self._pending:
                 self._drain(record)
         return done
+
+    def _tune_loops(self, m: int) -> None:
+        """Run m steps with each loop, timed (the device idle before each), and keep the
+        faster.  The spikes do not depend on the loop; only the wall time does."""
+        self._tune = False
+        try:
+            self._graph(m)                   # capture first: not part of the timing
+        except GraphUnavailable as e:
+            self.graph_error = str(e)
+            self._advance(m)
+            self._advance(m)
+            return
+        times = {}
+        for mode in ("persistent", "graph"):
+            self._stream.synchronize()
+            self.loop_mode = mode
+            t0 = time.perf_counter()
+            self._advance(m)
+            self._stream.synchronize()
+            times[mode] = (time.perf_counter() - t0) / m
+            if self.loop_mode != mode:      # a cooperative launch refused: stays graph
+                times[mode] = float("inf")
+        self.loop_mode = min(times, key=times.get)
+        self.loop_tuning = {f"{k}_s_per_step": v for k, v in times.items()}
+        self.loop_tuning["steps_each"] = m
+        log.info("loop tuning over %d steps each: persistent %.3g s, graph %.3g s per step "
+                 "-> %s", m, times["persistent"], times["graph"], self.loop_mode)
 
     def _drain(self, record: List) -> None:
         """Wait for the queued steps, check errors, move recorded spikes to ``record``."""
