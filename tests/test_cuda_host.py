@@ -302,8 +302,8 @@ def test_time_propagation_tiles_equal_per_spike(fake):
 
 
 def test_auto_loop_tunes_once(fake, monkeypatch):
-    """persistent='auto' (the default): after 2 batches of warm-up, one batch with each loop
-    is timed and the faster kept (here the fake graph is made slow, so persistent wins);
+    """persistent='auto' (the default): after 5 batches of warm-up, two batches with each
+    loop (alternating) are timed and the faster kept (the fake graph is made slow here);
     the spikes are the CPU's whatever the choice.  A run too short to tune stays
     persistent; graph capture unavailable: no tuning."""
     cnet = _mixed()
@@ -318,13 +318,13 @@ def test_auto_loop_tunes_once(fake, monkeypatch):
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20) as sim:
         assert sim.loop_mode == "persistent" and sim.loop_tuning is None
         rec = []
-        sim.run_steps(30, rec)                       # too short: no tuning yet
+        sim.run_steps(90, rec)                       # too short: no tuning yet
         assert sim.loop_tuning is None
-        sim.run_steps(170, rec)
+        sim.run_steps(110, rec)                      # steps 100..179 tuned
         t = sim.loop_tuning
         assert t is not None and t["steps_each"] == 20
         assert t["graph_s_per_step"] > t["persistent_s_per_step"]
-        assert sim.loop_mode == "persistent" and fake.graphs.replayed == 1
+        assert sim.loop_mode == "persistent" and fake.graphs.replayed == 2
         assert _by_step(rec) == want and sim.step == 200
     monkeypatch.setattr(CU, "GraphAPI", FakeGraphs(fake, fail="load"))
     with CU.CUDASimulator(cnet, "stored", graph_steps=20) as sim:
@@ -336,7 +336,7 @@ def test_auto_loop_tunes_once(fake, monkeypatch):
 
 def test_auto_loop_prefers_graph_when_faster(fake, monkeypatch):
     cnet = _mixed()
-    _, want = _cpu(cnet, 160)
+    _, want = _cpu(cnet, 240)
     coop = fake.coop
     orig = coop.__call__
 
@@ -352,9 +352,9 @@ def test_auto_loop_prefers_graph_when_faster(fake, monkeypatch):
             time.sleep(0.05)
             self.k.launch(*a, **kw)
     monkeypatch.setattr(CU, "get_cooperative_kernel", lambda name: SlowKernel(orig(name)))
-    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=40, graph_steps=20) as sim:
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=200, graph_steps=20) as sim:
         rec = []
-        sim.run_steps(160, rec)
+        sim.run_steps(240, rec)
         assert sim.loop_mode == "graph" and sim.loop_tuning["persistent_s_per_step"] > \
             sim.loop_tuning["graph_s_per_step"]
         assert _by_step(rec) == want

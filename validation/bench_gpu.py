@@ -89,6 +89,7 @@ def whole_sim(cnet, conn, ctx, warmup_steps, steps, **opt):
 
 
 def main(argv=None):
+    from pyproc.backends.cuda import CUDASimulator  # noqa: F401  (used in (b))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="write the results here (JSON)")
     ap.add_argument("--table", help="only print the table of an existing JSON file")
@@ -145,7 +146,11 @@ def main(argv=None):
                   f"set-up {out['setup_s']:.2f} s ({out['loop_mode']}, grid "
                   f"{out['persistent_grid']})", flush=True)
             for tiles in ((False, True) if conn == "procedural" else (False,)):
+                if tiles:                       # tiles are opt-in: a simulator with them
+                    sim.close()
+                    sim = CUDASimulator(cnet, conn, context=ctx, bernoulli_tiles=True)
                 sec, ev = sim.time_propagation(spikes, repeats=20, tiles=tiles)
+                assert sim.last_propagation_tiles == tiles
                 key = conn + (" tiles" if tiles else "")
                 res["propagation"].append({"connectivity": key, "spikes": int(len(spikes)),
                                            "s_per_launch": sec, "events_per_launch": ev,

@@ -13,7 +13,8 @@
 #   4. the full multi-area model, ground state, 1.5 s (rates after 0.5 s), set-up time,
 #      wall time per model second and device memory (validation/mam_gpu.py);
 #   5. the full-scale microcircuit, 10.5 s, procedural vs stored on the card, two seeds,
-#      activity part of the validation suite (pyproc validate).
+#      activity part of the validation suite (pyproc validate); SKIP_FLAGSHIPS=1 stops
+#      before stage 4.
 set -u
 OUT=${1:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
 MAM=${2:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
@@ -53,6 +54,8 @@ if [ -z "${SKIP_PROFILE:-}" ]; then
     > "$W/persistent.txt" 2>&1
   echo "rc=$?"; cat "$W/persistent.txt"; pack
 fi
+
+[ -n "${SKIP_FLAGSHIPS:-}" ] && exit 0
 
 echo "== 4 multi-area model, full scale, ground state"
 timeout 90 python3 validation/mam_gpu.py --structure "$MAM" --state ground --duration 1500 \

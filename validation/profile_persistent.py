@@ -41,10 +41,12 @@ def phase_split(sim, steps, clock_khz):
     work) with the timing build of the simulator's persistent kernel."""
     import numpy as np
     import pycuda.driver as drv
-    full = sim._persist
+    full, grid = sim._persist, sim.persistent_grid
     k = kernels.get_cooperative_kernel(full.name, defines={"PP_PROFILE_TIMING": 1})
     addr, size = k.global_address("pp_phase_cycles")
     sim._persist = k
+    # the timing build may need more registers: its grid must still fit at once
+    sim.persistent_grid = min(grid, sim.n_sm * k.max_blocks_per_sm(256, sim._tile_smem))
     sim._state.ctx.push()
     try:
         drv.memset_d8(addr, 0, size)
@@ -57,10 +59,12 @@ def phase_split(sim, steps, clock_khz):
         drv.memcpy_dtoh(out, addr)
     finally:
         drv.Context.pop()
-    sim._persist = full
+    sim._persist, sim.persistent_grid = full, grid
     n = max(int(out[3]), 1)
     us = [float(c) / n / clock_khz * 1e3 for c in out[:3]]
-    return {"steps": n, "to_barrier_A_us": us[0], "A_to_B_us": us[1], "own_neuron_us": us[2]}
+    return {"steps": n, "to_barrier_A_us": us[0], "A_to_B_us": us[1], "own_neuron_us": us[2],
+            "timing_grid": min(grid, sim.n_sm * k.max_blocks_per_sm(256, sim._tile_smem)),
+            "loop_mode": sim.loop_mode}
 
 
 def timed(sim, steps):
@@ -91,7 +95,7 @@ def main(argv=None):
         for name, cnet in nets().items():
             for per_sm in (1, 3):
                 with CUDASimulator(cnet, "procedural", context=ctx, graph_steps=100,
-                                   persistent_blocks_per_sm=per_sm) as sim:
+                                   persistent=True, persistent_blocks_per_sm=per_sm) as sim:
                     full = sim._persist
                     kname = full.name
                     for skip in (0, 1, 3):

@@ -26,9 +26,9 @@ The step loop is not a Python loop of launches.  Two loops, identical spikes:
   step is throughput-bound (the 1e5-neuron balanced network at dt 1 ms, the
   multi-area model: full occupancy for the propagation kernel).
 
-``persistent="auto"`` (the default) times one batch of K steps of each loop after
-2 K steps of warm-up, on the live network, and keeps the faster for the rest of
-the simulator's life (``loop_tuning`` holds the two timings); ``True`` / ``False``
+``persistent="auto"`` (the default) times two batches of K steps of each loop,
+alternating, after 5 K steps of warm-up, on the live network, and keeps the faster
+for the rest of the simulator's life (``loop_tuning`` holds the two timings); ``True`` / ``False``
 force one.  Where a cooperative launch is refused (``persistent_error`` says why)
 the graph loop runs; if capture is not possible either, prepared calls per step
 (``"launch"``, the reason in ``graph_error``).  ``debug=True`` launches per step
@@ -72,6 +72,8 @@ log = logging.getLogger("pyproc.cuda")
 
 STEP_KERNELS = ("pp_neuron_lif_update", "{prop}", "pp_record_advance")
 MEMORY_RESERVE = 256 * 2 ** 20      # left free for modules, graphs and the driver
+TUNE_WARMUP_BATCHES = 5             # persistent="auto": batches before the loops are timed
+TUNE_BATCHES = 4                    # timed batches, persistent and graph alternating
 
 
 class CUDAKernelError(RuntimeError):
@@ -698,13 +700,14 @@ class CUDASimulator:
                 if should_stop is not None and should_stop():
                     break
                 m = min(self.graph_steps, n_steps - done, self.record_chunk_steps - self._pending)
-                if (self._tune and m == self.graph_steps and n_steps - done >= 2 * m
-                        and self.step + self._queued >= 2 * m
-                        and self.record_chunk_steps - self._pending >= 2 * m):
+                if (self._tune and m == self.graph_steps
+                        and n_steps - done >= TUNE_BATCHES * m
+                        and self.step + self._queued >= TUNE_WARMUP_BATCHES * m
+                        and self.record_chunk_steps - self._pending >= TUNE_BATCHES * m):
                     self._tune_loops(m)
-                    self._queued += 2 * m
-                    self._pending += 2 * m
-                    done += 2 * m
+                    self._queued += TUNE_BATCHES * m
+                    self._pending += TUNE_BATCHES * m
+                    done += TUNE_BATCHES * m
                     if self._pending >= self.record_chunk_steps:
                         self._drain(record)
                     continue
@@ -719,24 +722,27 @@ class CUDASimulator:
         return done
 
     def _tune_loops(self, m: int) -> None:
-        """Run m steps with each loop, timed (the device idle before each), and keep the
-        faster.  The spikes do not depend on the loop; only the wall time does."""
+        """Run TUNE_BATCHES batches of m steps, alternating persistent and graph, each
+        timed with the device idle before it, and keep the loop with the smaller total
+        (alternating cancels a slow drift of the activity).  The spikes do not depend on
+        the loop; only the wall time does."""
         self._tune = False
         try:
             self._graph(m)                   # capture first: not part of the timing
         except GraphUnavailable as e:
             self.graph_error = str(e)
-            self._advance(m)
-            self._advance(m)
+            for _ in range(TUNE_BATCHES):
+                self._advance(m)
             return
-        times = {}
-        for mode in ("persistent", "graph"):
+        times = {"persistent": 0.0, "graph": 0.0}
+        for b in range(TUNE_BATCHES):
+            mode = ("persistent", "graph")[b % 2]
             self._stream.synchronize()
             self.loop_mode = mode
             t0 = time.perf_counter()
             self._advance(m)
             self._stream.synchronize()
-            times[mode] = (time.perf_counter() - t0) / m
+            times[mode] += (time.perf_counter() - t0) / (m * TUNE_BATCHES // 2)
             if self.loop_mode != mode:      # a cooperative launch refused: stays graph
                 times[mode] = float("inf")
         self.loop_mode = min(times, key=times.get)
