@@ -64,6 +64,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .provenance import git_commit
+
 __all__ = ["add_arguments", "main", "build_cases", "run_case", "run_suite",
            "events_from_spikes", "row_lengths", "events_per_second", "host_bytes_estimate",
            "device_bytes_estimate", "fit_check", "estimate_seconds", "host_available_bytes",
@@ -897,22 +899,7 @@ def _json_default(o):
 # environment
 # ==========================================================================================
 def _git_commit() -> Optional[str]:
-    """HEAD of the source tree (+dirty when modified), else $PYPROC_GIT_COMMIT (a copy of
-    the tree without .git, as on the GPU machines), else None."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    git = shutil.which("git")
-    if git is None or not os.path.exists(os.path.join(root, ".git")):
-        return os.environ.get("PYPROC_GIT_COMMIT") or None
-    try:
-        head = subprocess.run([git, "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=10)
-        if head.returncode != 0:
-            return os.environ.get("PYPROC_GIT_COMMIT") or None
-        dirty = subprocess.run([git, "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=20)
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return os.environ.get("PYPROC_GIT_COMMIT") or None
+    return git_commit()
 
 
 def _cpu_name() -> Optional[str]:

@@ -45,6 +45,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from .provenance import git_commit
 from .errors import BackendUnavailable, ModelError, OverflowDetected
 
 __all__ = ["main", "build_parser", "MODEL_OPTIONS", "EXIT_OK", "EXIT_USAGE", "EXIT_OVERFLOW",
@@ -448,22 +449,7 @@ def _versions() -> Dict[str, str]:
 
 
 def _git_commit() -> Optional[str]:
-    """The commit of the pyproc source tree (``+dirty`` when modified), if it is a git checkout."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    git = shutil.which("git")
-    if git is None or not os.path.exists(os.path.join(os.path.dirname(here), ".git")):
-        return None
-    try:
-        head = subprocess.run([git, "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                              text=True, timeout=5)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run([git, "status", "--porcelain", "--untracked-files=no", "--", "."],
-                               cwd=os.path.dirname(here), capture_output=True, text=True,
-                               timeout=5)
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
+    return git_commit()
 
 
 class _StopOnSigint:

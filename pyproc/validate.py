@@ -54,7 +54,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -65,6 +64,7 @@ import numpy as np
 from scipy import stats
 
 from . import analysis
+from .provenance import git_commit
 from .results import json_default as _json_default
 from .compile import DIST_TNORM, RULE_BERNOULLI, RULE_FIXED, compile_network
 from .connectivity import rows, to_sparse
@@ -677,12 +677,7 @@ def _loadavg():
 
 
 def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
-                              timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    return git_commit() or "unknown"
 
 
 # -- command line ---------------------------------------------------------------------

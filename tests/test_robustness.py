@@ -571,3 +571,18 @@ def test_same_seed_same_bytes_cuda_vs_cpu(tmp_path, connectivity):
                          "--quiet", "--no-plots"]) == 0
         outs.append(_npz_bytes(out))
     assert outs[0] == outs[1]
+
+
+def test_git_commit_provenance(monkeypatch):
+    """Results name the commit: $PYPROC_GIT_COMMIT wins (a GPU machine's copy of the tree
+    has a stale or no .git); otherwise this checkout's HEAD (40 hex digits, maybe +dirty)."""
+    import re
+    from pyproc import bench, cli, validate
+    from pyproc.provenance import git_commit
+    monkeypatch.setenv("PYPROC_GIT_COMMIT", "f894343")
+    assert git_commit() == cli._git_commit() == bench._git_commit() == validate._git_commit() \
+        == "f894343"
+    monkeypatch.delenv("PYPROC_GIT_COMMIT")
+    head = git_commit()
+    if head is not None:                     # a git checkout (CI clones one)
+        assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", head), head

@@ -56,9 +56,9 @@ def _machine(drv):
         except (OSError, subprocess.CalledProcessError, IndexError):
             info[key] = None
     # the GPU machine gets a copy of the working tree whose .git may be stale or absent:
-    # the caller names the commit (validation/gpu_flagships.sh passes PYPROC_COMMIT)
-    if os.environ.get("PYPROC_COMMIT"):
-        info["git_commit"] = os.environ["PYPROC_COMMIT"]
+    # the caller names the commit (PYPROC_GIT_COMMIT=... bash validation/gpu_flagships.sh)
+    from pyproc.provenance import git_commit
+    info["git_commit"] = git_commit()
     return info
 
 

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # One GPU-machine session for the flagship models and the GPU tests (issues 3, 4, 5).
 #
-#   bash validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON
+#   PYPROC_GIT_COMMIT=$(git rev-parse --short HEAD) \
+#     bash validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON
+#
+# (the GPU machine gets a copy of the tree whose .git may be stale: the results name
+# the commit given in PYPROC_GIT_COMMIT, pyproc.provenance)
 #
 # Stages (each with its own time limit; results packed into OUTDIR/all.tgz after each):
 #   1. GPU-marked tests: tests/test_cuda.py (identical spikes vs the CPU reference; the
