@@ -69,7 +69,7 @@ def main(argv=None):
         wall = time.perf_counter() - t_run
         free2, _ = drv.mem_get_info()
         n_events = int(sim.n_events)
-        loop_mode = sim.loop_mode
+        loop_mode, loop_tuning = sim.loop_mode, sim.loop_tuning
         sim.close()
     finally:
         ctx.pop()
@@ -90,7 +90,7 @@ def main(argv=None):
                        "total": t3 - t0},
            "wall_run_s": wall, "wall_per_model_s": wall / (a.duration * 1e-3),
            "synaptic_events": n_events, "events_per_s": n_events / wall,
-           "spikes": int(ids.size), "loop_mode": loop_mode,
+           "spikes": int(ids.size), "loop_mode": loop_mode, "loop_tuning": loop_tuning,
            "device_bytes_planned": int(sim.allocated_bytes),
            "device_bytes_used_driver": int(free0 - min(free1, free2)),
            "gpu_memory_total": int(total_mem),
