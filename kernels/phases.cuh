@@ -60,7 +60,7 @@ __device__ __forceinline__ void pp_neuron_phase(
     int32_t r;
 
     if (local >= p->n) return;
-    slot = (uint32_t)(t % (uint64_t)p->ring_slots);
+    slot = pp_step_mod(t, p->ring_slots);
     g = p->offset + local;
 
     i0 = pp_ring_index(p, slot, 0u, local);
@@ -176,14 +176,17 @@ __device__ __forceinline__ uint32_t pp_bernoulli_segment_warp(
  * rowlen[rowlen_offset + pre]; decoder: part 0 only, lane j < min(32, n_post).
  * *hits counts this lane's synapses (32-bit: flushed into ctrl->n_events before
  * it can reach 2^31 -- a lane adds fewer than 2^31 per item).  Every lane of
- * every warp must call it (warp-uniform loop bounds, __any_sync inside). */
+ * every warp must call it (warp-uniform loop bounds, __any_sync inside).
+ * parts_per_warp: PP_PARTS_PER_WARP (per-step kernel) or
+ * PP_PARTS_PER_WARP_PERSISTENT (see pp_split_for). */
 template <bool COHERENT, bool WARP_SEGMENTS>
 __device__ __forceinline__ void pp_procedural_phase(
     const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
     const uint32_t *__restrict__ rowlen, const double *__restrict__ tab,
     const uint32_t *__restrict__ out_ptr, const uint32_t *__restrict__ out_idx,
     uint32_t max_out, const uint2 *spikes, uint32_t ns, unsigned long long t, uint32_t seed,
-    int32_t *ring, unsigned long long ring_size, pp_ctrl *ctrl, uint32_t *hits_io)
+    int32_t *ring, unsigned long long ring_size, pp_ctrl *ctrl, uint32_t *hits_io,
+    uint32_t parts_per_warp)
 {
     const uint32_t lane = threadIdx.x & 31u;
     const unsigned int n_warps = (gridDim.x * blockDim.x) >> 5;
@@ -194,7 +197,7 @@ __device__ __forceinline__ void pp_procedural_phase(
     bool small;
 
     if (items == 0) return;
-    split = pp_split_for(items, n_warps);
+    split = pp_split_for(items, n_warps, parts_per_warp);
     total = items * split;
     small = total <= 0xffffffffull;
     for (v = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; v < total; v += n_warps) {
@@ -217,7 +220,7 @@ __device__ __forceinline__ void pp_procedural_phase(
         if (q >= o1 - o0) continue;             /* warp-uniform */
         pj = projs + out_idx[o0 + q];
         tp = pops + pj->tgt_pop;
-        tmod = (uint32_t)(t % (uint64_t)tp->ring_slots);
+        tmod = pp_step_mod(t, tp->ring_slots);
 
         if (WARP_SEGMENTS && pj->rule == PP_RULE_BERNOULLI &&
             pj->n_seg <= PP_WARP_SEGMENTS_PER_PART * split) {
@@ -342,7 +345,7 @@ __device__ __forceinline__ void pp_tile_phase(
             const uint32_t rest = pj->n_post - base;
             const uint32_t tile_len = rest < 32u * W ? rest : 32u * W;
             const uint32_t d = (uint32_t)pj->d_const;
-            uint32_t slot = (uint32_t)(t % (uint64_t)tp->ring_slots) + d;
+            uint32_t slot = pp_step_mod(t, tp->ring_slots) + d;
             uint64_t rb;
             if (slot >= tp->ring_slots) slot -= tp->ring_slots;
             rb = pp_ring_index(tp, slot, pj->channel, base);
@@ -372,7 +375,7 @@ __device__ __forceinline__ void pp_stored_phase(
     const unsigned long long *__restrict__ row_base, const long long *__restrict__ indptr,
     const uint32_t *__restrict__ targets, const int32_t *__restrict__ weights,
     const uint16_t *__restrict__ delays, int32_t *ring, unsigned long long ring_size,
-    pp_ctrl *ctrl, unsigned long long *hits_io)
+    pp_ctrl *ctrl, unsigned long long *hits_io, uint32_t parts_per_warp)
 {
     const uint32_t lane = threadIdx.x & 31u;
     const unsigned int n_warps = (gridDim.x * blockDim.x) >> 5;
@@ -382,7 +385,7 @@ __device__ __forceinline__ void pp_stored_phase(
     bool small;
 
     if (items == 0) return;
-    split = pp_split_for(items, n_warps);
+    split = pp_split_for(items, n_warps, parts_per_warp);
     total = items * split;
     small = total <= 0xffffffffull;
     for (v = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; v < total; v += n_warps) {
@@ -399,7 +402,7 @@ __device__ __forceinline__ void pp_stored_phase(
         k = out_idx[o0 + q];
         tp = pops + projs[k].tgt_pop;
         channel = projs[k].channel;
-        tmod = (uint32_t)(t % (uint64_t)tp->ring_slots);
+        tmod = pp_step_mod(t, tp->ring_slots);
         row = row_base[k] + sp.y;
         e1 = indptr[row + 1ull];
         for (e = indptr[row] + (long long)(part * 32u + lane); e < e1; e += 32ll * split) {

@@ -48,8 +48,9 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
                                pp_ctrl *ctrl)
 {
     uint32_t hits = 0;
-    pp_procedural_phase<false, false>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx, max_out, spikes,
-                        ctrl->n_spk, ctrl->step, seed, ring, ring_size, ctrl, &hits);
+    pp_procedural_phase<false, false>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
+                                      max_out, spikes, ctrl->n_spk, ctrl->step, seed, ring,
+                                      ring_size, ctrl, &hits, PP_PARTS_PER_WARP);
     /* every lane of a warp reaches this point (the loop bounds are warp-uniform) */
     pp_add_events(ctrl, threadIdx.x & 31u, hits);
 }

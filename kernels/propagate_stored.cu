@@ -41,7 +41,8 @@ pp_propagate_stored_spikes(const pp_proj *__restrict__ projs, const pp_pop *__re
 {
     unsigned long long hits = 0;
     pp_stored_phase<false>(projs, pops, out_ptr, out_idx, max_out, spikes, ctrl->n_spk, ctrl->step,
-                    row_base, indptr, targets, weights, delays, ring, ring_size, ctrl, &hits);
+                           row_base, indptr, targets, weights, delays, ring, ring_size, ctrl, &hits,
+                           PP_PARTS_PER_WARP);
     hits = pp_warp_sum_u64(hits);
     if ((threadIdx.x & 31u) == 0u && hits) atomicAdd(&ctrl->n_events, hits);
 }

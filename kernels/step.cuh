@@ -136,15 +136,28 @@ __device__ __forceinline__ void pp_ring_add(int32_t *ring, unsigned long long ri
  * Which lane handles which synapse changes nothing: every synapse is a pure
  * function of its indices and the ring sums are integer. */
 #define PP_PARTS_PER_WARP 4u
+/* The persistent kernel: one part per warp.  Its steps are latency-bound (the
+ * graph loop wins the throughput-bound runs), and a warp that takes a second
+ * item pays that item's whole chain of dependent loads again. */
+#define PP_PARTS_PER_WARP_PERSISTENT 1u
 
-__device__ __forceinline__ uint32_t pp_split_for(unsigned long long items, unsigned int n_warps)
+__device__ __forceinline__ uint32_t pp_split_for(unsigned long long items, unsigned int n_warps,
+                                                 uint32_t parts_per_warp)
 {
-    /* ceil(PP_PARTS_PER_WARP * n_warps / items), in [1, 32] */
-    const unsigned long long want = (unsigned long long)PP_PARTS_PER_WARP * n_warps;
+    /* ceil(parts_per_warp * n_warps / items), in [1, 32] */
+    const unsigned long long want = (unsigned long long)parts_per_warp * n_warps;
     unsigned long long s;
     if (items >= want) return 1u;
     s = (want + items - 1ull) / items;
     return s > 32ull ? 32u : (uint32_t)s;
+}
+
+/* t % r for the step counter: 32-bit arithmetic while t < 2^32 (4.9 days of model
+ * time at dt 0.1 ms), a 64-bit division (a long software routine on the critical
+ * path of every item) only beyond. */
+__device__ __forceinline__ uint32_t pp_step_mod(unsigned long long t, uint32_t r)
+{
+    return (t >> 32) == 0ull ? (uint32_t)t % r : (uint32_t)(t % (unsigned long long)r);
 }
 
 #endif /* PP_STEP_CUH */

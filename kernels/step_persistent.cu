@@ -165,7 +165,7 @@ __device__ __forceinline__ void pp_persistent_body(
             s_pop = pops[blk.x];
             s_pop_idx = blk.x;
             s_first = blk.y;
-            s_slot0 = (uint32_t)(s_t0 % (uint64_t)pops[blk.x].ring_slots);
+            s_slot0 = pp_step_mod(s_t0, pops[blk.x].ring_slots);
         }
         __syncthreads();
         const uint32_t local = blk.y + x, g = s_pop.offset + local;
@@ -229,17 +229,17 @@ __device__ __forceinline__ void pp_persistent_body(
         } else if (STORED) {
             pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, spikes, ns, t,
                                   row_base, indptr, targets, weights, delays, ring, ring_size,
-                                  ctrl, &hits64);
+                                  ctrl, &hits64, PP_PARTS_PER_WARP_PERSISTENT);
         } else if (n_tiles && ns >= tile_min_spikes) {          /* grid-uniform */
             pp_tile_phase<true>(projs, pops, sampler_tables, tiles, n_tiles, spikes, ns, t, seed,
                                 ring, ring_size, ctrl, pp_tile_acc, &hits);
             pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, gen_out_ptr,
                                             gen_out_idx, gen_max_out, spikes, ns, t, seed, ring,
-                                            ring_size, ctrl, &hits);
+                                            ring_size, ctrl, &hits, PP_PARTS_PER_WARP_PERSISTENT);
         } else {
             pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
                                             max_out, spikes, ns, t, seed, ring, ring_size, ctrl,
-                                            &hits);
+                                            &hits, PP_PARTS_PER_WARP_PERSISTENT);
         }
         grid.sync();                                             /* barrier B */
 #if PP_PROFILE_TIMING
