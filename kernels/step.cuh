@@ -136,10 +136,11 @@ __device__ __forceinline__ void pp_ring_add(int32_t *ring, unsigned long long ri
  * Which lane handles which synapse changes nothing: every synapse is a pure
  * function of its indices and the ring sums are integer. */
 #define PP_PARTS_PER_WARP 4u
-/* The persistent kernel: one part per warp.  Its steps are latency-bound (the
- * graph loop wins the throughput-bound runs), and a warp that takes a second
- * item pays that item's whole chain of dependent loads again. */
-#define PP_PARTS_PER_WARP_PERSISTENT 1u
+/* The persistent kernel's split.  One part per warp (no second item, whose chain
+ * of dependent loads a warp would pay again) was tried on an H200 (commit
+ * 1092b45): the full microcircuit got 20-30 % slower and the throughput-bound
+ * runs too, so the persistent kernel balances like the per-step kernels. */
+#define PP_PARTS_PER_WARP_PERSISTENT 4u
 
 __device__ __forceinline__ uint32_t pp_split_for(unsigned long long items, unsigned int n_warps,
                                                  uint32_t parts_per_warp)
