@@ -271,6 +271,27 @@ def get_kernels(names: Optional[Iterable[str]] = None) -> Dict[str, object]:
     return out
 
 
+def load_libcuda(unavailable: type):
+    """The CUDA driver library through ctypes (the graph and cooperative-launch APIs that
+    PyCUDA does not wrap), or ``unavailable(reason)`` raised."""
+    try:
+        return ctypes.CDLL("libcuda.so.1")
+    except OSError as e:
+        raise unavailable(f"libcuda.so.1 not loadable: {e}") from e
+
+
+def cu_error_string(lib, rc: int) -> str:
+    """``cuGetErrorString`` of a CUresult (``"CUresult N"`` where the driver has none)."""
+    f = getattr(lib, "cuGetErrorString", None)
+    if f is not None:
+        f.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
+        f.restype = ctypes.c_int
+        s = ctypes.c_char_p()
+        if f(rc, ctypes.byref(s)) == 0 and s.value:
+            return f"{s.value.decode(errors='replace')} (CUresult {rc})"
+    return f"CUresult {rc}"
+
+
 class CooperativeUnavailable(RuntimeError):
     """A cooperative launch is not possible here (no driver symbol, no support, or the
     grid does not fit the GPU at once); the caller falls back to per-step launches."""
@@ -296,10 +317,7 @@ class CooperativeKernel:
         self.name = name
         self.fmt = COOPERATIVE_KERNELS[name][1]
         if lib is None:
-            try:
-                lib = ctypes.CDLL("libcuda.so.1")
-            except OSError as e:
-                raise CooperativeUnavailable(f"libcuda.so.1 not loadable: {e}") from e
+            lib = load_libcuda(CooperativeUnavailable)
         vp, pvp = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)
         try:
             load, getf = lib.cuModuleLoadData, lib.cuModuleGetFunction
@@ -318,7 +336,6 @@ class CooperativeKernel:
         self._launch.restype = ctypes.c_int
         self._occ = occ
         self._lib = lib
-        self._errstr = getattr(lib, "cuGetErrorString", None)
         self.module, self.function = ctypes.c_void_p(), ctypes.c_void_p()
         self._check(load(ctypes.byref(self.module), cubin), "cuModuleLoadData")
         self._check(getf(ctypes.byref(self.function), self.module, name.encode()),
@@ -343,12 +360,7 @@ class CooperativeKernel:
         return int(ptr.value), int(size.value)
 
     def _error(self, rc: int) -> str:
-        if self._errstr is not None:
-            s = ctypes.c_char_p()
-            self._errstr.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
-            if self._errstr(rc, ctypes.byref(s)) == 0 and s.value:
-                return f"{s.value.decode(errors='replace')} (CUresult {rc})"
-        return f"CUresult {rc}"
+        return cu_error_string(self._lib, rc)
 
     def _check(self, rc: int, what: str) -> None:
         if rc != 0:

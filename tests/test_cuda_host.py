@@ -358,3 +358,86 @@ def test_auto_loop_prefers_graph_when_faster(fake, monkeypatch):
         assert sim.loop_mode == "graph" and sim.loop_tuning["persistent_s_per_step"] > \
             sim.loop_tuning["graph_s_per_step"]
         assert _by_step(rec) == want
+
+
+def test_cooperative_kernel_binds_libcuda_symbols():
+    """CooperativeKernel drives the documented driver calls (on a stand-in lib): module load,
+    function lookup, register count, occupancy with dynamic shared memory, a cooperative
+    launch whose kernelParams point at the arguments in COOPERATIVE_KERNELS order and
+    widths, a refused launch -> CooperativeUnavailable with the driver's words, a missing
+    symbol -> CooperativeUnavailable, and __device__ variables by cuModuleGetGlobal."""
+    import ctypes
+    from pyproc import kernels as K
+    MOD, FN = 0x111, 0x222
+    calls, rc = [], {"cuLaunchCooperativeKernel": 0}
+
+    def out(p, value):
+        p._obj.value = value
+
+    def h(x):                                   # a handle as the driver would see it
+        return x.value if hasattr(x, "value") else x
+
+    def load(pmod, image):
+        calls.append(("load", image))
+        out(pmod, MOD)
+        return 0
+
+    def getf(pfn, mod, name):
+        calls.append(("getf", h(mod), name))
+        out(pfn, FN)
+        return 0
+
+    def attr(pval, which, fn):
+        assert which == 4 and h(fn) == FN          # CU_FUNC_ATTRIBUTE_NUM_REGS
+        out(pval, 78)
+        return 0
+
+    def occ(pn, fn, block, smem):
+        calls.append(("occ", h(fn), block, smem))
+        out(pn, 3)
+        return 0
+
+    def launch(fn, gx, gy, gz, bx, by, bz, smem, stream, params):
+        name = "pp_step_persistent_stored"
+        fmt = K.COOPERATIVE_KERNELS[name][1]
+        width = {"P": ctypes.c_uint64, "Q": ctypes.c_uint64, "I": ctypes.c_uint32}
+        vals = [ctypes.cast(params[i], ctypes.POINTER(width[c])).contents.value
+                for i, c in enumerate(fmt)]
+        calls.append(("launch", h(fn), (gx, gy, gz), (bx, by, bz), smem, h(stream), vals))
+        return rc["cuLaunchCooperativeKernel"]
+
+    def errstr(code, ps):
+        out(ps, b"too many blocks in cooperative launch")
+        return 0
+
+    def getglobal(pptr, psize, mod, name):
+        assert h(mod) == MOD and name == b"pp_phase_cycles"
+        out(pptr, 0xdead0)
+        out(psize, 32)
+        return 0
+
+    lib = types.SimpleNamespace(cuModuleLoadData=load, cuModuleGetFunction=getf,
+                                cuFuncGetAttribute=attr,
+                                cuOccupancyMaxActiveBlocksPerMultiprocessor=occ,
+                                cuLaunchCooperativeKernel=launch, cuGetErrorString=errstr,
+                                cuModuleGetGlobal_v2=getglobal)
+    k = K.CooperativeKernel("pp_step_persistent_stored", b"\x7fELF-cubin", lib)
+    assert k.num_regs == 78 and calls[:2] == [("load", b"\x7fELF-cubin"),
+                                             ("getf", MOD, b"pp_step_persistent_stored")]
+    assert k.max_blocks_per_sm(256, 4096) == 3 and calls[-1] == ("occ", FN, 256, 4096)
+    args = list(range(1, 30))
+    args[0] = 2 ** 40 + 5                         # a pointer above 4 GiB keeps all 64 bits
+    k.launch(396, 256, 0xabc, *args, shared=512)
+    assert calls[-1] == ("launch", FN, (396, 1, 1), (256, 1, 1), 512, 0xabc, args)
+    with pytest.raises(TypeError, match="takes 29 arguments"):
+        k.launch(396, 256, 0xabc, *args[:-1])
+    rc["cuLaunchCooperativeKernel"] = 720
+    with pytest.raises(K.CooperativeUnavailable,
+                       match=r"too many blocks in cooperative launch \(CUresult 720\)"):
+        k.launch(396, 256, 0xabc, *args)
+    assert k.global_address("pp_phase_cycles") == (0xdead0, 32)
+    del lib.cuLaunchCooperativeKernel
+    with pytest.raises(K.CooperativeUnavailable, match="lacks"):
+        K.CooperativeKernel("pp_step_persistent_stored", b"x", lib)
+    with pytest.raises(KeyError, match="no cooperative kernel"):
+        K.CooperativeKernel("pp_nope", b"x", lib)

@@ -20,12 +20,7 @@ cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-if ! python3 -c "import pycuda" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 || exit 1
-else
-    export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-fi
+. validation/gpu_env.sh || exit 1
 
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total,memory.free --format=csv

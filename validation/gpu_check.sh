@@ -13,17 +13,7 @@ OUT=${1:?usage: validation/gpu_check.sh OUTDIR}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 cd "$(dirname "$0")/.."
-export PYTHONUNBUFFERED=1
-if ! python3 -c "import pycuda.driver" >/dev/null 2>&1; then
-    if ls .whl/*.whl >/dev/null 2>&1; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
-            || { echo "PyCUDA wheel install failed"; exit 1; }
-        export PYTHONPATH=/tmp/site:$PWD
-    else
-        echo "PyCUDA not importable and no .whl/*.whl to install (see /work/shared/device/README.md)"
-    fi
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
+. validation/gpu_env.sh || exit 1
 export PYCUDA_CACHE_DIR=${PYCUDA_CACHE_DIR:-/tmp/pycuda-cache}
 mkdir -p "$PYCUDA_CACHE_DIR"
 

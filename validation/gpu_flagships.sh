@@ -25,12 +25,7 @@ MAM=${2:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
 mkdir -p "$OUT/w"; OUT=$(cd "$OUT" && pwd); W=$OUT/w
 MAM=$(cd "$(dirname "$MAM")" && pwd)/$(basename "$MAM")
 cd "$(dirname "$0")/.."
-export PYTHONUNBUFFERED=1
-if ! python3 -c "import pycuda.driver" >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
+. validation/gpu_env.sh || exit 1
 pack() { tar czf "$OUT/all.tgz" -C "$W" . ; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$W/gpu.txt"
 

@@ -5,12 +5,7 @@ set -u
 OUT=${1:?usage: validation/profile_gpu.sh OUTDIR}
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 cd "$(dirname "$0")/.."
-export PYTHONUNBUFFERED=1
-if ! python3 -c "import pycuda.driver" >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
+. validation/gpu_env.sh || exit 1
 timeout 200 python3 validation/profile_gpu.py 2>&1 | tee "$OUT/profile.txt"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ -n "$NCU" ]; then

@@ -62,8 +62,9 @@ import numpy as np
 from ..compile import CompiledNetwork, check_input_range
 from ..connectivity import materialise
 from ..errors import BackendUnavailable, OverflowDetected
-from ..kernels import (CTRL_DTYPE, ERROR_CODES, CooperativeUnavailable, forget_context,
-                       get_cooperative_kernel, get_kernels, import_pycuda)
+from ..kernels import (CTRL_DTYPE, ERROR_CODES, CooperativeUnavailable, cu_error_string,
+                       forget_context, get_cooperative_kernel, get_kernels, import_pycuda,
+                       load_libcuda)
 from ..plan import NEURON_BLOCK, Plan, device_tables, plan_network
 
 __all__ = ["CUDASimulator", "CUDAKernelError", "device_tables", "GraphAPI", "propagation_grid"]
@@ -94,10 +95,7 @@ class GraphAPI:
 
     def __init__(self, lib=None):
         if lib is None:
-            try:
-                lib = ctypes.CDLL("libcuda.so.1")
-            except OSError as e:
-                raise GraphUnavailable(f"libcuda.so.1 not loadable: {e}") from e
+            lib = load_libcuda(GraphUnavailable)
         vp, pvp = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)
         try:
             self.begin = lib.cuStreamBeginCapture_v2
@@ -121,17 +119,10 @@ class GraphAPI:
             inst.argtypes = [pvp, vp, pvp, ctypes.c_char_p, ctypes.c_size_t]
             inst.restype = ctypes.c_int
             self._inst, self._inst_flags = inst, False
-        self._errstr = getattr(lib, "cuGetErrorString", None)
-        if self._errstr is not None:
-            self._errstr.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
-            self._errstr.restype = ctypes.c_int
+        self._lib = lib
 
     def error_string(self, rc: int) -> str:
-        if self._errstr is not None:
-            s = ctypes.c_char_p()
-            if self._errstr(rc, ctypes.byref(s)) == 0 and s.value:
-                return f"{s.value.decode(errors='replace')} (CUresult {rc})"
-        return f"CUresult {rc}"
+        return cu_error_string(self._lib, rc)
 
     def instantiate(self, graph) -> ctypes.c_void_p:
         exe = ctypes.c_void_p()
