@@ -98,6 +98,12 @@ class Simulation:
         meta = {"seed": cnet.seed, "backend": self.backend, "connectivity": self.connectivity,
                 "wall_setup_s": self.setup_time, "wall_run_s": self.wall_run,
                 "synaptic_events": int(self.sim.n_events), "partial": self.interrupted}
+        # CUDA: which card and which step loop ran (the loops give the same spikes, not the
+        # same wall time), and why a loop was not available
+        for attr in ("device_name", "loop_mode", "loop_tuning", "persistent_error",
+                     "graph_error"):
+            if hasattr(self.sim, attr):
+                meta[attr] = getattr(self.sim, attr)
         return Results(times=(steps + 1) * cnet.dt, senders=senders, pop_names=list(cnet.pop_names),
                        pop_offsets=cnet.pops["offset"].astype(np.int64),
                        pop_sizes=cnet.pops["n"].astype(np.int64), recorded=cnet.record.copy(),

@@ -441,3 +441,21 @@ def test_cooperative_kernel_binds_libcuda_symbols():
         K.CooperativeKernel("pp_step_persistent_stored", b"x", lib)
     with pytest.raises(KeyError, match="no cooperative kernel"):
         K.CooperativeKernel("pp_nope", b"x", lib)
+
+
+def test_simulation_meta_names_the_loop(fake, tmp_path):
+    """Simulation(backend='cuda') results say which card and step loop ran; they survive
+    save/load with the rest of the summary."""
+    sim = pp.Simulation(_mixed(), backend="cuda", connectivity="procedural", persistent=True)
+    try:
+        res = sim.run(5.0)
+    finally:
+        sim.sim.close()
+    m = res.meta
+    assert m["device_name"] == "Fake GPU" and m["loop_mode"] == "persistent"
+    assert m["loop_tuning"] is None and m["persistent_error"] is None
+    res.save(str(tmp_path / "r"))
+    back = pp.load_results(str(tmp_path / "r"))
+    assert back.meta["loop_mode"] == "persistent"
+    cpu = pp.Simulation(_mixed(), backend="cpu").run(1.0)
+    assert "loop_mode" not in cpu.meta
