@@ -1,14 +1,17 @@
-"""CUDA backend: the step loop on the GPU (PyCUDA + a CUDA graph of K steps).
+"""CUDA backend: the step loop on the GPU (PyCUDA; a persistent cooperative kernel or a
+CUDA graph per K steps).
 
 Data flow (device buffers as planned by :mod:`pyproc.plan`)::
 
     host: CompiledNetwork --device_tables--> pops, projs, rowlen, poisson_tables,
           blocks, pop_flags, out_ptr, out_idx, sampler_tables (uploaded once)
           (+ stored: CSR built on the device)
-    per step t (kernels read t from ctrl.step; see kernels/step.cuh):
+    per step t, graph loop (kernels read t from ctrl.step; see kernels/step.cuh):
       pp_neuron_lif_update   ring slot t -> LIF -> spikes[] (+ rec_ids[] if recorded)
       pp_propagate_*_spikes  spikes[] x outgoing projections -> atomicAdd ring[t + delay]
       pp_record_advance      rec_end[step in chunk] = n_rec; n_spk = 0; step += 1
+    per K steps, persistent loop: pp_step_persistent_* does the same three stages per
+      step with grid barriers in between (kernels/step_persistent.cu)
     every record chunk (<= record_chunk_steps steps) and at the end of run_steps:
       host reads ctrl, rec_end[:rec_steps], rec_ids[:n_rec] -> record.append((step, ids))
 
@@ -28,8 +31,8 @@ The step loop is not a Python loop of launches.  Two loops, identical spikes:
 
 ``persistent="auto"`` (the default) times two batches of K steps of each loop,
 alternating, after 5 K steps of warm-up, on the live network, and keeps the faster
-for the rest of the simulator's life (``loop_tuning`` holds the two timings); ``True`` / ``False``
-force one.  Where a cooperative launch is refused (``persistent_error`` says why)
+for the rest of the simulator's life (``loop_tuning`` holds the two timings; a run
+too short to tune stays persistent); ``True`` / ``False`` force one.  Where a cooperative launch is refused (``persistent_error`` says why)
 the graph loop runs; if capture is not possible either, prepared calls per step
 (``"launch"``, the reason in ``graph_error``).  ``debug=True`` launches per step
 and synchronises after every kernel, so that a fault names the kernel and the
@@ -45,8 +48,9 @@ as fit), ``use_graph`` (True), ``debug`` (False), ``bernoulli_tiles`` (False: Tr
 makes the persistent kernel deliver pairwise_bernoulli projections with a constant
 delay by shared-memory tiles in steps with at least ``tile_min_spikes`` (64) spikes,
 kernels/phases.cuh pp_tile_phase -- exact, but slower than the per-spike path on an
-H200 with truncated-normal weights, where sampling, not global atomics, is the limit), ``csr_build`` ("device" or "host": stored CSR
-generated on the GPU, or materialised by the NumPy twin and uploaded),
+H200 with truncated-normal weights, where sampling, not global atomics, is the
+limit), ``csr_build`` ("device" or "host": stored CSR generated on the GPU, or
+materialised by the NumPy twin and uploaded),
 ``prop_blocks`` (grid of the propagation kernel; default from occupancy).
 """
 from __future__ import annotations
