@@ -118,8 +118,45 @@ __device__ __forceinline__ void pp_neuron_resident(
     }
 }
 
+/* ---- tables in shared memory (shared_tables, opt-in) --------------------------------
+ * Dynamic shared memory of a persistent block, in this order, each part starting at
+ * a multiple of 8 bytes (pyproc.backends.cuda.persistent_smem_bytes computes the same):
+ *   tile accumulator            tile_bytes (procedural with tiles; else 0)
+ *   if smem_tables & 1:         projs (n_projs pp_proj), pops (n_pops pp_pop),
+ *                               out_ptr (n_pops + 1 uint32), out_idx (n_projs uint32),
+ *                               procedural also gen_out_ptr (n_pops + 1),
+ *                               gen_out_idx (gen_out_ptr[n_pops] uint32)
+ *   if smem_tables & 2:         sampler_tables (PP_TABLES_LEN double; procedural)
+ * Every block copies them once per launch; the phases then read them through the
+ * same pointers, which now point to shared memory: every item's chain of dependent
+ * loads (spike -> out table -> projection -> population) and every sampler-table
+ * lookup become shared-memory loads.  The values are the same: the spikes cannot
+ * change. */
+extern __shared__ int32_t pp_tile_acc[];     /* dynamic: accumulator first, then tables */
+
+/* The copy is compiled in only with -DPP_SHARED_TABLES=1 (pyproc compiles that
+ * variant when shared_tables=True): pointers that may point to either memory need
+ * registers the default build keeps for the propagation. */
+#ifndef PP_SHARED_TABLES
+#define PP_SHARED_TABLES 0
+#endif
+
+__device__ __forceinline__ uint32_t pp_round8(uint32_t n) { return (n + 7u) & ~7u; }
+
+/* Whole block: copy n 4-byte words (n8 = 0) or n 8-byte words (n8 = 1). */
+__device__ __forceinline__ void pp_block_copy(void *dst, const void *src, uint32_t n, bool n8)
+{
+    uint32_t k;
+    if (n8) {
+        for (k = threadIdx.x; k < n; k += blockDim.x)
+            ((unsigned long long *)dst)[k] = ((const unsigned long long *)src)[k];
+    } else {
+        for (k = threadIdx.x; k < n; k += blockDim.x)
+            ((uint32_t *)dst)[k] = ((const uint32_t *)src)[k];
+    }
+}
+
 /* ---- the step loop, for both connectivities ------------------------------------ */
-extern __shared__ int32_t pp_tile_acc[];     /* dynamic: the tile accumulator (procedural) */
 
 template <bool STORED>
 __device__ __forceinline__ void pp_persistent_body(
@@ -137,6 +174,7 @@ __device__ __forceinline__ void pp_persistent_body(
     const unsigned long long *__restrict__ row_base,
     const long long *__restrict__ indptr, const uint32_t *__restrict__ targets,
     const int32_t *__restrict__ weights, const uint16_t *__restrict__ delays,
+    uint32_t n_pops, uint32_t n_projs, uint32_t smem_tables, uint32_t tile_bytes,
     unsigned long long ring_size, uint32_t n_steps)
 {
     __shared__ pp_pop s_pop;
@@ -156,6 +194,46 @@ __device__ __forceinline__ void pp_persistent_body(
     if (n_steps == 0u) return;          /* uniform: no block reaches a barrier */
     /* launch constants in shared memory: registers are what the propagation needs */
     if (x == 0) { s_t0 = ctrl->step; s_rec0 = ctrl->rec_steps; s_n_spikes = 0; }
+    if (PP_SHARED_TABLES && smem_tables) {      /* grid-uniform; layout above */
+        char *dyn = (char *)pp_tile_acc;
+        uint32_t o = pp_round8(tile_bytes);
+        if (smem_tables & 1u) {
+            pp_proj *sj = (pp_proj *)(dyn + o);
+            pp_pop *sp;
+            uint32_t *so;
+            pp_block_copy(sj, projs, n_projs * (uint32_t)(sizeof(pp_proj) / 8), true);
+            o += pp_round8(n_projs * (uint32_t)sizeof(pp_proj));
+            sp = (pp_pop *)(dyn + o);
+            pp_block_copy(sp, pops, n_pops * (uint32_t)(sizeof(pp_pop) / 8), true);
+            o += pp_round8(n_pops * (uint32_t)sizeof(pp_pop));
+            so = (uint32_t *)(dyn + o);
+            pp_block_copy(so, out_ptr, n_pops + 1u, false);
+            out_ptr = so;
+            o += pp_round8(4u * (n_pops + 1u));
+            so = (uint32_t *)(dyn + o);
+            pp_block_copy(so, out_idx, n_projs, false);
+            out_idx = so;
+            o += pp_round8(4u * n_projs);
+            if (!STORED) {
+                const uint32_t n_gen = gen_out_ptr[n_pops];
+                so = (uint32_t *)(dyn + o);
+                pp_block_copy(so, gen_out_ptr, n_pops + 1u, false);
+                gen_out_ptr = so;
+                o += pp_round8(4u * (n_pops + 1u));
+                so = (uint32_t *)(dyn + o);
+                pp_block_copy(so, gen_out_idx, n_gen, false);
+                gen_out_idx = so;
+                o += pp_round8(4u * n_projs);
+            }
+            projs = sj;
+            pops = sp;
+        }
+        if ((smem_tables & 2u) && !STORED) {
+            double *st = (double *)(dyn + o);
+            pp_block_copy(st, sampler_tables, PP_TABLES_LEN, true);
+            sampler_tables = st;
+        }
+    }
     __syncthreads();
     if (owner) {
         /* what the block keeps for the launch goes to shared memory, not registers
@@ -266,7 +344,9 @@ __device__ __forceinline__ void pp_persistent_body(
  * Arguments: those of pp_neuron_lif_update, then n_blocks, rec_end and
  * rec_chunk_steps of pp_record_advance, then the procedural propagation's
  * tables, the out tables without the tiled projections, the tile table and the
- * tile threshold, then n_steps (pyproc/kernels.py COOPERATIVE_KERNELS).  A step
+ * tile threshold, n_pops, n_projs, the shared-table flags and the tile
+ * accumulator's bytes (see "tables in shared memory"), then ring_size and n_steps
+ * (pyproc/kernels.py COOPERATIVE_KERNELS).  A step
  * with at least tile_min_spikes spikes delivers the tiled projections
  * (pairwise_bernoulli, constant delay) by shared-memory tiles (pp_tile_phase;
  * dynamic shared memory 4 * 32 * (largest tiled seg_width + 1) bytes) and the rest
@@ -323,21 +403,23 @@ pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__re
                               const uint32_t *__restrict__ gen_out_ptr,
                               const uint32_t *__restrict__ gen_out_idx, uint32_t gen_max_out,
                               const uint2 *__restrict__ tiles, uint32_t n_tiles,
-                              uint32_t tile_min_spikes, unsigned long long ring_size,
-                              uint32_t n_steps)
+                              uint32_t tile_min_spikes, uint32_t n_pops, uint32_t n_projs,
+                              uint32_t smem_tables, uint32_t tile_bytes,
+                              unsigned long long ring_size, uint32_t n_steps)
 {
     pp_persistent_body<false>(pops, blocks, pop_flags, poisson_tables, seed, V, Iex, Iin, ref, ring,
                               spikes, spike_cap, rec_ids, rec_cap, ctrl, n_blocks, rec_end,
                               rec_chunk_steps, projs, out_ptr, out_idx, max_out, rowlen,
                               sampler_tables, gen_out_ptr, gen_out_idx, gen_max_out, tiles,
                               n_tiles, tile_min_spikes, nullptr, nullptr, nullptr, nullptr,
-                              nullptr, ring_size, n_steps);
+                              nullptr, n_pops, n_projs, smem_tables, tile_bytes, ring_size,
+                              n_steps);
 }
 
 /* pp_step_persistent_stored -- the same with stored connectivity (device CSR as
  * pp_propagate_stored_spikes).  Arguments: those of pp_neuron_lif_update, then
  * n_blocks, rec_end, rec_chunk_steps, then the stored propagation's tables,
- * then n_steps.
+ * n_pops, n_projs and the shared-table flags (bit 0 only), then ring_size and n_steps.
  * Launch shape  : as pp_step_persistent_procedural (cooperative, occupancy-bound grid).
  * Thread map    : as pp_step_persistent_procedural; propagation as
  *                 pp_propagate_stored_spikes.
@@ -360,12 +442,14 @@ pp_step_persistent_stored(const pp_pop *__restrict__ pops, const uint2 *__restri
                           const long long *__restrict__ indptr,
                           const uint32_t *__restrict__ targets,
                           const int32_t *__restrict__ weights,
-                          const uint16_t *__restrict__ delays, unsigned long long ring_size,
-                          uint32_t n_steps)
+                          const uint16_t *__restrict__ delays, uint32_t n_pops,
+                          uint32_t n_projs, uint32_t smem_tables,
+                          unsigned long long ring_size, uint32_t n_steps)
 {
     pp_persistent_body<true>(pops, blocks, pop_flags, poisson_tables, seed, V, Iex, Iin, ref, ring,
                              spikes, spike_cap, rec_ids, rec_cap, ctrl, n_blocks, rec_end,
                              rec_chunk_steps, projs, out_ptr, out_idx, max_out, nullptr, nullptr,
                              nullptr, nullptr, 0u, nullptr, 0u, 0u, row_base, indptr, targets,
-                             weights, delays, ring_size, n_steps);
+                             weights, delays, n_pops, n_projs, smem_tables, 0u, ring_size,
+                             n_steps);
 }

@@ -172,7 +172,7 @@ _CLOSE_ARGS = ("n_blocks: uint32 (entries of the block table)",
 # driver API (ctypes), see CooperativeKernel.  Same format characters as KERNELS.
 COOPERATIVE_KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
     "pp_step_persistent_procedural": ("step_persistent.cu",
-                                      _NEURON_FMT + "IPI" + "PPPPPI" + "PPIPII" + "QI", (
+                                      _NEURON_FMT + "IPI" + "PPPPPI" + "PPIPII" + "IIII" + "QI", (
         _NEURON_ARGS + _CLOSE_ARGS + (
             "projs: pp_proj[n_projs]", "rowlen: uint32[]",
             "sampler_tables: float64[PP_TABLES_LEN]", "out_ptr: uint32[n_pops + 1]",
@@ -181,12 +181,18 @@ COOPERATIVE_KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
             "gen_out_idx: uint32[]", "gen_max_out: uint32",
             "tiles: uint32 (projection, tile)[n_tiles]", "n_tiles: uint32",
             "tile_min_spikes: uint32 (tiles in steps with at least this many spikes)",
+            "n_pops: uint32", "n_projs: uint32",
+            "smem_tables: uint32 (bit 0 network tables, bit 1 sampler tables in shared memory)",
+            "tile_bytes: uint32 (tile accumulator at the start of dynamic shared memory)",
             "ring_size: uint64", "n_steps: uint32"))),
-    "pp_step_persistent_stored": ("step_persistent.cu", _NEURON_FMT + "IPI" + "PPPI" + "PPPPP" + "QI", (
+    "pp_step_persistent_stored": ("step_persistent.cu",
+                                  _NEURON_FMT + "IPI" + "PPPI" + "PPPPP" + "III" + "QI", (
         _NEURON_ARGS + _CLOSE_ARGS + (
             "projs: pp_proj[n_projs]", "out_ptr: uint32[n_pops + 1]", "out_idx: uint32[n_projs]",
             "max_out: uint32", "row_base: uint64[n_projs + 1]", "indptr: int64[rows + 1]",
             "targets: uint32[nnz]", "weights: int32[nnz]", "delays: uint16[nnz]",
+            "n_pops: uint32", "n_projs: uint32",
+            "smem_tables: uint32 (bit 0: network tables in shared memory)",
             "ring_size: uint64", "n_steps: uint32"))),
 }
 for _name, (_src, _fmt, _args) in COOPERATIVE_KERNELS.items():
@@ -365,6 +371,15 @@ class CooperativeKernel:
     def _check(self, rc: int, what: str) -> None:
         if rc != 0:
             raise CooperativeUnavailable(f"{what} ({self.name}): {self._error(rc)}")
+
+    def set_max_dynamic_shared(self, nbytes: int) -> None:
+        """Allow ``nbytes`` of dynamic shared memory per block (needed above 48 KiB):
+        cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)."""
+        f = getattr(self._lib, "cuFuncSetAttribute", None)
+        if f is None:
+            raise CooperativeUnavailable("libcuda.so.1 lacks cuFuncSetAttribute")
+        f.argtypes, f.restype = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_int
+        self._check(f(self.function, 8, int(nbytes)), "cuFuncSetAttribute(max dynamic shared)")
 
     def max_blocks_per_sm(self, block: int, shared: int = 0) -> int:
         """Blocks of ``block`` threads (``shared`` bytes of dynamic shared memory) that

@@ -427,8 +427,13 @@ class _FakeCoopKernel(K.CooperativeKernel):
         self.fmt = K.COOPERATIVE_KERNELS[name][1]
         self.num_regs = 78
 
+    def set_max_dynamic_shared(self, nbytes):
+        assert nbytes > 48 * 1024
+        self.owner.max_dynamic = nbytes
+
     def max_blocks_per_sm(self, block, shared=0):
-        assert block == 256 and 0 <= shared <= 4 * 32 * 257
+        assert block == 256 and 0 <= shared <= 227 * 1024
+        assert shared <= 48 * 1024 or self.owner.max_dynamic >= shared
         self.owner.shared_asked = shared
         return 3
 
@@ -448,16 +453,20 @@ class _FakeCoopKernel(K.CooperativeKernel):
         tiled = None
         if self.name.endswith("procedural"):
             (projs, rowlen, tab, out_ptr, out_idx, max_out, gptr, gidx, gmax, tiles, n_tiles,
-             tmin, ring_size, n) = a[18:]
+             tmin, n_pops, n_projs, flags, tile_bytes, ring_size, n) = a[18:]
             prop = [projs, a[0], rowlen, tab, out_ptr, out_idx, max_out, a[10], a[4], a[9],
                     ring_size, a[14]]
             gen = [projs, a[0], rowlen, tab, gptr, gidx, gmax, a[10], a[4], a[9], ring_size,
                    a[14]]
             tiled = [projs, a[0], tab, tiles, n_tiles, a[10], a[4], a[9], ring_size, a[14]]
-            assert (shared > 0) == (n_tiles > 0) and shared == self.owner.shared_asked
+            assert (tile_bytes > 0) == (n_tiles > 0) and shared == self.owner.shared_asked
+            assert shared == CU.persistent_smem_bytes(self.owner.cnet_of(n_pops, n_projs),
+                                                      "procedural", tile_bytes, flags)
             step = emu.pp_propagate_procedural_spikes
         else:
-            projs, out_ptr, out_idx, max_out, rb, ip, tg, w, d, ring_size, n = a[18:]
+            projs, out_ptr, out_idx, max_out, rb, ip, tg, w, d, n_pops, n_projs, flags, \
+                ring_size, n = a[18:]
+            assert flags in (0, 1) and shared == self.owner.shared_asked
             prop = [projs, a[0], out_ptr, out_idx, max_out, a[10], rb, ip, tg, w, d, a[9],
                     ring_size, a[14]]
             step = emu.pp_propagate_stored_spikes
@@ -481,9 +490,16 @@ class FakeCooperative:
     def __init__(self, drv, fail=None):
         self.drv, self.fail, self.launches = drv, fail, 0
         self.tile_steps, self.shared_asked, self.tile_smem = 0, None, 0
+        self.max_dynamic, self.defines = 0, []
 
-    def __call__(self, name):
+    @staticmethod
+    def cnet_of(n_pops, n_projs):
+        """Just the counts persistent_smem_bytes reads."""
+        return types.SimpleNamespace(n_pops=n_pops, projs=[None] * n_projs)
+
+    def __call__(self, name, defines=None):
         assert name in K.COOPERATIVE_KERNELS
+        self.defines.append(defines)
         if self.fail == "load":
             raise K.CooperativeUnavailable("libcuda.so.1 lacks cuLaunchCooperativeKernel (test)")
         return _FakeCoopKernel(self, name)

@@ -199,7 +199,8 @@ def test_loop_modes_agree(cuda_ctx):
                 {"record_chunk_steps": 7, "graph_steps": 3},
                 {"record_chunk_steps": 7, "graph_steps": 3, "persistent": False},
                 {"persistent_blocks_per_sm": 1}, {"prop_blocks": 5, "persistent": False},
-                {"persistent": "auto", "graph_steps": 20, "record_chunk_steps": 100}):
+                {"persistent": "auto", "graph_steps": 20, "record_chunk_steps": 100},
+                {"persistent": True, "shared_tables": True}):
         got, _, _, mode, why = _cuda(cnet, "procedural", 300, cuda_ctx, **opt)
         assert got == short, (opt, mode, why)
 
@@ -218,6 +219,21 @@ def test_tiles_identical_spikes(cuda_ctx, case):
                                         **opt)
         assert mode == "persistent", why
         assert got == want and ev_g == ev, opt
+
+
+@pytest.mark.parametrize("case", ["mixed", "balanced2000", "microcircuit5"])
+def test_shared_tables_identical_spikes(cuda_ctx, case):
+    """shared_tables=True (the PP_SHARED_TABLES build: network and sampler tables copied to
+    shared memory by every persistent block): spikes and events equal the CPU reference,
+    both connectivities."""
+    build, steps = CASES[case]
+    cnet = build()
+    want, ev, _ = _cpu_ref(case, cnet, steps)
+    for conn in ("procedural", "stored"):
+        got, ev_g, _, mode, why = _cuda(cnet, conn, steps, cuda_ctx, persistent=True,
+                                        shared_tables=True)
+        assert mode == "persistent", why
+        assert got == want and ev_g == ev, conn
 
 
 def test_time_propagation_tiles_equal_per_spike(cuda_ctx):

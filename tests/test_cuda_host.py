@@ -410,6 +410,10 @@ def test_cooperative_kernel_binds_libcuda_symbols():
         out(ps, b"too many blocks in cooperative launch")
         return 0
 
+    def setattr_(fn, which, value):
+        calls.append(("setattr", h(fn), which, value))
+        return 0
+
     def getglobal(pptr, psize, mod, name):
         assert h(mod) == MOD and name == b"pp_phase_cycles"
         out(pptr, 0xdead0)
@@ -420,16 +424,19 @@ def test_cooperative_kernel_binds_libcuda_symbols():
                                 cuFuncGetAttribute=attr,
                                 cuOccupancyMaxActiveBlocksPerMultiprocessor=occ,
                                 cuLaunchCooperativeKernel=launch, cuGetErrorString=errstr,
-                                cuModuleGetGlobal_v2=getglobal)
+                                cuModuleGetGlobal_v2=getglobal, cuFuncSetAttribute=setattr_)
     k = K.CooperativeKernel("pp_step_persistent_stored", b"\x7fELF-cubin", lib)
     assert k.num_regs == 78 and calls[:2] == [("load", b"\x7fELF-cubin"),
                                              ("getf", MOD, b"pp_step_persistent_stored")]
     assert k.max_blocks_per_sm(256, 4096) == 3 and calls[-1] == ("occ", FN, 256, 4096)
-    args = list(range(1, 30))
+    n_args = len(K.COOPERATIVE_KERNELS["pp_step_persistent_stored"][1])
+    args = list(range(1, n_args + 1))
     args[0] = 2 ** 40 + 5                         # a pointer above 4 GiB keeps all 64 bits
     k.launch(396, 256, 0xabc, *args, shared=512)
     assert calls[-1] == ("launch", FN, (396, 1, 1), (256, 1, 1), 512, 0xabc, args)
-    with pytest.raises(TypeError, match="takes 29 arguments"):
+    k.set_max_dynamic_shared(70000)               # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    assert calls[-1] == ("setattr", FN, 8, 70000)
+    with pytest.raises(TypeError, match=f"takes {n_args} arguments"):
         k.launch(396, 256, 0xabc, *args[:-1])
     rc["cuLaunchCooperativeKernel"] = 720
     with pytest.raises(K.CooperativeUnavailable,
@@ -459,3 +466,44 @@ def test_simulation_meta_names_the_loop(fake, tmp_path):
     assert back.meta["loop_mode"] == "persistent"
     cpu = pp.Simulation(_mixed(), backend="cpu").run(1.0)
     assert "loop_mode" not in cpu.meta
+
+
+def test_persistent_smem_layout():
+    """The dynamic shared memory of a persistent block, part by part (8-byte aligned), as
+    kernels/step_persistent.cu lays it out: tile accumulator, network tables, sampler
+    tables."""
+    from pyproc.compile import POP_DTYPE, PROJ_DTYPE
+    cnet = _mixed()                                    # 3 populations, 5 projections
+    r8 = lambda n: (n + 7) // 8 * 8                    # noqa: E731
+    net = 5 * PROJ_DTYPE.itemsize + 3 * POP_DTYPE.itemsize
+    outs = r8(4 * 4) + r8(4 * 5)
+    assert CU.persistent_smem_bytes(cnet, "procedural", 0, 0) == 0
+    assert CU.persistent_smem_bytes(cnet, "procedural", 4228, 0) == 4232
+    assert CU.persistent_smem_bytes(cnet, "procedural", 0, 1) == net + 2 * outs
+    assert CU.persistent_smem_bytes(cnet, "stored", 0, 1) == net + outs
+    assert CU.persistent_smem_bytes(cnet, "procedural", 100, 3) == 104 + net + 2 * outs + 8 * 6146
+    assert CU.persistent_smem_bytes(cnet, "stored", 0, 2) == 0     # no sampler tables
+
+
+@pytest.mark.parametrize("connectivity", ["procedural", "stored"])
+def test_shared_tables_option(fake, connectivity):
+    """shared_tables=True: the PP_SHARED_TABLES build, the flags and the shared memory the
+    launch asks for (opt-in above 48 KiB); same spikes (the host side only: the copy itself
+    runs on a GPU, tests/test_cuda.py)."""
+    cnet = _mixed()
+    _, want = _cpu(cnet, 60)
+    with CU.CUDASimulator(cnet, connectivity, persistent=True, shared_tables=True,
+                          graph_steps=20, record_chunk_steps=60) as sim:
+        rec = []
+        sim.run_steps(60, rec)
+        assert _by_step(rec) == want and sim.loop_mode == "persistent"
+        flags = 3 if connectivity == "procedural" else 1
+        assert sim.smem_tables == flags
+        assert sim.persistent_smem == CU.persistent_smem_bytes(cnet, connectivity, 0, flags)
+        assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1}
+        assert fake.coop.shared_asked == sim.persistent_smem
+        if sim.persistent_smem > 48 * 1024:
+            assert fake.coop.max_dynamic == sim.persistent_smem
+    with CU.CUDASimulator(cnet, connectivity, persistent=True) as sim:
+        assert sim.smem_tables == 0 and sim.persistent_smem == 0
+        assert fake.coop.defines[-1] is None

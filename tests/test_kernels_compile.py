@@ -105,3 +105,17 @@ def test_every_kernel_has_comment_block():
             for key in ("Launch shape", "Thread map", "RNG counters", "Writes", "CPU twin"):
                 assert key in head, f"{f}: {name} comment block lacks {key!r}"
             assert name in ALL_KERNELS, f"{name} missing from pyproc.kernels.KERNELS"
+
+
+@pytest.mark.nvcc
+@pytest.mark.parametrize("define", ["PP_SHARED_TABLES=1", "PP_PROFILE_TIMING=1",
+                                    "PP_PROFILE_SKIP=3"])
+def test_persistent_variants_compile(define, tmp_path):
+    """The builds pyproc compiles on request (shared tables, profiling) compile too,
+    warnings as errors (they may spill: they are opt-in or for profiling)."""
+    cmd = [shutil.which("nvcc"), "-cubin", "-arch=sm_90", "-Werror", "all-warnings",
+           *kernels.compile_options({define.split("=")[0]: define.split("=")[1]}),
+           "-I", kernels.kernel_dir(), os.path.join(kernels.kernel_dir(), "step_persistent.cu"),
+           "-o", str(tmp_path / "v.cubin")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

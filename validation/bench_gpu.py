@@ -165,6 +165,7 @@ def main(argv=None):
         res["overhead"] = []
         for opt in ({"persistent": True, "persistent_blocks_per_sm": 1},
                     {"persistent": True, "persistent_blocks_per_sm": 2}, {"persistent": True},
+                    {"persistent": True, "shared_tables": True},
                     {"persistent": False}, {"persistent": False, "use_graph": False}, {}):
             sim, out = whole_sim(small, "procedural", ctx, 1000, 10000, **opt)
             out["us_per_step"] = out["wall_s"] / out["steps"] * 1e6
@@ -179,7 +180,8 @@ def main(argv=None):
             mc = pp.compile_network(microcircuit(1.0, dt=0.1))
             res["microcircuit"] = []
             for conn in ("procedural", "stored"):
-                for opt in ({"persistent": True}, {"persistent": False}, {}):
+                for opt in ({"persistent": True}, {"persistent": True, "shared_tables": True},
+                            {"persistent": False}, {}):
                     sim, out = whole_sim(mc, conn, ctx, 2000, 10000, **opt)
                     res["microcircuit"].append(out)
                     print(f"(e) microcircuit {conn} {out['loop_mode']} grid "
@@ -227,11 +229,13 @@ def table(res) -> str:
     for o in res.get("overhead", []):
         what = o["loop_mode"] + (f" grid {o['persistent_grid']}" if o.get("persistent_grid") else "")
         what += " (auto)" if not o.get("options") else ""
+        what += " shared" if o.get("options", {}).get("shared_tables") else ""
         lines.append(f"{'(c) 1k neurons 1 s, ' + what + ': s / us/step':<44} "
                      f"{o['wall_s']:>14.4f} {o['us_per_step']:>14.2f} {'<=0.05 s':>10}")
     for o in res.get("microcircuit", []):
         what = o["loop_mode"] + (f" grid {o['persistent_grid']}" if o.get("persistent_grid") else "")
         what += " (auto)" if not o.get("options") else ""
+        what += " shared" if o.get("options", {}).get("shared_tables") else ""
         lines.append(f"{'(e) microcircuit ' + o['connectivity'][:4] + ', ' + what + ': s/model s':<44} "
                      f"{o['wall_per_model_s']:>14.4f} {o['rate_hz']:>14.2f} {'<=0.1':>10}")
     if "compile_s" in res:

@@ -51,7 +51,11 @@ kernels/phases.cuh pp_tile_phase -- exact, but slower than the per-spike path on
 H200 with truncated-normal weights, where sampling, not global atomics, is the
 limit), ``csr_build`` ("device" or "host": stored CSR generated on the GPU, or
 materialised by the NumPy twin and uploaded),
-``prop_blocks`` (grid of the propagation kernel; default from occupancy).
+``prop_blocks`` (grid of the propagation kernel; default from occupancy),
+``shared_tables`` (False: True makes every persistent block copy the network tables,
+when they fit 32 KiB, and the sampler tables into shared memory once per launch --
+kernels/step_persistent.cu, a build with -DPP_SHARED_TABLES=1; prepared, not yet run on
+a GPU).
 """
 from __future__ import annotations
 
@@ -71,7 +75,8 @@ from ..kernels import (CTRL_DTYPE, ERROR_CODES, CooperativeUnavailable, cu_error
                        load_libcuda)
 from ..plan import NEURON_BLOCK, Plan, device_tables, plan_network
 
-__all__ = ["CUDASimulator", "CUDAKernelError", "device_tables", "GraphAPI", "propagation_grid"]
+__all__ = ["CUDASimulator", "CUDAKernelError", "device_tables", "GraphAPI", "propagation_grid",
+           "persistent_smem_bytes"]
 
 log = logging.getLogger("pyproc.cuda")
 
@@ -178,6 +183,32 @@ class GraphAPI:
             self.graph_destroy(graph)
 
 
+SHARED_NET_TABLES_MAX = 32 * 1024   # shared_tables: network tables only up to this size
+SAMPLER_TABLES_BYTES = 8 * 6146     # PP_TABLES_LEN doubles
+
+
+def _round8(n: int) -> int:
+    return (int(n) + 7) // 8 * 8
+
+
+def persistent_smem_bytes(cnet: CompiledNetwork, connectivity: str, tile_bytes: int,
+                          flags: int) -> int:
+    """Dynamic shared memory of a persistent block: the tile accumulator, then with
+    ``flags & 1`` the network tables (projections, populations, out tables; procedural
+    also the out tables without tiled projections), then with ``flags & 2`` the sampler
+    tables -- each part rounded up to 8 bytes, as kernels/step_persistent.cu lays them out."""
+    from ..compile import POP_DTYPE, PROJ_DTYPE
+    n_pops, n_projs = int(cnet.n_pops), len(cnet.projs)
+    total = _round8(tile_bytes)
+    if flags & 1:
+        outs = _round8(4 * (n_pops + 1)) + _round8(4 * n_projs)
+        total += (_round8(n_projs * PROJ_DTYPE.itemsize) + _round8(n_pops * POP_DTYPE.itemsize)
+                  + outs * (2 if connectivity == "procedural" else 1))
+    if flags & 2 and connectivity == "procedural":
+        total += SAMPLER_TABLES_BYTES
+    return total
+
+
 def propagation_grid(n_sm: int, num_regs: int, block: int = 256) -> int:
     """Blocks for a grid-stride kernel: as many as fit on all SMs at once
     (registers allocated per warp in units of 256, 64K registers and 64 warps per SM).
@@ -244,7 +275,8 @@ class CUDASimulator:
                  graph_steps: int = 100, use_graph: bool = True, debug: bool = False,
                  csr_build: str = "device", prop_blocks: Optional[int] = None,
                  persistent="auto", persistent_blocks_per_sm: Optional[int] = None,
-                 bernoulli_tiles: bool = False, tile_min_spikes: int = 64):
+                 bernoulli_tiles: bool = False, tile_min_spikes: int = 64,
+                 shared_tables: bool = False):
         t0 = time.perf_counter()
         if connectivity not in ("stored", "procedural"):
             raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
@@ -284,6 +316,9 @@ class CUDASimulator:
         self.persistent_grid = 0
         self._persistent_bps = persistent_blocks_per_sm
         self._tiles_on = bool(bernoulli_tiles) and connectivity == "procedural"
+        self.shared_tables = bool(shared_tables)
+        self.smem_tables = 0
+        self.persistent_smem = 0
         self.tile_min_spikes = int(tile_min_spikes)
         self._state = _DeviceState(drv)
         self._finalizer = weakref.finalize(self, self._state.release)
@@ -434,11 +469,19 @@ class CUDASimulator:
                                np.uint64(cnet.ring_size), P("ctrl"))
         self._args_adv = (P("ctrl"), P("rec_end"), np.uint32(self.record_chunk_steps))
         close = (np.uint32(self._n_blocks), P("rec_end"), np.uint32(self.record_chunk_steps))
+        # shared_tables: the network tables if small enough, the sampler tables (procedural)
+        net_fits = persistent_smem_bytes(cnet, self.connectivity, 0, 1) <= SHARED_NET_TABLES_MAX
+        self.smem_tables = ((1 if net_fits else 0) | (2 if self.connectivity == "procedural"
+                                                      else 0)) if self.shared_tables else 0
+        self.persistent_smem = persistent_smem_bytes(cnet, self.connectivity, self._tile_smem,
+                                                     self.smem_tables)
+        smem_args = (np.uint32(cnet.n_pops), np.uint32(len(cnet.projs)),
+                     np.uint32(self.smem_tables))
         if self.connectivity == "procedural":
             tail = (P("projs"), P("rowlen"), P("sampler_tables"), P("out_ptr"), P("out_idx"),
                     max_out, P("gen_out_ptr"), P("gen_out_idx"), np.uint32(tabs["gen_max_out"]),
                     P("tiles"), np.uint32(self.n_tiles), np.uint32(self.tile_min_spikes),
-                    np.uint64(cnet.ring_size))
+                    *smem_args, np.uint32(self._tile_smem), np.uint64(cnet.ring_size))
             self._args_prop_gen = (P("projs"), P("pops"), P("rowlen"), P("sampler_tables"),
                                    P("gen_out_ptr"), P("gen_out_idx"),
                                    np.uint32(tabs["gen_max_out"]), P("spikes"),
@@ -450,7 +493,7 @@ class CUDASimulator:
         else:
             tail = (P("projs"), P("out_ptr"), P("out_idx"), max_out, P("csr_row_base"),
                     P("csr_indptr"), P("csr_targets"), P("csr_weights"), P("csr_delays"),
-                    np.uint64(cnet.ring_size))
+                    *smem_args, np.uint64(cnet.ring_size))
         self._args_persist = self._args_neuron + close + tail     # + n_steps at launch
         self._stream.synchronize()
         if self.loop_mode == "persistent":
@@ -477,12 +520,17 @@ class CUDASimulator:
         if attr is not None and not dev.get_attribute(attr):
             raise CooperativeUnavailable(f"{self.device_name} does not support cooperative "
                                          "launches")
-        k = get_cooperative_kernel("pp_step_persistent_" + self.connectivity)
-        occ = k.max_blocks_per_sm(NEURON_BLOCK, self._tile_smem)
+        name = "pp_step_persistent_" + self.connectivity
+        k = (get_cooperative_kernel(name, defines={"PP_SHARED_TABLES": 1}) if self.smem_tables
+             else get_cooperative_kernel(name))
+        if self.persistent_smem > 48 * 1024:
+            k.set_max_dynamic_shared(self.persistent_smem)
+        occ = k.max_blocks_per_sm(NEURON_BLOCK, self.persistent_smem)
         if occ < 1:
             raise CooperativeUnavailable(f"{k.name}: no block of {NEURON_BLOCK} threads fits "
-                                         f"an SM ({k.num_regs} registers, {self._tile_smem} "
-                                         "bytes of dynamic shared memory)")
+                                         f"an SM ({k.num_regs} registers, "
+                                         f"{self.persistent_smem} bytes of dynamic shared "
+                                         "memory)")
         per_sm = occ if self._persistent_bps is None else min(int(self._persistent_bps), occ)
         self._persist = k
         self.persistent_grid = int(self.n_sm) * per_sm
@@ -625,7 +673,8 @@ class CUDASimulator:
         if self.loop_mode == "persistent":
             try:
                 self._persist.launch(self.persistent_grid, NEURON_BLOCK, self._stream.handle,
-                                     *self._args_persist, np.uint32(m), shared=self._tile_smem)
+                                     *self._args_persist, np.uint32(m),
+                                     shared=self.persistent_smem)
             except CooperativeUnavailable as e:       # refused: nothing was enqueued
                 self._fall_back_persistent(str(e))
             else:
