@@ -141,6 +141,13 @@ extern __shared__ int32_t pp_tile_acc[];     /* dynamic: accumulator first, then
 #define PP_SHARED_TABLES 0
 #endif
 
+/* Blocks per SM the register budget is sized for (__launch_bounds__): 3 keeps the
+ * default build at <= 85 registers without spills; the shared-tables build is
+ * compiled with 2 (pointers that may be shared or global cost registers). */
+#ifndef PP_PERSISTENT_MIN_BLOCKS
+#define PP_PERSISTENT_MIN_BLOCKS 3
+#endif
+
 __device__ __forceinline__ uint32_t pp_round8(uint32_t n) { return (n + 7u) & ~7u; }
 
 /* Whole block: copy n 4-byte words (n8 = 0) or n 8-byte words (n8 = 1). */
@@ -175,7 +182,7 @@ __device__ __forceinline__ void pp_persistent_body(
     const long long *__restrict__ indptr, const uint32_t *__restrict__ targets,
     const int32_t *__restrict__ weights, const uint16_t *__restrict__ delays,
     uint32_t n_pops, uint32_t n_projs, uint32_t smem_tables, uint32_t tile_bytes,
-    unsigned long long ring_size, uint32_t n_steps)
+    uint32_t pipelined, unsigned long long ring_size, uint32_t n_steps)
 {
     __shared__ pp_pop s_pop;
     __shared__ float s_v[PP_NEURON_BLOCK], s_iex[PP_NEURON_BLOCK], s_iin[PP_NEURON_BLOCK];
@@ -253,79 +260,112 @@ __device__ __forceinline__ void pp_persistent_body(
                 s_ptab[b] = poisson_tables[s_pop.poisson_offset + b];
         __syncthreads();
     }
-#if PP_PROFILE_TIMING
-    long long c0 = 0, c1 = 0, c2 = 0;
-#endif
-    for (i = 0; i < n_steps; ++i) {
-        const unsigned long long t = s_t0 + i;
-        uint32_t cum, ns;
-#if PP_PROFILE_TIMING
-        if (leader) c0 = clock64();
-#endif
+    /* one step's neuron phase, appending to spike list `list` */
+    auto neuron_step = [&](unsigned long long t, uint32_t step_i, uint2 *list) {
         if (PP_PROFILE_SKIP & 2) {
             /* profiling: no neuron phase */
         } else if (resident) {
             if (owner) {
                 const uint32_t local = s_first + x;
-                const uint32_t slot = (s_slot0 + i) % s_pop.ring_slots;
+                const uint32_t slot = (s_slot0 + step_i) % s_pop.ring_slots;
                 pp_neuron_resident(&s_pop, s_pop_idx, local, local < s_pop.n, s_pop.offset + local,
                                    (pop_flags[s_pop_idx] & 1u) != 0u,
                                    s_pop.poisson_len <= PP_POISSON_SHARED
                                        ? s_ptab : poisson_tables + s_pop.poisson_offset,
                                    seed, &s_v[x], &s_iex[x], &s_iin[x], &s_ref[x], ring,
                                    s_pop.ring_offset + (uint64_t)slot * s_pop.n_channels * s_pop.n
-                                   + local, spikes, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
+                                   + local, list, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
                                    t);
             }
         } else {
             for (b = blockIdx.x; b < n_blocks; b += gridDim.x)
                 pp_neuron_phase(pops, blocks[b], x, pop_flags, poisson_tables, seed, V, Iex, Iin,
-                                ref, ring, spikes, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
-                                t);
+                                ref, ring, list, spike_cap, spike_base, rec_ids, rec_cap, ctrl, t);
         }
-#if PP_PROFILE_TIMING
-        if (leader) c1 = clock64();
-#endif
-        grid.sync();                                             /* barrier A */
-#if PP_PROFILE_TIMING
-        if (leader) {
-            c2 = clock64();
-            pp_phase_cycles[0] += (unsigned long long)(c2 - c0);
-            pp_phase_cycles[2] += (unsigned long long)(c1 - c0);
-        }
-#endif
-        cum = __ldcg(&ctrl->n_spk);
-        ns = cum - spike_base;
+    };
+    /* after the barrier that ends step t's neuron phase: its spike count; block 0
+     * closes the step in the record buffer */
+    auto close_step = [&](unsigned long long t, uint32_t step_i) -> uint32_t {
+        const uint32_t cum = __ldcg(&ctrl->n_spk);
+        uint32_t ns = cum - spike_base;
         spike_base = cum;
         if (ns > spike_cap) ns = spike_cap;   /* PP_ERR_SPIKE_LIST is already set */
         if (leader) {
-            pp_close_step(ctrl, rec_end, s_rec0 + i, rec_chunk_steps, t);
+            pp_close_step(ctrl, rec_end, s_rec0 + step_i, rec_chunk_steps, t);
             s_n_spikes += ns;
         }
+        return ns;
+    };
+    /* step t's propagation of the ns spikes in `list` */
+    auto propagate_step = [&](unsigned long long t, uint32_t ns, const uint2 *list) {
         if (PP_PROFILE_SKIP & 1) {
             /* profiling: no propagation phase */
         } else if (STORED) {
-            pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, spikes, ns, t,
+            pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, list, ns, t,
                                   row_base, indptr, targets, weights, delays, ring, ring_size,
                                   ctrl, &hits64, PP_PARTS_PER_WARP_PERSISTENT);
         } else if (n_tiles && ns >= tile_min_spikes) {          /* grid-uniform */
-            pp_tile_phase<true>(projs, pops, sampler_tables, tiles, n_tiles, spikes, ns, t, seed,
+            pp_tile_phase<true>(projs, pops, sampler_tables, tiles, n_tiles, list, ns, t, seed,
                                 ring, ring_size, ctrl, pp_tile_acc, &hits);
             pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, gen_out_ptr,
-                                            gen_out_idx, gen_max_out, spikes, ns, t, seed, ring,
+                                            gen_out_idx, gen_max_out, list, ns, t, seed, ring,
                                             ring_size, ctrl, &hits, PP_PARTS_PER_WARP_PERSISTENT);
         } else {
             pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
-                                            max_out, spikes, ns, t, seed, ring, ring_size, ctrl,
+                                            max_out, list, ns, t, seed, ring, ring_size, ctrl,
                                             &hits, PP_PARTS_PER_WARP_PERSISTENT);
         }
-        grid.sync();                                             /* barrier B */
+    };
+
+    if (!pipelined) {
+        /* two barriers per step: neuron(t) | A | propagation(t) | B */
 #if PP_PROFILE_TIMING
-        if (leader) {
-            pp_phase_cycles[1] += (unsigned long long)(clock64() - c2);
-            pp_phase_cycles[3] += 1ull;
-        }
+        long long c0 = 0, c1 = 0, c2 = 0;
 #endif
+        for (i = 0; i < n_steps; ++i) {
+            const unsigned long long t = s_t0 + i;
+            uint32_t ns;
+#if PP_PROFILE_TIMING
+            if (leader) c0 = clock64();
+#endif
+            neuron_step(t, i, spikes);
+#if PP_PROFILE_TIMING
+            if (leader) c1 = clock64();
+#endif
+            grid.sync();                                         /* barrier A */
+#if PP_PROFILE_TIMING
+            if (leader) {
+                c2 = clock64();
+                pp_phase_cycles[0] += (unsigned long long)(c2 - c0);
+                pp_phase_cycles[2] += (unsigned long long)(c1 - c0);
+            }
+#endif
+            ns = close_step(t, i);
+            propagate_step(t, ns, spikes);
+            grid.sync();                                         /* barrier B */
+#if PP_PROFILE_TIMING
+            if (leader) {
+                pp_phase_cycles[1] += (unsigned long long)(clock64() - c2);
+                pp_phase_cycles[3] += 1ull;
+            }
+#endif
+        }
+    } else {
+        /* one barrier per step (every delay >= 2 steps, checked by the host): interval i
+         * runs the neuron phase of step t0 + i into spike list (t & 1) and the
+         * propagation of step t0 + i - 1 from the other list.  Propagation of t - 1
+         * adds to ring slots t - 1 + d >= t + 1 (d >= 2 < ring_slots), never to slot t
+         * that the neuron phase reads and clears meanwhile.  One extra interval at the
+         * end propagates the launch's last step, so the launch leaves nothing pending. */
+        uint32_t ns_prev = 0;
+        for (i = 0; i <= n_steps; ++i) {
+            const unsigned long long t = s_t0 + i;
+            if (i < n_steps) neuron_step(t, i, spikes + (size_t)(t & 1ull) * spike_cap);
+            if (i > 0) propagate_step(t - 1ull, ns_prev,
+                                      spikes + (size_t)((t - 1ull) & 1ull) * spike_cap);
+            grid.sync();
+            if (i < n_steps) ns_prev = close_step(t, i);
+        }
     }
     if (owner && s_first + x < s_pop.n) {
         const uint32_t g = s_pop.offset + s_first + x;
@@ -345,8 +385,9 @@ __device__ __forceinline__ void pp_persistent_body(
  * rec_chunk_steps of pp_record_advance, then the procedural propagation's
  * tables, the out tables without the tiled projections, the tile table and the
  * tile threshold, n_pops, n_projs, the shared-table flags and the tile
- * accumulator's bytes (see "tables in shared memory"), then ring_size and n_steps
- * (pyproc/kernels.py COOPERATIVE_KERNELS).  A step
+ * accumulator's bytes (see "tables in shared memory"), the pipelined flag (one
+ * barrier per step, every delay >= 2 steps; spike lists of two steps, 2 x spike_cap
+ * entries), then ring_size and n_steps (pyproc/kernels.py COOPERATIVE_KERNELS).  A step
  * with at least tile_min_spikes spikes delivers the tiled projections
  * (pairwise_bernoulli, constant delay) by shared-memory tiles (pp_tile_phase;
  * dynamic shared memory 4 * 32 * (largest tiled seg_width + 1) bytes) and the rest
@@ -386,7 +427,7 @@ __device__ __forceinline__ void pp_persistent_body(
  * CPU twin      : CPUSimulator.run_steps (pyproc/backends/cpu.py), n_steps
  *                 iterations.
  */
-extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK, 3)
+extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK, PP_PERSISTENT_MIN_BLOCKS)
 pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__restrict__ blocks,
                               const uint32_t *__restrict__ pop_flags,
                               const uint32_t *__restrict__ poisson_tables, uint32_t seed,
@@ -404,7 +445,7 @@ pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__re
                               const uint32_t *__restrict__ gen_out_idx, uint32_t gen_max_out,
                               const uint2 *__restrict__ tiles, uint32_t n_tiles,
                               uint32_t tile_min_spikes, uint32_t n_pops, uint32_t n_projs,
-                              uint32_t smem_tables, uint32_t tile_bytes,
+                              uint32_t smem_tables, uint32_t tile_bytes, uint32_t pipelined,
                               unsigned long long ring_size, uint32_t n_steps)
 {
     pp_persistent_body<false>(pops, blocks, pop_flags, poisson_tables, seed, V, Iex, Iin, ref, ring,
@@ -412,14 +453,15 @@ pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__re
                               rec_chunk_steps, projs, out_ptr, out_idx, max_out, rowlen,
                               sampler_tables, gen_out_ptr, gen_out_idx, gen_max_out, tiles,
                               n_tiles, tile_min_spikes, nullptr, nullptr, nullptr, nullptr,
-                              nullptr, n_pops, n_projs, smem_tables, tile_bytes, ring_size,
-                              n_steps);
+                              nullptr, n_pops, n_projs, smem_tables, tile_bytes, pipelined,
+                              ring_size, n_steps);
 }
 
 /* pp_step_persistent_stored -- the same with stored connectivity (device CSR as
  * pp_propagate_stored_spikes).  Arguments: those of pp_neuron_lif_update, then
  * n_blocks, rec_end, rec_chunk_steps, then the stored propagation's tables,
- * n_pops, n_projs and the shared-table flags (bit 0 only), then ring_size and n_steps.
+ * n_pops, n_projs, the shared-table flags (bit 0 only) and the pipelined flag, then
+ * ring_size and n_steps.
  * Launch shape  : as pp_step_persistent_procedural (cooperative, occupancy-bound grid).
  * Thread map    : as pp_step_persistent_procedural; propagation as
  *                 pp_propagate_stored_spikes.
@@ -427,7 +469,7 @@ pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__re
  * Writes        : as pp_step_persistent_procedural (64-bit lane counts).
  * CPU twin      : CPUSimulator.run_steps with connectivity "stored".
  */
-extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK, 3)
+extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK, PP_PERSISTENT_MIN_BLOCKS)
 pp_step_persistent_stored(const pp_pop *__restrict__ pops, const uint2 *__restrict__ blocks,
                           const uint32_t *__restrict__ pop_flags,
                           const uint32_t *__restrict__ poisson_tables, uint32_t seed,
@@ -443,13 +485,13 @@ pp_step_persistent_stored(const pp_pop *__restrict__ pops, const uint2 *__restri
                           const uint32_t *__restrict__ targets,
                           const int32_t *__restrict__ weights,
                           const uint16_t *__restrict__ delays, uint32_t n_pops,
-                          uint32_t n_projs, uint32_t smem_tables,
+                          uint32_t n_projs, uint32_t smem_tables, uint32_t pipelined,
                           unsigned long long ring_size, uint32_t n_steps)
 {
     pp_persistent_body<true>(pops, blocks, pop_flags, poisson_tables, seed, V, Iex, Iin, ref, ring,
                              spikes, spike_cap, rec_ids, rec_cap, ctrl, n_blocks, rec_end,
                              rec_chunk_steps, projs, out_ptr, out_idx, max_out, nullptr, nullptr,
                              nullptr, nullptr, 0u, nullptr, 0u, 0u, row_base, indptr, targets,
-                             weights, delays, n_pops, n_projs, smem_tables, 0u, ring_size,
-                             n_steps);
+                             weights, delays, n_pops, n_projs, smem_tables, 0u, pipelined,
+                             ring_size, n_steps);
 }

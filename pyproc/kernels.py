@@ -172,7 +172,7 @@ _CLOSE_ARGS = ("n_blocks: uint32 (entries of the block table)",
 # driver API (ctypes), see CooperativeKernel.  Same format characters as KERNELS.
 COOPERATIVE_KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
     "pp_step_persistent_procedural": ("step_persistent.cu",
-                                      _NEURON_FMT + "IPI" + "PPPPPI" + "PPIPII" + "IIII" + "QI", (
+                                      _NEURON_FMT + "IPI" + "PPPPPI" + "PPIPII" + "IIIII" + "QI", (
         _NEURON_ARGS + _CLOSE_ARGS + (
             "projs: pp_proj[n_projs]", "rowlen: uint32[]",
             "sampler_tables: float64[PP_TABLES_LEN]", "out_ptr: uint32[n_pops + 1]",
@@ -184,15 +184,18 @@ COOPERATIVE_KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
             "n_pops: uint32", "n_projs: uint32",
             "smem_tables: uint32 (bit 0 network tables, bit 1 sampler tables in shared memory)",
             "tile_bytes: uint32 (tile accumulator at the start of dynamic shared memory)",
+            "pipelined: uint32 (1: one barrier per step; every delay >= 2 steps, spike list "
+            "of 2 x spike_cap)",
             "ring_size: uint64", "n_steps: uint32"))),
     "pp_step_persistent_stored": ("step_persistent.cu",
-                                  _NEURON_FMT + "IPI" + "PPPI" + "PPPPP" + "III" + "QI", (
+                                  _NEURON_FMT + "IPI" + "PPPI" + "PPPPP" + "IIII" + "QI", (
         _NEURON_ARGS + _CLOSE_ARGS + (
             "projs: pp_proj[n_projs]", "out_ptr: uint32[n_pops + 1]", "out_idx: uint32[n_projs]",
             "max_out: uint32", "row_base: uint64[n_projs + 1]", "indptr: int64[rows + 1]",
             "targets: uint32[nnz]", "weights: int32[nnz]", "delays: uint16[nnz]",
             "n_pops: uint32", "n_projs: uint32",
             "smem_tables: uint32 (bit 0: network tables in shared memory)",
+            "pipelined: uint32 (as pp_step_persistent_procedural)",
             "ring_size: uint64", "n_steps: uint32"))),
 }
 for _name, (_src, _fmt, _args) in COOPERATIVE_KERNELS.items():

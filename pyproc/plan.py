@@ -43,7 +43,9 @@ gen_out_ptr,       procedural only: out_ptr / out_idx without the tiled projecti
 gen_out_idx        (the per-spike work of a step that uses tiles)
 V, Iex, Iin, ref   neuron state, 4 bytes per neuron each
 ring               delay ring, int32 x ring_size
-spikes             spike list of one step: (population, local) uint32 pairs, N
+spikes             spike lists of two steps: (population, local) uint32 pairs, 2 N
+                   (the per-step kernels use the first; the pipelined persistent loop
+                   appends step t to one while it propagates step t - 1 from the other)
 rec_ids            record buffer: uint32 global ids, capacity sum over recorded
                    populations of n * ceil(C / (ref_steps + 1)) for a chunk of
                    C = record_chunk_steps steps -- a neuron cannot spike more
@@ -264,7 +266,7 @@ def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
         ("out_idx", 4 * n_projs),
         ("V", 4 * N), ("Iex", 4 * N), ("Iin", 4 * N), ("ref", 4 * N),
         ("ring", 4 * int(cnet.ring_size)),
-        ("spikes", 8 * N),
+        ("spikes", 16 * N),
         ("rec_ids", 4 * rec_cap),
         ("rec_end", 4 * record_chunk_steps),
         ("ctrl", CTRL_BYTES),

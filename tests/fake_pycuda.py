@@ -453,7 +453,7 @@ class _FakeCoopKernel(K.CooperativeKernel):
         tiled = None
         if self.name.endswith("procedural"):
             (projs, rowlen, tab, out_ptr, out_idx, max_out, gptr, gidx, gmax, tiles, n_tiles,
-             tmin, n_pops, n_projs, flags, tile_bytes, ring_size, n) = a[18:]
+             tmin, n_pops, n_projs, flags, tile_bytes, pipelined, ring_size, n) = a[18:]
             prop = [projs, a[0], rowlen, tab, out_ptr, out_idx, max_out, a[10], a[4], a[9],
                     ring_size, a[14]]
             gen = [projs, a[0], rowlen, tab, gptr, gidx, gmax, a[10], a[4], a[9], ring_size,
@@ -465,12 +465,15 @@ class _FakeCoopKernel(K.CooperativeKernel):
             step = emu.pp_propagate_procedural_spikes
         else:
             projs, out_ptr, out_idx, max_out, rb, ip, tg, w, d, n_pops, n_projs, flags, \
-                ring_size, n = a[18:]
+                pipelined, ring_size, n = a[18:]
             assert flags in (0, 1) and shared == self.owner.shared_asked
             prop = [projs, a[0], out_ptr, out_idx, max_out, a[10], rb, ip, tg, w, d, a[9],
                     ring_size, a[14]]
             step = emu.pp_propagate_stored_spikes
         assert emu.ctrl(a[14])[0]["n_spk"] == 0, "persistent launch with a non-empty spike list"
+        if pipelined:                    # two steps' spike lists must fit the buffer
+            emu.mem.raw(a[10], 16 * a[11])
+            self.owner.pipelined_launches += 1
         for _ in range(n):
             emu.pp_neuron_lif_update(n_blocks, neuron)
             ns = int(emu.ctrl(a[14])[0]["n_spk"])
@@ -490,7 +493,7 @@ class FakeCooperative:
     def __init__(self, drv, fail=None):
         self.drv, self.fail, self.launches = drv, fail, 0
         self.tile_steps, self.shared_asked, self.tile_smem = 0, None, 0
-        self.max_dynamic, self.defines = 0, []
+        self.max_dynamic, self.defines, self.pipelined_launches = 0, [], 0
 
     @staticmethod
     def cnet_of(n_pops, n_projs):

@@ -236,6 +236,21 @@ def test_shared_tables_identical_spikes(cuda_ctx, case):
         assert got == want and ev_g == ev, conn
 
 
+@pytest.mark.parametrize("opt", [{}, {"shared_tables": True}, {"graph_steps": 7}])
+def test_pipelined_identical_spikes(cuda_ctx, opt):
+    """pipelined=True (one barrier per step: step t's neuron phase beside step t - 1's
+    propagation; balanced 2,000 has 15-step delays): spikes and events equal the CPU
+    reference, both connectivities, with launches of odd lengths."""
+    build, steps = CASES["balanced2000"]
+    cnet = build()
+    want, ev, _ = _cpu_ref("balanced2000", cnet, steps)
+    for conn in ("procedural", "stored"):
+        got, ev_g, _, mode, why = _cuda(cnet, conn, steps, cuda_ctx, persistent=True,
+                                        pipelined=True, **opt)
+        assert mode == "persistent", why
+        assert got == want and ev_g == ev, (conn, opt)
+
+
 def test_time_propagation_tiles_equal_per_spike(cuda_ctx):
     """The propagation benchmark: tile kernel + per-spike kernel on the rest leave the same
     ring and count the same events as the per-spike kernel on everything (1,024 spikes)."""

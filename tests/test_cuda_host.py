@@ -500,10 +500,52 @@ def test_shared_tables_option(fake, connectivity):
         flags = 3 if connectivity == "procedural" else 1
         assert sim.smem_tables == flags
         assert sim.persistent_smem == CU.persistent_smem_bytes(cnet, connectivity, 0, flags)
-        assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1}
+        assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_MIN_BLOCKS": 2}
         assert fake.coop.shared_asked == sim.persistent_smem
         if sim.persistent_smem > 48 * 1024:
             assert fake.coop.max_dynamic == sim.persistent_smem
     with CU.CUDASimulator(cnet, connectivity, persistent=True) as sim:
         assert sim.smem_tables == 0 and sim.persistent_smem == 0
         assert fake.coop.defines[-1] is None
+
+
+def _delays_net(delay_ms):
+    net = pp.Network(dt=0.1, seed=4)
+    net.add_population("E", 400, pp.LIF(), v_init=pp.uniform(-70.0, -54.0))
+    net.add_population("I", 100, pp.LIF(), v_init=pp.uniform(-70.0, -54.0))
+    net.connect("E", "I", pp.pairwise_bernoulli(0.2), weight=80.0, delay=delay_ms)
+    net.connect("I", "E", pp.fixed_total_number(4000), weight=-120.0,
+                delay=pp.normal(1.0, 0.2, low=0.2))
+    net.add_poisson("E", rate=8.0, K=1500, weight=60.0)
+    return pp.compile_network(net)
+
+
+def test_min_delay_steps():
+    """The shortest delay a projection can deliver after: the constant, or the truncated
+    normal's smallest sample (low=0.2 ms -> 2 steps at dt 0.1 ms)."""
+    k, d = CU.min_delay_steps(_delays_net(0.5))
+    assert d == 2 and k == 1
+    k, d = CU.min_delay_steps(_delays_net(0.1))
+    assert (k, d) == (0, 1)
+    _, d = CU.min_delay_steps(_mixed())               # B->A normal(0.8, 0.3): down to 1 step
+    assert d == 1
+
+
+@pytest.mark.parametrize("connectivity", ["procedural", "stored"])
+def test_pipelined_option(fake, connectivity):
+    """pipelined=True (every delay >= 2 steps): the flag reaches the kernel, the spike
+    buffer holds two steps' lists, same spikes (emulated; the device loop is checked by
+    tests/test_cuda.py).  A network with a 1-step delay is refused naming the projection."""
+    cnet = _delays_net(0.5)
+    want = _cpu(cnet, 120)[1]
+    assert len(want) > 10
+    with CU.CUDASimulator(cnet, connectivity, persistent=True, pipelined=True,
+                          graph_steps=30, record_chunk_steps=60) as sim:
+        rec = []
+        sim.run_steps(120, rec)
+        assert _by_step(rec) == want and fake.coop.pipelined_launches == 4
+        assert sim.plan.buffers["spikes"] == 16 * cnet.n_neurons
+    with pytest.raises(ValueError, match=r"pipelined=True needs every delay >= 2 steps; "
+                                         r"projection 'E->I' can deliver after 1 step"):
+        CU.CUDASimulator(_delays_net(0.1), connectivity, pipelined=True)
+    assert fake.mem.live == 0

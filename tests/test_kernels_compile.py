@@ -108,13 +108,13 @@ def test_every_kernel_has_comment_block():
 
 
 @pytest.mark.nvcc
-@pytest.mark.parametrize("define", ["PP_SHARED_TABLES=1", "PP_PROFILE_TIMING=1",
-                                    "PP_PROFILE_SKIP=3"])
+@pytest.mark.parametrize("define", ["PP_SHARED_TABLES=1,PP_PERSISTENT_MIN_BLOCKS=2",
+                                    "PP_PROFILE_TIMING=1", "PP_PROFILE_SKIP=3"])
 def test_persistent_variants_compile(define, tmp_path):
     """The builds pyproc compiles on request (shared tables, profiling) compile too,
     warnings as errors (they may spill: they are opt-in or for profiling)."""
     cmd = [shutil.which("nvcc"), "-cubin", "-arch=sm_90", "-Werror", "all-warnings",
-           *kernels.compile_options({define.split("=")[0]: define.split("=")[1]}),
+           *kernels.compile_options(dict(d.split("=") for d in define.split(","))),
            "-I", kernels.kernel_dir(), os.path.join(kernels.kernel_dir(), "step_persistent.cu"),
            "-o", str(tmp_path / "v.cubin")]
     r = subprocess.run(cmd, capture_output=True, text=True)

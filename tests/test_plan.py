@@ -53,7 +53,7 @@ def test_buffers_exact():
         "out_idx": 4 * 4,
         "V": 4 * N, "Iex": 4 * N, "Iin": 4 * N, "ref": 4 * N,
         "ring": 4 * ring,
-        "spikes": 8 * N,
+        "spikes": 16 * N,                     # two steps' lists (pipelined persistent loop)
         "rec_ids": 4 * rec,
         "rec_end": 4 * C,
         "ctrl": 64,

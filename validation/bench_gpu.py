@@ -10,7 +10,8 @@
 (b) the propagation kernel alone on >= 512 spikes per launch of that network;
 (c) per-step overhead: a 1,000-neuron balanced network, 1 s of model time at
     dt = 0.1 ms (10,000 steps): the persistent kernel with 1, 2 and all blocks
-    per SM that fit, the graph loop, per-step launches and the default (auto);
+    per SM that fit, with shared tables, pipelined (one barrier per step), the graph
+    loop, per-step launches and the default (auto);
 (d) set-up times (kernel compilation separately);
 (e) the full-scale microcircuit (dt 0.1 ms), 1 s after a 0.2 s warm-up, procedural
     and stored: persistent kernel, graph loop and the default (auto).
@@ -166,6 +167,8 @@ def main(argv=None):
         for opt in ({"persistent": True, "persistent_blocks_per_sm": 1},
                     {"persistent": True, "persistent_blocks_per_sm": 2}, {"persistent": True},
                     {"persistent": True, "shared_tables": True},
+                    {"persistent": True, "pipelined": True},
+                    {"persistent": True, "pipelined": True, "shared_tables": True},
                     {"persistent": False}, {"persistent": False, "use_graph": False}, {}):
             sim, out = whole_sim(small, "procedural", ctx, 1000, 10000, **opt)
             out["us_per_step"] = out["wall_s"] / out["steps"] * 1e6
@@ -230,6 +233,7 @@ def table(res) -> str:
         what = o["loop_mode"] + (f" grid {o['persistent_grid']}" if o.get("persistent_grid") else "")
         what += " (auto)" if not o.get("options") else ""
         what += " shared" if o.get("options", {}).get("shared_tables") else ""
+        what += " pipelined" if o.get("options", {}).get("pipelined") else ""
         lines.append(f"{'(c) 1k neurons 1 s, ' + what + ': s / us/step':<44} "
                      f"{o['wall_s']:>14.4f} {o['us_per_step']:>14.2f} {'<=0.05 s':>10}")
     for o in res.get("microcircuit", []):

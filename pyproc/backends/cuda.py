@@ -52,7 +52,10 @@ H200 with truncated-normal weights, where sampling, not global atomics, is the
 limit), ``csr_build`` ("device" or "host": stored CSR generated on the GPU, or
 materialised by the NumPy twin and uploaded),
 ``prop_blocks`` (grid of the propagation kernel; default from occupancy),
-``shared_tables`` (False: True makes every persistent block copy the network tables,
+``pipelined`` (False: True runs the persistent loop with one grid barrier per step,
+step t's neuron phase beside step t - 1's propagation; needs every delay >= 2 steps;
+prepared, not yet run on a GPU), ``shared_tables`` (False: True makes every persistent
+block copy the network tables,
 when they fit 32 KiB, and the sampler tables into shared memory once per launch --
 kernels/step_persistent.cu, a build with -DPP_SHARED_TABLES=1; prepared, not yet run on
 a GPU).
@@ -76,7 +79,7 @@ from ..kernels import (CTRL_DTYPE, ERROR_CODES, CooperativeUnavailable, cu_error
 from ..plan import NEURON_BLOCK, Plan, device_tables, plan_network
 
 __all__ = ["CUDASimulator", "CUDAKernelError", "device_tables", "GraphAPI", "propagation_grid",
-           "persistent_smem_bytes"]
+           "persistent_smem_bytes", "min_delay_steps"]
 
 log = logging.getLogger("pyproc.cuda")
 
@@ -184,6 +187,7 @@ class GraphAPI:
 
 
 SHARED_NET_TABLES_MAX = 32 * 1024   # shared_tables: network tables only up to this size
+SHARED_TABLES_BUILD = {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_MIN_BLOCKS": 2}
 SAMPLER_TABLES_BYTES = 8 * 6146     # PP_TABLES_LEN doubles
 
 
@@ -207,6 +211,19 @@ def persistent_smem_bytes(cnet: CompiledNetwork, connectivity: str, tile_bytes: 
     if flags & 2 and connectivity == "procedural":
         total += SAMPLER_TABLES_BYTES
     return total
+
+
+def min_delay_steps(cnet: CompiledNetwork) -> Tuple[int, int]:
+    """(projection, steps) of the shortest delay any synapse can have: the delay of the
+    smallest uniform (a truncated normal's sample grows with its uniform), or the
+    constant.  (-1, 2 ** 31) without projections."""
+    from ..connectivity import delays_steps
+    best = (-1, 2 ** 31)
+    for k, pj in enumerate(cnet.projs):
+        d = int(delays_steps(pj, np.zeros(1, np.uint32))[0])
+        if d < best[1]:
+            best = (k, d)
+    return best
 
 
 def propagation_grid(n_sm: int, num_regs: int, block: int = 256) -> int:
@@ -276,7 +293,7 @@ class CUDASimulator:
                  csr_build: str = "device", prop_blocks: Optional[int] = None,
                  persistent="auto", persistent_blocks_per_sm: Optional[int] = None,
                  bernoulli_tiles: bool = False, tile_min_spikes: int = 64,
-                 shared_tables: bool = False):
+                 shared_tables: bool = False, pipelined: bool = False):
         t0 = time.perf_counter()
         if connectivity not in ("stored", "procedural"):
             raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
@@ -317,6 +334,12 @@ class CUDASimulator:
         self._persistent_bps = persistent_blocks_per_sm
         self._tiles_on = bool(bernoulli_tiles) and connectivity == "procedural"
         self.shared_tables = bool(shared_tables)
+        self.pipelined = bool(pipelined)
+        if self.pipelined:
+            k, d = min_delay_steps(cnet)
+            if d < 2:
+                raise ValueError(f"pipelined=True needs every delay >= 2 steps; projection "
+                                 f"{cnet.proj_names[k]!r} can deliver after {d} step(s)")
         self.smem_tables = 0
         self.persistent_smem = 0
         self.tile_min_spikes = int(tile_min_spikes)
@@ -481,7 +504,8 @@ class CUDASimulator:
             tail = (P("projs"), P("rowlen"), P("sampler_tables"), P("out_ptr"), P("out_idx"),
                     max_out, P("gen_out_ptr"), P("gen_out_idx"), np.uint32(tabs["gen_max_out"]),
                     P("tiles"), np.uint32(self.n_tiles), np.uint32(self.tile_min_spikes),
-                    *smem_args, np.uint32(self._tile_smem), np.uint64(cnet.ring_size))
+                    *smem_args, np.uint32(self._tile_smem), np.uint32(self.pipelined),
+                    np.uint64(cnet.ring_size))
             self._args_prop_gen = (P("projs"), P("pops"), P("rowlen"), P("sampler_tables"),
                                    P("gen_out_ptr"), P("gen_out_idx"),
                                    np.uint32(tabs["gen_max_out"]), P("spikes"),
@@ -493,7 +517,7 @@ class CUDASimulator:
         else:
             tail = (P("projs"), P("out_ptr"), P("out_idx"), max_out, P("csr_row_base"),
                     P("csr_indptr"), P("csr_targets"), P("csr_weights"), P("csr_delays"),
-                    *smem_args, np.uint64(cnet.ring_size))
+                    *smem_args, np.uint32(self.pipelined), np.uint64(cnet.ring_size))
         self._args_persist = self._args_neuron + close + tail     # + n_steps at launch
         self._stream.synchronize()
         if self.loop_mode == "persistent":
@@ -521,7 +545,7 @@ class CUDASimulator:
             raise CooperativeUnavailable(f"{self.device_name} does not support cooperative "
                                          "launches")
         name = "pp_step_persistent_" + self.connectivity
-        k = (get_cooperative_kernel(name, defines={"PP_SHARED_TABLES": 1}) if self.smem_tables
+        k = (get_cooperative_kernel(name, defines=SHARED_TABLES_BUILD) if self.smem_tables
              else get_cooperative_kernel(name))
         if self.persistent_smem > 48 * 1024:
             k.set_max_dynamic_shared(self.persistent_smem)
