@@ -4,7 +4,7 @@ synapse materialised), and the host-side tables those buffers hold.
 
 Entry points (the CLI ``pyproc plan MODEL [options]`` calls one of them)::
 
-    plan_network(cnet, connectivity, record_chunk_steps=1000) -> Plan
+    plan_network(cnet, connectivity, record_chunk_steps=1000, spike_lists=1) -> Plan
         Plan.buffers   dict name -> bytes allocated on the device
         Plan.total     sum of Plan.buffers
         Plan.format()  printable table
@@ -43,8 +43,8 @@ gen_out_ptr,       procedural only: out_ptr / out_idx without the tiled projecti
 gen_out_idx        (the per-spike work of a step that uses tiles)
 V, Iex, Iin, ref   neuron state, 4 bytes per neuron each
 ring               delay ring, int32 x ring_size
-spikes             spike lists of two steps: (population, local) uint32 pairs, 2 N
-                   (the per-step kernels use the first; the pipelined persistent loop
+spikes             spike list of one step: (population, local) uint32 pairs, N; two
+                   steps' lists (2 N) with spike_lists=2 (the pipelined persistent loop
                    appends step t to one while it propagates step t - 1 from the other)
 rec_ids            record buffer: uint32 global ids, capacity sum over recorded
                    populations of n * ceil(C / (ref_steps + 1)) for a chunk of
@@ -242,8 +242,12 @@ def _human(n: int) -> str:
 
 
 def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
-                 record_chunk_steps: int = DEFAULT_RECORD_CHUNK_STEPS) -> Plan:
-    """The device buffers of ``cnet`` for ``connectivity`` ('procedural' or 'stored')."""
+                 record_chunk_steps: int = DEFAULT_RECORD_CHUNK_STEPS,
+                 spike_lists: int = 1) -> Plan:
+    """The device buffers of ``cnet`` for ``connectivity`` ('procedural' or 'stored');
+    ``spike_lists`` 2 for the pipelined persistent loop."""
+    if spike_lists not in (1, 2):
+        raise ValueError(f"spike_lists must be 1 or 2, got {spike_lists!r}")
     if connectivity not in ("procedural", "stored"):
         raise ValueError(f"connectivity must be 'procedural' or 'stored', got {connectivity!r}")
     record_chunk_steps = int(record_chunk_steps)
@@ -266,7 +270,7 @@ def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
         ("out_idx", 4 * n_projs),
         ("V", 4 * N), ("Iex", 4 * N), ("Iin", 4 * N), ("ref", 4 * N),
         ("ring", 4 * int(cnet.ring_size)),
-        ("spikes", 16 * N),
+        ("spikes", 8 * N * int(spike_lists)),
         ("rec_ids", 4 * rec_cap),
         ("rec_end", 4 * record_chunk_steps),
         ("ctrl", CTRL_BYTES),

@@ -53,7 +53,7 @@ def test_buffers_exact():
         "out_idx": 4 * 4,
         "V": 4 * N, "Iex": 4 * N, "Iin": 4 * N, "ref": 4 * N,
         "ring": 4 * ring,
-        "spikes": 16 * N,                     # two steps' lists (pipelined persistent loop)
+        "spikes": 8 * N,
         "rec_ids": 4 * rec,
         "rec_end": 4 * C,
         "ctrl": 64,
@@ -77,6 +77,16 @@ def test_buffers_exact():
     assert st.total == pl.total - sum(tiles.values()) + sum(extra.values())
     assert (pl.n_pops, pl.n_neurons, pl.n_projs, pl.n_rows) == (3, N, 4, rows)
     assert pl.record_chunk_steps == C and pl.record_capacity == rec
+
+
+def test_two_spike_lists():
+    """spike_lists=2 (the pipelined persistent loop) doubles the spike buffer, nothing else."""
+    cnet = pp.compile_network(_net())
+    one, two = plan_network(cnet, "procedural"), plan_network(cnet, "procedural", spike_lists=2)
+    assert two.buffers["spikes"] == 2 * one.buffers["spikes"] == 16 * 403
+    assert two.total - one.total == 8 * 403
+    with pytest.raises(ValueError, match="spike_lists"):
+        plan_network(cnet, "procedural", spike_lists=3)
 
 
 def test_bernoulli_bound_holds():

@@ -415,7 +415,8 @@ class CUDASimulator:
     # -- set-up -------------------------------------------------------------
     def _setup(self, prop_blocks, csr_build) -> None:
         drv, cnet = self._drv, self.cnet
-        plan = plan_network(cnet, self.connectivity, self.record_chunk_steps)
+        plan = plan_network(cnet, self.connectivity, self.record_chunk_steps,
+                            spike_lists=2 if self.pipelined else 1)
         self.plan: Plan = plan
         if plan.record_capacity >= 2 ** 32 - 1:
             raise BackendUnavailable(f"record buffer of {plan.record_capacity:,d} ids exceeds "
