@@ -163,6 +163,18 @@ __device__ __forceinline__ void pp_block_copy(void *dst, const void *src, uint32
     }
 }
 
+/* Whole block: copy n uint32 of src to dynamic shared memory at byte offset *o and
+ * advance *o past room for `room` entries (rounded up to 8 bytes); the copy's address. */
+__device__ __forceinline__ const uint32_t *pp_u32_to_shared(char *dyn, uint32_t *o,
+                                                            const uint32_t *src, uint32_t n,
+                                                            uint32_t room)
+{
+    uint32_t *d = (uint32_t *)(dyn + *o);
+    pp_block_copy(d, src, n, false);
+    *o += pp_round8(4u * room);
+    return d;
+}
+
 /* ---- the step loop, for both connectivities ------------------------------------ */
 
 template <bool STORED>
@@ -207,30 +219,17 @@ __device__ __forceinline__ void pp_persistent_body(
         if (smem_tables & 1u) {
             pp_proj *sj = (pp_proj *)(dyn + o);
             pp_pop *sp;
-            uint32_t *so;
             pp_block_copy(sj, projs, n_projs * (uint32_t)(sizeof(pp_proj) / 8), true);
             o += pp_round8(n_projs * (uint32_t)sizeof(pp_proj));
             sp = (pp_pop *)(dyn + o);
             pp_block_copy(sp, pops, n_pops * (uint32_t)(sizeof(pp_pop) / 8), true);
             o += pp_round8(n_pops * (uint32_t)sizeof(pp_pop));
-            so = (uint32_t *)(dyn + o);
-            pp_block_copy(so, out_ptr, n_pops + 1u, false);
-            out_ptr = so;
-            o += pp_round8(4u * (n_pops + 1u));
-            so = (uint32_t *)(dyn + o);
-            pp_block_copy(so, out_idx, n_projs, false);
-            out_idx = so;
-            o += pp_round8(4u * n_projs);
+            out_ptr = pp_u32_to_shared(dyn, &o, out_ptr, n_pops + 1u, n_pops + 1u);
+            out_idx = pp_u32_to_shared(dyn, &o, out_idx, n_projs, n_projs);
             if (!STORED) {
                 const uint32_t n_gen = gen_out_ptr[n_pops];
-                so = (uint32_t *)(dyn + o);
-                pp_block_copy(so, gen_out_ptr, n_pops + 1u, false);
-                gen_out_ptr = so;
-                o += pp_round8(4u * (n_pops + 1u));
-                so = (uint32_t *)(dyn + o);
-                pp_block_copy(so, gen_out_idx, n_gen, false);
-                gen_out_idx = so;
-                o += pp_round8(4u * n_projs);
+                gen_out_ptr = pp_u32_to_shared(dyn, &o, gen_out_ptr, n_pops + 1u, n_pops + 1u);
+                gen_out_idx = pp_u32_to_shared(dyn, &o, gen_out_idx, n_gen, n_projs);
             }
             projs = sj;
             pops = sp;
