@@ -368,6 +368,10 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
         _shared_options(mp)
         mp.add_argument("--no-plots", action="store_true",
                         help="do not write raster.png and rates.png")
+        mp.add_argument("--cuda-loop", choices=("auto", "persistent", "graph"), default="auto",
+                        help="CUDA step loop: a persistent cooperative kernel, a CUDA graph of "
+                             "three kernels per step, or auto (time both on the running "
+                             "network and keep the faster); the spikes are the same")
         mp.set_defaults(func=cmd_run)
     _model_subparsers(p, "Simulate", run_opts)
 
@@ -537,7 +541,13 @@ def cmd_run(args) -> int:
     if why:
         args._parser.error(f"argument --duration: {why}")
     try:
-        sim = Simulation(cnet, backend=args.backend, connectivity=args.connectivity)
+        loop = getattr(args, "cuda_loop", "auto")
+        if loop != "auto" and args.backend != "cuda":
+            args._parser.error(f"argument --cuda-loop: {loop} needs the CUDA backend "
+                               f"(the backend is {args.backend})")
+        opts = {} if args.backend != "cuda" else {
+            "persistent": {"auto": "auto", "persistent": True, "graph": False}[loop]}
+        sim = Simulation(cnet, backend=args.backend, connectivity=args.connectivity, **opts)
     except BackendUnavailable as e:
         raise BackendUnavailable(f"argument --backend {args.backend}: {e}") from None
     except ImportError as e:

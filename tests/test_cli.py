@@ -494,3 +494,16 @@ def test_backend_auto_picks_a_usable_backend(tmp_path, capsys):
     assert f"--backend auto: {want}" in capsys.readouterr().err
     with open(out / "summary.json") as f:
         assert json.load(f)["backend"] == want
+
+
+def test_cuda_loop_option(capsys, tmp_path):
+    """--cuda-loop picks the CUDA step loop; anything but auto on the CPU backend is an
+    argument error naming the option (the CUDA side: tests/test_cuda_host.py)."""
+    parsed = cli.build_parser(["run", "balanced"]).parse_args(["run", "balanced"])
+    assert parsed.cuda_loop == "auto"
+    code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "50", "--duration", "1",
+                           "--cuda-loop", "graph", "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "--cuda-loop", "graph needs the CUDA backend")
+    code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "50", "--duration", "1",
+                           "--cuda-loop", "fast", "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "--cuda-loop")

@@ -549,3 +549,18 @@ def test_pipelined_option(fake, connectivity):
                                          r"projection 'E->I' can deliver after 1 step"):
         CU.CUDASimulator(_delays_net(0.1), connectivity, pipelined=True)
     assert fake.mem.live == 0
+
+
+@pytest.mark.parametrize("loop,mode", [("graph", "graph"), ("persistent", "persistent")])
+def test_cli_cuda_loop(fake, tmp_path, loop, mode):
+    """pyproc run --backend cuda --cuda-loop LOOP runs that loop (fake driver) and
+    summary.json says so."""
+    import json
+    from pyproc import cli
+    out = tmp_path / "o"
+    code = cli.main(["run", "balanced", "--neurons", "100", "--duration", "5", "--backend",
+                     "cuda", "--cuda-loop", loop, "--out", str(out), "--quiet", "--no-plots"])
+    assert code == 0
+    with open(out / "summary.json") as f:
+        meta = json.load(f)
+    assert meta["backend"] == "cuda" and meta["loop_mode"] == mode
