@@ -305,10 +305,11 @@ def report(cnet: CompiledNetwork, record_chunk_steps: int = DEFAULT_RECORD_CHUNK
              f"(capacity {pr.record_capacity:,d} spikes)",
              "",
              f"  {'buffer':<16} {'procedural':>14} {'stored':>14}"]
-    for name in st.buffers:
-        a = pr.buffers.get(name)
+    names = list(pr.buffers) + [n for n in st.buffers if n not in pr.buffers]
+    for name in names:
+        a, b = pr.buffers.get(name), st.buffers.get(name)
         lines.append(f"  {name:<16} {(_human(a) if a is not None else '-'):>14} "
-                     f"{_human(st.buffers[name]):>14}")
+                     f"{(_human(b) if b is not None else '-'):>14}")
     lines.append(f"  {'total':<16} {_human(pr.total):>14} {_human(st.total):>14}")
     lines.append(f"  {'total bytes':<16} {pr.total:>14,d} {st.total:>14,d}")
     lines.extend("  " + n for n in st.notes)

@@ -162,6 +162,12 @@ def test_report_and_main(capsys):
     text = report(cnet, 100)
     assert "procedural" in text and "stored" in text and "csr_targets" in text
     assert "neurons 403" in text and "projections 4" in text
+    # every buffer of either plan has a row; a buffer one plan lacks shows '-'
+    rows = {l.split()[0]: l.split()[1:] for l in text.splitlines() if l.startswith("  ")}
+    for name in list(plan_network(cnet, "procedural", 100).buffers) + \
+            list(plan_network(cnet, "stored", 100).buffers):
+        assert name in rows, name
+    assert rows["tiles"][-1] == "-" and rows["csr_targets"][0] == "-"
     assert main(SimpleNamespace(cnet=cnet, record_chunk_steps=100)) == 0
     assert "total" in capsys.readouterr().out
     assert main(SimpleNamespace(network=_net())) == 0
