@@ -402,7 +402,14 @@ class CooperativeKernel:
 
     def launch(self, grid: int, block: int, stream_handle: int, *args, shared: int = 0) -> None:
         """Enqueue on the stream; ``shared``: bytes of dynamic shared memory per block."""
-        params, _vals = self.pack(args)       # _vals keeps the values alive over the call
+        self.launch_packed(grid, block, stream_handle, self.pack(args), shared)
+
+    def launch_packed(self, grid: int, block: int, stream_handle: int, packed,
+                      shared: int = 0) -> None:
+        """As :meth:`launch` with arguments packed once by :meth:`pack` (change a value
+        through ``packed[1][i].value``): the driver copies the parameters at the launch,
+        so the same array serves every launch."""
+        params, _vals = packed                # _vals keeps the values alive over the call
         rc = self._launch(self.function, int(grid), 1, 1, int(block), 1, 1, int(shared),
                           ctypes.c_void_p(int(stream_handle) or None), params)
         self._check(rc, "cuLaunchCooperativeKernel")

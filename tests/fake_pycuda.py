@@ -437,16 +437,16 @@ class _FakeCoopKernel(K.CooperativeKernel):
         self.owner.shared_asked = shared
         return 3
 
-    def launch(self, grid, block, stream_handle, *args, shared=0):
+    def launch_packed(self, grid, block, stream_handle, packed, shared=0):
         drv = self.owner.drv
         assert drv.stack, "launch without a current context"
         assert grid == 4 * 3 * 1 or grid % 4 == 0    # SMs x blocks per SM
         if self.owner.fail == "launch":
             raise K.CooperativeUnavailable("cuLaunchCooperativeKernel: too many blocks (test)")
-        params, vals = self.pack(args)
+        params, vals = packed             # read back through the pointers the driver gets
+        assert len(vals) == len(self.fmt)
         a = [ctypes.cast(params[i], ctypes.POINTER(type(v))).contents.value
              for i, v in enumerate(vals)]
-        assert a == [int(x) for x in args]
         self.owner.launches += 1
         emu = drv.emu
         neuron, (n_blocks, rec_end, rec_chunk) = a[:15], a[15:18]

@@ -347,10 +347,10 @@ def test_auto_loop_prefers_graph_when_faster(fake, monkeypatch):
         def __getattr__(self, name):
             return getattr(self.k, name)
 
-        def launch(self, *a, **kw):
+        def launch_packed(self, *a, **kw):
             import time
             time.sleep(0.05)
-            self.k.launch(*a, **kw)
+            self.k.launch_packed(*a, **kw)
     monkeypatch.setattr(CU, "get_cooperative_kernel", lambda name: SlowKernel(orig(name)))
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=200, graph_steps=20) as sim:
         rec = []

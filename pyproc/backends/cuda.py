@@ -520,6 +520,7 @@ class CUDASimulator:
                     P("csr_indptr"), P("csr_targets"), P("csr_weights"), P("csr_delays"),
                     *smem_args, np.uint32(self.pipelined), np.uint64(cnet.ring_size))
         self._args_persist = self._args_neuron + close + tail     # + n_steps at launch
+        self._persist_packed = None           # ctypes kernelParams, packed once (persistent)
         self._stream.synchronize()
         if self.loop_mode == "persistent":
             try:
@@ -558,6 +559,7 @@ class CUDASimulator:
                                          "memory)")
         per_sm = occ if self._persistent_bps is None else min(int(self._persistent_bps), occ)
         self._persist = k
+        self._persist_packed = k.pack(self._args_persist + (np.uint32(0),))
         self.persistent_grid = int(self.n_sm) * per_sm
 
     def _fall_back_persistent(self, why: str) -> None:
@@ -697,9 +699,10 @@ class CUDASimulator:
         """Enqueue m steps (persistent kernel, graph, per-step launches, or debug)."""
         if self.loop_mode == "persistent":
             try:
-                self._persist.launch(self.persistent_grid, NEURON_BLOCK, self._stream.handle,
-                                     *self._args_persist, np.uint32(m),
-                                     shared=self.persistent_smem)
+                self._persist_packed[1][-1].value = m            # n_steps, the last argument
+                self._persist.launch_packed(self.persistent_grid, NEURON_BLOCK,
+                                            self._stream.handle, self._persist_packed,
+                                            shared=self.persistent_smem)
             except CooperativeUnavailable as e:       # refused: nothing was enqueued
                 self._fall_back_persistent(str(e))
             else:
