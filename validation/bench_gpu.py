@@ -202,6 +202,21 @@ def main(argv=None):
     return 0
 
 
+def _loop_label(o, grid: bool = True) -> str:
+    """How a run stepped: its loop, grid, and the options that chose or changed it."""
+    opt = o.get("options") or {}
+    what = o["loop_mode"]
+    if grid and o.get("persistent_grid"):
+        what += f" grid {o['persistent_grid']}"
+    if not opt and grid:
+        what += " (auto)"
+    for key, word in (("bernoulli_tiles", "tiles"), ("shared_tables", "shared"),
+                      ("pipelined", "pipelined")):
+        if opt.get(key):
+            what += " " + word
+    return what
+
+
 def table(res) -> str:
     m = res["machine"]
     lines = [f"GPU {m['gpu']} (driver {m.get('nvidia_driver')}, CUDA {m['cuda_driver_api']}), "
@@ -225,21 +240,15 @@ def table(res) -> str:
     for o in res.get("whole", []):
         lines.append(f"{'(a) default loop, ' + o['connectivity'][:4] + ': ' + o['loop_mode']:<44}")
     for o in res.get("whole_graph", []):
-        what = o["loop_mode"] + (" tiles" if o.get("options", {}).get("bernoulli_tiles")
-                                 else "")
+        what = _loop_label(o, grid=False)
         lines.append(f"{'(a) ' + what + ', ' + o['connectivity'][:4] + ': s/model s, ev/s':<44} "
                      f"{o['wall_per_model_s']:>14.3f} {o['events_per_s']:>14.3g}")
     for o in res.get("overhead", []):
-        what = o["loop_mode"] + (f" grid {o['persistent_grid']}" if o.get("persistent_grid") else "")
-        what += " (auto)" if not o.get("options") else ""
-        what += " shared" if o.get("options", {}).get("shared_tables") else ""
-        what += " pipelined" if o.get("options", {}).get("pipelined") else ""
+        what = _loop_label(o)
         lines.append(f"{'(c) 1k neurons 1 s, ' + what + ': s / us/step':<44} "
                      f"{o['wall_s']:>14.4f} {o['us_per_step']:>14.2f} {'<=0.05 s':>10}")
     for o in res.get("microcircuit", []):
-        what = o["loop_mode"] + (f" grid {o['persistent_grid']}" if o.get("persistent_grid") else "")
-        what += " (auto)" if not o.get("options") else ""
-        what += " shared" if o.get("options", {}).get("shared_tables") else ""
+        what = _loop_label(o)
         lines.append(f"{'(e) microcircuit ' + o['connectivity'][:4] + ', ' + what + ': s/model s':<44} "
                      f"{o['wall_per_model_s']:>14.4f} {o['rate_hz']:>14.2f} {'<=0.1':>10}")
     if "compile_s" in res:
