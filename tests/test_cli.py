@@ -188,20 +188,8 @@ def test_multiarea_argument_messages(capsys, tmp_path):
 
 def _mam_file(tmp_path):
     """A two-area structure file (A, B: 23E, 23I each)."""
-    labels = [f"{a}-{x}" for a in "AB" for x in ("23E", "23I")]
-    d = {"areas": ["A", "B"], "populations_per_area": {"A": ["23E", "23I"], "B": ["23E", "23I"]},
-         "pop_labels": labels, "N": [400, 100, 350, 90],
-         "synapses": [[8000, 6000, 2500, 0], [4000, 2000, 1500, 0], [3000, 0, 7000, 5000],
-                      [1500, 0, 3000, 1000]],
-         "K_ext": [1200.0, 1100.0, 1250.0, 1150.0], "external_input": {"rate_ext_Hz": 10.0},
-         "neuron": {"E_L": -65.0, "V_th": -50.0, "V_reset": -65.0, "C_m": 250.0, "tau_m": 10.0,
-                    "tau_syn_ex": 0.5, "tau_syn_in": 0.5, "t_ref": 2.0, "V0_mean_mV": -150.0,
-                    "V0_sd_mV": 50.0},
-         "weights": {"J_E_pA": 87.8, "J_I_pA": -965.9, "J_4E_to_23E_intra_pA": 175.6,
-                     "J_ext_pA": 87.8, "rel_sd": 0.1},
-         "delays": {"delay_e_ms": 1.5, "delay_i_ms": 0.75, "delay_rel_sd": 0.5,
-                    "interarea_speed_mm_per_ms": 3.5,
-                    "distances_mm": {"A": {"A": 0.0, "B": 21.0}, "B": {"A": 21.0, "B": 0.0}}}}
+    from mam_structures import two_areas
+    d = two_areas()
     f = tmp_path / "mam.json"
     f.write_text(json.dumps(d))
     return f, d

@@ -22,14 +22,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL = os.path.join(os.path.dirname(ROOT), "shared", "data", "multiarea", "mam_structure.json")
 needs_real = pytest.mark.skipif(not os.path.exists(REAL), reason=f"{REAL} not present")
 
-J_E, J_I, J_4E, J_X = 87.8, -965.9, 175.6, 87.8
+from mam_structures import J_E, J_I, J_X, structure  # noqa: E402  (the toy structures)
 
 
 def tiny() -> dict:
     """A two-area structure in the file's format: A has 23E, 23I, 4E, 4I; B has 23E, 23I."""
-    areas = ["A", "B"]
     layers = {"A": ["23E", "23I", "4E", "4I"], "B": ["23E", "23I"]}
-    labels = [f"{a}-{x}" for a in areas for x in layers[a]]
     N = [400, 100, 300, 80, 350, 90]
     S = [[8000, 6000, 9000, 2000, 3000, 0],       # A-23E  <- (A: 23E 23I 4E 4I, B: 23E 23I)
          [4000, 2000, 1000, 500, 1500, 0],        # A-23I
@@ -37,26 +35,18 @@ def tiny() -> dict:
          [2000, 400, 2500, 900, 700, 0],          # A-4I
          [2500, 0, 1200, 0, 7000, 5000],          # B-23E
          [1500, 0, 0, 0, 3000, 1000]]             # B-23I
+    d = structure(layers, N, S, [1200.0, 1100.0, 1300.0, 1000.0, 1250.0, 1150.0],
+                  {"A": {"A": 0.0, "B": 21.0}, "B": {"A": 21.0, "B": 0.0}},
+                  population_list=["23E", "23I", "4E", "4I"])
+    labels = d["pop_labels"]
     same = [[labels[t][0] == labels[s][0] for s in range(6)] for t in range(6)]
-    return {
-        "areas": areas, "population_list": ["23E", "23I", "4E", "4I"],
-        "populations_per_area": layers, "pop_labels": labels, "N": N, "synapses": S,
-        "K_ext": [1200.0, 1100.0, 1300.0, 1000.0, 1250.0, 1150.0],
-        "external_input": {"type": "Poisson", "rate_ext_Hz": 10.0},
-        "neuron": {"model": "iaf_psc_exp", "E_L": -65.0, "V_th": -50.0, "V_reset": -65.0,
-                   "C_m": 250.0, "tau_m": 10.0, "tau_syn_ex": 0.5, "tau_syn_in": 0.5,
-                   "t_ref": 2.0, "V0_mean_mV": -150.0, "V0_sd_mV": 50.0, "I_e_pA": 0.0},
-        "weights": {"J_E_pA": J_E, "J_I_pA": J_I, "J_4E_to_23E_intra_pA": J_4E, "J_ext_pA": J_X,
-                    "rel_sd": 0.1},
-        "delays": {"delay_e_ms": 1.5, "delay_i_ms": 0.75, "delay_rel_sd": 0.5,
-                   "interarea_speed_mm_per_ms": 3.5,
-                   "distances_mm": {"A": {"A": 0.0, "B": 21.0}, "B": {"A": 21.0, "B": 0.0}}},
-        "totals": {"n_populations": 6, "N_int": sum(N),
-                   "synapses_int": sum(map(sum, S)),
+    d["external_input"]["type"] = "Poisson"
+    d["neuron"].update(model="iaf_psc_exp", I_e_pA=0.0)
+    d["totals"] = {"n_populations": 6, "N_int": sum(N), "synapses_int": sum(map(sum, S)),
                    "n_projections_nonzero_int": sum(1 for r in S for x in r if x > 0),
                    "synapses_int_intra_area": sum(S[t][s] for t in range(6) for s in range(6)
-                                                  if same[t][s])},
-    }
+                                                  if same[t][s])}
+    return d
 
 
 def _mean(p):

@@ -161,19 +161,8 @@ def test_balanced_builder_too_small_names_neurons(neurons):
 # -- the multi-area model's structure file and scale --------------------------------------
 def _mam_structure():
     """A one-area structure in the MAM file's format (A: 23E, 23I)."""
-    return {
-        "areas": ["A"], "populations_per_area": {"A": ["23E", "23I"]},
-        "pop_labels": ["A-23E", "A-23I"], "N": [400, 100],
-        "synapses": [[8000, 6000], [4000, 2000]], "K_ext": [1200.0, 1100.0],
-        "external_input": {"rate_ext_Hz": 10.0},
-        "neuron": {"E_L": -65.0, "V_th": -50.0, "V_reset": -65.0, "C_m": 250.0, "tau_m": 10.0,
-                   "tau_syn_ex": 0.5, "tau_syn_in": 0.5, "t_ref": 2.0, "V0_mean_mV": -150.0,
-                   "V0_sd_mV": 50.0},
-        "weights": {"J_E_pA": 87.8, "J_I_pA": -965.9, "J_4E_to_23E_intra_pA": 175.6,
-                    "J_ext_pA": 87.8, "rel_sd": 0.1},
-        "delays": {"delay_e_ms": 1.5, "delay_i_ms": 0.75, "delay_rel_sd": 0.5,
-                   "interarea_speed_mm_per_ms": 3.5, "distances_mm": {"A": {"A": 0.0}}},
-    }
+    from mam_structures import one_area
+    return one_area()
 
 
 @pytest.mark.parametrize("field,value,words", [
