@@ -138,8 +138,9 @@ __device__ __forceinline__ void pp_ring_add(int32_t *ring, unsigned long long ri
 #define PP_PARTS_PER_WARP 4u
 /* The persistent kernel's split.  One part per warp (no second item, whose chain
  * of dependent loads a warp would pay again) was tried on an H200 (commit
- * 1092b45): the full microcircuit got 20-30 % slower and the throughput-bound
- * runs too, so the persistent kernel balances like the per-step kernels. */
+ * 1092b45): the full microcircuit's persistent loop went from 8-9 % slower than
+ * the graph loop (earlier runs) to 31 % slower, and the throughput-bound runs got
+ * slower too, so the persistent kernel balances like the per-step kernels. */
 #define PP_PARTS_PER_WARP_PERSISTENT 4u
 
 __device__ __forceinline__ uint32_t pp_split_for(unsigned long long items, unsigned int n_warps,
