@@ -21,8 +21,10 @@
 
 typedef struct {
     double log1mp;                 /* log(1 - p) (bernoulli); 0 for p = 0, -inf for p = 1 */
+    double inv_log1mp;             /* 1 / log(1 - p); -inf for p = 0 (never), -0 for p = 1 */
     double w_mean, w_sd, w_lo, w_width, w_scale;   /* |weight| in pA: truncated normal; fixed units per pA */
-    double d_mean, d_sd, d_lo, d_width, dt;        /* delay in ms: truncated normal; step in ms */
+    double d_mean, d_sd, d_lo, d_width;            /* delay in ms: truncated normal */
+    double d_mean_steps, d_sd_steps;               /* d_mean / dt, d_sd / dt: the same normal in steps */
     uint64_t rowlen_offset;        /* PP_RULE_FIXED: index of row 0 in the row-length table */
     uint32_t rule, stream;         /* rule id; stream id = key word 1 */
     uint32_t pre_offset, n_pre;    /* global id of the first source neuron; source size */
@@ -70,14 +72,16 @@ PP_HD int32_t pp_weight_fixed(const pp_proj *pj, uint32_t r, const double *tab)
     return (int32_t)(pj->w_sign * f);
 }
 
-/* Delay of a synapse from word 2, in steps in [1, d_max]; tab as above. */
+/* Delay of a synapse from word 2, in steps in [1, d_max]; tab as above.  The
+ * normal is sampled in steps (mean and sd divided by dt on the host; lo and width
+ * are probabilities, the same in any unit): no division per synapse. */
 PP_HD int32_t pp_delay_steps(const pp_proj *pj, uint32_t r, const double *tab)
 {
     double d;
     int64_t s;
     if (pj->d_kind == PP_DIST_CONST) return pj->d_const;
-    d = pp_trunc_normal(r, pj->d_mean, pj->d_sd, pj->d_lo, pj->d_width, tab);
-    s = pp_round_nonneg(d / pj->dt);
+    d = pp_trunc_normal(r, pj->d_mean_steps, pj->d_sd_steps, pj->d_lo, pj->d_width, tab);
+    s = pp_round_nonneg(d);
     if (s < 1) s = 1;
     if (s > pj->d_max) s = pj->d_max;
     return (int32_t)s;
@@ -92,7 +96,7 @@ PP_HD int64_t pp_bernoulli_draw(const pp_proj *pj, uint32_t seed, uint32_t pre, 
                                 uint32_t j, int64_t pos, pp_u32x4 *r, const double *tab)
 {
     *r = pp_philox4x32_10(pre, seg, j, PP_TAG_BERNOULLI, seed, pj->stream);
-    return pos + 1 + (int64_t)pp_geometric_skip(r->v[0], pj->log1mp, pj->seg_width, tab);
+    return pos + 1 + (int64_t)pp_geometric_skip(r->v[0], pj->inv_log1mp, pj->seg_width, tab);
 }
 
 PP_HD uint32_t pp_segment_length(const pp_proj *pj, uint32_t seg)

@@ -136,7 +136,7 @@ __device__ __forceinline__ uint32_t pp_bernoulli_segment_warp(
     uint32_t j0 = 0, n = 0;
     for (;;) {
         pp_u32x4 r = pp_philox4x32_10(pre, seg, j0 + lane, PP_TAG_BERNOULLI, seed, pj->stream);
-        int32_t pos = 1 + (int32_t)pp_geometric_skip(r.v[0], pj->log1mp, pj->seg_width, tab);
+        int32_t pos = 1 + (int32_t)pp_geometric_skip(r.v[0], pj->inv_log1mp, pj->seg_width, tab);
         int32_t o, last;
         for (o = 1; o < 32; o <<= 1) {          /* inclusive scan: < 32 * 65537 */
             const int32_t y = __shfl_up_sync(0xffffffffu, pos, o);

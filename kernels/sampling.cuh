@@ -195,15 +195,16 @@ PP_HD double pp_trunc_normal(uint32_t r, double mean, double sd, double lo, doub
 
 /* ---- geometric skip (pairwise_bernoulli) ---------------------------------- */
 /* Number of failures before the next success, by inversion:
- * floor(log(u) / log(1 - p)) with log = pp_log_tab (absolute error <= 3e-8:
+ * floor(log(u) * (1 / log(1 - p))) with log = pp_log_tab (absolute error <= 3e-8:
  * a draw moves to the neighbouring count with probability about 3e-8 / |log(1-p)|);
- * log1mp = log(1 - p) from the host (0 encodes p = 0: never; -inf encodes
- * p = 1: always 0).  Capped at cap. */
-PP_HD uint32_t pp_geometric_skip(uint32_t r, double log1mp, uint32_t cap, const double *tab)
+ * inv_log1mp = 1 / log(1 - p) from the host, so a draw multiplies instead of
+ * dividing (a double division is a ~15-instruction Newton sequence with a
+ * slow-path call on the GPU).  The encodings need no branch: p = 0 is
+ * inv_log1mp = -inf (q = +inf: never, cap), p = 1 is -0 (q = 0: always).
+ * Capped at cap. */
+PP_HD uint32_t pp_geometric_skip(uint32_t r, double inv_log1mp, uint32_t cap, const double *tab)
 {
-    double q;
-    if (log1mp == 0.0) return cap;
-    q = pp_log_tab(pp_u01(r), tab) / log1mp;
+    const double q = pp_log_tab(pp_u01(r), tab) * inv_log1mp;
     if (!(q < (double)cap)) return cap;
     return (uint32_t)q;
 }

@@ -54,9 +54,10 @@ INT32_MAX = 2 ** 31 - 1
 U32_MAX = 0xFFFFFFFF
 
 PROJ_DTYPE = np.dtype([
-    ("log1mp", "f8"), ("w_mean", "f8"), ("w_sd", "f8"), ("w_lo", "f8"), ("w_width", "f8"),
-    ("w_scale", "f8"), ("d_mean", "f8"), ("d_sd", "f8"), ("d_lo", "f8"), ("d_width", "f8"),
-    ("dt", "f8"), ("rowlen_offset", "u8"),
+    ("log1mp", "f8"), ("inv_log1mp", "f8"),
+    ("w_mean", "f8"), ("w_sd", "f8"), ("w_lo", "f8"), ("w_width", "f8"), ("w_scale", "f8"),
+    ("d_mean", "f8"), ("d_sd", "f8"), ("d_lo", "f8"), ("d_width", "f8"),
+    ("d_mean_steps", "f8"), ("d_sd_steps", "f8"), ("rowlen_offset", "u8"),
     ("rule", "u4"), ("stream", "u4"), ("pre_offset", "u4"), ("n_pre", "u4"),
     ("post_offset", "u4"), ("n_post", "u4"), ("src_pop", "u4"), ("tgt_pop", "u4"),
     ("seg_width", "u4"), ("n_seg", "u4"), ("autapses", "u4"), ("channel", "u4"),
@@ -232,7 +233,6 @@ def compile_network(net: Network) -> CompiledNetwork:
         row["pre_offset"], row["n_pre"] = offsets[s], n_pre
         row["post_offset"], row["n_post"] = offsets[t], n_post
         row["src_pop"], row["tgt_pop"] = s, t
-        row["dt"] = dt
         no_autapse = (s == t) and not pr.rule.allow_autapses
         row["autapses"] = 0 if no_autapse else 1
         rule = pr.rule
@@ -241,6 +241,8 @@ def compile_network(net: Network) -> CompiledNetwork:
             p = rule.p
             p_of[k] = p
             row["log1mp"] = 0.0 if p == 0.0 else (-np.inf if p == 1.0 else math.log1p(-p))
+            # the kernels multiply by 1 / log(1 - p); p = 0 -> -inf (never), p = 1 -> -0
+            row["inv_log1mp"] = -np.inf if p == 0.0 else 1.0 / row["log1mp"]
             w = segment_width(p)
             row["seg_width"], row["n_seg"] = w, -(-n_post // w)
             k_bound[k] = _indegree_bound(n_pre, p, n_pre)
@@ -291,6 +293,8 @@ def compile_network(net: Network) -> CompiledNetwork:
         else:
             row["d_kind"] = DIST_TNORM
             row["d_mean"], row["d_sd"] = dd.mean, dd.sd
+            # the kernels sample the delay in steps: no division per synapse
+            row["d_mean_steps"], row["d_sd_steps"] = dd.mean / dt, dd.sd / dt
             d_low = dt if dd.low is None else max(dt, dd.low)
             d_high = np.inf if dd.high is None else dd.high
             row["d_lo"], row["d_width"] = sampling.trunc_bounds(dd.mean, dd.sd, d_low, d_high)
@@ -309,10 +313,10 @@ def compile_network(net: Network) -> CompiledNetwork:
                                           sampling.sampler_tables())
     tn = projs["d_kind"] == DIST_TNORM
     if tn.any():
-        dmax = sampling.trunc_normal(top, projs["d_mean"][tn], projs["d_sd"][tn],
+        dmax = sampling.trunc_normal(top, projs["d_mean_steps"][tn], projs["d_sd_steps"][tn],
                                      projs["d_lo"][tn], projs["d_width"][tn],
                                      sampling.sampler_tables())
-        steps = np.maximum(1, sampling.round_nonneg(dmax / dt))
+        steps = np.maximum(1, sampling.round_nonneg(dmax))
         too_long = np.flatnonzero(tn)[steps >= 2 ** 16]
         if too_long.size:
             k = int(too_long[0])

@@ -40,8 +40,9 @@ def delays_steps(pj, r2: np.ndarray, tab=None) -> np.ndarray:
     """Delays in steps from word 2 (twin of pp_delay_steps; ``tab`` as weights_fixed)."""
     if pj["d_kind"] == DIST_CONST:
         return np.full(r2.shape, pj["d_const"], dtype=np.int32)
-    d = sampling.trunc_normal(r2, pj["d_mean"], pj["d_sd"], pj["d_lo"], pj["d_width"], tab)
-    s = np.clip(sampling.round_nonneg(d / pj["dt"]), 1, int(pj["d_max"]))
+    d = sampling.trunc_normal(r2, pj["d_mean_steps"], pj["d_sd_steps"], pj["d_lo"],
+                              pj["d_width"], tab)
+    s = np.clip(sampling.round_nonneg(d), 1, int(pj["d_max"]))
     return s.astype(np.int32)
 
 
@@ -80,7 +81,7 @@ def _bernoulli_rows(seed, pj, pre, tab) -> Synapses:
         r0, r1, r2, _ = philox_words(src[:, None], lane_seg[alive].astype(np.uint32)[:, None],
                                      (j0 + jj).astype(np.uint32)[None, :], TAG_BERNOULLI, seed,
                                      pj["stream"])
-        step = 1 + sampling.geometric_skip(r0, float(pj["log1mp"]), width, tab)
+        step = 1 + sampling.geometric_skip(r0, float(pj["inv_log1mp"]), width, tab)
         cpos = pos[alive][:, None] + np.cumsum(step, axis=1)
         hit = cpos < seg_len[alive][:, None]
         li, jb = np.nonzero(hit)

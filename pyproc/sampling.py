@@ -198,13 +198,13 @@ def trunc_bounds(mean: float, sd: float, a: float, b: float = np.inf):
     return lo, hi - lo
 
 
-def geometric_skip(r, log1mp: float, cap: int, tab=None):
-    """floor(log(u) / log(1 - p)) capped at ``cap``, log by :func:`log_tab` (twin of
-    pp_geometric_skip)."""
+def geometric_skip(r, inv_log1mp: float, cap: int, tab=None):
+    """floor(log(u) * (1 / log(1 - p))) capped at ``cap``, log by :func:`log_tab` (twin of
+    pp_geometric_skip).  ``inv_log1mp``: 1 / log(1 - p); -inf encodes p = 0 (always
+    ``cap``), -0 encodes p = 1 (always 0)."""
     r = np.asarray(r, dtype=np.uint32)
-    if log1mp == 0.0:
-        return np.full(r.shape, cap, dtype=np.int64)
-    q = log_tab(u01(r), tab) / log1mp
+    with np.errstate(invalid="ignore"):          # 0 * -inf = nan: capped like the kernel
+        q = log_tab(u01(r), tab) * inv_log1mp
     out = np.full(r.shape, cap, dtype=np.int64)
     ok = q < float(cap)
     out[ok] = q[ok].astype(np.int64)

@@ -124,17 +124,25 @@ def test_trunc_normal_bits_and_distribution(shim, words, tables, mean, sd, a):
     assert stats.kstest(out, d.cdf).pvalue > ALPHA
 
 
-@pytest.mark.parametrize("p", [0.1, 0.01, 0.001, 0.5, 1.0])
+def _inv_log1mp(p):
+    """As compile.py encodes it: 1 / log(1 - p), -inf for p = 0, -0 for p = 1."""
+    return -np.inf if p == 0.0 else 1.0 / (-np.inf if p == 1.0 else np.log1p(-p))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.01, 0.001, 0.5, 1.0, 0.0])
 def test_geometric_bits_and_distribution(shim, words, tables, p):
-    log1mp = -np.inf if p == 1.0 else np.log1p(-p)
+    inv = _inv_log1mp(p)
     cap = 1 << 20
     out = np.full(N, -1, np.int64)
     w = np.ascontiguousarray(words)
-    shim.shim_geometric(ctypes.c_size_t(N), ptr(w), ctypes.c_double(log1mp), ctypes.c_uint32(cap),
+    shim.shim_geometric(ctypes.c_size_t(N), ptr(w), ctypes.c_double(inv), ctypes.c_uint32(cap),
                         ptr(tables), ptr(out))
-    np.testing.assert_array_equal(out, sampling.geometric_skip(words, log1mp, cap))
+    np.testing.assert_array_equal(out, sampling.geometric_skip(words, inv, cap))
     if p == 1.0:
         assert (out == 0).all()
+        return
+    if p == 0.0:
+        assert (out == cap).all()
         return
     # chi-square against Geometric(p) failures (scipy's geom counts trials: k+1)
     kmax = int(stats.geom.ppf(1 - 1e-4, p))
@@ -145,7 +153,18 @@ def test_geometric_bits_and_distribution(shim, words, tables, p):
 
 
 def test_geometric_p0_is_never():
-    assert (sampling.geometric_skip(np.arange(10, dtype=np.uint32), 0.0, 128) == 128).all()
+    assert (sampling.geometric_skip(np.arange(10, dtype=np.uint32), -np.inf, 128) == 128).all()
+
+
+@pytest.mark.parametrize("p", [0.1, 0.01, 0.001, 0.5, 0.05, 0.2])
+def test_geometric_multiply_equals_division(words, p):
+    """The skip multiplies by the host's 1 / log(1 - p) instead of dividing by log(1 - p)
+    (one double division less per draw on the GPU).  The two round differently only
+    when the quotient lies within a few ulp of an integer: on 1e6 draws per p, not once,
+    i.e. the same synapses as the division gave."""
+    q_div = sampling.log_tab(sampling.u01(words)) / np.log1p(-p)
+    old = np.where(q_div < (1 << 20), np.floor(q_div), 1 << 20).astype(np.int64)
+    np.testing.assert_array_equal(sampling.geometric_skip(words, _inv_log1mp(p), 1 << 20), old)
 
 
 def test_uniform_int_bits_and_distribution(shim, words):
@@ -184,3 +203,15 @@ def test_poisson_table_bad_mean():
 def test_u01_open_interval():
     u = sampling.u01(np.array([0, 2 ** 32 - 1], np.uint32))
     assert 0.0 < u[0] < 1e-9 and 1.0 - 1e-9 < u[1] < 1.0
+
+
+@pytest.mark.parametrize("mean,sd,dt", [(1.5, 0.75, 0.1), (0.75, 0.375, 0.1), (10.3, 5.15, 0.1),
+                                        (1.5, 0.75, 0.025), (3.0, 1.5, 1.0)])
+def test_delay_in_steps_equals_division(words, mean, sd, dt):
+    """Delays are sampled in steps (mean / dt and sd / dt from the host) instead of
+    dividing every sample by dt: on 1e6 draws per case the same number of steps as
+    round(sample_ms / dt) (they can differ only within a few ulp of a half step)."""
+    lo, width = sampling.trunc_bounds(mean, sd, dt)
+    old = sampling.round_nonneg(sampling.trunc_normal(words, mean, sd, lo, width) / dt)
+    new = sampling.round_nonneg(sampling.trunc_normal(words, mean / dt, sd / dt, lo, width))
+    np.testing.assert_array_equal(new, old)

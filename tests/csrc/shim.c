@@ -37,9 +37,9 @@ void shim_trunc_normal(size_t n, const uint32_t *r, double mean, double sd, doub
                        const double *tab, double *out)
 { size_t i; for (i = 0; i < n; ++i) out[i] = pp_trunc_normal(r[i], mean, sd, lo, width, tab); }
 
-void shim_geometric(size_t n, const uint32_t *r, double log1mp, uint32_t cap, const double *tab,
+void shim_geometric(size_t n, const uint32_t *r, double inv_log1mp, uint32_t cap, const double *tab,
                     int64_t *out)
-{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_geometric_skip(r[i], log1mp, cap, tab); }
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_geometric_skip(r[i], inv_log1mp, cap, tab); }
 
 void shim_uniform_int(size_t n, const uint32_t *r, uint32_t m, uint32_t *out)
 { size_t i; for (i = 0; i < n; ++i) out[i] = pp_uniform_int(r[i], m); }
