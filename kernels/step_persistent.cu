@@ -175,6 +175,210 @@ __device__ __forceinline__ const uint32_t *pp_u32_to_shared(char *dyn, uint32_t 
     return d;
 }
 
+/* ---- unit-mapped procedural propagation (unit_map, opt-in) -------------------------
+ * Compiled in only with -DPP_UNIT_MAP=1 (pyproc compiles that variant when
+ * unit_map=True).  Meant for latency-bound steps (the full microcircuit at dt 0.1 ms:
+ * ~25 spikes, ~200 (spike, projection) items per step).  pp_procedural_phase cuts
+ * every item into the same number of parts (`split`, up to 32) whatever its row
+ * length, and every part pays the item's chain of dependent loads (spike -> out
+ * table -> projection -> population -> row length) before its first synapse; parts
+ * beyond a short row's end find no synapse at all.  Here every block first resolves
+ * all items of the step at once (thread x takes items 4x .. 4x+3, in parallel) into
+ * shared memory: projection, presynaptic neuron, row length (fixed-number rules) or
+ * segment count (pairwise_bernoulli), and the number of 32-wide work units of the
+ * item, with a block-wide inclusive scan of the units.  Then the grid's warps take
+ * units u = global warp, + n_warps, ... and find their item by binary search in
+ * shared memory: every unit holds up to 32 synapses, none is empty.
+ *   fixed-number rules: unit w of an item = draws j = 32w + lane < row length;
+ *   pairwise_bernoulli: if the step's segments are few (sum of n_seg <=
+ *     PP_UNIT_WARP_SEGMENTS x warps of the grid: latency-bound) unit w = segment w,
+ *     walked by the whole warp (pp_bernoulli_segment_warp); otherwise unit w =
+ *     segments 32w + lane, each walked by its lane;
+ *   decoder: one unit, lane j < min(32, n_post).
+ * The same synapses as pp_procedural_phase (pure functions of their indices; integer
+ * ring sums): only which warp delivers which changes.  Every block computes the same
+ * items, sums and mode from the same spike list, so the decisions are grid-uniform.
+ * Returns false, having done nothing, when the step has more than PP_UNIT_MAX_ITEMS
+ * items or more than 2^31 units: the caller then runs pp_procedural_phase.
+ * Every thread of the block must call it (__syncthreads inside). */
+#ifndef PP_UNIT_MAP
+#define PP_UNIT_MAP 0
+#endif
+#define PP_UNIT_MAX_ITEMS (4u * PP_NEURON_BLOCK)
+#define PP_UNIT_WARP_SEGMENTS 4u
+#define PP_UNIT_NONE 0u
+#define PP_UNIT_BERNOULLI 1u
+#define PP_UNIT_FIXED 2u
+#define PP_UNIT_DECODER 3u
+
+#if PP_UNIT_MAP
+__device__ __forceinline__ bool pp_unit_phase(
+    const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
+    const uint32_t *__restrict__ rowlen, const double *__restrict__ tab,
+    const uint32_t *__restrict__ out_ptr, const uint32_t *__restrict__ out_idx,
+    uint32_t max_out, const uint2 *spikes, uint32_t ns, unsigned long long t, uint32_t seed,
+    int32_t *ring, unsigned long long ring_size, pp_ctrl *ctrl, uint32_t *hits_io)
+{
+    __shared__ uint32_t u_end[PP_UNIT_MAX_ITEMS];    /* inclusive prefix sum of units */
+    __shared__ uint32_t u_proj[PP_UNIT_MAX_ITEMS];   /* projection index */
+    __shared__ uint32_t u_pre[PP_UNIT_MAX_ITEMS];    /* presynaptic local index */
+    __shared__ uint32_t u_len[PP_UNIT_MAX_ITEMS];    /* row length / n_seg / n_post */
+    __shared__ uint8_t u_kind[PP_UNIT_MAX_ITEMS];    /* PP_UNIT_* */
+    __shared__ unsigned long long u_wsum[2][PP_NEURON_BLOCK / 32];
+    __shared__ uint32_t u_wpre[PP_NEURON_BLOCK / 32];
+    const unsigned long long items64 = (unsigned long long)ns * max_out;
+    const uint32_t x = threadIdx.x, lane = x & 31u, warp = x >> 5;
+    const uint32_t n_warps = (gridDim.x * blockDim.x) >> 5;
+    uint32_t items, i, c, nu[4];
+    unsigned long long lane_units = 0, seg_units = 0;
+    bool warp_mode;
+    uint32_t U, hits;
+
+    if (items64 == 0ull) return true;
+    if (items64 > PP_UNIT_MAX_ITEMS) return false;          /* grid-uniform */
+    items = (uint32_t)items64;
+    /* 1. resolve this thread's items; sums of units in both bernoulli modes */
+    for (c = 0; c < 4u; ++c) {
+        const uint32_t it = 4u * x + c;
+        uint32_t kind = PP_UNIT_NONE, k = 0, pre = 0, len = 0;
+        if (it < items) {
+            const uint32_t si = it / max_out, q = it - si * max_out;
+            const uint2 sp = pp_load_spike<true>(spikes, si);
+            const uint32_t o0 = out_ptr[sp.x];
+            if (q < out_ptr[sp.x + 1u] - o0) {
+                const pp_proj *pj;
+                k = out_idx[o0 + q];
+                pj = projs + k;
+                pre = sp.y;
+                if (pj->rule == PP_RULE_FIXED) {
+                    kind = PP_UNIT_FIXED;
+                    len = rowlen[pj->rowlen_offset + pre];
+                    lane_units += (len + 31u) >> 5;
+                    seg_units += (len + 31u) >> 5;
+                } else if (pj->rule == PP_RULE_BERNOULLI) {
+                    kind = PP_UNIT_BERNOULLI;
+                    len = pj->n_seg;
+                    lane_units += (len + 31u) >> 5;
+                    seg_units += len;
+                } else if (pj->rule == PP_RULE_DECODER) {
+                    kind = PP_UNIT_DECODER;
+                    len = pj->n_post;
+                    lane_units += 1u;
+                    seg_units += 1u;
+                } else if (blockIdx.x == 0u) {
+                    pp_set_error_at(ctrl, t, PP_ERR_BAD_RULE, k, (int)pj->rule);
+                }
+            }
+            u_proj[it] = k; u_pre[it] = pre; u_len[it] = len; u_kind[it] = (uint8_t)kind;
+        }
+    }
+    lane_units = pp_warp_sum_u64(lane_units);
+    seg_units = pp_warp_sum_u64(seg_units);
+    if (lane == 0u) { u_wsum[0][warp] = lane_units; u_wsum[1][warp] = seg_units; }
+    __syncthreads();
+    lane_units = 0; seg_units = 0;
+    for (i = 0; i < (blockDim.x >> 5); ++i) { lane_units += u_wsum[0][i]; seg_units += u_wsum[1][i]; }
+    warp_mode = seg_units <= (unsigned long long)PP_UNIT_WARP_SEGMENTS * n_warps;
+    {
+        const unsigned long long total = warp_mode ? seg_units : lane_units;
+        if (total >= 0x80000000ull) {            /* grid-uniform; nothing written yet */
+            __syncthreads();                     /* u_wsum is read before anyone reuses it */
+            return false;
+        }
+        U = (uint32_t)total;
+    }
+    /* 2. block-wide inclusive scan of the units (4 consecutive items per thread) */
+    {
+        uint32_t run = 0, incl, o;
+        for (c = 0; c < 4u; ++c) {
+            const uint32_t it = 4u * x + c;
+            uint32_t n = 0;
+            if (it < items) {
+                const uint32_t len = u_len[it], kind = u_kind[it];
+                n = kind == PP_UNIT_FIXED ? (len + 31u) >> 5
+                  : kind == PP_UNIT_BERNOULLI ? (warp_mode ? len : (len + 31u) >> 5)
+                  : kind == PP_UNIT_DECODER ? 1u : 0u;
+            }
+            run += n;
+            nu[c] = run;
+        }
+        incl = run;
+        for (o = 1u; o < 32u; o <<= 1) {
+            const uint32_t y = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += y;
+        }
+        if (lane == 31u) u_wpre[warp] = incl;
+        __syncthreads();
+        o = incl - run;                           /* this thread's exclusive prefix in the warp */
+        for (i = 0; i < warp; ++i) o += u_wpre[i];
+        for (c = 0; c < 4u; ++c)
+            if (4u * x + c < items) u_end[4u * x + c] = o + nu[c];
+        __syncthreads();
+    }
+    /* 3. units, grid-stride over warps */
+    hits = *hits_io;
+    for (uint32_t u = (blockIdx.x * blockDim.x + x) >> 5; u < U; u += n_warps) {
+        if (__any_sync(0xffffffffu, hits >= 0x80000000u)) {   /* warp-uniform point */
+            pp_add_events(ctrl, lane, hits);
+            hits = 0;
+        }
+        uint32_t lo = 0, hi = items - 1u;         /* first item with u_end > u */
+        while (lo < hi) {
+            const uint32_t mid = (lo + hi) >> 1;
+            if (u_end[mid] > u) hi = mid; else lo = mid + 1u;
+        }
+        const uint32_t w = u - (lo ? u_end[lo - 1u] : 0u);
+        const uint32_t kind = u_kind[lo], len = u_len[lo], pre = u_pre[lo];
+        const pp_proj *pj = projs + u_proj[lo];
+        const pp_pop *tp = pops + pj->tgt_pop;
+        const uint32_t tmod = pp_step_mod(t, tp->ring_slots);
+        pp_u32x4 r;
+        if (kind == PP_UNIT_FIXED) {
+            const uint32_t j = 32u * w + lane;
+            if (j < len) {
+                const uint32_t tg = pp_fixed_draw(pj, seed, pre, j, &r);
+                pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
+                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
+                            ctrl, (uint32_t)t);
+                ++hits;
+            }
+        } else if (kind == PP_UNIT_BERNOULLI && warp_mode) {       /* warp-uniform */
+            hits += pp_bernoulli_segment_warp(pj, seed, pre, w, lane, tab, ring, ring_size, tp,
+                                              tmod, ctrl, (uint32_t)t);
+        } else if (kind == PP_UNIT_BERNOULLI) {
+            const uint32_t seg = 32u * w + lane;
+            if (seg < len) {
+                const uint32_t slen = pp_segment_length(pj, seg);
+                int64_t pos = -1;
+                uint32_t j = 0;
+                for (;;) {
+                    uint32_t tg;
+                    pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, tab);
+                    if (pos >= (int64_t)slen) break;
+                    tg = seg * pj->seg_width + (uint32_t)pos;
+                    if (!pj->autapses && tg == pre) continue;
+                    pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
+                                pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
+                                ctrl, (uint32_t)t);
+                    ++hits;
+                }
+            }
+        } else if (kind == PP_UNIT_DECODER) {
+            if (lane < len && pp_decoder_hit(pre, lane)) {
+                r = pp_philox4x32_10(pre, lane, 0u, PP_TAG_FIXED, seed, pj->stream);
+                pp_ring_add(ring, ring_size, tp, tmod, pj->channel, lane,
+                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
+                            ctrl, (uint32_t)t);
+                ++hits;
+            }
+        }
+    }
+    *hits_io = hits;
+    __syncthreads();          /* the next step's items overwrite the scratch */
+    return true;
+}
+#endif
+
 /* ---- the step loop, for both connectivities ------------------------------------ */
 
 template <bool STORED>
@@ -310,6 +514,10 @@ __device__ __forceinline__ void pp_persistent_body(
                                             gen_out_idx, gen_max_out, list, ns, t, seed, ring,
                                             ring_size, ctrl, &hits, PP_PARTS_PER_WARP_PERSISTENT);
         } else {
+#if PP_UNIT_MAP
+            if (!pp_unit_phase(projs, pops, rowlen, sampler_tables, out_ptr, out_idx, max_out,
+                               list, ns, t, seed, ring, ring_size, ctrl, &hits))
+#endif
             pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
                                             max_out, list, ns, t, seed, ring, ring_size, ctrl,
                                             &hits, PP_PARTS_PER_WARP_PERSISTENT);

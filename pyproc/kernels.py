@@ -422,7 +422,7 @@ def get_cooperative_kernel(name: str, lib=None,
                            defines: Optional[Dict[str, object]] = None) -> CooperativeKernel:
     """The :class:`CooperativeKernel` ``name`` of the current context (compiled and
     loaded on first use, then cached like :func:`get_kernels`); ``defines``: extra
-    -D macros (profiling variants only)."""
+    -D macros (the opt-in builds and the profiling variants)."""
     drv, compiler = import_pycuda()
     if name not in COOPERATIVE_KERNELS:
         raise KeyError(f"no cooperative kernel {name!r}; available: "

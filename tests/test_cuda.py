@@ -251,6 +251,45 @@ def test_pipelined_identical_spikes(cuda_ctx, opt):
         assert got == want and ev_g == ev, (conn, opt)
 
 
+@pytest.mark.parametrize("case", ["decoder", "mixed", "balanced2000", "microcircuit5"])
+def test_unit_map_identical_spikes(cuda_ctx, case):
+    """unit_map=True (the PP_UNIT_MAP build: every block resolves the step's items, warps take
+    32-synapse units by binary search): spikes and events equal the CPU reference, on the
+    full grid and on one block per SM (another unit distribution)."""
+    build, steps = CASES[case]
+    cnet = build()
+    want, ev, _ = _cpu_ref(case, cnet, steps)
+    for opt in ({}, {"persistent_blocks_per_sm": 1}):
+        got, ev_g, _, mode, why = _cuda(cnet, "procedural", steps, cuda_ctx, persistent=True,
+                                        unit_map=True, **opt)
+        assert mode == "persistent", why
+        assert got == want and ev_g == ev, opt
+
+
+def test_unit_map_both_bernoulli_modes(cuda_ctx):
+    """Balanced 10,000 at dt 1 ms on one block per SM (1 to ~500 spikes per step): some
+    unit-mapped steps have few enough bernoulli segments for whole-warp segments, others
+    not (lane walks), and the largest steps exceed 1,024 items (pp_procedural_phase) --
+    checked from the reference's spike counts; the spikes and events equal the CPU
+    reference through all three."""
+    from pyproc.backends.cuda import CUDASimulator
+    cnet = pp.compile_network(balanced(10000, dt=1.0))
+    steps = 300
+    want, ev, _ = _cpu_ref("balanced10k_dt1", cnet, steps)
+    with CUDASimulator(cnet, "procedural", context=cuda_ctx, persistent=True, unit_map=True,
+                       persistent_blocks_per_sm=1) as sim:
+        rec = []
+        sim.run_steps(steps, rec)
+        assert sim.loop_mode == "persistent", sim.persistent_error
+        assert _by_step(rec) == want and sim.n_events == ev
+        n_warps = sim.persistent_grid * 256 // 32
+    segs = int(cnet.projs["n_seg"][cnet.projs["src_pop"] == 0].sum())   # E spikes' segments
+    ns = np.array([len(v) for v in want.values()])
+    unit = 2 * ns <= 4 * 256                                # items <= PP_UNIT_MAX_ITEMS
+    assert (unit & (ns * segs > 4 * n_warps)).any() and (unit & (ns * segs <= 4 * n_warps)).any()
+    assert (~unit).any()
+
+
 def test_time_propagation_tiles_equal_per_spike(cuda_ctx):
     """The propagation benchmark: tile kernel + per-spike kernel on the rest leave the same
     ring and count the same events as the per-spike kernel on everything (1,024 spikes)."""

@@ -109,13 +109,33 @@ def test_every_kernel_has_comment_block():
 
 @pytest.mark.nvcc
 @pytest.mark.parametrize("define", ["PP_SHARED_TABLES=1,PP_PERSISTENT_MIN_BLOCKS=2",
+                                    "PP_UNIT_MAP=1",
+                                    "PP_UNIT_MAP=1,PP_SHARED_TABLES=1,PP_PERSISTENT_MIN_BLOCKS=2",
                                     "PP_PROFILE_TIMING=1", "PP_PROFILE_SKIP=3"])
 def test_persistent_variants_compile(define, tmp_path):
-    """The builds pyproc compiles on request (shared tables, profiling) compile too,
-    warnings as errors (they may spill: they are opt-in or for profiling)."""
+    """The builds pyproc compiles on request (shared tables, unit map, profiling) compile
+    too, warnings as errors (they may spill: they are opt-in or for profiling)."""
     cmd = [shutil.which("nvcc"), "-cubin", "-arch=sm_90", "-Werror", "all-warnings",
            *kernels.compile_options(dict(d.split("=") for d in define.split(","))),
            "-I", kernels.kernel_dir(), os.path.join(kernels.kernel_dir(), "step_persistent.cu"),
            "-o", str(tmp_path / "v.cubin")]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.nvcc
+def test_unit_map_build_fits_three_blocks_without_spills(tmp_path):
+    """The unit-map build (unit_map=True) keeps the default build's budget: 3 blocks of 256
+    per SM (<= 85 registers), no spills, its 17 KiB of item scratch in static shared
+    memory."""
+    cmd = [shutil.which("nvcc"), "-cubin", "-arch=sm_90", "-Xptxas", "-v",
+           *kernels.compile_options({"PP_UNIT_MAP": 1}), "-I", kernels.kernel_dir(),
+           os.path.join(kernels.kernel_dir(), "step_persistent.cu"), "-o", str(tmp_path / "u.cubin")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    info = r.stderr.split("Compiling entry function 'pp_step_persistent_procedural'")[1]
+    info = info.split("Compiling entry function")[0]
+    regs = int(re.search(r"Used (\d+) registers", info).group(1))
+    smem = int(re.search(r"(\d+) bytes smem", info).group(1))
+    assert regs <= 85 and "0 bytes spill stores" in info, info
+    assert smem >= 4 * 4 * 1024 + 1024, info

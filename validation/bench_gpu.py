@@ -10,11 +10,12 @@
 (b) the propagation kernel alone on >= 512 spikes per launch of that network;
 (c) per-step overhead: a 1,000-neuron balanced network, 1 s of model time at
     dt = 0.1 ms (10,000 steps): the persistent kernel with 1, 2 and all blocks
-    per SM that fit, with shared tables, pipelined (one barrier per step), the graph
-    loop, per-step launches and the default (auto);
+    per SM that fit, with shared tables, with the unit map, pipelined (one barrier per
+    step), the graph loop, per-step launches and the default (auto);
 (d) set-up times (kernel compilation separately);
 (e) the full-scale microcircuit (dt 0.1 ms), 1 s after a 0.2 s warm-up, procedural
-    and stored: persistent kernel, graph loop and the default (auto).
+    and stored: persistent kernel (procedural also with the unit map, alone and with
+    shared tables), graph loop and the default (auto).
 Every run records its loop (loop_mode) and, for the default persistent="auto", the
 timings that chose it (loop_tuning).
 Targets (issue 3): (a) >= 1e11 events/s, procedural at least as fast as stored;
@@ -134,6 +135,7 @@ def main(argv=None):
             others = [{"persistent": False}, {"persistent": True}]
             if conn == "procedural":
                 others.append({"persistent": True, "bernoulli_tiles": True})
+                others.append({"persistent": True, "unit_map": True})
             for opt in others:
                 g, out = whole_sim(cnet, conn, ctx, warm, steps, **opt)
                 g.close()
@@ -167,6 +169,7 @@ def main(argv=None):
         for opt in ({"persistent": True, "persistent_blocks_per_sm": 1},
                     {"persistent": True, "persistent_blocks_per_sm": 2}, {"persistent": True},
                     {"persistent": True, "shared_tables": True},
+                    {"persistent": True, "unit_map": True},
                     {"persistent": True, "pipelined": True},
                     {"persistent": True, "pipelined": True, "shared_tables": True},
                     {"persistent": False}, {"persistent": False, "use_graph": False}, {}):
@@ -183,8 +186,12 @@ def main(argv=None):
             mc = pp.compile_network(microcircuit(1.0, dt=0.1))
             res["microcircuit"] = []
             for conn in ("procedural", "stored"):
-                for opt in ({"persistent": True}, {"persistent": True, "shared_tables": True},
-                            {"persistent": False}, {}):
+                opts = [{"persistent": True}, {"persistent": True, "shared_tables": True},
+                        {"persistent": False}, {}]
+                if conn == "procedural":
+                    opts[2:2] = [{"persistent": True, "unit_map": True},
+                                 {"persistent": True, "unit_map": True, "shared_tables": True}]
+                for opt in opts:
                     sim, out = whole_sim(mc, conn, ctx, 2000, 10000, **opt)
                     res["microcircuit"].append(out)
                     print(f"(e) microcircuit {conn} {out['loop_mode']} grid "
@@ -211,7 +218,7 @@ def _loop_label(o, grid: bool = True) -> str:
     if not opt and grid:
         what += " (auto)"
     for key, word in (("bernoulli_tiles", "tiles"), ("shared_tables", "shared"),
-                      ("pipelined", "pipelined")):
+                      ("unit_map", "units"), ("pipelined", "pipelined")):
         if opt.get(key):
             what += " " + word
     return what

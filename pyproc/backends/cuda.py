@@ -58,7 +58,12 @@ prepared, not yet run on a GPU), ``shared_tables`` (False: True makes every pers
 block copy the network tables,
 when they fit 32 KiB, and the sampler tables into shared memory once per launch --
 kernels/step_persistent.cu, a build with -DPP_SHARED_TABLES=1; prepared, not yet run on
-a GPU).
+a GPU), ``unit_map`` (False: True makes the persistent kernel of procedural connectivity
+resolve a step's (spike, projection) items once per block and hand the grid's warps
+32-synapse work units found by binary search, in steps with at most 1,024 items --
+kernels/step_persistent.cu pp_unit_phase, a build with -DPP_UNIT_MAP=1; aimed at
+latency-bound steps such as the full microcircuit's; prepared, not yet run on a GPU;
+no effect on stored connectivity, whose kernel does not have it).
 """
 from __future__ import annotations
 
@@ -188,6 +193,7 @@ class GraphAPI:
 
 SHARED_NET_TABLES_MAX = 32 * 1024   # shared_tables: network tables only up to this size
 SHARED_TABLES_BUILD = {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_MIN_BLOCKS": 2}
+UNIT_MAP_BUILD = {"PP_UNIT_MAP": 1}
 SAMPLER_TABLES_BYTES = 8 * 6146     # PP_TABLES_LEN doubles
 
 
@@ -293,7 +299,8 @@ class CUDASimulator:
                  csr_build: str = "device", prop_blocks: Optional[int] = None,
                  persistent="auto", persistent_blocks_per_sm: Optional[int] = None,
                  bernoulli_tiles: bool = False, tile_min_spikes: int = 64,
-                 shared_tables: bool = False, pipelined: bool = False):
+                 shared_tables: bool = False, pipelined: bool = False,
+                 unit_map: bool = False):
         t0 = time.perf_counter()
         if connectivity not in ("stored", "procedural"):
             raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
@@ -335,6 +342,8 @@ class CUDASimulator:
         self._tiles_on = bool(bernoulli_tiles) and connectivity == "procedural"
         self.shared_tables = bool(shared_tables)
         self.pipelined = bool(pipelined)
+        # the stored persistent kernel has no unit map: the option is procedural only
+        self.unit_map = bool(unit_map) and connectivity == "procedural"
         if self.pipelined:
             k, d = min_delay_steps(cnet)
             if d < 2:
@@ -547,8 +556,9 @@ class CUDASimulator:
             raise CooperativeUnavailable(f"{self.device_name} does not support cooperative "
                                          "launches")
         name = "pp_step_persistent_" + self.connectivity
-        k = (get_cooperative_kernel(name, defines=SHARED_TABLES_BUILD) if self.smem_tables
-             else get_cooperative_kernel(name))
+        defines = {**(SHARED_TABLES_BUILD if self.smem_tables else {}),
+                   **(UNIT_MAP_BUILD if self.unit_map else {})}
+        k = get_cooperative_kernel(name, defines=defines) if defines else get_cooperative_kernel(name)
         if self.persistent_smem > 48 * 1024:
             k.set_max_dynamic_shared(self.persistent_smem)
         occ = k.max_blocks_per_sm(NEURON_BLOCK, self.persistent_smem)
