@@ -212,17 +212,23 @@ __device__ __forceinline__ const uint32_t *pp_u32_to_shared(char *dyn, uint32_t 
 #define PP_UNIT_DECODER 3u
 
 #if PP_UNIT_MAP
+template <bool STORED, typename HITS>
 __device__ __forceinline__ bool pp_unit_phase(
     const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
     const uint32_t *__restrict__ rowlen, const double *__restrict__ tab,
     const uint32_t *__restrict__ out_ptr, const uint32_t *__restrict__ out_idx,
     uint32_t max_out, const uint2 *spikes, uint32_t ns, unsigned long long t, uint32_t seed,
-    int32_t *ring, unsigned long long ring_size, pp_ctrl *ctrl, uint32_t *hits_io)
+    const unsigned long long *__restrict__ row_base, const long long *__restrict__ indptr,
+    const uint32_t *__restrict__ targets, const int32_t *__restrict__ weights,
+    const uint16_t *__restrict__ delays, int32_t *ring, unsigned long long ring_size,
+    pp_ctrl *ctrl, HITS *hits_io)
 {
     __shared__ uint32_t u_end[PP_UNIT_MAX_ITEMS];    /* inclusive prefix sum of units */
     __shared__ uint32_t u_proj[PP_UNIT_MAX_ITEMS];   /* projection index */
-    __shared__ uint32_t u_pre[PP_UNIT_MAX_ITEMS];    /* presynaptic local index */
+    __shared__ uint32_t u_pre[PP_UNIT_MAX_ITEMS];    /* presynaptic local index; stored: low
+                                                        32 bits of the row's first synapse */
     __shared__ uint32_t u_len[PP_UNIT_MAX_ITEMS];    /* row length / n_seg / n_post */
+    __shared__ uint32_t u_e0hi[STORED ? PP_UNIT_MAX_ITEMS : 1u]; /* stored: high 32 bits */
     __shared__ uint8_t u_kind[PP_UNIT_MAX_ITEMS];    /* PP_UNIT_* */
     __shared__ unsigned long long u_wsum[2][PP_NEURON_BLOCK / 32];
     __shared__ uint32_t u_wpre[PP_NEURON_BLOCK / 32];
@@ -232,7 +238,8 @@ __device__ __forceinline__ bool pp_unit_phase(
     uint32_t items, i, c, nu[4];
     unsigned long long lane_units = 0, seg_units = 0;
     bool warp_mode;
-    uint32_t U, hits;
+    uint32_t U;
+    HITS hits;
 
     if (items64 == 0ull) return true;
     if (items64 > PP_UNIT_MAX_ITEMS) return false;          /* grid-uniform */
@@ -246,27 +253,37 @@ __device__ __forceinline__ bool pp_unit_phase(
             const uint2 sp = pp_load_spike<true>(spikes, si);
             const uint32_t o0 = out_ptr[sp.x];
             if (q < out_ptr[sp.x + 1u] - o0) {
-                const pp_proj *pj;
                 k = out_idx[o0 + q];
-                pj = projs + k;
-                pre = sp.y;
-                if (pj->rule == PP_RULE_FIXED) {
-                    kind = PP_UNIT_FIXED;
-                    len = rowlen[pj->rowlen_offset + pre];
+                if (STORED) {
+                    const unsigned long long row = row_base[k] + sp.y;
+                    const long long e0 = indptr[row];
+                    kind = PP_UNIT_FIXED;            /* 32 consecutive CSR entries a unit */
+                    len = (uint32_t)(indptr[row + 1ull] - e0);
+                    pre = (uint32_t)e0;
+                    u_e0hi[STORED ? it : 0u] = (uint32_t)((unsigned long long)e0 >> 32);
                     lane_units += (len + 31u) >> 5;
                     seg_units += (len + 31u) >> 5;
-                } else if (pj->rule == PP_RULE_BERNOULLI) {
-                    kind = PP_UNIT_BERNOULLI;
-                    len = pj->n_seg;
-                    lane_units += (len + 31u) >> 5;
-                    seg_units += len;
-                } else if (pj->rule == PP_RULE_DECODER) {
-                    kind = PP_UNIT_DECODER;
-                    len = pj->n_post;
-                    lane_units += 1u;
-                    seg_units += 1u;
-                } else if (blockIdx.x == 0u) {
-                    pp_set_error_at(ctrl, t, PP_ERR_BAD_RULE, k, (int)pj->rule);
+                } else {
+                    const pp_proj *pj = projs + k;
+                    pre = sp.y;
+                    if (pj->rule == PP_RULE_FIXED) {
+                        kind = PP_UNIT_FIXED;
+                        len = rowlen[pj->rowlen_offset + pre];
+                        lane_units += (len + 31u) >> 5;
+                        seg_units += (len + 31u) >> 5;
+                    } else if (pj->rule == PP_RULE_BERNOULLI) {
+                        kind = PP_UNIT_BERNOULLI;
+                        len = pj->n_seg;
+                        lane_units += (len + 31u) >> 5;
+                        seg_units += len;
+                    } else if (pj->rule == PP_RULE_DECODER) {
+                        kind = PP_UNIT_DECODER;
+                        len = pj->n_post;
+                        lane_units += 1u;
+                        seg_units += 1u;
+                    } else if (blockIdx.x == 0u) {
+                        pp_set_error_at(ctrl, t, PP_ERR_BAD_RULE, k, (int)pj->rule);
+                    }
                 }
             }
             u_proj[it] = k; u_pre[it] = pre; u_len[it] = len; u_kind[it] = (uint8_t)kind;
@@ -318,8 +335,9 @@ __device__ __forceinline__ bool pp_unit_phase(
     /* 3. units, grid-stride over warps */
     hits = *hits_io;
     for (uint32_t u = (blockIdx.x * blockDim.x + x) >> 5; u < U; u += n_warps) {
-        if (__any_sync(0xffffffffu, hits >= 0x80000000u)) {   /* warp-uniform point */
-            pp_add_events(ctrl, lane, hits);
+        /* warp-uniform point; 64-bit counts (stored) never need the flush */
+        if (!STORED && __any_sync(0xffffffffu, hits >= 0x80000000u)) {
+            pp_add_events(ctrl, lane, (uint32_t)hits);
             hits = 0;
         }
         uint32_t lo = 0, hi = items - 1u;         /* first item with u_end > u */
@@ -333,7 +351,16 @@ __device__ __forceinline__ bool pp_unit_phase(
         const pp_pop *tp = pops + pj->tgt_pop;
         const uint32_t tmod = pp_step_mod(t, tp->ring_slots);
         pp_u32x4 r;
-        if (kind == PP_UNIT_FIXED) {
+        if (STORED) {
+            const uint32_t j = 32u * w + lane;
+            if (j < len) {
+                const long long e = (long long)(((unsigned long long)u_e0hi[STORED ? lo : 0u] << 32)
+                                                | pre) + (long long)j;
+                pp_ring_add(ring, ring_size, tp, tmod, pj->channel, targets[e], weights[e],
+                            (int32_t)delays[e], ctrl, (uint32_t)t);
+                ++hits;
+            }
+        } else if (kind == PP_UNIT_FIXED) {
             const uint32_t j = 32u * w + lane;
             if (j < len) {
                 const uint32_t tg = pp_fixed_draw(pj, seed, pre, j, &r);
@@ -504,6 +531,11 @@ __device__ __forceinline__ void pp_persistent_body(
         if (PP_PROFILE_SKIP & 1) {
             /* profiling: no propagation phase */
         } else if (STORED) {
+#if PP_UNIT_MAP
+            if (!pp_unit_phase<true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
+                                     max_out, list, ns, t, seed, row_base, indptr, targets,
+                                     weights, delays, ring, ring_size, ctrl, &hits64))
+#endif
             pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, list, ns, t,
                                   row_base, indptr, targets, weights, delays, ring, ring_size,
                                   ctrl, &hits64, PP_PARTS_PER_WARP_PERSISTENT);
@@ -515,8 +547,9 @@ __device__ __forceinline__ void pp_persistent_body(
                                             ring_size, ctrl, &hits, PP_PARTS_PER_WARP_PERSISTENT);
         } else {
 #if PP_UNIT_MAP
-            if (!pp_unit_phase(projs, pops, rowlen, sampler_tables, out_ptr, out_idx, max_out,
-                               list, ns, t, seed, ring, ring_size, ctrl, &hits))
+            if (!pp_unit_phase<false>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
+                                      max_out, list, ns, t, seed, row_base, indptr, targets,
+                                      weights, delays, ring, ring_size, ctrl, &hits))
 #endif
             pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
                                             max_out, list, ns, t, seed, ring, ring_size, ctrl,

@@ -254,16 +254,18 @@ def test_pipelined_identical_spikes(cuda_ctx, opt):
 @pytest.mark.parametrize("case", ["decoder", "mixed", "balanced2000", "microcircuit5"])
 def test_unit_map_identical_spikes(cuda_ctx, case):
     """unit_map=True (the PP_UNIT_MAP build: every block resolves the step's items, warps take
-    32-synapse units by binary search): spikes and events equal the CPU reference, on the
-    full grid and on one block per SM (another unit distribution)."""
+    32-synapse units by binary search): spikes and events equal the CPU reference, both
+    connectivities, on the full grid and (procedural) on one block per SM (another unit
+    distribution)."""
     build, steps = CASES[case]
     cnet = build()
     want, ev, _ = _cpu_ref(case, cnet, steps)
-    for opt in ({}, {"persistent_blocks_per_sm": 1}):
-        got, ev_g, _, mode, why = _cuda(cnet, "procedural", steps, cuda_ctx, persistent=True,
+    for conn, opt in (("procedural", {}), ("procedural", {"persistent_blocks_per_sm": 1}),
+                      ("stored", {})):
+        got, ev_g, _, mode, why = _cuda(cnet, conn, steps, cuda_ctx, persistent=True,
                                         unit_map=True, **opt)
         assert mode == "persistent", why
-        assert got == want and ev_g == ev, opt
+        assert got == want and ev_g == ev, (conn, opt)
 
 
 def test_unit_map_both_bernoulli_modes(cuda_ctx):

@@ -509,24 +509,24 @@ def test_shared_tables_option(fake, connectivity):
         assert fake.coop.defines[-1] is None
 
 
-def test_unit_map_option(fake):
-    """unit_map=True: the PP_UNIT_MAP build of the procedural persistent kernel (merged with
-    the shared-tables build when both are asked for); same spikes (the host side only: the
-    unit phase itself runs on a GPU, tests/test_cuda.py).  Stored connectivity has no unit
-    map: its kernel is the default build."""
+@pytest.mark.parametrize("connectivity", ["procedural", "stored"])
+def test_unit_map_option(fake, connectivity):
+    """unit_map=True: the PP_UNIT_MAP build of the persistent kernel (merged with the
+    shared-tables build when both are asked for); same spikes (the host side only: the
+    unit phase itself runs on a GPU, tests/test_cuda.py); off by default."""
     cnet = _mixed()
     _, want = _cpu(cnet, 60)
-    with CU.CUDASimulator(cnet, "procedural", persistent=True, unit_map=True,
+    with CU.CUDASimulator(cnet, connectivity, persistent=True, unit_map=True,
                           graph_steps=20, record_chunk_steps=60) as sim:
         rec = []
         sim.run_steps(60, rec)
         assert _by_step(rec) == want and sim.loop_mode == "persistent" and sim.unit_map
         assert fake.coop.defines[-1] == {"PP_UNIT_MAP": 1}
-    with CU.CUDASimulator(cnet, "procedural", persistent=True, unit_map=True,
-                          shared_tables=True) as sim:
+    with CU.CUDASimulator(cnet, connectivity, persistent=True, unit_map=True,
+                          shared_tables=True):
         assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_MIN_BLOCKS": 2,
                                          "PP_UNIT_MAP": 1}
-    with CU.CUDASimulator(cnet, "stored", persistent=True, unit_map=True) as sim:
+    with CU.CUDASimulator(cnet, connectivity, persistent=True) as sim:
         assert not sim.unit_map and fake.coop.defines[-1] is None
 
 

@@ -14,8 +14,8 @@
     step), the graph loop, per-step launches and the default (auto);
 (d) set-up times (kernel compilation separately);
 (e) the full-scale microcircuit (dt 0.1 ms), 1 s after a 0.2 s warm-up, procedural
-    and stored: persistent kernel (procedural also with the unit map, alone and with
-    shared tables), graph loop and the default (auto).
+    and stored: persistent kernel (also with shared tables, the unit map, both), graph
+    loop and the default (auto).
 Every run records its loop (loop_mode) and, for the default persistent="auto", the
 timings that chose it (loop_tuning).
 Targets (issue 3): (a) >= 1e11 events/s, procedural at least as fast as stored;
@@ -186,12 +186,10 @@ def main(argv=None):
             mc = pp.compile_network(microcircuit(1.0, dt=0.1))
             res["microcircuit"] = []
             for conn in ("procedural", "stored"):
-                opts = [{"persistent": True}, {"persistent": True, "shared_tables": True},
-                        {"persistent": False}, {}]
-                if conn == "procedural":
-                    opts[2:2] = [{"persistent": True, "unit_map": True},
-                                 {"persistent": True, "unit_map": True, "shared_tables": True}]
-                for opt in opts:
+                for opt in ({"persistent": True}, {"persistent": True, "shared_tables": True},
+                            {"persistent": True, "unit_map": True},
+                            {"persistent": True, "unit_map": True, "shared_tables": True},
+                            {"persistent": False}, {}):
                     sim, out = whole_sim(mc, conn, ctx, 2000, 10000, **opt)
                     res["microcircuit"].append(out)
                     print(f"(e) microcircuit {conn} {out['loop_mode']} grid "

@@ -58,12 +58,11 @@ prepared, not yet run on a GPU), ``shared_tables`` (False: True makes every pers
 block copy the network tables,
 when they fit 32 KiB, and the sampler tables into shared memory once per launch --
 kernels/step_persistent.cu, a build with -DPP_SHARED_TABLES=1; prepared, not yet run on
-a GPU), ``unit_map`` (False: True makes the persistent kernel of procedural connectivity
-resolve a step's (spike, projection) items once per block and hand the grid's warps
-32-synapse work units found by binary search, in steps with at most 1,024 items --
-kernels/step_persistent.cu pp_unit_phase, a build with -DPP_UNIT_MAP=1; aimed at
-latency-bound steps such as the full microcircuit's; prepared, not yet run on a GPU;
-no effect on stored connectivity, whose kernel does not have it).
+a GPU), ``unit_map`` (False: True makes the persistent kernel resolve a step's (spike,
+projection) items once per block and hand the grid's warps 32-synapse work units found
+by binary search, in steps with at most 1,024 items -- kernels/step_persistent.cu
+pp_unit_phase, a build with -DPP_UNIT_MAP=1, both connectivities; aimed at
+latency-bound steps such as the full microcircuit's; prepared, not yet run on a GPU).
 """
 from __future__ import annotations
 
@@ -342,8 +341,7 @@ class CUDASimulator:
         self._tiles_on = bool(bernoulli_tiles) and connectivity == "procedural"
         self.shared_tables = bool(shared_tables)
         self.pipelined = bool(pipelined)
-        # the stored persistent kernel has no unit map: the option is procedural only
-        self.unit_map = bool(unit_map) and connectivity == "procedural"
+        self.unit_map = bool(unit_map)
         if self.pipelined:
             k, d = min_delay_steps(cnet)
             if d < 2:
