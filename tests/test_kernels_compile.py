@@ -111,7 +111,8 @@ def test_every_kernel_has_comment_block():
 @pytest.mark.parametrize("define", ["PP_SHARED_TABLES=1,PP_PERSISTENT_MIN_BLOCKS=2",
                                     "PP_UNIT_MAP=1",
                                     "PP_UNIT_MAP=1,PP_SHARED_TABLES=1,PP_PERSISTENT_MIN_BLOCKS=2",
-                                    "PP_PROFILE_TIMING=1", "PP_PROFILE_SKIP=3"])
+                                    "PP_PROFILE_TIMING=1", "PP_PROFILE_TIMING=1,PP_UNIT_MAP=1",
+                                    "PP_PROFILE_SKIP=3"])
 def test_persistent_variants_compile(define, tmp_path):
     """The builds pyproc compiles on request (shared tables, unit map, profiling) compile
     too, warnings as errors (they may spill: they are opt-in or for profiling)."""

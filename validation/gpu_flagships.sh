@@ -11,7 +11,7 @@
 #   1. GPU-marked tests: tests/test_cuda.py (identical spikes vs the CPU reference; the
 #      script stops (exit 1) if they fail), then those of test_robustness.py and
 #      test_cli.py; SKIP_TESTS=1 leaves them out;
-#   2. the CUDA benchmark (validation/bench_gpu.py);
+#   2. the CUDA benchmark (validation/bench_gpu.py; SKIP_BENCH=1 leaves it out);
 #   3. timing variants of the persistent kernel (validation/profile_persistent.py;
 #      SKIP_PROFILE=1 leaves it out);
 #   4. the full multi-area model, ground state, 1.5 s (rates after 0.5 s), set-up time,
@@ -19,6 +19,9 @@
 #   5. the full-scale microcircuit, 10.5 s, procedural vs stored on the card, two seeds,
 #      activity part of the validation suite (pyproc validate); SKIP_FLAGSHIPS=1 stops
 #      before stage 4.
+# All five stages take about 10 minutes, more than one device call may run: split them,
+# e.g. SKIP_FLAGSHIPS=1 first (stages 1-3), then SKIP_TESTS=1 SKIP_BENCH=1 SKIP_PROFILE=1
+# (stages 4-5).
 set -u
 OUT=${1:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
 MAM=${2:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
@@ -31,7 +34,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 
 if [ -z "${SKIP_TESTS:-}" ]; then
   echo "== 1 GPU tests"
-  timeout 120 python3 -m pytest -q -x -m gpu -rs --durations=12 tests/test_cuda.py \
+  timeout 240 python3 -m pytest -q -x -m gpu -rs --durations=12 tests/test_cuda.py \
     > "$W/pytest_gpu.log" 2>&1
   rc=$?; echo "rc=$rc"; tail -3 "$W/pytest_gpu.log"; pack
   # a tree whose kernels fail the exactness tests is not measured further
@@ -42,14 +45,16 @@ if [ -z "${SKIP_TESTS:-}" ]; then
   pack
 fi
 
-echo "== 2 benchmark"
-timeout 150 python3 validation/bench_gpu.py --out "$W/bench_gpu.json" > "$W/bench.log" 2>&1
-echo "rc=$?"; [ -s "$W/bench_gpu.json" ] && python3 validation/bench_gpu.py --table "$W/bench_gpu.json"
-pack
+if [ -z "${SKIP_BENCH:-}" ]; then
+  echo "== 2 benchmark"
+  timeout 240 python3 validation/bench_gpu.py --out "$W/bench_gpu.json" > "$W/bench.log" 2>&1
+  echo "rc=$?"; [ -s "$W/bench_gpu.json" ] && python3 validation/bench_gpu.py --table "$W/bench_gpu.json"
+  pack
+fi
 
 if [ -z "${SKIP_PROFILE:-}" ]; then
   echo "== 3 persistent-kernel profile (timing variants)"
-  timeout 100 python3 validation/profile_persistent.py --steps 1000 --out "$W/persistent.json" \
+  timeout 150 python3 validation/profile_persistent.py --steps 1000 --out "$W/persistent.json" \
     > "$W/persistent.txt" 2>&1
   echo "rc=$?"; cat "$W/persistent.txt"; pack
 fi

@@ -11,7 +11,8 @@ kernel and of its profiling variants (PP_PROFILE_SKIP: 1 = no propagation phase,
 comparison.  The variants' spikes are wrong on purpose; only their timings count.
 Then the phase split of real steps (PP_PROFILE_TIMING: block 0 sums clock64 cycles
 of step start -> barrier A and barrier A -> barrier B; spikes unchanged) for those two
-networks and the 1e5-neuron balanced network at dt 1 ms.
+networks and the 1e5-neuron balanced network at dt 1 ms, with and without the unit map
+(unit_map=True).
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def phase_split(sim, steps, clock_khz):
     import numpy as np
     import pycuda.driver as drv
     full, grid = sim._persist, sim.persistent_grid
-    k = kernels.get_cooperative_kernel(full.name, defines={"PP_PROFILE_TIMING": 1})
+    k = kernels.get_cooperative_kernel(full.name, defines={**sim.persistent_defines,
+                                                           "PP_PROFILE_TIMING": 1})
     addr, size = k.global_address("pp_phase_cycles")
     sim._persist = k
     # the timing build may need more registers: its grid must still fit at once
@@ -123,17 +125,18 @@ def main(argv=None):
         cases["bal1e5"] = pp.compile_network(balanced(100000, p=0.1, dt=1.0))
         for name, cnet in cases.items():
             for conn in ("procedural", "stored"):
-                with CUDASimulator(cnet, conn, context=ctx, graph_steps=100,
-                                   persistent=True) as sim:
-                    sim.run_steps(500, [])
-                    r = phase_split(sim, 1000 if name != "bal1e5" else 300, clock_khz)
-                    r.update(net=name, connectivity=conn, grid=sim.persistent_grid,
-                             kind="phase_split")
-                    rows.append(r)
-                    print(f"{name:6s} {conn:10s} grid {sim.persistent_grid}: start->A "
-                          f"{r['to_barrier_A_us']:.2f} us (own neuron work "
-                          f"{r['own_neuron_us']:.2f}), A->B {r['A_to_B_us']:.2f} us per step",
-                          flush=True)
+                for unit_map in (False, True):
+                    with CUDASimulator(cnet, conn, context=ctx, graph_steps=100,
+                                       persistent=True, unit_map=unit_map) as sim:
+                        sim.run_steps(500, [])
+                        r = phase_split(sim, 1000 if name != "bal1e5" else 300, clock_khz)
+                        r.update(net=name, connectivity=conn, grid=sim.persistent_grid,
+                                 kind="phase_split", unit_map=unit_map)
+                        rows.append(r)
+                        print(f"{name:6s} {conn:10s} {'units ' if unit_map else ''}grid "
+                              f"{sim.persistent_grid}: start->A {r['to_barrier_A_us']:.2f} us "
+                              f"(own neuron work {r['own_neuron_us']:.2f}), A->B "
+                              f"{r['A_to_B_us']:.2f} us per step", flush=True)
     finally:
         ctx.pop()
         ctx.detach()

@@ -349,6 +349,7 @@ class CUDASimulator:
                                  f"{cnet.proj_names[k]!r} can deliver after {d} step(s)")
         self.smem_tables = 0
         self.persistent_smem = 0
+        self.persistent_defines: Dict[str, int] = {}
         self.tile_min_spikes = int(tile_min_spikes)
         self._state = _DeviceState(drv)
         self._finalizer = weakref.finalize(self, self._state.release)
@@ -556,6 +557,7 @@ class CUDASimulator:
         name = "pp_step_persistent_" + self.connectivity
         defines = {**(SHARED_TABLES_BUILD if self.smem_tables else {}),
                    **(UNIT_MAP_BUILD if self.unit_map else {})}
+        self.persistent_defines = defines     # the build's -D macros (profiling adds to them)
         k = get_cooperative_kernel(name, defines=defines) if defines else get_cooperative_kernel(name)
         if self.persistent_smem > 48 * 1024:
             k.set_max_dynamic_shared(self.persistent_smem)
