@@ -175,7 +175,7 @@ __device__ __forceinline__ const uint32_t *pp_u32_to_shared(char *dyn, uint32_t 
     return d;
 }
 
-/* ---- unit-mapped procedural propagation (unit_map, opt-in) -------------------------
+/* ---- unit-mapped propagation (unit_map, opt-in) -------------------------------------
  * Compiled in only with -DPP_UNIT_MAP=1 (pyproc compiles that variant when
  * unit_map=True).  Meant for latency-bound steps (the full microcircuit at dt 0.1 ms:
  * ~25 spikes, ~200 (spike, projection) items per step).  pp_procedural_phase cuts
@@ -194,12 +194,16 @@ __device__ __forceinline__ const uint32_t *pp_u32_to_shared(char *dyn, uint32_t 
  *     PP_UNIT_WARP_SEGMENTS x warps of the grid: latency-bound) unit w = segment w,
  *     walked by the whole warp (pp_bernoulli_segment_warp); otherwise unit w =
  *     segments 32w + lane, each walked by its lane;
- *   decoder: one unit, lane j < min(32, n_post).
- * The same synapses as pp_procedural_phase (pure functions of their indices; integer
- * ring sums): only which warp delivers which changes.  Every block computes the same
+ *   decoder: one unit, lane j < min(32, n_post);
+ *   stored (STORED): unit w = CSR entries e0 + 32w + lane < e0 + row length of the
+ *     item's row (row start and length resolved in the first pass).
+ * The same synapses as pp_procedural_phase / pp_stored_phase (pure functions of their
+ * indices, or the CSR; integer ring sums): only which warp delivers which changes.  Every block computes the same
  * items, sums and mode from the same spike list, so the decisions are grid-uniform.
  * Returns false, having done nothing, when the step has more than PP_UNIT_MAX_ITEMS
- * items or more than 2^31 units: the caller then runs pp_procedural_phase.
+ * items or more than 2^31 units: the caller then runs pp_procedural_phase
+ * (pp_stored_phase).  HITS: the phase's lane count type (uint32_t procedural, flushed
+ * as there; unsigned long long stored).
  * Every thread of the block must call it (__syncthreads inside). */
 #ifndef PP_UNIT_MAP
 #define PP_UNIT_MAP 0
@@ -646,7 +650,8 @@ __device__ __forceinline__ void pp_persistent_body(
  *                     the start of the step); block 0 closes the step in the
  *                     record buffer (rec_end[rec_steps + i] = n_rec);
  *                   propagation phase over the ns spikes (pp_procedural_phase or
- *                     pp_stored_phase, grid-stride over warps);
+ *                     pp_stored_phase, grid-stride over warps; the PP_UNIT_MAP build
+ *                     tries pp_unit_phase first);
  *                   grid barrier B (every ring addition of step t done).
  *                 Afterwards block 0 sets step += n_steps, rec_steps += n_steps,
  *                 n_spikes += the spikes of the launch, n_spk = 0, so the control
