@@ -199,8 +199,7 @@ def test_loop_modes_agree(cuda_ctx):
                 {"record_chunk_steps": 7, "graph_steps": 3},
                 {"record_chunk_steps": 7, "graph_steps": 3, "persistent": False},
                 {"persistent_blocks_per_sm": 1}, {"prop_blocks": 5, "persistent": False},
-                {"persistent": "auto", "graph_steps": 20, "record_chunk_steps": 100},
-                {"persistent": True, "shared_tables": True}):
+                {"persistent": "auto", "graph_steps": 20, "record_chunk_steps": 100}):
         got, _, _, mode, why = _cuda(cnet, "procedural", 300, cuda_ctx, **opt)
         assert got == short, (opt, mode, why)
 
@@ -225,7 +224,7 @@ def test_tiles_identical_spikes(cuda_ctx, case):
 def test_shared_tables_identical_spikes(cuda_ctx, case):
     """shared_tables=True (the PP_SHARED_TABLES build: network and sampler tables copied to
     shared memory by every persistent block): spikes and events equal the CPU reference,
-    both connectivities."""
+    both connectivities, also with small launches and record chunks (mixed)."""
     build, steps = CASES[case]
     cnet = build()
     want, ev, _ = _cpu_ref(case, cnet, steps)
@@ -234,6 +233,11 @@ def test_shared_tables_identical_spikes(cuda_ctx, case):
                                         shared_tables=True)
         assert mode == "persistent", why
         assert got == want and ev_g == ev, conn
+    if case == "mixed":
+        got, ev_g, _, mode, why = _cuda(cnet, "procedural", steps, cuda_ctx, persistent=True,
+                                        shared_tables=True, record_chunk_steps=7, graph_steps=3)
+        assert mode == "persistent", why
+        assert got == want and ev_g == ev
 
 
 @pytest.mark.parametrize("opt", [{}, {"shared_tables": True}, {"graph_steps": 7}])
