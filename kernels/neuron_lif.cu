@@ -38,5 +38,5 @@ pp_neuron_lif_update(const pp_pop *__restrict__ pops, const uint2 *__restrict__ 
 {
     pp_neuron_phase(pops, blocks[blockIdx.x], threadIdx.x, pop_flags, poisson_tables, seed, V,
                     Iex, Iin, ref, ring, spikes, spike_cap, 0u, rec_ids, rec_cap, ctrl,
-                    ctrl->step);
+                    &ctrl->n_spk, ctrl->step);
 }

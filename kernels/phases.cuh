@@ -37,10 +37,11 @@ __device__ __forceinline__ uint2 pp_load_spike(const uint2 *spikes, unsigned lon
  * local index) updates neuron blk.y + x of population blk.x at step t: read and
  * zero its ring slot t % ring_slots (both channels when n_channels == 2), add
  * its Poisson count, one LIF step (pp_lif_step), and on a spike append
- * (population, local) to the spike list at atomicAdd(&ctrl->n_spk, 1) -
- * spike_base (the per-step kernel: spike_base 0, n_spk counts this step; the
- * persistent kernel: n_spk counts since its launch and spike_base is its value
- * when the step began) and, for recorded populations (pop_flags bit 0), the
+ * (population, local) to the spike list at atomicAdd(n_spk, 1) - spike_base
+ * (n_spk: &ctrl->n_spk, or &ctrl->n_spk_odd for odd steps of the pipelined
+ * persistent loop; the per-step kernel: spike_base 0, n_spk counts this step; the
+ * persistent kernel: the counter counts since its launch and spike_base is its
+ * value when the step began) and, for recorded populations (pop_flags bit 0), the
  * global id to rec_ids at atomicAdd(&ctrl->n_rec, 1).
  * Errors: PP_ERR_INPUT_OVERFLOW, PP_ERR_SPIKE_LIST (dated t). */
 __device__ __forceinline__ void pp_neuron_phase(
@@ -49,7 +50,7 @@ __device__ __forceinline__ void pp_neuron_phase(
     uint32_t seed, float *__restrict__ V, float *__restrict__ Iex, float *__restrict__ Iin,
     int32_t *__restrict__ ref, int32_t *ring, uint2 *spikes, uint32_t spike_cap,
     uint32_t spike_base, uint32_t *__restrict__ rec_ids, uint32_t rec_cap, pp_ctrl *ctrl,
-    unsigned long long t)
+    unsigned int *n_spk, unsigned long long t)
 {
     const pp_pop *p = pops + blk.x;
     const uint32_t local = blk.y + x;
@@ -83,7 +84,7 @@ __device__ __forceinline__ void pp_neuron_phase(
 
     v = V[g]; iex = Iex[g]; iin = Iin[g]; r = ref[g];
     if (pp_lif_step(&v, &iex, &iin, &r, (int32_t)acc_ex, (int32_t)acc_in, p)) {
-        uint32_t k = atomicAdd(&ctrl->n_spk, 1u) - spike_base;
+        uint32_t k = atomicAdd(n_spk, 1u) - spike_base;
         if (k < spike_cap) spikes[k] = make_uint2(blk.x, local);
         else pp_set_error_at(ctrl, t, PP_ERR_SPIKE_LIST, g, 0);
         if (pop_flags[blk.x] & 1u) {

@@ -42,7 +42,7 @@ typedef struct {
     unsigned int err_code;         /* 48 first error, PP_ERR_* (0: none)                 */
     unsigned int err_info;         /* 52 error detail (global neuron id, row, ...)       */
     int err_aux;                   /* 56 error detail (channel, rule id, ...)            */
-    unsigned int pad_;             /* 60                                                 */
+    unsigned int n_spk_odd;        /* 60 spike count of odd steps (pipelined persistent) */
 } pp_ctrl;
 
 static_assert(sizeof(pp_ctrl) == 64, "pp_ctrl must stay 64 bytes (CTRL_DTYPE)");

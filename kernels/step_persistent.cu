@@ -52,6 +52,7 @@ __device__ __forceinline__ void pp_finish_launch(pp_ctrl *ctrl, unsigned long lo
     ctrl->rec_steps = rec0 + n_steps;
     ctrl->n_spikes += n_spikes;
     ctrl->n_spk = 0u;
+    ctrl->n_spk_odd = 0u;
 }
 
 /* ---- resident neuron phase --------------------------------------------------------
@@ -74,7 +75,8 @@ __device__ __forceinline__ void pp_neuron_resident(
     const pp_pop *sp, uint32_t pop_idx, uint32_t local, bool active, uint32_t g, bool rec,
     const uint32_t *ptab, uint32_t seed, float *v, float *iex, float *iin, int32_t *r,
     int32_t *ring, uint64_t i0, uint2 *spikes, uint32_t spike_cap, uint32_t spike_base,
-    uint32_t *__restrict__ rec_ids, uint32_t rec_cap, pp_ctrl *ctrl, unsigned long long t)
+    uint32_t *__restrict__ rec_ids, uint32_t rec_cap, pp_ctrl *ctrl, unsigned int *n_spk,
+    unsigned long long t)
 {
     int spiked = 0;
     if (active) {
@@ -103,7 +105,7 @@ __device__ __forceinline__ void pp_neuron_resident(
         const uint32_t lane = threadIdx.x & 31u, lead = __ffs(mask) - 1u;
         const uint32_t below = __popc(mask & ((1u << lane) - 1u));
         uint32_t k = 0, q = 0;
-        if (lane == lead) k = atomicAdd(&ctrl->n_spk, (uint32_t)__popc(mask));
+        if (lane == lead) k = atomicAdd(n_spk, (uint32_t)__popc(mask));
         if (rec && lane == lead) q = atomicAdd(&ctrl->n_rec, (uint32_t)__popc(mask));
         k = __shfl_sync(0xffffffffu, k, lead) + below - spike_base;
         q = __shfl_sync(0xffffffffu, q, lead) + below;
@@ -435,7 +437,8 @@ __device__ __forceinline__ void pp_persistent_body(
     __shared__ float s_v[PP_NEURON_BLOCK], s_iex[PP_NEURON_BLOCK], s_iin[PP_NEURON_BLOCK];
     __shared__ int32_t s_ref[PP_NEURON_BLOCK];
     __shared__ uint32_t s_ptab[PP_POISSON_SHARED];
-    __shared__ uint32_t s_pop_idx, s_first, s_slot0, s_rec0;
+    __shared__ uint32_t s_pop_idx, s_first, s_slot0, s_rec0, s_rec_cum;
+    __shared__ uint32_t s_red[PP_NEURON_BLOCK / 32];
     __shared__ unsigned long long s_t0, s_n_spikes;
     cg::grid_group grid = cg::this_grid();
     const uint32_t x = threadIdx.x;
@@ -443,11 +446,16 @@ __device__ __forceinline__ void pp_persistent_body(
     const bool resident = n_blocks <= gridDim.x;               /* grid-uniform */
     const bool owner = resident && blockIdx.x < n_blocks;      /* block-uniform */
     unsigned long long hits64 = 0;
-    uint32_t spike_base = 0, hits = 0, i, b;
+    uint32_t spike_base = 0, spike_base_odd = 0, hits = 0, i, b;
 
     if (n_steps == 0u) return;          /* uniform: no block reaches a barrier */
     /* launch constants in shared memory: registers are what the propagation needs */
-    if (x == 0) { s_t0 = ctrl->step; s_rec0 = ctrl->rec_steps; s_n_spikes = 0; }
+    if (x == 0) {
+        s_t0 = ctrl->step; s_rec0 = ctrl->rec_steps; s_n_spikes = 0;
+        /* pipelined, block 0: recorded ids since the last drain (n_rec is not read once
+         * blocks may be appending: the previous launch closed its steps in rec_end) */
+        s_rec_cum = pipelined && blockIdx.x == 0u && s_rec0 > 0u ? rec_end[s_rec0 - 1u] : 0u;
+    }
     if (PP_SHARED_TABLES && smem_tables) {      /* grid-uniform; layout above */
         char *dyn = (char *)pp_tile_acc;
         uint32_t o = pp_round8(tile_bytes);
@@ -494,8 +502,17 @@ __device__ __forceinline__ void pp_persistent_body(
                 s_ptab[b] = poisson_tables[s_pop.poisson_offset + b];
         __syncthreads();
     }
+    /* The spike counter of step t: ctrl->n_spk, or in the pipelined loop for odd t
+     * ctrl->n_spk_odd.  There step t + 1's neuron phase appends while step t's count is
+     * read after the barrier between them, so the two steps must not share a counter:
+     * a counter is changed again only two intervals later, after every block has read
+     * it.  Each counter counts from the launch; spike_base / spike_base_odd hold its
+     * value at the start of the current step of its parity. */
+    auto odd_step = [&](unsigned long long t) -> bool { return pipelined && (t & 1ull); };
     /* one step's neuron phase, appending to spike list `list` */
     auto neuron_step = [&](unsigned long long t, uint32_t step_i, uint2 *list) {
+        unsigned int *ctr = odd_step(t) ? &ctrl->n_spk_odd : &ctrl->n_spk;
+        const uint32_t base = odd_step(t) ? spike_base_odd : spike_base;
         if (PP_PROFILE_SKIP & 2) {
             /* profiling: no neuron phase */
         } else if (resident) {
@@ -508,26 +525,44 @@ __device__ __forceinline__ void pp_persistent_body(
                                        ? s_ptab : poisson_tables + s_pop.poisson_offset,
                                    seed, &s_v[x], &s_iex[x], &s_iin[x], &s_ref[x], ring,
                                    s_pop.ring_offset + (uint64_t)slot * s_pop.n_channels * s_pop.n
-                                   + local, list, spike_cap, spike_base, rec_ids, rec_cap, ctrl,
+                                   + local, list, spike_cap, base, rec_ids, rec_cap, ctrl, ctr,
                                    t);
             }
         } else {
             for (b = blockIdx.x; b < n_blocks; b += gridDim.x)
                 pp_neuron_phase(pops, blocks[b], x, pop_flags, poisson_tables, seed, V, Iex, Iin,
-                                ref, ring, list, spike_cap, spike_base, rec_ids, rec_cap, ctrl, t);
+                                ref, ring, list, spike_cap, base, rec_ids, rec_cap, ctrl, ctr,
+                                t);
         }
     };
     /* after the barrier that ends step t's neuron phase: its spike count; block 0
-     * closes the step in the record buffer */
-    auto close_step = [&](unsigned long long t, uint32_t step_i) -> uint32_t {
-        const uint32_t cum = __ldcg(&ctrl->n_spk);
-        uint32_t ns = cum - spike_base;
-        spike_base = cum;
+     * closes the step in the record buffer: rec_end = n_rec, or in the pipelined loop
+     * (where step t + 1 may be appending to n_rec already) the count of recorded
+     * spikes in step t's list added to the previous end (each recorded spike adds one
+     * to n_rec; the ids of a step stay contiguous, steps never append at once) */
+    auto close_step = [&](unsigned long long t, uint32_t step_i, const uint2 *list) -> uint32_t {
+        const bool odd = odd_step(t);
+        const uint32_t cum = __ldcg(odd ? &ctrl->n_spk_odd : &ctrl->n_spk);
+        uint32_t ns = cum - (odd ? spike_base_odd : spike_base);
+        if (odd) spike_base_odd = cum; else spike_base = cum;
         if (ns > spike_cap) ns = spike_cap;   /* PP_ERR_SPIKE_LIST is already set */
-        if (leader) {
+        if (pipelined && blockIdx.x == 0u) {                       /* block-uniform */
+            uint32_t n = 0, j;
+            for (j = x; j < ns; j += blockDim.x)
+                n += pop_flags[pp_load_spike<true>(list, j).x] & 1u;
+            for (j = 16u; j > 0u; j >>= 1) n += __shfl_xor_sync(0xffffffffu, n, (int)j);
+            if ((x & 31u) == 0u) s_red[x >> 5] = n;
+            __syncthreads();
+            if (leader) {
+                const uint32_t rec_k = s_rec0 + step_i;
+                for (j = 0; j < (blockDim.x >> 5); ++j) s_rec_cum += s_red[j];
+                if (rec_k < rec_chunk_steps) rec_end[rec_k] = s_rec_cum;
+                else pp_set_error_at(ctrl, t, PP_ERR_REC_STEPS, rec_k, 0);
+            }
+        } else if (leader) {
             pp_close_step(ctrl, rec_end, s_rec0 + step_i, rec_chunk_steps, t);
-            s_n_spikes += ns;
         }
+        if (leader) s_n_spikes += ns;
         return ns;
     };
     /* step t's propagation of the ns spikes in `list` */
@@ -584,7 +619,7 @@ __device__ __forceinline__ void pp_persistent_body(
                 pp_phase_cycles[2] += (unsigned long long)(c1 - c0);
             }
 #endif
-            ns = close_step(t, i);
+            ns = close_step(t, i, spikes);
             propagate_step(t, ns, spikes);
             grid.sync();                                         /* barrier B */
 #if PP_PROFILE_TIMING
@@ -608,7 +643,7 @@ __device__ __forceinline__ void pp_persistent_body(
             if (i > 0) propagate_step(t - 1ull, ns_prev,
                                       spikes + (size_t)((t - 1ull) & 1ull) * spike_cap);
             grid.sync();
-            if (i < n_steps) ns_prev = close_step(t, i);
+            if (i < n_steps) ns_prev = close_step(t, i, spikes + (size_t)(t & 1ull) * spike_cap);
         }
     }
     if (owner && s_first + x < s_pop.n) {

@@ -105,7 +105,7 @@ def read_source(name: str) -> str:
 CTRL_DTYPE = np.dtype([
     ("step", "u8"), ("n_events", "u8"), ("n_spikes", "u8"), ("err_step", "u8"),
     ("n_spk", "u4"), ("n_rec", "u4"), ("rec_steps", "u4"), ("rec_lost", "u4"),
-    ("err_code", "u4"), ("err_info", "u4"), ("err_aux", "i4"), ("pad_", "u4"),
+    ("err_code", "u4"), ("err_info", "u4"), ("err_aux", "i4"), ("n_spk_odd", "u4"),
 ])
 assert CTRL_DTYPE.itemsize == 64
 
