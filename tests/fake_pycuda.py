@@ -362,15 +362,19 @@ class FakeDriver:
     def memset_d8(self, dest, val, n):
         self.mem.raw(dest, n)[:] = val
 
-    def launch(self, name, fmt, grid, block, args):
+    def launch(self, name, fmt, grid, block, args, shared=0):
         assert self.stack, "launch without a current context"
         assert block[0] % 32 == 0 or name == "pp_record_advance"
         a = _unpack(fmt, args)
         if self.capturing is not None:
-            self.capturing.append((name, grid, a))
+            self.capturing.append((name, grid, block, a, shared))
         else:
             self.launches += 1
-            getattr(self.emu, name)(grid[0], a)
+            self.run_kernel(name, grid, block, a, shared)
+
+    def run_kernel(self, name, grid, block, a, shared):
+        """One launch: the NumPy emulation (tests/simt.py replaces it by the kernel source)."""
+        getattr(self.emu, name)(grid[0], a)
 
 
 class FakeFunction:
@@ -384,7 +388,7 @@ class FakeFunction:
     def prepared_async_call(self, grid, block, stream, *args, shared_size=0):
         assert self.fmt is not None
         assert shared_size == 0 or self.name == "pp_propagate_procedural_tiles"
-        self.drv.launch(self.name, self.fmt, grid, block, args)
+        self.drv.launch(self.name, self.fmt, grid, block, args, shared_size)
 
 
 class FakeGraphs:
@@ -409,9 +413,9 @@ class FakeGraphs:
 
     def replay(self, exe, handle):
         self.replayed += 1
-        for name, grid, a in exe:
+        for name, grid, block, a, shared in exe:
             self.drv.launches += 1
-            getattr(self.drv.emu, name)(grid[0], a)
+            self.drv.run_kernel(name, grid, block, a, shared)
 
     def destroy(self, g, e):
         pass

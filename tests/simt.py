@@ -57,7 +57,7 @@ def build(source: str, defines=None) -> ctypes.CDLL:
     cxx = shutil.which("g++")
     if cxx is None:
         pytest.skip("no C++ compiler (g++) for the SIMT emulator")
-    names = [n for n, v in K.COOPERATIVE_KERNELS.items() if v[0] == source]
+    names = [n for n, v in {**K.KERNELS, **K.COOPERATIVE_KERNELS}.items() if v[0] == source]
     tu = ('#include "simt.h"\n'
           f'#include "{source}"\n'
           f'#define PP_SIMT_KERNELS {" ".join(f"X({n})" for n in names)}\n'
@@ -111,12 +111,24 @@ class SimtCooperative(FakeCooperative):
         return SimtCoopKernel(self, name, defines)
 
 
+def _simt_run_kernel(name, grid, block, a, shared):
+    """A per-step launch (graph loop, CSR build) through the emulator."""
+    lib = build(K.KERNELS[name][0])
+    argv = (ctypes.c_uint64 * len(a))(*[int(x) & 0xFFFFFFFFFFFFFFFF for x in a])
+    err = lib.pp_simt_launch(name.encode(), argv, len(a), int(grid[0]), int(block[0]),
+                             int(shared))
+    if err:
+        raise AssertionError(f"{name} (SIMT emulator): {err.decode()}")
+
+
 @pytest.fixture
 def simt_fake(fake, monkeypatch):
-    """The fake driver with real host memory and the SIMT-emulated persistent kernels."""
+    """The fake driver with real host memory and every kernel -- per-step and
+    persistent -- run from its CUDA source by the SIMT emulator."""
     from pyproc.backends import cuda as CU
     fake.mem = RealMem()
     fake.emu.mem = fake.mem
     fake.coop = SimtCooperative(fake)
+    fake.run_kernel = _simt_run_kernel
     monkeypatch.setattr(CU, "get_cooperative_kernel", fake.coop)
     return fake

@@ -63,6 +63,34 @@ def test_mixed_network(simt_fake, build, connectivity):
     assert got == want and ev_g == ev
 
 
+def _long_rows():
+    """Rows of 100-300 synapses (several 32-synapse units per item), truncated-normal
+    weights and delays, like the microcircuit's fixed_total_number projections."""
+    net = pp.Network(dt=0.1, seed=21)
+    net.add_population("E", 400, pp.LIF(), v_init=pp.uniform(-70.0, -52.0))
+    net.add_population("I", 100, pp.LIF(tau_syn_in=1.0), v_init=pp.uniform(-70.0, -52.0))
+    net.connect("E", "E", pp.fixed_total_number(80000), weight=pp.normal(30.0, 3.0),
+                delay=pp.normal(1.5, 0.75))
+    net.connect("E", "I", pp.fixed_outdegree(100), weight=pp.normal(40.0, 4.0),
+                delay=pp.normal(0.8, 0.4))
+    net.connect("I", "E", pp.fixed_total_number(30000), weight=pp.normal(-120.0, 12.0),
+                delay=pp.normal(0.8, 0.4))
+    net.add_poisson("E", rate=8.0, K=1200, weight=60.0)
+    net.add_poisson("I", rate=8.0, K=1200, weight=60.0)
+    return pp.compile_network(net)
+
+
+@pytest.mark.parametrize("connectivity", ["procedural", "stored"])
+@pytest.mark.parametrize("build", ["default", "unit_map"])
+def test_long_rows(simt_fake, build, connectivity):
+    """Items of several units (fixed-number rows of 100-300 synapses, stored CSR rows as
+    long); 3 neuron blocks on a 4-block grid."""
+    cnet, want, ev = _ref("long", _long_rows, 150)
+    assert sum(len(v) for v in want.values()) > 100
+    got, ev_g, _ = _run(cnet, connectivity, 150, **BUILDS[build])
+    assert got == want and ev_g == ev
+
+
 @pytest.mark.parametrize("connectivity", ["procedural", "stored"])
 @pytest.mark.parametrize("build", ["default", "unit_map"])
 def test_balanced_non_resident(simt_fake, build, connectivity):
@@ -117,3 +145,77 @@ def test_emulator_sees_a_broken_kernel(simt_fake, monkeypatch):
     cnet, want, ev = _ref("mixed", _mixed, 160)
     got, ev_g, _ = _run(cnet, "procedural", 160)
     assert ev_g == 0 and ev > 0 and got != want
+
+
+@pytest.mark.parametrize("connectivity,csr_build", [("procedural", "device"),
+                                                    ("stored", "device"), ("stored", "host")])
+def test_graph_loop_kernels(simt_fake, connectivity, csr_build):
+    """The per-step kernels (neuron update, propagation, record advance; the device CSR
+    build) from their source: the graph loop gives the CPU reference's spikes."""
+    cnet, want, ev = _ref("mixed", _mixed, 160)
+    with CU.CUDASimulator(cnet, connectivity, persistent=False, graph_steps=50,
+                          record_chunk_steps=100, prop_blocks=4, csr_build=csr_build) as sim:
+        rec = []
+        sim.run_steps(160, rec)
+        assert sim.loop_mode == "graph"
+        assert _by_step(rec) == want and sim.n_events == ev
+
+
+def test_propagation_tiles_equal_per_spike(simt_fake):
+    """The per-step tile kernel (dynamic shared memory) + the per-spike kernel on the rest
+    leave the same delay ring and count the same events as the per-spike kernel on
+    everything (the propagation benchmark's path; 300 spikes of balanced 3,000 at dt 1 ms,
+    whose bernoulli projections are all tiled).  The ring, a NumPy-twin delivery of the
+    same rows, is the reference."""
+    from pyproc.connectivity import rows
+    cnet = pp.compile_network(balanced(3000, dt=1.0))
+    rng = np.random.default_rng(3)
+    n_e = int(cnet.pops["n"][0])
+    pick = np.sort(rng.choice(cnet.n_neurons, 300, replace=False))
+    spikes = np.stack([(pick >= n_e).astype(np.uint32),
+                       np.where(pick >= n_e, pick - n_e, pick).astype(np.uint32)], axis=1)
+    rings, events = [], []
+    for tiles in (True, False):
+        with CU.CUDASimulator(cnet, "procedural", persistent=False, prop_blocks=4,
+                              bernoulli_tiles=True) as sim:
+            sec, ev = sim.time_propagation(spikes, repeats=1, tiles=tiles)
+            assert sim.last_propagation_tiles == tiles and sim.n_tiles > 0
+            ring = np.empty(cnet.ring_size, np.int32)
+            simt_fake.memcpy_dtoh(ring, sim._state.buffers["ring"])
+            rings.append(ring)
+            events.append(ev)
+    want = np.zeros(cnet.ring_size, np.int64)
+    n_syn = 0
+    for k, pj in enumerate(cnet.projs):
+        pre = spikes[spikes[:, 0] == pj["src_pop"], 1]
+        _, tgt, w, d = rows(cnet, k, pre)
+        tp = cnet.pops[pj["tgt_pop"]]
+        slot = d.astype(np.int64) % int(tp["ring_slots"])          # step 0 + delay
+        np.add.at(want, int(tp["ring_offset"]) + (slot * int(tp["n_channels"])
+                  + int(pj["channel"])) * int(tp["n"]) + tgt, w)
+        n_syn += tgt.size
+    assert events[0] == events[1] == n_syn > 0
+    np.testing.assert_array_equal(rings[0], 2 * want)      # warm-up + 1 timed propagation
+    np.testing.assert_array_equal(rings[1], 2 * want)
+
+
+def _burst():
+    """Every neuron above threshold at step 0: a first step of 1,200 (spike, projection)
+    items (more than the unit map's 1,024: pp_procedural_phase / pp_stored_phase), then
+    quiet steps (unit-mapped)."""
+    net = pp.Network(dt=0.1, seed=5)
+    net.add_population("E", 600, pp.LIF(V_th=-50.0), v_init=-49.0)
+    net.add_population("I", 150, pp.LIF(V_th=-50.0), v_init=pp.uniform(-70.0, -60.0))
+    net.connect("E", "E", pp.fixed_outdegree(40), weight=pp.normal(20.0, 2.0), delay=1.0)
+    net.connect("E", "I", pp.pairwise_bernoulli(0.2), weight=30.0, delay=pp.normal(1.0, 0.3))
+    net.add_poisson("E", rate=8.0, K=1000, weight=50.0)
+    return pp.compile_network(net)
+
+
+@pytest.mark.parametrize("connectivity", ["procedural", "stored"])
+def test_unit_map_falls_back_on_large_steps(simt_fake, connectivity):
+    cnet, want, ev = _ref("burst", _burst, 80)
+    first = min(want)
+    assert len(want[first]) * 2 > 1024 and max(len(v) for s, v in want.items() if s > first) < 512
+    got, ev_g, _ = _run(cnet, connectivity, 80, unit_map=True)
+    assert got == want and ev_g == ev

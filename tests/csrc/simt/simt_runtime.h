@@ -21,7 +21,7 @@
 #include <vector>
 
 #define PP_SIMT_DYNAMIC_SMEM (256u * 1024u)
-#define PP_SIMT_STACK (256u * 1024u)
+#define PP_SIMT_STACK (64u * 1024u)
 
 thread_local pp_simt_block *pp_simt_blk = nullptr;
 /* dynamic shared memory (extern __shared__ int32_t pp_tile_acc[] in the kernels) */
@@ -217,8 +217,8 @@ extern "C" const char *pp_simt_launch(const char *name, const uint64_t *argv, in
     PP_SIMT_KERNELS
 #undef X
     if (!L.thunk) { err = std::string("no kernel ") + name; return err.c_str(); }
-    if (block == 0 || block > PP_SIMT_MAX_THREADS || block % 32u) {
-        err = "block size must be a multiple of 32 up to 1024"; return err.c_str();
+    if (block == 0 || block > PP_SIMT_MAX_THREADS) {
+        err = "block size must be 1 to 1024 threads"; return err.c_str();
     }
     if (dynamic_shared > PP_SIMT_DYNAMIC_SMEM) {
         err = "dynamic shared memory above the emulator's 256 KiB"; return err.c_str();
