@@ -26,6 +26,8 @@ from pyproc import kernels as K
 from fake_pycuda import FakeCooperative, Mem, _FakeCoopKernel, fake  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# scheduling order of a block's fibers (simt_runtime.h pp_simt_set_order): (mode, seed)
+ORDER = [0, 1]
 SIMT_DIR = os.path.join(ROOT, "tests", "csrc", "simt")
 _LIBS = {}
 
@@ -74,6 +76,7 @@ def build(source: str, defines=None) -> ctypes.CDLL:
     if r.returncode:
         raise AssertionError("SIMT build failed:\n" + r.stderr[-4000:])
     lib = ctypes.CDLL(so)
+    lib.pp_simt_set_order.argtypes = [ctypes.c_int, ctypes.c_uint]
     lib.pp_simt_launch.restype = ctypes.c_char_p
     lib.pp_simt_launch.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64),
                                    ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
@@ -99,6 +102,7 @@ class SimtCoopKernel(_FakeCoopKernel):
              for i, v in enumerate(vals)]
         self.owner.launches += 1
         argv = (ctypes.c_uint64 * len(a))(*[int(x) & 0xFFFFFFFFFFFFFFFF for x in a])
+        self.lib.pp_simt_set_order(*ORDER)
         err = self.lib.pp_simt_launch(self.name.encode(), argv, len(a), grid, block, shared)
         if err:
             raise AssertionError(f"{self.name} (SIMT emulator): {err.decode()}")
@@ -115,10 +119,20 @@ def _simt_run_kernel(name, grid, block, a, shared):
     """A per-step launch (graph loop, CSR build) through the emulator."""
     lib = build(K.KERNELS[name][0])
     argv = (ctypes.c_uint64 * len(a))(*[int(x) & 0xFFFFFFFFFFFFFFFF for x in a])
+    lib.pp_simt_set_order(*ORDER)
     err = lib.pp_simt_launch(name.encode(), argv, len(a), int(grid[0]), int(block[0]),
                              int(shared))
     if err:
         raise AssertionError(f"{name} (SIMT emulator): {err.decode()}")
+
+
+@pytest.fixture
+def simt_order():
+    """Set the fibers' scheduling order for one test: simt_order(mode, seed)."""
+    def set_order(mode, seed=1):
+        ORDER[:] = [mode, seed]
+    yield set_order
+    ORDER[:] = [0, 1]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pyproc as pp
 from pyproc.backends import cuda as CU
 from pyproc.models import balanced
 
-from simt import fake, simt_fake  # noqa: F401  (fixtures)
+from simt import fake, simt_fake, simt_order  # noqa: F401  (fixtures)
 from test_cuda_host import _by_step, _cpu, _mixed
 
 _REF = {}
@@ -218,4 +218,42 @@ def test_unit_map_falls_back_on_large_steps(simt_fake, connectivity):
     first = min(want)
     assert len(want[first]) * 2 > 1024 and max(len(v) for s, v in want.items() if s > first) < 512
     got, ev_g, _ = _run(cnet, connectivity, 80, unit_map=True)
+    assert got == want and ev_g == ev
+
+
+def test_documented_gpu_commands_on_the_emulator(simt_fake, tmp_path, monkeypatch, capsys):
+    """The README / docs/cli.md console lines marked `# needs a GPU`, run in-process with
+    the CUDA backend on the fake driver and every kernel from its source in the emulator:
+    exit 0, the run's files written, the summary naming the cuda backend."""
+    import json
+    import shlex
+
+    from pyproc import cli
+    from test_cli import MARK_GPU, documented_commands
+    lines = [p.values[0] for p in documented_commands() if p.values[0].endswith("# " + MARK_GPU)]
+    assert len(lines) >= 2
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        argv = shlex.split(line.partition("  # ")[0])
+        code = cli.main(argv[1:])
+        err = capsys.readouterr().err
+        assert code == 0, (line, err)
+        out = tmp_path / argv[argv.index("--out") + 1]
+        assert (out / "spikes.npz").is_file()
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["backend"] == "cuda" and summary["partial"] is False, line
+        assert summary["device_name"] == "Fake GPU"
+
+
+@pytest.mark.parametrize("order", [(1, 1), (2, 7), (2, 8)], ids=["reversed", "shuffle7",
+                                                                  "shuffle8"])
+@pytest.mark.parametrize("opt", [{}, {"unit_map": True}, {"unit_map": True, "pipelined": True}],
+                         ids=["default", "unit_map", "unit_map+pipelined"])
+def test_scheduling_orders(simt_fake, simt_order, order, opt):
+    """Other interleavings of each block's threads (reversed, shuffled every pass): a
+    shared-memory read that a missing __syncthreads leaves before its write would show
+    here.  Balanced 2,000 (pipelined needs its 15-step delays), procedural."""
+    simt_order(*order)
+    cnet, want, ev = _ref("bal2000", _bal2000, 150)
+    got, ev_g, _ = _run(cnet, "procedural", 150, **opt)
     assert got == want and ev_g == ev

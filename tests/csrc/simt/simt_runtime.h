@@ -32,6 +32,18 @@ static std::condition_variable pp_simt_cv;
 static unsigned int pp_simt_grid_waiting, pp_simt_grid_blocks;
 static unsigned long long pp_simt_grid_gen;
 static std::string pp_simt_error;
+/* The order the scheduler tries a block's fibers in each pass: 0 by thread index, 1
+ * reversed, 2 a fresh pseudo-random permutation every pass (seeded).  Code between two
+ * synchronisation points runs without interruption, so a missing __syncthreads shows
+ * only when a reader runs before the writer: the other orders make that happen. */
+static int pp_simt_order_mode = 0;
+static unsigned int pp_simt_order_seed = 1;
+
+extern "C" void pp_simt_set_order(int mode, unsigned int seed)
+{
+    pp_simt_order_mode = mode;
+    pp_simt_order_seed = seed;
+}
 
 void pp_simt_fail(const char *why)
 {
@@ -142,9 +154,21 @@ static void pp_simt_run_block(unsigned int bi, unsigned int grid, unsigned int b
         f->ctx.uc_link = &B.sched;
         makecontext(&f->ctx, (void (*)())pp_simt_fiber_entry, 0);
     }
+    std::vector<unsigned int> order(block);
+    uint64_t rng = 0x9E3779B97F4A7C15ull * (pp_simt_order_seed + 1u) + bi;
     for (;;) {
         bool ran = false, done = true;
-        for (unsigned int i = 0; i < block; ++i) {
+        for (unsigned int i = 0; i < block; ++i)
+            order[i] = pp_simt_order_mode == 1 ? block - 1u - i : i;
+        if (pp_simt_order_mode == 2) {
+            for (unsigned int i = block - 1u; i > 0u; --i) {     /* Fisher-Yates, xorshift64 */
+                rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+                const unsigned int j = (unsigned int)(rng % (i + 1u));
+                const unsigned int tmp = order[i]; order[i] = order[j]; order[j] = tmp;
+            }
+        }
+        for (unsigned int oi = 0; oi < block; ++oi) {
+            const unsigned int i = order[oi];
             pp_simt_fiber *f = &fibers[i];
             if (f->state == PP_SIMT_RUN) {
                 B.cur = f;
