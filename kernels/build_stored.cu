@@ -30,20 +30,20 @@ __device__ __forceinline__ uint32_t pp_segment_walk(const pp_proj *pj, const dou
                                                     pp_ctrl *ctrl)
 {
     const uint32_t len = pp_segment_length(pj, seg);
-    int64_t pos = -1;
-    uint32_t j = 0, c = 0;
+    int32_t pos = -1;
+    uint32_t j = 0, c = 0, ww, wd;
     pp_u32x4 r;
     for (;;) {
         uint32_t tg;
-        pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, tab);
-        if (pos >= (int64_t)len) break;
+        pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab, 1);
+        if (pos >= (int32_t)len) break;
         tg = seg * pj->seg_width + (uint32_t)pos;
         if (!pj->autapses && tg == pre) continue;
         if (write) {
             if (e + (long long)c < e_end) {
                 targets[e + c] = tg;
-                weights[e + c] = pp_weight_fixed(pj, r.v[1], tab);
-                delays[e + c] = (uint16_t)pp_delay_steps(pj, r.v[2], tab);
+                weights[e + c] = pp_weight_fixed(pj, ww, tab);
+                delays[e + c] = (uint16_t)pp_delay_steps(pj, wd, tab);
             } else {
                 pp_set_error(ctrl, PP_ERR_CSR, pre, (int)seg);
             }

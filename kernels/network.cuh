@@ -87,16 +87,66 @@ PP_HD int32_t pp_delay_steps(const pp_proj *pj, uint32_t r, const double *tab)
     return (int32_t)s;
 }
 
-/* pairwise_bernoulli, draw j of segment seg of row pre.  Every draw (also the
- * one that leaves the segment) is one Philox call: w0 gives the geometric skip,
- * w1 the weight and w2 the delay of the synapse it lands on.  Returns the new
- * position inside the segment (>= segment length: the segment is done).
- * tab: the sampler tables (the skip uses pp_log_tab). */
-PP_HD int64_t pp_bernoulli_draw(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg,
-                                uint32_t j, int64_t pos, pp_u32x4 *r, const double *tab)
+/* pairwise_bernoulli words.  A draw needs W = 1 + (weight random) + (delay random)
+ * 32-bit words: the geometric skip, then the weight's, then the delay's.  One Philox
+ * call (pre, seg, j / D, PP_TAG_BERNOULLI) serves D = 2 consecutive draws when W <= 2
+ * (draw j takes words (j mod 2) * W, ..., of it), D = 1 when W = 3 (words 0, 1, 2).
+ * So a projection with a constant delay or weight pays half a Philox call per draw.
+ * (D stays 2 for W = 1: a walk then keeps 2 words between draws, not 3.)
+ * pp_bernoulli_shift: log2 D. */
+PP_HD uint32_t pp_bernoulli_width(const pp_proj *pj)
 {
-    *r = pp_philox4x32_10(pre, seg, j, PP_TAG_BERNOULLI, seed, pj->stream);
-    return pos + 1 + (int64_t)pp_geometric_skip(r->v[0], pj->inv_log1mp, pj->seg_width, tab);
+    return 1u + (pj->w_kind != PP_DIST_CONST ? 1u : 0u) + (pj->d_kind != PP_DIST_CONST ? 1u : 0u);
+}
+
+PP_HD uint32_t pp_bernoulli_shift(uint32_t W) { return W <= 2u ? 1u : 0u; }
+
+/* Word k (0..3) of a Philox result, by selects (no indexed array: registers). */
+PP_HD uint32_t pp_word(const pp_u32x4 *r, uint32_t k)
+{
+    const uint32_t a = (k & 1u) ? r->v[1] : r->v[0];
+    const uint32_t b = (k & 1u) ? r->v[3] : r->v[2];
+    return (k & 2u) ? b : a;
+}
+
+/* Draw j's words from its call's result r: *ww the weight's (if the weight is random),
+ * *wd the delay's (if random; the last word of the draw); returns the skip's. */
+PP_HD uint32_t pp_bernoulli_words(const pp_u32x4 *r, uint32_t j, uint32_t W, uint32_t shift,
+                                  uint32_t *ww, uint32_t *wd)
+{
+    const uint32_t o = (j & ((1u << shift) - 1u)) * W;
+    *ww = pp_word(r, (o + 1u) & 3u);
+    *wd = pp_word(r, o + W - 1u);
+    return pp_word(r, o);
+}
+
+/* pairwise_bernoulli, draw j of segment seg of row pre, in a walk that takes the
+ * draws j = 0, 1, 2, ... in order with the same *r.  reuse != 0: the Philox call is
+ * made by the first draw of a call's pair and the second draw's words kept in
+ * r->v[0] (skip) and r->v[1] (its weight or delay word: W <= 2 has at most one) --
+ * half the calls for W <= 2, two words live across draws; reuse == 0: every draw
+ * makes its call (same words).  Returns the new position inside the segment
+ * (>= segment length: the segment is done; positions stay below 2 * 65536 + 1: a skip
+ * is capped at the segment width); *ww, *wd: the weight's and the delay's words of
+ * the synapse it lands on.  tab: the sampler tables (the skip uses pp_log_tab). */
+PP_HD int32_t pp_bernoulli_draw(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg,
+                                uint32_t j, int32_t pos, pp_u32x4 *r, uint32_t *ww,
+                                uint32_t *wd, const double *tab, int reuse)
+{
+    const uint32_t W = pp_bernoulli_width(pj), shift = pp_bernoulli_shift(W);
+    uint32_t w0;
+    if (!reuse || (j & ((1u << shift) - 1u)) == 0u) {
+        const pp_u32x4 c = pp_philox4x32_10(pre, seg, j >> shift, PP_TAG_BERNOULLI, seed,
+                                            pj->stream);
+        w0 = pp_bernoulli_words(&c, j, W, shift, ww, wd);
+        r->v[0] = pp_word(&c, W);                 /* the pair's second draw: words W, W+1 */
+        r->v[1] = pp_word(&c, (W + 1u) & 3u);
+    } else {
+        w0 = r->v[0];
+        *ww = r->v[1];
+        *wd = r->v[1];
+    }
+    return pos + 1 + (int32_t)pp_geometric_skip(w0, pj->inv_log1mp, pj->seg_width, tab);
 }
 
 PP_HD uint32_t pp_segment_length(const pp_proj *pj, uint32_t seg)

@@ -136,8 +136,13 @@ __device__ __forceinline__ uint32_t pp_bernoulli_segment_warp(
     int32_t base = -1;              /* position of the previous round's last draw */
     uint32_t j0 = 0, n = 0;
     for (;;) {
-        pp_u32x4 r = pp_philox4x32_10(pre, seg, j0 + lane, PP_TAG_BERNOULLI, seed, pj->stream);
-        int32_t pos = 1 + (int32_t)pp_geometric_skip(r.v[0], pj->inv_log1mp, pj->seg_width, tab);
+        const uint32_t bw = pp_bernoulli_width(pj), bs = pp_bernoulli_shift(bw);
+        /* lane l: draw j0 + l, from its call (lanes of one call's group repeat it) */
+        const uint32_t j = j0 + lane;
+        const pp_u32x4 r = pp_philox4x32_10(pre, seg, j >> bs, PP_TAG_BERNOULLI, seed, pj->stream);
+        uint32_t ww, wd;
+        const uint32_t w0 = pp_bernoulli_words(&r, j, bw, bs, &ww, &wd);
+        int32_t pos = 1 + (int32_t)pp_geometric_skip(w0, pj->inv_log1mp, pj->seg_width, tab);
         int32_t o, last;
         for (o = 1; o < 32; o <<= 1) {          /* inclusive scan: < 32 * 65537 */
             const int32_t y = __shfl_up_sync(0xffffffffu, pos, o);
@@ -148,7 +153,7 @@ __device__ __forceinline__ uint32_t pp_bernoulli_segment_warp(
             const uint32_t tg = seg * pj->seg_width + (uint32_t)pos;
             if (pj->autapses || tg != pre) {
                 pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
-                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
+                            pp_weight_fixed(pj, ww, tab), pp_delay_steps(pj, wd, tab),
                             ctrl, t_lo);
                 ++n;
             }
@@ -179,7 +184,9 @@ __device__ __forceinline__ uint32_t pp_bernoulli_segment_warp(
  * it can reach 2^31 -- a lane adds fewer than 2^31 per item).  Every lane of
  * every warp must call it (warp-uniform loop bounds, __any_sync inside).
  * parts_per_warp: PP_PARTS_PER_WARP (per-step kernel) or
- * PP_PARTS_PER_WARP_PERSISTENT (see pp_split_for). */
+ * PP_PARTS_PER_WARP_PERSISTENT (see pp_split_for).  Lane walks share a Philox call
+ * among the draws it serves (pp_bernoulli_draw reuse) in the per-step kernel only: the
+ * persistent kernel (COHERENT) has no registers left for the kept words (it spilled). */
 template <bool COHERENT, bool WARP_SEGMENTS>
 __device__ __forceinline__ void pp_procedural_phase(
     const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
@@ -233,16 +240,17 @@ __device__ __forceinline__ void pp_procedural_phase(
             uint32_t seg;
             for (seg = first; seg < pj->n_seg; seg += stride) {
                 const uint32_t len = pp_segment_length(pj, seg);
-                int64_t pos = -1;
-                uint32_t j = 0;
+                int32_t pos = -1;
+                uint32_t j = 0, ww, wd;
                 for (;;) {
                     uint32_t tg;
-                    pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, tab);
-                    if (pos >= (int64_t)len) break;
+                    pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab,
+                                            !COHERENT);
+                    if (pos >= (int32_t)len) break;
                     tg = seg * pj->seg_width + (uint32_t)pos;
                     if (!pj->autapses && tg == pre) continue;
                     pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
-                                pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
+                                pp_weight_fixed(pj, ww, tab), pp_delay_steps(pj, wd, tab),
                                 ctrl, (uint32_t)t);
                     ++hits;
                 }
@@ -291,6 +299,7 @@ __device__ __forceinline__ void pp_procedural_phase(
  * stay within int32 under the bound check_input_range enforces.
  * Chunks: about two items per block, at least PP_TILE_MIN_CHUNK spikes each.
  * acc: dynamic shared memory, >= 32 * (largest tiled seg_width + 1) int32.
+ * Philox calls shared among draws as in pp_procedural_phase (per-step kernel only).
  * Every thread of the block must call it (__syncthreads inside). */
 #define PP_TILE_MAX_WIDTH 256u
 #define PP_TILE_MIN_CHUNK 32u
@@ -328,16 +337,17 @@ __device__ __forceinline__ void pp_tile_phase(
         __syncthreads();
         for (si = c * C + warp; si < s_end; si += wpb) {
             const uint2 sp = pp_load_spike<COHERENT>(spikes, si);
-            uint32_t len, j = 0;
-            int64_t pos = -1;
+            uint32_t len, j = 0, ww, wd;
+            int32_t pos = -1;
             pp_u32x4 r;
             if (sp.x != pj->src_pop || seg >= pj->n_seg) continue;
             len = pp_segment_length(pj, seg);
             for (;;) {
-                pos = pp_bernoulli_draw(pj, seed, sp.y, seg, j++, pos, &r, tab);
-                if (pos >= (int64_t)len) break;
+                pos = pp_bernoulli_draw(pj, seed, sp.y, seg, j++, pos, &r, &ww, &wd, tab,
+                                        !COHERENT);
+                if (pos >= (int32_t)len) break;
                 if (!pj->autapses && base + lane * W + (uint32_t)pos == sp.y) continue;
-                atomicAdd(acc + lane * (W + 1u) + (uint32_t)pos, pp_weight_fixed(pj, r.v[1], tab));
+                atomicAdd(acc + lane * (W + 1u) + (uint32_t)pos, pp_weight_fixed(pj, ww, tab));
                 ++hits;
             }
         }

@@ -19,12 +19,16 @@
  *   counter = { c0, c1, c2, c3 = purpose tag }
  *
  *   purpose            tag  c0              c1             c2      words used
- *   pairwise_bernoulli  1   pre neuron      segment        draw j  w0 skip, w1 weight, w2 delay
+ *   pairwise_bernoulli  1   pre neuron      segment        j / D   draw j: words (j mod D) W ..:
+ *                                                                  skip, [weight], [delay]
  *   fixed number rows   2   pre neuron      synapse j      0       w0 target, w1 weight, w2 delay
  *   Poisson input       3   post neuron     step (lo 32)   step hi w0 count
  *   initial state       4   neuron          0              0       w0 V_m
  *   (row lengths of fixed_total_number are drawn on the host, tag 5, see rng.py)
  *
+ * pairwise_bernoulli: W = 1 + (weight random) + (delay random) words per draw, D = 2
+ * draws per call when W <= 2, else 1 (network.cuh pp_bernoulli_draw); W = 3 is one
+ * call per draw, w0 skip, w1 weight, w2 delay.
  * "neuron" is always the index inside its population.  A segment is a fixed
  * width slice of the postsynaptic population (width chosen from p alone, see
  * pyproc/rules.py), so the synapse set does not depend on how a GPU splits rows.

@@ -382,16 +382,17 @@ __device__ __forceinline__ bool pp_unit_phase(
             const uint32_t seg = 32u * w + lane;
             if (seg < len) {
                 const uint32_t slen = pp_segment_length(pj, seg);
-                int64_t pos = -1;
-                uint32_t j = 0;
+                int32_t pos = -1;
+                uint32_t j = 0, ww, wd;
                 for (;;) {
                     uint32_t tg;
-                    pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, tab);
-                    if (pos >= (int64_t)slen) break;
+                    pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab,
+                                            0);
+                    if (pos >= (int32_t)slen) break;
                     tg = seg * pj->seg_width + (uint32_t)pos;
                     if (!pj->autapses && tg == pre) continue;
                     pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
-                                pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
+                                pp_weight_fixed(pj, ww, tab), pp_delay_steps(pj, wd, tab),
                                 ctrl, (uint32_t)t);
                     ++hits;
                 }

@@ -1,5 +1,6 @@
 """Procedural connectivity in NumPy: the twin of ``pp_bernoulli_draw`` /
-``pp_fixed_draw`` in ``kernels/network.cuh``.
+``pp_fixed_draw`` in ``kernels/network.cuh`` (pairwise_bernoulli draws share Philox
+calls: :func:`bernoulli_words_per_draw`).
 
 ``rows(cnet, k, pre)`` regenerates, vectorised, every synapse of the given
 presynaptic neurons (local indices) of projection k and returns
@@ -21,7 +22,8 @@ from . import sampling
 from .compile import DIST_CONST, RULE_BERNOULLI, RULE_DECODER, CompiledNetwork
 from .rng import TAG_BERNOULLI, TAG_FIXED, philox_words
 
-__all__ = ["rows", "weights_fixed", "delays_steps", "to_sparse", "Synapses"]
+__all__ = ["rows", "weights_fixed", "delays_steps", "to_sparse", "Synapses",
+           "bernoulli_words_per_draw"]
 
 Synapses = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -58,29 +60,43 @@ def rows(cnet: CompiledNetwork, k: int, pre) -> Synapses:
     return _fixed_rows(cnet.seed, pj, pre, cnet.rowlen_of(k)[pre], tab)
 
 
+def bernoulli_words_per_draw(pj) -> int:
+    """W: the 32-bit words a pairwise_bernoulli draw uses (skip, then the weight's and the
+    delay's when they are random); one Philox call serves 2 draws when W <= 2, else 1
+    (twin of pp_bernoulli_width / pp_bernoulli_shift)."""
+    return 1 + int(pj["w_kind"] != DIST_CONST) + int(pj["d_kind"] != DIST_CONST)
+
+
 def _bernoulli_rows(seed, pj, pre, tab) -> Synapses:
     n_seg, width, n_post = int(pj["n_seg"]), int(pj["seg_width"]), int(pj["n_post"])
     if pj["log1mp"] == 0.0 or pre.size == 0:
         return (np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.int32),
                 np.zeros(0, np.int32))
+    # draw j of a segment: words (j % D) * W .. of Philox call (pre, seg, j // D)
+    W = bernoulli_words_per_draw(pj)
+    D = 2 if W <= 2 else 1
     # one lane per (row, segment); draws are taken in blocks of B per lane (the
-    # expected count plus a margin), so most lanes finish in one block
+    # expected count plus a margin, a multiple of D), so most lanes finish in one block
     lane_row = np.repeat(np.arange(pre.size, dtype=np.int64), n_seg)
     lane_seg = np.tile(np.arange(n_seg, dtype=np.int64), pre.size)
     seg_len = np.minimum(width, n_post - lane_seg * width)
     p = -np.expm1(float(pj["log1mp"]))
     mean = p * width
     B = int(min(width + 1, mean + 3.0 * np.sqrt(mean) + 3))
+    B = -(-B // D) * D
     pos = np.full(lane_row.size, -1, dtype=np.int64)
     out = []
     j0 = 0
     alive = np.arange(lane_row.size)
-    jj = np.arange(B, dtype=np.int64)
+    calls = np.arange(B // D, dtype=np.int64)
     while alive.size:
         src = pre[lane_row[alive]]
-        r0, r1, r2, _ = philox_words(src[:, None], lane_seg[alive].astype(np.uint32)[:, None],
-                                     (j0 + jj).astype(np.uint32)[None, :], TAG_BERNOULLI, seed,
-                                     pj["stream"])
+        words = np.stack(philox_words(src[:, None], lane_seg[alive].astype(np.uint32)[:, None],
+                                      (j0 // D + calls).astype(np.uint32)[None, :],
+                                      TAG_BERNOULLI, seed, pj["stream"]), axis=-1)
+        # (lanes, calls, 4) -> (lanes, draws, W): the first D * W words of every call
+        words = words[:, :, :D * W].reshape(alive.size, B, W)
+        r0, rw, rd = words[:, :, 0], words[:, :, min(1, W - 1)], words[:, :, W - 1]
         step = 1 + sampling.geometric_skip(r0, float(pj["inv_log1mp"]), width, tab)
         cpos = pos[alive][:, None] + np.cumsum(step, axis=1)
         hit = cpos < seg_len[alive][:, None]
@@ -89,8 +105,8 @@ def _bernoulli_rows(seed, pj, pre, tab) -> Synapses:
         tgt = lane_seg[a] * width + cpos[li, jb]
         keep = np.ones(a.size, bool) if pj["autapses"] else tgt != pre[lane_row[a]]
         out.append((lane_row[a][keep], tgt[keep].astype(np.uint32),
-                    weights_fixed(pj, r1[li, jb][keep], tab),
-                    delays_steps(pj, r2[li, jb][keep], tab)))
+                    weights_fixed(pj, rw[li, jb][keep], tab),
+                    delays_steps(pj, rd[li, jb][keep], tab)))
         more = hit[:, -1]                  # still inside the segment after B draws
         pos[alive] = cpos[:, -1]
         alive = alive[more]

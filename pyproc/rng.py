@@ -7,13 +7,17 @@ from the header)::
     counter = (c0, c1, c2, c3 = purpose tag)
 
     purpose              tag  c0            c1            c2        words used
-    pairwise_bernoulli    1   pre neuron    segment       draw j    w0 skip, w1 weight, w2 delay
+    pairwise_bernoulli    1   pre neuron    segment       j // D    draw j: words (j % D) * W ..
+                                                                  skip, [weight], [delay]
     fixed number rows     2   pre neuron    synapse j     0         w0 target, w1 weight, w2 delay
     Poisson input         3   post neuron   step (lo 32)  step hi   w0 count
     initial state         4   neuron        0             0         w0 V_m
     row lengths           5   (host only: NumPy Philox keyed by seed, stream id and tag 5)
 
-Neuron indices are local to their population.  Stream ids come from names
+pairwise_bernoulli: W = 1 + (weight random) + (delay random) words per draw and
+D = 2 draws per call when W <= 2, else 1 (connectivity.bernoulli_words_per_draw);
+W = 3 is one call per draw with w0 skip, w1 weight, w2 delay.  Neuron indices are local to their
+population.  Stream ids come from names
 (:func:`stream_id`) or explicit ids, never from launch layout or the order in
 which projections were declared.
 """

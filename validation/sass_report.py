@@ -54,12 +54,27 @@ extern "C" __global__ void probe_delay(const pp_proj *pj, const double *tab, int
 }
 extern "C" __global__ void probe_bernoulli_synapse(const pp_proj *pj, uint32_t seed,
                                                    const double *tab, int4 *io) {
+    /* one draw that makes its Philox call (reuse 0: the persistent kernel's walk) */
     pp_u32x4 r;
+    uint32_t ww, wd;
     int4 x = io[threadIdx.x];
-    int64_t pos = pp_bernoulli_draw(pj, seed, (uint32_t)x.x, (uint32_t)x.y, (uint32_t)x.z,
-                                    (int64_t)x.w, &r, tab);
-    io[threadIdx.x] = make_int4((int)pos, pp_weight_fixed(pj, r.v[1], tab),
-                                pp_delay_steps(pj, r.v[2], tab), 0);
+    int32_t pos = pp_bernoulli_draw(pj, seed, (uint32_t)x.x, (uint32_t)x.y, (uint32_t)x.z,
+                                    x.w, &r, &ww, &wd, tab, 0);
+    io[threadIdx.x] = make_int4(pos, pp_weight_fixed(pj, ww, tab), pp_delay_steps(pj, wd, tab), 0);
+}
+extern "C" __global__ void probe_bernoulli_pair(const pp_proj *pj, uint32_t seed,
+                                                const double *tab, int4 *io) {
+    /* two consecutive draws of a walk sharing one Philox call where W <= 2 (reuse 1: the
+       per-step kernel's walk) */
+    pp_u32x4 r;
+    uint32_t ww, wd, ww2, wd2;
+    int4 x = io[threadIdx.x];
+    int32_t pos = pp_bernoulli_draw(pj, seed, (uint32_t)x.x, (uint32_t)x.y, 2u * (uint32_t)x.z,
+                                    x.w, &r, &ww, &wd, tab, 1);
+    int32_t pos2 = pp_bernoulli_draw(pj, seed, (uint32_t)x.x, (uint32_t)x.y,
+                                     2u * (uint32_t)x.z + 1u, pos, &r, &ww2, &wd2, tab, 1);
+    io[threadIdx.x] = make_int4(pos2, pp_weight_fixed(pj, ww, tab) + pp_weight_fixed(pj, ww2, tab),
+                                pp_delay_steps(pj, wd, tab) + pp_delay_steps(pj, wd2, tab), 0);
 }
 extern "C" __global__ void probe_fixed_synapse(const pp_proj *pj, uint32_t seed,
                                                const double *tab, int4 *io) {

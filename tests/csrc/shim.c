@@ -57,17 +57,17 @@ int64_t shim_row(const pp_proj *pj, const double *tab, uint32_t seed, uint32_t p
     if (pj->rule == PP_RULE_BERNOULLI) {
         uint32_t seg;
         for (seg = 0; seg < pj->n_seg; ++seg) {
-            uint32_t len = pp_segment_length(pj, seg), j = 0;
-            int64_t pos = -1;
+            uint32_t len = pp_segment_length(pj, seg), j = 0, ww, wd;
+            int32_t pos = -1;
             for (;;) {
                 uint32_t t;
-                pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, tab);
-                if (pos >= len) break;
+                pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab, 1);
+                if (pos >= (int32_t)len) break;
                 t = seg * pj->seg_width + (uint32_t)pos;
                 if (!pj->autapses && t == pre) continue;
                 if (n >= cap) return -1;
-                target[n] = t; weight[n] = pp_weight_fixed(pj, r.v[1], tab);
-                delay[n] = pp_delay_steps(pj, r.v[2], tab);
+                target[n] = t; weight[n] = pp_weight_fixed(pj, ww, tab);
+                delay[n] = pp_delay_steps(pj, wd, tab);
                 ++n;
             }
         }
