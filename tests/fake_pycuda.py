@@ -362,6 +362,24 @@ class FakeDriver:
     def memset_d8(self, dest, val, n):
         self.mem.raw(dest, n)[:] = val
 
+    def memset_d32(self, dest, val, n):
+        self.mem.raw(dest, 4 * n).view(np.uint32)[:] = val
+
+    # the convenience calls of the pyproc.kernels example
+    def to_device(self, arr):
+        arr = np.ascontiguousarray(arr)
+        a = self.mem_alloc(arr.nbytes)
+        self.memcpy_htod(a, arr)
+        return a
+
+    def from_device(self, src, shape, dtype):
+        out = np.empty(shape, dtype)
+        self.memcpy_dtoh(out, src)
+        return out
+
+    def from_device_like(self, src, like):
+        return self.from_device(src, like.shape, like.dtype)
+
     def launch(self, name, fmt, grid, block, args, shared=0):
         assert self.stack, "launch without a current context"
         assert block[0] % 32 == 0 or name == "pp_record_advance"
@@ -384,6 +402,9 @@ class FakeFunction:
     def prepare(self, fmt):
         self.fmt = fmt
         return self
+
+    def prepared_call(self, grid, block, *args, shared_size=0):
+        self.prepared_async_call(grid, block, None, *args, shared_size=shared_size)
 
     def prepared_async_call(self, grid, block, stream, *args, shared_size=0):
         assert self.fmt is not None

@@ -257,3 +257,32 @@ def test_scheduling_orders(simt_fake, simt_order, order, opt):
     cnet, want, ev = _ref("bal2000", _bal2000, 150)
     got, ev_g, _ = _run(cnet, "procedural", 150, **opt)
     assert got == want and ev_g == ev
+
+
+def test_kernels_module_example_on_the_emulator(simt_fake):
+    """The pyproc.kernels docstring (the README's "call a kernel on your own device arrays"
+    example) runs on the fake driver, its prepared_call executing the propagation kernel's
+    source in the emulator, and its ring equals the NumPy twin's delivery of the same two
+    spikes (what tests/test_cuda.py::test_readme_example_runs checks on a GPU)."""
+    import re
+
+    from pyproc import kernels
+    from pyproc.connectivity import rows
+    doc = kernels.__doc__
+    code = "\n".join(l[4:] for l in re.search(r"network::\n\n(.*?)\n\n``ring_host``", doc,
+                                              re.S).group(1).splitlines())
+    ns = {}
+    exec(compile(code, "pyproc.kernels example", "exec"), ns)
+    cnet = ns["cnet"]
+    ring = np.zeros(cnet.ring_size, np.int64)
+    n = 0
+    for pop, pre in ns["spikes"]:
+        for k in np.flatnonzero(cnet.projs["src_pop"] == pop):
+            pj = cnet.projs[k]
+            _, tgt, w, d = rows(cnet, k, [pre])
+            tp = cnet.pops[pj["tgt_pop"]]
+            idx = (int(tp["ring_offset"]) + ((d % int(tp["ring_slots"])) * int(tp["n_channels"])
+                                             + int(pj["channel"])) * int(tp["n"]) + tgt)
+            np.add.at(ring, idx, w)
+            n += tgt.size
+    assert np.array_equal(ns["ring_host"].astype(np.int64), ring) and n > 0
