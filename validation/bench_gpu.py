@@ -171,6 +171,7 @@ def main(argv=None):
                     {"persistent": True, "shared_tables": True},
                     {"persistent": True, "unit_map": True},
                     {"persistent": True, "pipelined": True},
+                    {"persistent": True, "pipelined": True, "unit_map": True},
                     {"persistent": True, "pipelined": True, "shared_tables": True},
                     {"persistent": False}, {"persistent": False, "use_graph": False}, {}):
             sim, out = whole_sim(small, "procedural", ctx, 1000, 10000, **opt)
