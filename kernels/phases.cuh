@@ -117,6 +117,60 @@ __device__ __forceinline__ void pp_decode_item(unsigned long long v, uint32_t sp
     }
 }
 
+/* ---- one lane's synapses, shared by the propagation phases ----------------------------
+ * Each delivers into the ring (pp_ring_add, step t with tmod = t % ring_slots of the
+ * target population tp) and counts the synapses delivered. */
+
+/* Segment seg of row pre of a pairwise_bernoulli projection, walked by one lane (draws
+ * j = 0, 1, ...; reuse: share Philox calls between draws, pp_bernoulli_draw); adds its
+ * synapse count to *hits (in place: one counter register in the loop, not two). */
+__device__ __forceinline__ void pp_bernoulli_segment_lane(
+    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg, const double *tab,
+    int32_t *ring, unsigned long long ring_size, const pp_pop *tp, uint32_t tmod,
+    pp_ctrl *ctrl, uint32_t t_lo, int reuse, uint32_t *hits)
+{
+    const uint32_t len = pp_segment_length(pj, seg);
+    int32_t pos = -1;
+    uint32_t j = 0, ww, wd;
+    pp_u32x4 r;
+    for (;;) {
+        uint32_t tg;
+        pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab, reuse);
+        if (pos >= (int32_t)len) break;
+        tg = seg * pj->seg_width + (uint32_t)pos;
+        if (!pj->autapses && tg == pre) continue;
+        pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg, pp_weight_fixed(pj, ww, tab),
+                    pp_delay_steps(pj, wd, tab), ctrl, t_lo);
+        ++*hits;
+    }
+}
+
+/* Synapse j of row pre of a fixed-number projection. */
+__device__ __forceinline__ void pp_fixed_synapse(
+    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t j, const double *tab,
+    int32_t *ring, unsigned long long ring_size, const pp_pop *tp, uint32_t tmod,
+    pp_ctrl *ctrl, uint32_t t_lo)
+{
+    pp_u32x4 r;
+    const uint32_t tg = pp_fixed_draw(pj, seed, pre, j, &r);
+    pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg, pp_weight_fixed(pj, r.v[1], tab),
+                pp_delay_steps(pj, r.v[2], tab), ctrl, t_lo);
+}
+
+/* Target j (< 32) of row pre of the decoder rule: 1 if it is a synapse (delivered). */
+__device__ __forceinline__ uint32_t pp_decoder_synapse(
+    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t j, const double *tab,
+    int32_t *ring, unsigned long long ring_size, const pp_pop *tp, uint32_t tmod,
+    pp_ctrl *ctrl, uint32_t t_lo)
+{
+    pp_u32x4 r;
+    if (j >= pj->n_post || !pp_decoder_hit(pre, j)) return 0u;
+    r = pp_philox4x32_10(pre, j, 0u, PP_TAG_FIXED, seed, pj->stream);
+    pp_ring_add(ring, ring_size, tp, tmod, pj->channel, j, pp_weight_fixed(pj, r.v[1], tab),
+                pp_delay_steps(pj, r.v[2], tab), ctrl, t_lo);
+    return 1u;
+}
+
 /* ---- one bernoulli segment by a whole warp ---------------------------------------
  * The same synapses as the per-lane walk (pp_bernoulli_draw in a loop), found in
  * parallel: lane l takes draw j0 + l (its Philox call and geometric skip do not
@@ -223,7 +277,6 @@ __device__ __forceinline__ void pp_procedural_phase(
         const pp_proj *pj;
         const pp_pop *tp;
         uint32_t tmod;
-        pp_u32x4 r;
 
         if (q >= o1 - o0) continue;             /* warp-uniform */
         pj = projs + out_idx[o0 + q];
@@ -238,42 +291,21 @@ __device__ __forceinline__ void pp_procedural_phase(
                                                   tp, tmod, ctrl, (uint32_t)t);
         } else if (pj->rule == PP_RULE_BERNOULLI) {
             uint32_t seg;
-            for (seg = first; seg < pj->n_seg; seg += stride) {
-                const uint32_t len = pp_segment_length(pj, seg);
-                int32_t pos = -1;
-                uint32_t j = 0, ww, wd;
-                for (;;) {
-                    uint32_t tg;
-                    pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab,
-                                            !COHERENT);
-                    if (pos >= (int32_t)len) break;
-                    tg = seg * pj->seg_width + (uint32_t)pos;
-                    if (!pj->autapses && tg == pre) continue;
-                    pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
-                                pp_weight_fixed(pj, ww, tab), pp_delay_steps(pj, wd, tab),
-                                ctrl, (uint32_t)t);
-                    ++hits;
-                }
-            }
+            for (seg = first; seg < pj->n_seg; seg += stride)
+                pp_bernoulli_segment_lane(pj, seed, pre, seg, tab, ring, ring_size, tp, tmod,
+                                          ctrl, (uint32_t)t, !COHERENT, &hits);
         } else if (pj->rule == PP_RULE_FIXED) {
             const uint32_t L = rowlen[pj->rowlen_offset + pre];
             uint32_t j;
             for (j = first; j < L; j += stride) {
-                const uint32_t tg = pp_fixed_draw(pj, seed, pre, j, &r);
-                pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
-                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
-                            ctrl, (uint32_t)t);
+                pp_fixed_synapse(pj, seed, pre, j, tab, ring, ring_size, tp, tmod, ctrl,
+                                 (uint32_t)t);
                 ++hits;
             }
         } else if (pj->rule == PP_RULE_DECODER) {
-            const uint32_t j = lane;
-            if (part == 0u && j < pj->n_post && pp_decoder_hit(pre, j)) {
-                r = pp_philox4x32_10(pre, j, 0u, PP_TAG_FIXED, seed, pj->stream);
-                pp_ring_add(ring, ring_size, tp, tmod, pj->channel, j,
-                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
-                            ctrl, (uint32_t)t);
-                ++hits;
-            }
+            if (part == 0u)
+                hits += pp_decoder_synapse(pj, seed, pre, lane, tab, ring, ring_size, tp, tmod,
+                                           ctrl, (uint32_t)t);
         } else if (lane == 0u) {
             pp_set_error_at(ctrl, t, PP_ERR_BAD_RULE, out_idx[o0 + q], (int)pj->rule);
         }

@@ -356,7 +356,6 @@ __device__ __forceinline__ bool pp_unit_phase(
         const pp_proj *pj = projs + u_proj[lo];
         const pp_pop *tp = pops + pj->tgt_pop;
         const uint32_t tmod = pp_step_mod(t, tp->ring_slots);
-        pp_u32x4 r;
         if (STORED) {
             const uint32_t j = 32u * w + lane;
             if (j < len) {
@@ -369,10 +368,8 @@ __device__ __forceinline__ bool pp_unit_phase(
         } else if (kind == PP_UNIT_FIXED) {
             const uint32_t j = 32u * w + lane;
             if (j < len) {
-                const uint32_t tg = pp_fixed_draw(pj, seed, pre, j, &r);
-                pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
-                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
-                            ctrl, (uint32_t)t);
+                pp_fixed_synapse(pj, seed, pre, j, tab, ring, ring_size, tp, tmod, ctrl,
+                                 (uint32_t)t);
                 ++hits;
             }
         } else if (kind == PP_UNIT_BERNOULLI && warp_mode) {       /* warp-uniform */
@@ -381,30 +378,14 @@ __device__ __forceinline__ bool pp_unit_phase(
         } else if (kind == PP_UNIT_BERNOULLI) {
             const uint32_t seg = 32u * w + lane;
             if (seg < len) {
-                const uint32_t slen = pp_segment_length(pj, seg);
-                int32_t pos = -1;
-                uint32_t j = 0, ww, wd;
-                for (;;) {
-                    uint32_t tg;
-                    pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab,
-                                            0);
-                    if (pos >= (int32_t)slen) break;
-                    tg = seg * pj->seg_width + (uint32_t)pos;
-                    if (!pj->autapses && tg == pre) continue;
-                    pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg,
-                                pp_weight_fixed(pj, ww, tab), pp_delay_steps(pj, wd, tab),
-                                ctrl, (uint32_t)t);
-                    ++hits;
-                }
+                uint32_t n = 0;
+                pp_bernoulli_segment_lane(pj, seed, pre, seg, tab, ring, ring_size, tp, tmod,
+                                          ctrl, (uint32_t)t, 0, &n);
+                hits += n;
             }
         } else if (kind == PP_UNIT_DECODER) {
-            if (lane < len && pp_decoder_hit(pre, lane)) {
-                r = pp_philox4x32_10(pre, lane, 0u, PP_TAG_FIXED, seed, pj->stream);
-                pp_ring_add(ring, ring_size, tp, tmod, pj->channel, lane,
-                            pp_weight_fixed(pj, r.v[1], tab), pp_delay_steps(pj, r.v[2], tab),
-                            ctrl, (uint32_t)t);
-                ++hits;
-            }
+            hits += pp_decoder_synapse(pj, seed, pre, lane, tab, ring, ring_size, tp, tmod, ctrl,
+                                       (uint32_t)t);
         }
     }
     *hits_io = hits;

@@ -14,7 +14,7 @@ import pytest
 import pyproc as pp
 from pyproc import kernels
 from pyproc.backends.cpu import CPUSimulator
-from pyproc.connectivity import materialise, rows
+from pyproc.connectivity import materialise
 from pyproc.models import balanced
 from pyproc.rules import decoder
 
@@ -353,21 +353,7 @@ def test_kernel_check_names_kernel_and_step(cuda_ctx):
 def test_readme_example_runs(cuda_ctx):
     """The module docstring of pyproc.kernels (README example) runs and its ring equals
     the NumPy twin's."""
-    doc = kernels.__doc__
-    code = "\n".join(l[4:] for l in re.search(r"network::\n\n(.*?)\n\n``ring_host``", doc,
-                                              re.S).group(1).splitlines())
-    ns = {}
-    exec(compile(code, "pyproc.kernels example", "exec"), ns)
-    cnet = ns["cnet"]
-    ring = np.zeros(cnet.ring_size, np.int64)
-    n = 0
-    for pop, pre in ns["spikes"]:
-        for k in np.flatnonzero(cnet.projs["src_pop"] == pop):
-            pj = cnet.projs[k]
-            _, tgt, w, d = rows(cnet, k, [pre])
-            tp = cnet.pops[pj["tgt_pop"]]
-            idx = (int(tp["ring_offset"]) + ((d % int(tp["ring_slots"])) * int(tp["n_channels"])
-                                             + int(pj["channel"])) * int(tp["n"]) + tgt)
-            np.add.at(ring, idx, w)
-            n += tgt.size
+    from kernel_example import run_example, twin_ring
+    ns = run_example()
+    ring, n = twin_ring(ns["cnet"], ns["spikes"])
     assert np.array_equal(ns["ring_host"].astype(np.int64), ring) and n > 0

@@ -167,7 +167,7 @@ def test_propagation_tiles_equal_per_spike(simt_fake):
     everything (the propagation benchmark's path; 300 spikes of balanced 3,000 at dt 1 ms,
     whose bernoulli projections are all tiled).  The ring, a NumPy-twin delivery of the
     same rows, is the reference."""
-    from pyproc.connectivity import rows
+    from kernel_example import twin_ring
     cnet = pp.compile_network(balanced(3000, dt=1.0))
     rng = np.random.default_rng(3)
     n_e = int(cnet.pops["n"][0])
@@ -184,16 +184,7 @@ def test_propagation_tiles_equal_per_spike(simt_fake):
             simt_fake.memcpy_dtoh(ring, sim._state.buffers["ring"])
             rings.append(ring)
             events.append(ev)
-    want = np.zeros(cnet.ring_size, np.int64)
-    n_syn = 0
-    for k, pj in enumerate(cnet.projs):
-        pre = spikes[spikes[:, 0] == pj["src_pop"], 1]
-        _, tgt, w, d = rows(cnet, k, pre)
-        tp = cnet.pops[pj["tgt_pop"]]
-        slot = d.astype(np.int64) % int(tp["ring_slots"])          # step 0 + delay
-        np.add.at(want, int(tp["ring_offset"]) + (slot * int(tp["n_channels"])
-                  + int(pj["channel"])) * int(tp["n"]) + tgt, w)
-        n_syn += tgt.size
+    want, n_syn = twin_ring(cnet, spikes)
     assert events[0] == events[1] == n_syn > 0
     np.testing.assert_array_equal(rings[0], 2 * want)      # warm-up + 1 timed propagation
     np.testing.assert_array_equal(rings[1], 2 * want)
@@ -264,25 +255,7 @@ def test_kernels_module_example_on_the_emulator(simt_fake):
     example) runs on the fake driver, its prepared_call executing the propagation kernel's
     source in the emulator, and its ring equals the NumPy twin's delivery of the same two
     spikes (what tests/test_cuda.py::test_readme_example_runs checks on a GPU)."""
-    import re
-
-    from pyproc import kernels
-    from pyproc.connectivity import rows
-    doc = kernels.__doc__
-    code = "\n".join(l[4:] for l in re.search(r"network::\n\n(.*?)\n\n``ring_host``", doc,
-                                              re.S).group(1).splitlines())
-    ns = {}
-    exec(compile(code, "pyproc.kernels example", "exec"), ns)
-    cnet = ns["cnet"]
-    ring = np.zeros(cnet.ring_size, np.int64)
-    n = 0
-    for pop, pre in ns["spikes"]:
-        for k in np.flatnonzero(cnet.projs["src_pop"] == pop):
-            pj = cnet.projs[k]
-            _, tgt, w, d = rows(cnet, k, [pre])
-            tp = cnet.pops[pj["tgt_pop"]]
-            idx = (int(tp["ring_offset"]) + ((d % int(tp["ring_slots"])) * int(tp["n_channels"])
-                                             + int(pj["channel"])) * int(tp["n"]) + tgt)
-            np.add.at(ring, idx, w)
-            n += tgt.size
+    from kernel_example import run_example, twin_ring
+    ns = run_example()
+    ring, n = twin_ring(ns["cnet"], ns["spikes"])
     assert np.array_equal(ns["ring_host"].astype(np.int64), ring) and n > 0
