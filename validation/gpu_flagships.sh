@@ -22,8 +22,8 @@
 #      activity part of the validation suite (pyproc validate); SKIP_FLAGSHIPS=1 stops
 #      before stage 4.
 # All five stages take about 10 minutes, more than one device call may run: split them,
-# e.g. SKIP_FLAGSHIPS=1 first (stages 1-3), then SKIP_TESTS=1 SKIP_BENCH=1 SKIP_PROFILE=1
-# (stages 4-5).
+# SKIP_PROFILE=1 SKIP_FLAGSHIPS=1 first (stages 1-2), then SKIP_TESTS=1 SKIP_BENCH=1
+# (stages 3-5).
 set -u
 OUT=${1:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
 MAM=${2:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
