@@ -22,8 +22,8 @@
 #      activity part of the validation suite (pyproc validate); SKIP_FLAGSHIPS=1 stops
 #      before stage 4.
 # All five stages take about 10 minutes, more than one device call may run: split them,
-# SKIP_PROFILE=1 SKIP_FLAGSHIPS=1 first (stages 1-2), then SKIP_TESTS=1 SKIP_BENCH=1
-# (stages 3-5).
+# SKIP_PROFILE=1 SKIP_FLAGSHIPS=1 first (stages 1-2: at most 550 s by the limits below),
+# then SKIP_TESTS=1 SKIP_BENCH=1 (stages 3-5: at most 320 s).
 set -u
 OUT=${1:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
 MAM=${2:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
@@ -39,17 +39,17 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 if [ -z "${SKIP_TESTS:-}" ]; then
   echo "== 1 GPU tests"
   # 1a: the default kernels; a tree that fails these exactness tests is not measured further
-  timeout 180 python3 -m pytest -q -x -m gpu -rs --durations=12 tests/test_cuda.py \
+  timeout 140 python3 -m pytest -q -x -m gpu -rs --durations=12 tests/test_cuda.py \
     -k "not ($EXPERIMENTS)" > "$W/pytest_gpu.log" 2>&1
   rc=$?; echo "rc=$rc"; tail -3 "$W/pytest_gpu.log"; pack
   [ "$rc" = 0 ] || { grep -E "^(FAILED|ERROR)|Error" "$W/pytest_gpu.log" | head -20; exit 1; }
   # 1b: the opt-in experiments; a failure is reported (their bench rows then time a wrong
   # kernel: the option must stay off) but does not stop the measurements of the rest
-  timeout 150 python3 -m pytest -q -m gpu -rs --durations=8 tests/test_cuda.py \
+  timeout 110 python3 -m pytest -q -m gpu -rs --durations=8 tests/test_cuda.py \
     -k "$EXPERIMENTS" > "$W/pytest_gpu_experiments.log" 2>&1
   echo "rc=$?"; tail -3 "$W/pytest_gpu_experiments.log"
   grep -E "^(FAILED|ERROR)" "$W/pytest_gpu_experiments.log"; pack
-  timeout 90 python3 -m pytest -q -m gpu -rs tests/test_robustness.py tests/test_cli.py \
+  timeout 70 python3 -m pytest -q -m gpu -rs tests/test_robustness.py tests/test_cli.py \
     > "$W/pytest_gpu_other.log" 2>&1
   echo "rc=$?"; tail -3 "$W/pytest_gpu_other.log"; grep -E "^(FAILED|ERROR)" "$W/pytest_gpu_other.log"
   pack
@@ -57,7 +57,7 @@ fi
 
 if [ -z "${SKIP_BENCH:-}" ]; then
   echo "== 2 benchmark"
-  timeout 240 python3 validation/bench_gpu.py --out "$W/bench_gpu.json" > "$W/bench.log" 2>&1
+  timeout 230 python3 validation/bench_gpu.py --out "$W/bench_gpu.json" > "$W/bench.log" 2>&1
   echo "rc=$?"; [ -s "$W/bench_gpu.json" ] && python3 validation/bench_gpu.py --table "$W/bench_gpu.json"
   pack
 fi
