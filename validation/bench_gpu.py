@@ -163,6 +163,7 @@ def main(argv=None):
             sim.close()
             del sim
 
+        save(args.out, res)
         # (c) per-step overhead: 1,000 neurons, 1 s at dt = 0.1 ms
         small = pp.compile_network(balanced(1000, dt=0.1))
         res["overhead"] = []
@@ -181,6 +182,7 @@ def main(argv=None):
                   f"per model s, {out['us_per_step']:.2f} us/step", flush=True)
             sim.close()
 
+        save(args.out, res)
         # (e) full-scale microcircuit, 1 s after 0.2 s
         if not args.skip_microcircuit:
             from pyproc.models import microcircuit
@@ -200,12 +202,18 @@ def main(argv=None):
     finally:
         ctx.pop()
         ctx.detach()
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(res, f, indent=1, default=float)
+    save(args.out, res)
     print(table(res))
     return 0
+
+
+def save(path, res) -> None:
+    """Write the results so far (after every section: a run cut by a time limit keeps
+    what it measured)."""
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(res, f, indent=1, default=float)
 
 
 def _loop_label(o, grid: bool = True) -> str:
