@@ -195,6 +195,7 @@ def main(argv=None):
                             {"persistent": False}, {}):
                     sim, out = whole_sim(mc, conn, ctx, 2000, 10000, **opt)
                     res["microcircuit"].append(out)
+                    save(args.out, res)
                     print(f"(e) microcircuit {conn} {out['loop_mode']} grid "
                           f"{out['persistent_grid']}: {out['wall_per_model_s']:.4f} s per model s"
                           f", rate {out['rate_hz']:.2f} Hz", flush=True)
