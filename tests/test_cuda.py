@@ -198,7 +198,8 @@ def test_loop_modes_agree(cuda_ctx):
     for opt in ({"use_graph": False, "persistent": False}, {"debug": True},
                 {"record_chunk_steps": 7, "graph_steps": 3},
                 {"record_chunk_steps": 7, "graph_steps": 3, "persistent": False},
-                {"persistent_blocks_per_sm": 1}, {"prop_blocks": 5, "persistent": False},
+                {"persistent_blocks_per_sm": 1}, {"persistent_blocks_per_sm": 99},
+                {"prop_blocks": 5, "persistent": False},
                 {"persistent": "auto", "graph_steps": 20, "record_chunk_steps": 100}):
         got, _, _, mode, why = _cuda(cnet, "procedural", 300, cuda_ctx, **opt)
         assert got == short, (opt, mode, why)
@@ -213,7 +214,8 @@ def test_tiles_identical_spikes(cuda_ctx, case):
     cnet = build()
     want, ev, _ = _cpu_ref(case, cnet, steps)
     for opt in ({"tile_min_spikes": 1, "bernoulli_tiles": True}, {"bernoulli_tiles": False},
-                {"tile_min_spikes": 1, "bernoulli_tiles": True, "persistent_blocks_per_sm": 1}):
+                {"tile_min_spikes": 1, "bernoulli_tiles": True, "persistent_blocks_per_sm": 1},
+                {"tile_min_spikes": 1, "bernoulli_tiles": True, "persistent_blocks_per_sm": 99}):
         got, ev_g, _, mode, why = _cuda(cnet, "procedural", steps, cuda_ctx, persistent=True,
                                         **opt)
         assert mode == "persistent", why
@@ -259,13 +261,13 @@ def test_pipelined_identical_spikes(cuda_ctx, opt):
 def test_unit_map_identical_spikes(cuda_ctx, case):
     """unit_map=True (the PP_UNIT_MAP build: every block resolves the step's items, warps take
     32-synapse units by binary search): spikes and events equal the CPU reference, both
-    connectivities, on the full grid and (procedural) on one block per SM (another unit
-    distribution)."""
+    connectivities, on all the blocks that fit and (procedural) on one block per SM
+    (another unit distribution)."""
     build, steps = CASES[case]
     cnet = build()
     want, ev, _ = _cpu_ref(case, cnet, steps)
-    for conn, opt in (("procedural", {}), ("procedural", {"persistent_blocks_per_sm": 1}),
-                      ("stored", {})):
+    for conn, opt in (("procedural", {"persistent_blocks_per_sm": 99}),
+                      ("procedural", {"persistent_blocks_per_sm": 1}), ("stored", {})):
         got, ev_g, _, mode, why = _cuda(cnet, conn, steps, cuda_ctx, persistent=True,
                                         unit_map=True, **opt)
         assert mode == "persistent", why

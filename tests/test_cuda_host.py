@@ -17,6 +17,7 @@ import pyproc as pp
 from pyproc.backends import cuda as CU
 from pyproc.backends.cpu import CPUSimulator
 from pyproc.errors import BackendUnavailable, OverflowDetected
+from pyproc.models import balanced
 from pyproc.rules import decoder
 
 from fake_pycuda import FakeCooperative, FakeGraphs, fake  # noqa: F401  (fake: a fixture)
@@ -74,7 +75,7 @@ def test_same_spikes_as_cpu(fake, connectivity, csr_build, loop):
     if loop == "persistent":
         # one cooperative launch per 16 steps, cut at the 64-step record chunks
         assert sim.loop_mode == "persistent" and sim.persistent_error is None
-        assert sim.persistent_grid == 4 * 3 and fake.graphs.replayed == 0
+        assert sim.persistent_grid == 4 and fake.graphs.replayed == 0   # 4 neuron blocks, 4 SMs
         assert fake.coop.launches == 16
     else:
         assert sim.loop_mode == "graph" and fake.graphs.replayed > 0 and fake.coop.launches == 0
@@ -143,12 +144,31 @@ def test_persistent_refused_falls_back_to_graph(fake, monkeypatch, fail):
         assert _by_step(rec) == want
 
 
+def test_default_blocks_per_sm():
+    """The fewest blocks per SM that hold every neuron block, at least 1, all that fit
+    when that is not enough: 4 neuron blocks on 132 SMs -> 1; the microcircuit's 301 and
+    the 1e5 balanced network's 391 -> 3; 16,000 (multi-area model) -> all that fit."""
+    assert CU.default_blocks_per_sm(4, 132, 3) == 1
+    assert CU.default_blocks_per_sm(0, 132, 3) == 1
+    assert CU.default_blocks_per_sm(132, 132, 3) == 1
+    assert CU.default_blocks_per_sm(133, 132, 3) == 2
+    assert CU.default_blocks_per_sm(301, 132, 3) == 3
+    assert CU.default_blocks_per_sm(391, 132, 3) == 3
+    assert CU.default_blocks_per_sm(16000, 132, 3) == 3
+    assert CU.default_blocks_per_sm(301, 132, 2) == 2
+
+
 def test_persistent_blocks_per_sm(fake):
-    cnet = _mixed()
+    cnet = _mixed()                                  # 4 neuron blocks; the fake GPU: 4 SMs
+    with CU.CUDASimulator(cnet, "procedural", persistent=True) as sim:
+        assert sim.persistent_grid == 4              # default: 1 per SM holds them
     with CU.CUDASimulator(cnet, "procedural", persistent_blocks_per_sm=1) as sim:
         assert sim.persistent_grid == 4
     with CU.CUDASimulator(cnet, "procedural", persistent_blocks_per_sm=99) as sim:
         assert sim.persistent_grid == 4 * 3          # capped at what fits
+    big = pp.compile_network(balanced(3000, dt=0.1))    # 10 + 3 = 13 neuron blocks
+    with CU.CUDASimulator(big, "procedural", persistent=True) as sim:
+        assert sim._n_blocks == 13 and sim.persistent_grid == 4 * 3
     with pytest.raises(ValueError, match="persistent_blocks_per_sm"):
         CU.CUDASimulator(cnet, "procedural", persistent_blocks_per_sm=0)
     assert fake.stack == [] and fake.mem.live == 0

@@ -125,9 +125,9 @@ def test_tiles_every_step(simt_fake):
 
 
 def test_three_blocks_per_sm(simt_fake):
-    """The default grid (3 blocks per SM: 12 blocks, more blocks than neuron blocks)."""
+    """All the blocks that fit (3 per SM: 12 blocks, more blocks than neuron blocks)."""
     cnet, want, ev = _ref("mixed", _mixed, 160)
-    got, ev_g, sim = _run(cnet, "procedural", 160, persistent_blocks_per_sm=None,
+    got, ev_g, sim = _run(cnet, "procedural", 160, persistent_blocks_per_sm=99,
                           unit_map=True)
     assert sim.persistent_grid == 12
     assert got == want and ev_g == ev

@@ -9,8 +9,8 @@
     seconds per model second and synaptic events per wall second;
 (b) the propagation kernel alone on >= 512 spikes per launch of that network;
 (c) per-step overhead: a 1,000-neuron balanced network, 1 s of model time at
-    dt = 0.1 ms (10,000 steps): the persistent kernel with 1, 2 and all blocks
-    per SM that fit, with shared tables, with the unit map, pipelined (one barrier per
+    dt = 0.1 ms (10,000 steps): the persistent kernel with 1, 2 and 3 blocks per SM
+    and the default (the fewest that hold the neuron blocks: 1 here), with shared tables, with the unit map, pipelined (one barrier per
     step), the graph loop, per-step launches and the default (auto);
 (d) set-up times (kernel compilation separately);
 (e) the full-scale microcircuit (dt 0.1 ms), 1 s after a 0.2 s warm-up, procedural
@@ -168,7 +168,8 @@ def main(argv=None):
         small = pp.compile_network(balanced(1000, dt=0.1))
         res["overhead"] = []
         for opt in ({"persistent": True, "persistent_blocks_per_sm": 1},
-                    {"persistent": True, "persistent_blocks_per_sm": 2}, {"persistent": True},
+                    {"persistent": True, "persistent_blocks_per_sm": 2},
+                    {"persistent": True, "persistent_blocks_per_sm": 3}, {"persistent": True},
                     {"persistent": True, "shared_tables": True},
                     {"persistent": True, "unit_map": True},
                     {"persistent": True, "pipelined": True},
