@@ -276,6 +276,44 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+# CUDASimulator options the command line passes through (--cuda-option NAME=VALUE): name ->
+# type; the opt-in kernel builds and the grid/launch sizes (pyproc.backends.cuda).
+CUDA_OPTIONS = {"unit_map": bool, "shared_tables": bool, "pipelined": bool,
+                "bernoulli_tiles": bool, "tile_min_spikes": int,
+                "persistent_blocks_per_sm": int, "graph_steps": int}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def cuda_option(text: str):
+    """NAME=VALUE of --cuda-option -> (name, value), or an argparse error naming it."""
+    name, eq, value = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not eq or name not in CUDA_OPTIONS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(CUDA_OPTIONS))}")
+    kind, v = CUDA_OPTIONS[name], value.strip().lower()
+    if kind is bool:
+        if v not in _TRUE + _FALSE:
+            raise argparse.ArgumentTypeError(f"{text!r}: {name} takes 1/0 (true/false)")
+        return name, v in _TRUE
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: {name} takes a whole number >= 1")
+    return name, n
+
+
+def _cuda_option_arg(g) -> None:
+    g.add_argument("--cuda-option", type=cuda_option, action="append", default=[],
+                   metavar="NAME=VALUE",
+                   help="a CUDA backend option (repeatable): unit_map, shared_tables, "
+                        "pipelined, bernoulli_tiles = 1/0 (opt-in kernel builds, "
+                        "docs/performance.md); tile_min_spikes, persistent_blocks_per_sm, "
+                        "graph_steps = N; the spikes are the same")
+
+
 def _shared_options(p: argparse.ArgumentParser, out: bool = True,
                     out_default: str = "runs/MODEL-YYYYmmdd-HHMMSS") -> None:
     """Options shared by run, validate and bench (same names, same defaults but for the
@@ -372,6 +410,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
                         help="CUDA step loop: a persistent cooperative kernel, a CUDA graph of "
                              "three kernels per step, or auto (time both on the running "
                              "network and keep the faster); the spikes are the same")
+        _cuda_option_arg(mp)
         mp.set_defaults(func=cmd_run)
     _model_subparsers(p, "Simulate", run_opts)
 
@@ -410,6 +449,8 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
                             if name == "validate" else "bench-results/YYYYmmdd-HHMMSS")
             if mod is not None and hasattr(mod, "add_arguments"):
                 mod.add_arguments(mp)
+            if name == "validate":
+                _cuda_option_arg(mp)
             mp.set_defaults(func=_optional_command(name), optional_missing=why)
         if name == "validate":
             _model_subparsers(p, "Validate", opts)
@@ -545,8 +586,10 @@ def cmd_run(args) -> int:
         if loop != "auto" and args.backend != "cuda":
             args._parser.error(f"argument --cuda-loop: {loop} needs the CUDA backend "
                                f"(the backend is {args.backend})")
+        cuda_opts = dict(getattr(args, "cuda_option", None) or [])   # main() checked the backend
         opts = {} if args.backend != "cuda" else {
-            "persistent": {"auto": "auto", "persistent": True, "graph": False}[loop]}
+            "persistent": {"auto": "auto", "persistent": True, "graph": False}[loop],
+            **cuda_opts}
         sim = Simulation(cnet, backend=args.backend, connectivity=args.connectivity, **opts)
     except BackendUnavailable as e:
         raise BackendUnavailable(f"argument --backend {args.backend}: {e}") from None
@@ -787,6 +830,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if getattr(args, "backend", None) == "auto":
         args.backend = resolve_auto_backend(quiet=getattr(args, "quiet", False))
     try:
+        if getattr(args, "cuda_option", None) and "cuda" not in (
+                getattr(args, "backend", None), getattr(args, "reference_backend", None)):
+            args._parser.error(f"argument --cuda-option: needs the CUDA backend (the backend "
+                               f"is {args.backend})")
         return args.func(args)
     except KeyboardInterrupt:  # Ctrl-C outside a run (set-up), or a second Ctrl-C
         _error("interrupted")

@@ -289,7 +289,8 @@ def _one_run(job: dict) -> dict:
     from .simulation import Simulation
     t0, c0 = time.perf_counter(), time.process_time()
     net = build_model(job["model"], job["seed"], **job["options"])
-    sim = Simulation(net, backend=job["backend"], connectivity=job["connectivity"])
+    sim = Simulation(net, backend=job["backend"], connectivity=job["connectivity"],
+                     **(job.get("cuda_options") or {} if job["backend"] == "cuda" else {}))
     res = sim.run(job["duration"])
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     st = analysis.population_statistics(res, job["t_discard"], None, analysis.CORR_BIN_MS,
@@ -309,9 +310,11 @@ def _one_run(job: dict) -> dict:
 def run_activity(model: str, options: dict, duration: float, seed: int, n_seeds: int,
                  backend: str, connectivity: str, reference_backend: str = "cpu",
                  t_discard: float = analysis.T_DISCARD_MS, n_corr: int = analysis.CORR_NEURONS,
-                 jobs: int = 1, save_dir: Optional[str] = None, log=print) -> List[dict]:
+                 jobs: int = 1, save_dir: Optional[str] = None, log=print,
+                 cuda_options: Optional[dict] = None) -> List[dict]:
     """Simulate the reference runs (stored, seeds seed..seed+n-1) and the runs under test
-    (seed and seed+n..seed+2n-2); returns one dict per run (statistics and spikes)."""
+    (seed and seed+n..seed+2n-2); returns one dict per run (statistics and spikes).
+    ``cuda_options``: CUDASimulator options of the runs on the CUDA backend."""
     if n_seeds < 2:
         raise ModelError(f"validate: seeds must be >= 2 (the baseline needs two reference "
                          f"seeds), got {n_seeds}")
@@ -325,7 +328,7 @@ def run_activity(model: str, options: dict, duration: float, seed: int, n_seeds:
         joblist.append(dict(label="test", seed=s, backend=backend, connectivity=connectivity))
     for j in joblist:
         j.update(model=model, options=dict(options), duration=duration, t_discard=t_discard,
-                 n_corr=n_corr)
+                 n_corr=n_corr, cuda_options=dict(cuda_options or {}))
         if save_dir:
             j["save_dir"] = os.path.join(save_dir, f"{j['label']}_{j['connectivity']}_"
                                                    f"{j['backend']}_seed{j['seed']}")
@@ -798,6 +801,7 @@ def main(args) -> int:
             "t_discard": t_discard, "backend": g("backend", "cpu"),
             "connectivity": g("connectivity", "procedural"),
             "reference_backend": g("reference_backend", "cpu"), "jobs": int(g("jobs", 1)),
+            "cuda_options": dict(g("cuda_option", None) or []),
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "git": _git_commit(),
             "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
                        f"Python {platform.python_version()}, NumPy {np.__version__}",
@@ -819,7 +823,8 @@ def main(args) -> int:
         runs = run_activity(model, options, duration, seed, n_seeds, meta["backend"],
                             meta["connectivity"], meta["reference_backend"], t_discard,
                             int(g("n_corr", analysis.CORR_NEURONS)), meta["jobs"],
-                            os.path.join(out, "runs") if g("save_spikes", False) else None, log)
+                            os.path.join(out, "runs") if g("save_spikes", False) else None, log,
+                            cuda_options=meta["cuda_options"])
         meta["wall_runs_s"] = time.perf_counter() - t0
         act = compare_activity(runs, float(g("tolerance", 2.0)))
     log("[3/3] report")

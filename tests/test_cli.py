@@ -495,3 +495,29 @@ def test_cuda_loop_option(capsys, tmp_path):
     code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "50", "--duration", "1",
                            "--cuda-loop", "fast", "--out", tmp_path / "o")
     assert_one_line_error(code, err, "--cuda-loop")
+
+
+def test_cuda_option_errors(capsys, tmp_path):
+    """--cuda-option: NAME=VALUE with a known name and a value of its type, and only with the
+    CUDA backend; each mistake is a one-line error naming the option."""
+    base = ["run", "balanced", "--neurons", "50", "--duration", "1", "--out", tmp_path / "o"]
+    for opt, words in (("unit_map=1", ["needs the CUDA backend", "the backend is cpu"]),
+                       ("fast=1", ["'fast=1'", "unit_map"]),
+                       ("unit_map", ["expected NAME=VALUE"]),
+                       ("pipelined=maybe", ["pipelined takes 1/0"]),
+                       ("graph_steps=0", ["graph_steps takes a whole number >= 1"])):
+        code, _, err = run_cli(capsys, *base, "--cuda-option", opt)
+        assert_one_line_error(code, err, "--cuda-option", *words)
+    code, _, err = run_cli(capsys, "validate", "microcircuit", "--scale", "0.01", "--duration",
+                           "100", "--cuda-option", "unit_map=1", "--out", tmp_path / "v")
+    assert_one_line_error(code, err, "--cuda-option", "needs the CUDA backend")
+
+
+def test_cuda_option_parser():
+    assert cli.cuda_option("unit_map=1") == ("unit_map", True)
+    assert cli.cuda_option("shared-tables=off") == ("shared_tables", False)
+    assert cli.cuda_option("persistent_blocks_per_sm=2") == ("persistent_blocks_per_sm", 2)
+    from pyproc.backends.cuda import CUDASimulator
+    import inspect
+    params = inspect.signature(CUDASimulator.__init__).parameters
+    assert set(cli.CUDA_OPTIONS) <= set(params)          # every name is a simulator option

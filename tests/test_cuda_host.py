@@ -605,3 +605,22 @@ def test_cli_cuda_loop(fake, tmp_path, loop, mode):
     with open(out / "summary.json") as f:
         meta = json.load(f)
     assert meta["backend"] == "cuda" and meta["loop_mode"] == mode
+
+
+def test_cli_cuda_options(fake, tmp_path):
+    """pyproc run --backend cuda --cuda-option NAME=VALUE reaches the CUDA simulator (the
+    opt-in builds' -D macros, the grid) and summary.json records it."""
+    import json
+    from pyproc import cli
+    out = tmp_path / "o"
+    code = cli.main(["run", "balanced", "--neurons", "100", "--duration", "5", "--backend",
+                     "cuda", "--cuda-loop", "persistent", "--cuda-option", "unit_map=1",
+                     "--cuda-option", "pipelined=true", "--cuda-option",
+                     "persistent_blocks_per_sm=2", "--out", str(out), "--quiet", "--no-plots"])
+    assert code == 0
+    assert fake.coop.defines[-1] == {"PP_UNIT_MAP": 1} and fake.coop.pipelined_launches > 0
+    with open(out / "summary.json") as f:
+        meta = json.load(f)
+    assert meta["loop_mode"] == "persistent" and meta["unit_map"] is True
+    assert meta["pipelined"] is True and meta["shared_tables"] is False
+    assert meta["persistent_grid"] == 4 * 2
