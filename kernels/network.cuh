@@ -128,7 +128,9 @@ PP_HD uint32_t pp_bernoulli_words(const pp_u32x4 *r, uint32_t j, uint32_t W, uin
  * makes its call (same words).  Returns the new position inside the segment
  * (>= segment length: the segment is done; positions stay below 2 * 65536 + 1: a skip
  * is capped at the segment width); *ww, *wd: the weight's and the delay's words of
- * the synapse it lands on.  tab: the sampler tables (the skip uses pp_log_tab). */
+ * the synapse it lands on.  tab: the sampler tables (the skip uses pp_log_tab).
+ * W and D are derived from pj on every draw on purpose: passing them in kept two more
+ * registers live through the walk, and the per-step kernel (64 registers) spilled. */
 PP_HD int32_t pp_bernoulli_draw(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg,
                                 uint32_t j, int32_t pos, pp_u32x4 *r, uint32_t *ww,
                                 uint32_t *wd, const double *tab, int reuse)

@@ -117,6 +117,14 @@ class CompiledNetwork:
         except ValueError:
             raise ModelError(f"unknown projection {name!r}") from None
 
+    def spike_pairs(self, ids) -> np.ndarray:
+        """Global neuron ids as a spike list of (population, local index) uint32 pairs, the
+        layout of the kernels' spike list (CUDASimulator.time_propagation)."""
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        off = self.pops["offset"].astype(np.int64)
+        pop = np.searchsorted(off, ids, side="right") - 1
+        return np.stack([pop, ids - off[pop]], axis=1).astype(np.uint32)
+
     def rowlen_of(self, k: int) -> np.ndarray:
         """Row lengths of projection k (fixed-number rules only)."""
         pj = self.projs[k]

@@ -289,8 +289,9 @@ def _one_run(job: dict) -> dict:
     from .simulation import Simulation
     t0, c0 = time.perf_counter(), time.process_time()
     net = build_model(job["model"], job["seed"], **job["options"])
+    backend_options = (job.get("cuda_options") or {}) if job["backend"] == "cuda" else {}
     sim = Simulation(net, backend=job["backend"], connectivity=job["connectivity"],
-                     **(job.get("cuda_options") or {} if job["backend"] == "cuda" else {}))
+                     **backend_options)
     res = sim.run(job["duration"])
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     st = analysis.population_statistics(res, job["t_discard"], None, analysis.CORR_BIN_MS,

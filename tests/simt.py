@@ -23,7 +23,7 @@ import pytest
 
 from pyproc import kernels as K
 
-from fake_pycuda import FakeCooperative, Mem, _FakeCoopKernel, fake  # noqa: F401
+from fake_pycuda import Alloc, FakeCooperative, Mem, _FakeCoopKernel, fake  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # scheduling order of a block's fibers (simt_runtime.h pp_simt_set_order): (mode, seed)
@@ -40,13 +40,10 @@ class RealMem(Mem):
             raise AssertionError("cuMemAlloc(0)")
         raw = np.zeros(n + 64, np.uint8)
         off = (-raw.ctypes.data) % 64
-        buf = raw[off:off + n]
+        buf = raw[off:off + n]              # a view: keeps raw alive as long as it is held
         base = buf.ctypes.data
         self.blocks[base] = buf
-        self._keep = getattr(self, "_keep", {})
-        self._keep[base] = raw
         self.live += n
-        from fake_pycuda import Alloc
         return Alloc(self, base)
 
 

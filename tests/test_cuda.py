@@ -305,10 +305,7 @@ def test_time_propagation_tiles_equal_per_spike(cuda_ctx):
     from pyproc.backends.cuda import CUDASimulator
     cnet = pp.compile_network(balanced(20000, dt=1.0))
     rng = np.random.default_rng(3)
-    n_e = int(cnet.pops["n"][0])
-    pick = np.sort(rng.choice(cnet.n_neurons, 1024, replace=False))
-    spikes = np.stack([(pick >= n_e).astype(np.uint32),
-                       np.where(pick >= n_e, pick - n_e, pick).astype(np.uint32)], axis=1)
+    spikes = cnet.spike_pairs(np.sort(rng.choice(cnet.n_neurons, 1024, replace=False)))
     rings, events = [], []
     for tiles in (True, False):
         with CUDASimulator(cnet, "procedural", context=cuda_ctx, bernoulli_tiles=True) as sim:

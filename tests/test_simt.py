@@ -170,10 +170,7 @@ def test_propagation_tiles_equal_per_spike(simt_fake):
     from kernel_example import twin_ring
     cnet = pp.compile_network(balanced(3000, dt=1.0))
     rng = np.random.default_rng(3)
-    n_e = int(cnet.pops["n"][0])
-    pick = np.sort(rng.choice(cnet.n_neurons, 300, replace=False))
-    spikes = np.stack([(pick >= n_e).astype(np.uint32),
-                       np.where(pick >= n_e, pick - n_e, pick).astype(np.uint32)], axis=1)
+    spikes = cnet.spike_pairs(np.sort(rng.choice(cnet.n_neurons, 300, replace=False)))
     rings, events = [], []
     for tiles in (True, False):
         with CU.CUDASimulator(cnet, "procedural", persistent=False, prop_blocks=4,

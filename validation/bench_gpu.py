@@ -125,10 +125,8 @@ def main(argv=None):
         warm = int(round(args.warmup / cnet.dt))
         steps = int(round(args.duration / cnet.dt))
         rng = np.random.default_rng(1)
-        n_e = int(cnet.pops["n"][0])
-        pick = np.sort(rng.choice(cnet.n_neurons, args.spikes, replace=False))
-        spikes = np.stack([(pick >= n_e).astype(np.uint32),
-                           np.where(pick >= n_e, pick - n_e, pick).astype(np.uint32)], axis=1)
+        spikes = cnet.spike_pairs(np.sort(rng.choice(cnet.n_neurons, args.spikes,
+                                                     replace=False)))
         res["whole"], res["propagation"] = [], []
         for conn in ("procedural", "stored"):
             # forced loops first, for comparison; the default (auto) last, kept for (b)

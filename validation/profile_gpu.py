@@ -69,11 +69,9 @@ def main():
         print(f"{'variant':22s} {'conn':10s} {'events/launch':>14s} {'ms/launch':>10s} {'events/s':>10s}")
         for name in names:
             cnet = pp.compile_network(VARIANTS[name]())
-            n_e = int(cnet.pops["n"][0])
             rng = np.random.default_rng(0)
-            pick = np.sort(rng.choice(cnet.n_neurons, a.spikes, replace=False))
-            spikes = np.stack([(pick >= n_e).astype(np.uint32),
-                               np.where(pick >= n_e, pick - n_e, pick).astype(np.uint32)], axis=1)
+            spikes = cnet.spike_pairs(np.sort(rng.choice(cnet.n_neurons, a.spikes,
+                                                         replace=False)))
             for conn in conns:
                 if conn == "stored" and "p0.01" in name:
                     continue

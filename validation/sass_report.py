@@ -132,8 +132,7 @@ def analyse(sass: str):
         fp64 = sum(v for k, v in ops.items() if k in ("DADD", "DMUL", "DFMA", "DSETP"))
         funcs[name] = {
             "instructions": len(ins),
-            "double_divisions": ops.get("MUFU", 0) and sum(
-                1 for _, t in ins if "MUFU.RCP64H" in t),
+            "double_divisions": sum(1 for _, t in ins if "MUFU.RCP64H" in t),
             "calls": ops.get("CALL", 0),
             "fp64": fp64,
             "global_loads": ops.get("LDG", 0),
