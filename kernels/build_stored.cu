@@ -22,7 +22,7 @@ __device__ __forceinline__ uint32_t pp_row_projection(const unsigned long long *
 /* Synapses of segment seg of bernoulli row pre (autapse removed), and, when
  * write != 0, write them from position e on (bounded by e_end); tab: the
  * sampler tables. */
-__device__ __forceinline__ uint32_t pp_segment_walk(const pp_proj *pj, const double *tab,
+__device__ __forceinline__ uint32_t pp_segment_walk(const pp_proj *pj, const int32_t *tab,
                                                     uint32_t seed, uint32_t pre,
                                                     uint32_t seg, int write, long long e,
                                                     long long e_end, uint32_t *targets,
@@ -60,8 +60,8 @@ __device__ __forceinline__ uint32_t pp_segment_walk(const pp_proj *pj, const dou
  *                segments l, l + 32, ...; decoder lanes j < min(32, n_post).
  * RNG counters : bernoulli (pre, segment, draw j, tag 1); none for the other
  *                rules (fixed-number row lengths come from rowlen).
- * Sampler tables: sampler_tables = double[PP_TABLES_LEN] (sampling.cuh), for
- *                the geometric skip (pp_log_tab).
+ * Sampler tables: sampler_tables = int32[PP_TABLES_LEN] (sampling.cuh), for
+ *                the geometric skip (its log2 table).
  * Writes       : indptr[r + 1] = synapse count of row r (lane 0, plain store);
  *                the host sets indptr[0] = 0 and turns counts into offsets.
  * CPU twin     : np.bincount of the rows in pyproc.connectivity.materialise.
@@ -70,7 +70,7 @@ extern "C" __global__ void
 pp_build_csr_count(const pp_proj *__restrict__ projs, uint32_t n_projs,
                    const unsigned long long *__restrict__ row_base,
                    const uint32_t *__restrict__ rowlen,
-                   const double *__restrict__ sampler_tables, uint32_t seed,
+                   const int32_t *__restrict__ sampler_tables, uint32_t seed,
                    long long *__restrict__ indptr, pp_ctrl *ctrl)
 {
     const uint32_t lane = threadIdx.x & 31u;
@@ -108,7 +108,7 @@ pp_build_csr_count(const pp_proj *__restrict__ projs, uint32_t n_projs,
  *                writes at e0 + (number of hits below j).
  * RNG counters : bernoulli (pre, segment, draw j, tag 1); fixed-number and
  *                decoder (pre, j, 0, tag 2).
- * Sampler tables: sampler_tables = double[PP_TABLES_LEN] (sampling.cuh), for
+ * Sampler tables: sampler_tables = int32[PP_TABLES_LEN] (sampling.cuh), for
  *                the geometric skip and the truncated-normal weights / delays.
  * Writes       : targets, weights, delays of the row, plain stores into
  *                [indptr[r], indptr[r+1]) (PP_ERR_CSR if a row does not fit it
@@ -119,7 +119,7 @@ extern "C" __global__ void
 pp_build_csr_fill(const pp_proj *__restrict__ projs, uint32_t n_projs,
                   const unsigned long long *__restrict__ row_base,
                   const uint32_t *__restrict__ rowlen,
-                  const double *__restrict__ sampler_tables, uint32_t seed,
+                  const int32_t *__restrict__ sampler_tables, uint32_t seed,
                   const long long *__restrict__ indptr, unsigned long long n_syn_cap,
                   uint32_t *__restrict__ targets, int32_t *__restrict__ weights,
                   uint16_t *__restrict__ delays, pp_ctrl *ctrl)

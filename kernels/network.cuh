@@ -20,11 +20,10 @@
 #define PP_DIST_TNORM 1
 
 typedef struct {
-    double log1mp;                 /* log(1 - p) (bernoulli); 0 for p = 0, -inf for p = 1 */
-    double inv_log1mp;             /* 1 / log(1 - p); -inf for p = 0 (never), -0 for p = 1 */
-    double w_mean, w_sd, w_lo, w_width, w_scale;   /* |weight| in pA: truncated normal; fixed units per pA */
-    double d_mean, d_sd, d_lo, d_width;            /* delay in ms: truncated normal */
-    double d_mean_steps, d_sd_steps;               /* d_mean / dt, d_sd / dt: the same normal in steps */
+    double log1mp;                 /* log(1 - p) (bernoulli); 0 for p = 0, -inf for p = 1 (host) */
+    double w_mean, w_sd, w_scale;  /* |weight| in pA: normal before truncation at 0; fixed units per pA (host) */
+    double d_mean, d_sd;           /* delay in ms: normal before truncation (host) */
+    int64_t w_c0, d_c0;            /* truncated normals in fixed point (pp_trunc_normal_fx): */
     uint64_t rowlen_offset;        /* PP_RULE_FIXED: index of row 0 in the row-length table */
     uint32_t rule, stream;         /* rule id; stream id = key word 1 */
     uint32_t pre_offset, n_pre;    /* global id of the first source neuron; source size */
@@ -33,6 +32,10 @@ typedef struct {
     uint32_t seg_width, n_seg;     /* bernoulli: fixed segment width and count */
     uint32_t autapses;             /* 0: no synapse i -> i (source == target population only) */
     uint32_t channel;              /* 0 excitatory input, 1 inhibitory input */
+    uint32_t gmul, gshift;         /* bernoulli: the geometric skip's constants (pp_geometric_skip) */
+    uint32_t w_plo, w_pwidth, w_shift; /* weight (fixed-point units): truncation, shift; c0, b */
+    uint32_t d_plo, d_pwidth, d_shift; /* delay (steps): the same */
+    int32_t w_b, d_b;
     int32_t w_kind, w_sign, w_const; /* PP_DIST_*; sign of the weight; fixed weight if constant */
     int32_t d_kind, d_const, d_max;  /* PP_DIST_*; delay steps if constant; largest delay in steps */
 } pp_proj;
@@ -59,29 +62,26 @@ PP_HD uint64_t pp_ring_index(const pp_pop *p, uint32_t slot, uint32_t channel, u
     return p->ring_offset + ((uint64_t)slot * p->n_channels + channel) * p->n + local;
 }
 
-/* Weight of a synapse from word 1 (fixed-point units, signed); tab: the sampler
- * tables (sampling.cuh). */
-PP_HD int32_t pp_weight_fixed(const pp_proj *pj, uint32_t r, const double *tab)
+/* Weight of a synapse from word 1 (fixed-point units, signed): the truncated normal
+ * magnitude in fixed-point units (pp_trunc_normal_fx), at least 0, with the sign;
+ * tab: the sampler tables (sampling.cuh). */
+PP_HD int32_t pp_weight_fixed(const pp_proj *pj, uint32_t r, const int32_t *tab)
 {
-    double mag;
     int64_t f;
     if (pj->w_kind == PP_DIST_CONST) return pj->w_const;
-    mag = pp_trunc_normal(r, pj->w_mean, pj->w_sd, pj->w_lo, pj->w_width, tab);
-    f = pp_round_nonneg(mag * pj->w_scale);
+    f = pp_trunc_normal_fx(r, pj->w_plo, pj->w_pwidth, pj->w_c0, pj->w_b, pj->w_shift, tab);
     if (f < 0) f = 0;
     return (int32_t)(pj->w_sign * f);
 }
 
 /* Delay of a synapse from word 2, in steps in [1, d_max]; tab as above.  The
- * normal is sampled in steps (mean and sd divided by dt on the host; lo and width
- * are probabilities, the same in any unit): no division per synapse. */
-PP_HD int32_t pp_delay_steps(const pp_proj *pj, uint32_t r, const double *tab)
+ * normal is sampled in steps (the host's constants are in steps; the truncation
+ * probabilities are the same in any unit). */
+PP_HD int32_t pp_delay_steps(const pp_proj *pj, uint32_t r, const int32_t *tab)
 {
-    double d;
     int64_t s;
     if (pj->d_kind == PP_DIST_CONST) return pj->d_const;
-    d = pp_trunc_normal(r, pj->d_mean_steps, pj->d_sd_steps, pj->d_lo, pj->d_width, tab);
-    s = pp_round_nonneg(d);
+    s = pp_trunc_normal_fx(r, pj->d_plo, pj->d_pwidth, pj->d_c0, pj->d_b, pj->d_shift, tab);
     if (s < 1) s = 1;
     if (s > pj->d_max) s = pj->d_max;
     return (int32_t)s;
@@ -128,12 +128,12 @@ PP_HD uint32_t pp_bernoulli_words(const pp_u32x4 *r, uint32_t j, uint32_t W, uin
  * makes its call (same words).  Returns the new position inside the segment
  * (>= segment length: the segment is done; positions stay below 2 * 65536 + 1: a skip
  * is capped at the segment width); *ww, *wd: the weight's and the delay's words of
- * the synapse it lands on.  tab: the sampler tables (the skip uses pp_log_tab).
+ * the synapse it lands on.  tab: the sampler tables (the skip's log2 table).
  * W and D are derived from pj on every draw on purpose: passing them in kept two more
  * registers live through the walk, and the per-step kernel (64 registers) spilled. */
 PP_HD int32_t pp_bernoulli_draw(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg,
                                 uint32_t j, int32_t pos, pp_u32x4 *r, uint32_t *ww,
-                                uint32_t *wd, const double *tab, int reuse)
+                                uint32_t *wd, const int32_t *tab, int reuse)
 {
     const uint32_t W = pp_bernoulli_width(pj), shift = pp_bernoulli_shift(W);
     uint32_t w0;
@@ -148,7 +148,7 @@ PP_HD int32_t pp_bernoulli_draw(const pp_proj *pj, uint32_t seed, uint32_t pre, 
         *ww = r->v[1];
         *wd = r->v[1];
     }
-    return pos + 1 + (int32_t)pp_geometric_skip(w0, pj->inv_log1mp, pj->seg_width, tab);
+    return pos + 1 + (int32_t)pp_geometric_skip(w0, pj->gmul, pj->gshift, pj->seg_width, tab);
 }
 
 PP_HD uint32_t pp_segment_length(const pp_proj *pj, uint32_t seg)

@@ -125,7 +125,7 @@ __device__ __forceinline__ void pp_decode_item(unsigned long long v, uint32_t sp
  * j = 0, 1, ...; reuse: share Philox calls between draws, pp_bernoulli_draw); adds its
  * synapse count to *hits (in place: one counter register in the loop, not two). */
 __device__ __forceinline__ void pp_bernoulli_segment_lane(
-    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg, const double *tab,
+    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg, const int32_t *tab,
     int32_t *ring, unsigned long long ring_size, const pp_pop *tp, uint32_t tmod,
     pp_ctrl *ctrl, uint32_t t_lo, int reuse, uint32_t *hits)
 {
@@ -147,7 +147,7 @@ __device__ __forceinline__ void pp_bernoulli_segment_lane(
 
 /* Synapse j of row pre of a fixed-number projection. */
 __device__ __forceinline__ void pp_fixed_synapse(
-    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t j, const double *tab,
+    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t j, const int32_t *tab,
     int32_t *ring, unsigned long long ring_size, const pp_pop *tp, uint32_t tmod,
     pp_ctrl *ctrl, uint32_t t_lo)
 {
@@ -159,7 +159,7 @@ __device__ __forceinline__ void pp_fixed_synapse(
 
 /* Target j (< 32) of row pre of the decoder rule: 1 if it is a synapse (delivered). */
 __device__ __forceinline__ uint32_t pp_decoder_synapse(
-    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t j, const double *tab,
+    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t j, const int32_t *tab,
     int32_t *ring, unsigned long long ring_size, const pp_pop *tp, uint32_t tmod,
     pp_ctrl *ctrl, uint32_t t_lo)
 {
@@ -183,7 +183,7 @@ __device__ __forceinline__ uint32_t pp_decoder_synapse(
  * of the warp must call it with the same arguments.  Returns this lane's count. */
 __device__ __forceinline__ uint32_t pp_bernoulli_segment_warp(
     const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg, uint32_t lane,
-    const double *tab, int32_t *ring, unsigned long long ring_size, const pp_pop *tp,
+    const int32_t *tab, int32_t *ring, unsigned long long ring_size, const pp_pop *tp,
     uint32_t tmod, pp_ctrl *ctrl, uint32_t t_lo)
 {
     const int32_t len = (int32_t)pp_segment_length(pj, seg);
@@ -196,7 +196,7 @@ __device__ __forceinline__ uint32_t pp_bernoulli_segment_warp(
         const pp_u32x4 r = pp_philox4x32_10(pre, seg, j >> bs, PP_TAG_BERNOULLI, seed, pj->stream);
         uint32_t ww, wd;
         const uint32_t w0 = pp_bernoulli_words(&r, j, bw, bs, &ww, &wd);
-        int32_t pos = 1 + (int32_t)pp_geometric_skip(w0, pj->inv_log1mp, pj->seg_width, tab);
+        int32_t pos = 1 + (int32_t)pp_geometric_skip(w0, pj->gmul, pj->gshift, pj->seg_width, tab);
         int32_t o, last;
         for (o = 1; o < 32; o <<= 1) {          /* inclusive scan: < 32 * 65537 */
             const int32_t y = __shfl_up_sync(0xffffffffu, pos, o);
@@ -244,7 +244,7 @@ __device__ __forceinline__ uint32_t pp_bernoulli_segment_warp(
 template <bool COHERENT, bool WARP_SEGMENTS>
 __device__ __forceinline__ void pp_procedural_phase(
     const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
-    const uint32_t *__restrict__ rowlen, const double *__restrict__ tab,
+    const uint32_t *__restrict__ rowlen, const int32_t *__restrict__ tab,
     const uint32_t *__restrict__ out_ptr, const uint32_t *__restrict__ out_idx,
     uint32_t max_out, const uint2 *spikes, uint32_t ns, unsigned long long t, uint32_t seed,
     int32_t *ring, unsigned long long ring_size, pp_ctrl *ctrl, uint32_t *hits_io,
@@ -339,7 +339,7 @@ __device__ __forceinline__ void pp_procedural_phase(
 template <bool COHERENT>
 __device__ __forceinline__ void pp_tile_phase(
     const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
-    const double *__restrict__ tab, const uint2 *__restrict__ tiles, uint32_t n_tiles,
+    const int32_t *__restrict__ tab, const uint2 *__restrict__ tiles, uint32_t n_tiles,
     const uint2 *spikes, uint32_t ns, unsigned long long t, uint32_t seed, int32_t *ring,
     unsigned long long ring_size, pp_ctrl *ctrl, int32_t *acc, uint32_t *hits_io)
 {

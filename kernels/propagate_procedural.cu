@@ -1,7 +1,7 @@
 /* propagate_procedural.cu -- stage 2 of a step with procedural connectivity:
  * regenerate and deliver every synapse of every spike of the step (see
- * step.cuh).  Compile with -fmad=false (weights and delays are doubles that
- * must match the NumPy twin bit for bit). */
+ * step.cuh).  Compile with -fmad=false (the samplers' rare double tails must
+ * match the NumPy twin bit for bit; everything else a synapse needs is integer). */
 #include "phases.cuh"
 
 /* pp_propagate_procedural_spikes
@@ -21,8 +21,8 @@
  * RNG counters : bernoulli (pre, segment, draw j, tag 1), fixed-number and
  *                decoder (pre, j, 0, tag 2), key (seed, projection stream):
  *                pp_bernoulli_draw, pp_fixed_draw, pp_weight_fixed, pp_delay_steps.
- * Sampler tables: sampler_tables = double[PP_TABLES_LEN] (sampling.cuh: normal
- *                quantile knots at PP_ZTAB_OFFSET, log knots at PP_LTAB_OFFSET),
+ * Sampler tables: sampler_tables = int32[PP_TABLES_LEN] (sampling.cuh: normal
+ *                quantile knots at PP_ZTAB_OFFSET, log2 knots at PP_LTAB_OFFSET),
  *                pyproc.sampling.sampler_tables() uploaded once by the backend;
  *                read by the truncated-normal weights / delays and the
  *                geometric skip.
@@ -40,7 +40,7 @@
 extern "C" __global__ void __launch_bounds__(256, 4)
 pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
                                const uint32_t *__restrict__ rowlen,
-                               const double *__restrict__ sampler_tables,
+                               const int32_t *__restrict__ sampler_tables,
                                const uint32_t *__restrict__ out_ptr,
                                const uint32_t *__restrict__ out_idx, uint32_t max_out,
                                const uint2 *spikes, uint32_t seed,
@@ -79,7 +79,7 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
  */
 extern "C" __global__ void __launch_bounds__(256, 4)
 pp_propagate_procedural_tiles(const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
-                              const double *__restrict__ sampler_tables,
+                              const int32_t *__restrict__ sampler_tables,
                               const uint2 *__restrict__ tiles, uint32_t n_tiles,
                               const uint2 *spikes, uint32_t seed, int32_t *__restrict__ ring,
                               unsigned long long ring_size, pp_ctrl *ctrl)

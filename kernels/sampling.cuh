@@ -3,23 +3,29 @@
  * Every function here has a NumPy twin in pyproc/sampling.py that returns the
  * same bits (tests/test_sampling.py, >= 1e6 draws each).  To make that
  * possible no libm / CUDA transcendental is used: the only float operations
- * are IEEE-754 double +, -, *, / and sqrt (correctly rounded everywhere),
- * evaluated in one written order.  Compile with -ffp-contract=off (gcc) and
- * -fmad=false (nvcc) so that no multiply-add is contracted.
+ * (the exact quantile and log from which the host builds the tables) are
+ * IEEE-754 double +, -, *, / and sqrt (correctly rounded everywhere),
+ * evaluated in one written order.  Compile with -ffp-contract=off
+ * (gcc) and -fmad=false (nvcc) so that no multiply-add is contracted.
  *
- * SAMPLER TABLES.  The hot samplers (truncated normal, geometric skip) read
- * one array of doubles, `tab`, passed explicitly to every function that needs
- * it (no hidden globals):
+ * The hot samplers (truncated normal, geometric skip) are integer arithmetic on
+ * one table of int32, `tab`, passed explicitly to every function that needs it
+ * (no hidden globals):
  *
- *   tab[PP_ZTAB_OFFSET + k], k = 0..4096   normal quantile knots z[k]
- *       z[k] = pp_norm_quantile(k / 4096) for k = 1..4095,
- *       z[0] = pp_norm_quantile(2^-33) (the smallest pp_u01), z[4096] = -z[0]
- *   tab[PP_LTAB_OFFSET + k], k = 0..2048   log knots l[k] = pp_log(1 + k / 2048)
+ *   tab[PP_ZTAB_OFFSET + k], k = 0..4096   Z[k] = round(z[k] * 2^28), normal
+ *       quantile knots z[k] = pp_norm_quantile(k / 4096) for k = 1..4095,
+ *       z[0] = pp_norm_quantile(2^-33) (the smallest probability), Z[4096] = -Z[0]
+ *   tab[PP_LTAB_OFFSET + k], k = 0..2048   L[k] = round(log2(1 + k / 2048) * 2^30)
+ *       (log2 = pp_log(x) / ln 2)
+ *   tab[PP_TTAB_OFFSET + t], t = 0..641    T[t] = round(z_t * 2^28), the lower tail:
+ *       z_t = pp_norm_quantile(2^(t / 32 - 32) (1 + (t % 32) / 32)), t / 32 rounded down
  *
- * PP_TABLES_LEN = 4097 + 2049 doubles (48 KiB).  The host builds it once with
- * the NumPy twins of pp_norm_quantile and pp_log (pyproc.sampling.sampler_tables,
- * bit-identical to this header) and hands the same array to the gcc shim and
- * to the CUDA kernels (device buffer "sampler_tables", uploaded once).
+ * PP_TABLES_LEN = 4097 + 2049 + 642 int32 (27 KiB).  The host builds it once with the
+ * NumPy twins of pp_norm_quantile and pp_log (pyproc.sampling.sampler_tables)
+ * and hands the same array to the gcc shim and to the CUDA kernels (device
+ * buffer "sampler_tables", uploaded once).  A synapse's samplers are integer
+ * arithmetic only, the same on any machine whatever the compiler's
+ * floating-point options.
  */
 #ifndef PP_SAMPLING_CUH
 #define PP_SAMPLING_CUH
@@ -34,9 +40,6 @@ PP_HD uint64_t pp_f64_bits(double x) { union { double d; uint64_t u; } c; c.d = 
 PP_HD double pp_bits_f64(uint64_t u) { union { double d; uint64_t u; } c; c.u = u; return c.d; }
 
 /* ---- uniforms ------------------------------------------------------------ */
-/* (r + 0.5) / 2^32: an exact double in (0, 1); never 0, never 1. */
-PP_HD double pp_u01(uint32_t r) { return ((double)r + 0.5) * 2.3283064365386963e-10; }
-
 /* Uniform integer in [0, n): the high word of r * n (Lemire's multiply without
  * rejection; bias below n / 2^32, i.e. < 2.5e-5 for n = 1e5). */
 PP_HD uint32_t pp_uniform_int(uint32_t r, uint32_t n) { return (uint32_t)(((uint64_t)r * n) >> 32); }
@@ -78,7 +81,7 @@ PP_HD double pp_log(double x)
 /* ---- standard normal quantile --------------------------------------------- */
 /* P. J. Acklam's rational approximation (2003), relative error < 1.15e-9 over
  * (0, 1) -- below the resolution of a 32-bit uniform.  Used to build the
- * quantile table (pp_norm_quantile_tab) and, on the host, for initial
+ * quantile tables (pyproc.sampling.sampler_tables) and, on the host, for initial
  * membrane potentials; the kernels sample through the table.  Central region
  * |p - 0.5| <= 0.47575 rational in (p-0.5)^2, tails rational in
  * sqrt(-2 log p). */
@@ -127,86 +130,108 @@ PP_HD double pp_norm_quantile(double p)
     }
 }
 
-/* ---- sampler tables --------------------------------------------------------- */
+/* ---- sampler tables (integer) ------------------------------------------------ */
 #define PP_ZTAB_N 4096                       /* equal-probability intervals of z */
-#define PP_LTAB_N 2048                       /* intervals of log on [1, 2] */
-#define PP_ZTAB_OFFSET 0                     /* z[0..4096] */
-#define PP_LTAB_OFFSET 4097                  /* l[0..2048] */
-#define PP_TABLES_LEN 6146                   /* 4097 + 2049 doubles */
-#define PP_LN2 6.93147180559945286227e-01    /* ln 2 rounded to double */
+#define PP_LTAB_N 2048                       /* intervals of log2 on [1, 2] */
+#define PP_TTAB_N 641                        /* knots of the lower tail, 0..641 */
+#define PP_ZTAB_OFFSET 0                     /* Z[0..4096] */
+#define PP_LTAB_OFFSET 4097                  /* L[0..2048] */
+#define PP_TTAB_OFFSET 6146                  /* T[0..641] */
+#define PP_TABLES_LEN 6788                   /* 4097 + 2049 + 642 int32 */
+#define PP_Z_FRAC 28                         /* Z: normal quantiles in units of 2^-28 */
+#define PP_L_FRAC 30                         /* L: log2 in units of 2^-30 */
 
-/* Standard normal quantile, piecewise linear on PP_ZTAB_N equal-probability
- * intervals with knots z[k] from Acklam's approximation (see the table layout
- * above): x = p * 4096 (exact), i = (int)x, f = x - i (exact),
- * z = z[i] + f * (z[i+1] - z[i]) for 1 <= i <= 4094.  The two outermost
- * intervals (p < 2^-12 or p >= 1 - 2^-12, probability 2^-11 together) are
- * not interpolated: there the result is Acklam's tail formula itself, bit for
- * bit pp_norm_quantile(p).  (Linear interpolation to z[0] = -6.338 would make
- * the tails uniform in z: P(z > 5) would be 1.2e-4 instead of 2.9e-7, which the
- * delay-distribution test of tests/test_connectivity.py rejects.)  So z[0] and
- * z[4096] are layout only (the tails' end points), never read here.  The
- * branch is taken by 1.6 % of warps (32 lanes x 2^-11).  Absolute error in z
- * (checked by tests/test_sampling.py): <= 1.6e-2 on the next intervals (p in
- * [2^-12, 2^-11] and mirrored), <= 5.5e-3 for p in [2^-11, 1 - 2^-11],
- * <= 2.5e-5 for p in [0.01, 0.99], <= 3.2e-7 for p in [0.1, 0.9]; Acklam's
- * (< 1.2e-9 relative) in the outermost intervals. */
-PP_HD double pp_norm_quantile_tab(double p, const double *tab)
+/* Leading zeros of a non-zero 32-bit word. */
+PP_HD uint32_t pp_clz32(uint32_t x)
 {
-    const double *z = tab + PP_ZTAB_OFFSET;
-    const double x = p * 4096.0;
-    const int i = (int)x;
-    double f;
-    if (i < 1 || i > PP_ZTAB_N - 2) {       /* p < 2^-12 or p >= 1 - 2^-12: as pp_norm_quantile */
-        const double t = pp_ak_tail(sqrt(-2.0 * pp_log(i < 1 ? p : 1.0 - p)));
-        return i < 1 ? t : -t;
+#if defined(__CUDA_ARCH__)
+    return (uint32_t)__clz((int)x);
+#else
+    return (uint32_t)__builtin_clz(x);
+#endif
+}
+
+/* The lower tail of the standard normal quantile, z at P / 2^32 for 1 <= P <= 2^20
+ * (p <= 2^-12), in units of 2^-28: piecewise linear in p on 32 equal intervals per
+ * octave of P (knots T[t] at P = 2^n (1 + j / 32), t = 32 n + j), so the relative
+ * resolution is the same from 2^-32 to 2^-12: n = 31 - clz(P), the 5 bits after the
+ * leading one pick j, the rest is the position f in the interval (absolute error in z
+ * <= 4e-5 from the chords; the tails stay normal, which equal-probability intervals
+ * could not give: linear interpolation to the extreme knot would make P(z < -5)
+ * 1.2e-4 instead of 2.9e-7). */
+PP_HD int32_t pp_norm_tail_fx(uint32_t P, const int32_t *tab)
+{
+    const uint32_t c = pp_clz32(P), m = P << c;             /* the leading one at bit 31 */
+    const uint32_t t = ((31u - c) << 5) | ((m >> 26) & 31u), f = m << 6;
+    const int32_t t0 = tab[PP_TTAB_OFFSET + t], t1 = tab[PP_TTAB_OFFSET + t + 1u];
+    return t0 + (int32_t)(((uint64_t)(uint32_t)(t1 - t0) * f) >> 32);
+}
+
+/* Standard normal quantile at probability P / 2^32 (P: a 32-bit fixed-point
+ * probability), in units of 2^-28 (|z| < 6.3), all integer: piecewise linear on
+ * PP_ZTAB_N equal-probability intervals, i = P >> 20 (the interval), f = the low 20
+ * bits (the position inside it), z = Z[i] + floor((Z[i+1] - Z[i]) f / 2^20) for
+ * 1 <= i <= 4094; the two outermost intervals (P < 2^20 or P >= 4095 * 2^20,
+ * probability 2^-11 together) from the tail table, pp_norm_tail_fx (P = 0 as P = 1;
+ * the upper tail mirrored: z(P) = -tail(2^32 - P)).  Absolute error in z
+ * (tests/test_sampling.py): <= 1.6e-2 on the intervals next to the tails, <= 5.5e-3
+ * for p in [2^-11, 1 - 2^-11], <= 2.5e-5 for p in [0.01, 0.99], <= 3.3e-7 for p in
+ * [0.1, 0.9], <= 4e-5 in the tails. */
+PP_HD int32_t pp_norm_quantile_fx(uint32_t P, const int32_t *tab)
+{
+    const uint32_t i = P >> 20;
+    if (i < 1u) return pp_norm_tail_fx(P > 1u ? P : 1u, tab);
+    if (i > PP_ZTAB_N - 2u) return -pp_norm_tail_fx(0u - P, tab);
+    {
+        const int32_t z0 = tab[PP_ZTAB_OFFSET + i], z1 = tab[PP_ZTAB_OFFSET + i + 1u];
+        return z0 + (int32_t)(((uint64_t)(uint32_t)(z1 - z0) * (P & 0xfffffu)) >> 20);
     }
-    f = x - (double)i;
-    return z[i] + f * (z[i + 1] - z[i]);
 }
 
-/* Natural logarithm, piecewise linear on 2048 intervals of the mantissa:
- * x = m 2^e with m in [1, 2) (from the bits), y = (m - 1) * 2048 (exact),
- * i = (int)y, f = y - i (exact); log x = (e * PP_LN2 + l[i]) + f * (l[i+1] - l[i]).
- * The chord lies below log on each interval: absolute error <= 2^-25 = 3.0e-8
- * (at m near 1; h^2 / (8 m^2) with h = 2^-11).  Valid for positive normal x;
- * used by pp_geometric_skip only (pp_log stays exact for the tables). */
-PP_HD double pp_log_tab(double x, const double *tab)
+/* ---- truncated normal by inverse CDF, in fixed point ------------------------ */
+/* One 32-bit word r, one value, no redraw (a warp never diverges on rejection):
+ *   P = plo + floor((r * pwidth + floor(pwidth / 2)) / 2^32)
+ * is lo + u * width with u = (r + 1/2) / 2^32, as a 32-bit fixed-point probability
+ * (plo = lo * 2^32, pwidth = width * 2^32, rounded, plo + pwidth <= 2^32 - 1: the
+ * truncation [Phi(za), Phi(zb)] of the target distribution), z = pp_norm_quantile_fx(P),
+ * and the result is floor((c0 + b * z) / 2^shift) with the host's constants
+ *   c0 = mean * 2^shift + 2^(shift - 1),  b = sd * 2^(shift - 28)
+ * (rounded to integers; shift the largest keeping b < 2^31 and c0 < 2^61), i.e.
+ * round(mean + sd * z), ties up, in the caller's unit (fixed-point weight units, or
+ * steps for delays): no floating-point operation, two 32 x 32-bit multiplies.  Twin: pyproc.sampling.trunc_normal_fx; constants: trunc_normal_params. */
+PP_HD int64_t pp_trunc_normal_fx(uint32_t r, uint32_t plo, uint32_t pwidth, int64_t c0, int32_t b,
+                                 uint32_t shift, const int32_t *tab)
 {
-    const double *l = tab + PP_LTAB_OFFSET;
-    uint64_t bits = pp_f64_bits(x);
-    int32_t e = (int32_t)((bits >> 52) & 0x7ffu) - 1023;
-    double m = pp_bits_f64((bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
-    double y = (m - 1.0) * 2048.0;
-    int i = (int)y;
-    double f = y - (double)i;
-    return ((double)e * PP_LN2 + l[i]) + f * (l[i + 1] - l[i]);
-}
-
-/* ---- truncated normal by inverse CDF -------------------------------------- */
-/* z = Phi^-1(lo + u * width), u = pp_u01(r), with lo = Phi(a), width = Phi(b) - Phi(a)
- * computed once on the host; Phi^-1 is the table quantile pp_norm_quantile_tab.
- * No redraw: one 32-bit word, one value, so a warp never diverges on
- * rejection.  Returns mean + sd * z. */
-PP_HD double pp_trunc_normal(uint32_t r, double mean, double sd, double lo, double width,
-                             const double *tab)
-{
-    return mean + sd * pp_norm_quantile_tab(lo + pp_u01(r) * width, tab);
+    const uint32_t P = plo + (uint32_t)(((uint64_t)r * pwidth + (pwidth >> 1)) >> 32);
+    return (c0 + (int64_t)b * pp_norm_quantile_fx(P, tab)) >> shift;
 }
 
 /* ---- geometric skip (pairwise_bernoulli) ---------------------------------- */
-/* Number of failures before the next success, by inversion:
- * floor(log(u) * (1 / log(1 - p))) with log = pp_log_tab (absolute error <= 3e-8:
- * a draw moves to the neighbouring count with probability about 3e-8 / |log(1-p)|);
- * inv_log1mp = 1 / log(1 - p) from the host, so a draw multiplies instead of
- * dividing (a double division is a ~15-instruction Newton sequence with a
- * slow-path call on the GPU).  The encodings need no branch: p = 0 is
- * inv_log1mp = -inf (q = +inf: never, cap), p = 1 is -0 (q = 0: always).
- * Capped at cap. */
-PP_HD uint32_t pp_geometric_skip(uint32_t r, double inv_log1mp, uint32_t cap, const double *tab)
+/* Number of failures before the next success, by inversion, in integers:
+ * floor(-log2(u) * G) with G = -1 / log2(1 - p) and u = x / 2^32, x = r | 1 (the odd
+ * numerators: u = (k + 1/2) / 2^31 for k = r >> 1 uniform, never 0 or 1).
+ * log2(x) = n + log2(m / 2^31) with n = 31 - clz(x) and m = x << clz(x) (the leading
+ * one at bit 31): its next 11 bits pick the interval k of the table
+ * L[k] = log2(1 + k / 2048) * 2^30, the last 20 the position f in it, and
+ * log2(m / 2^31) ~ L[k] + floor((L[k+1] - L[k]) f / 2^32) (the chord: absolute
+ * error <= 4.3e-8).  nl = -log2(u) * 2^30 = (32 - n) * 2^30 - that, in [1, 2^35], and
+ * the skip is floor(nl * gmul / 2^gshift) with gmul = G * 2^(gshift - 30) rounded, in
+ * [2^27, 2^28) (nl * gmul < 2^63): 32-bit integer work and one 64-bit multiply, no
+ * floating point.  The largest skip, 32 G > 22 / p, passes any segment (width <= 16 / p).
+ * The encodings need no branch: p = 0 is gmul = 2^28 - 1, gshift = 0 (skip >= 2^28 - 1:
+ * never), p = 1 is gmul = 0 (skip 0: always).  Capped at cap.  Twin:
+ * pyproc.sampling.geometric_skip; constants: geometric_params. */
+PP_HD uint32_t pp_geometric_skip(uint32_t r, uint32_t gmul, uint32_t gshift, uint32_t cap,
+                                 const int32_t *tab)
 {
-    const double q = pp_log_tab(pp_u01(r), tab) * inv_log1mp;
-    if (!(q < (double)cap)) return cap;
-    return (uint32_t)q;
+    const uint32_t x = r | 1u, c = pp_clz32(x);
+    const uint32_t m = x << c;                              /* the leading one at bit 31 */
+    const uint32_t k = (m >> 20) & 2047u, f = m << 12;
+    const int32_t l0 = tab[PP_LTAB_OFFSET + k], l1 = tab[PP_LTAB_OFFSET + k + 1u];
+    const uint32_t lm = (uint32_t)l0 + (uint32_t)(((uint64_t)(uint32_t)(l1 - l0) * f) >> 32);
+    const uint64_t nl = ((uint64_t)(1u + c) << 30) - lm;    /* (32 - n) 2^30 - lm */
+    const uint64_t q = (nl * gmul) >> gshift;
+    return q < (uint64_t)cap ? (uint32_t)q : cap;
 }
 
 /* ---- Poisson count by integer thresholds ---------------------------------- */
@@ -222,9 +247,5 @@ PP_HD uint32_t pp_poisson_count(uint32_t r, const uint32_t *T, uint32_t len)
     }
     return lo;
 }
-
-/* ---- fixed point ----------------------------------------------------------- */
-/* Round a non-negative double to the nearest integer (ties up). */
-PP_HD int64_t pp_round_nonneg(double x) { return (int64_t)floor(x + 0.5); }
 
 #endif /* PP_SAMPLING_CUH */

@@ -4,7 +4,8 @@
  * launches per step of the graph loop (neuron_lif.cu, propagate_*.cu,
  * record.cu), whose fixed cost (three dependent kernels of 2-6 us each) sets
  * the speed of small and sparse networks at dt = 0.1 ms.  Compile with
- * -fmad=false (the phases' float and double arithmetic matches NumPy twins).
+ * -fmad=false (the neuron update's float arithmetic and the samplers' rare double
+ * tails match NumPy twins).
  *
  * The comment block of pp_step_persistent_procedural below describes both
  * kernels.
@@ -128,7 +129,7 @@ __device__ __forceinline__ void pp_neuron_resident(
  *                               out_ptr (n_pops + 1 uint32), out_idx (n_projs uint32),
  *                               procedural also gen_out_ptr (n_pops + 1),
  *                               gen_out_idx (gen_out_ptr[n_pops] uint32)
- *   if smem_tables & 2:         sampler_tables (PP_TABLES_LEN double; procedural)
+ *   if smem_tables & 2:         sampler_tables (PP_TABLES_LEN int32; procedural)
  * Every block copies them once per launch; the phases then read them through the
  * same pointers, which now point to shared memory: every item's chain of dependent
  * loads (spike -> out table -> projection -> population) and every sampler-table
@@ -221,7 +222,7 @@ __device__ __forceinline__ const uint32_t *pp_u32_to_shared(char *dyn, uint32_t 
 template <bool STORED, typename HITS>
 __device__ __forceinline__ bool pp_unit_phase(
     const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
-    const uint32_t *__restrict__ rowlen, const double *__restrict__ tab,
+    const uint32_t *__restrict__ rowlen, const int32_t *__restrict__ tab,
     const uint32_t *__restrict__ out_ptr, const uint32_t *__restrict__ out_idx,
     uint32_t max_out, const uint2 *spikes, uint32_t ns, unsigned long long t, uint32_t seed,
     const unsigned long long *__restrict__ row_base, const long long *__restrict__ indptr,
@@ -406,7 +407,7 @@ __device__ __forceinline__ void pp_persistent_body(
     uint32_t *__restrict__ rec_end, uint32_t rec_chunk_steps, const pp_proj *__restrict__ projs,
     const uint32_t *__restrict__ out_ptr, const uint32_t *__restrict__ out_idx,
     uint32_t max_out, const uint32_t *__restrict__ rowlen,
-    const double *__restrict__ sampler_tables, const uint32_t *__restrict__ gen_out_ptr,
+    const int32_t *__restrict__ sampler_tables, const uint32_t *__restrict__ gen_out_ptr,
     const uint32_t *__restrict__ gen_out_idx, uint32_t gen_max_out,
     const uint2 *__restrict__ tiles, uint32_t n_tiles, uint32_t tile_min_spikes,
     const unsigned long long *__restrict__ row_base,
@@ -460,8 +461,8 @@ __device__ __forceinline__ void pp_persistent_body(
             pops = sp;
         }
         if ((smem_tables & 2u) && !STORED) {
-            double *st = (double *)(dyn + o);
-            pp_block_copy(st, sampler_tables, PP_TABLES_LEN, true);
+            int32_t *st = (int32_t *)(dyn + o);
+            pp_block_copy(st, sampler_tables, PP_TABLES_LEN / 2u, true);   /* in 8-byte words */
             sampler_tables = st;
         }
     }
@@ -700,7 +701,7 @@ pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__re
                               uint32_t *__restrict__ rec_end, uint32_t rec_chunk_steps,
                               const pp_proj *__restrict__ projs,
                               const uint32_t *__restrict__ rowlen,
-                              const double *__restrict__ sampler_tables,
+                              const int32_t *__restrict__ sampler_tables,
                               const uint32_t *__restrict__ out_ptr,
                               const uint32_t *__restrict__ out_idx, uint32_t max_out,
                               const uint32_t *__restrict__ gen_out_ptr,

@@ -54,13 +54,16 @@ INT32_MAX = 2 ** 31 - 1
 U32_MAX = 0xFFFFFFFF
 
 PROJ_DTYPE = np.dtype([
-    ("log1mp", "f8"), ("inv_log1mp", "f8"),
-    ("w_mean", "f8"), ("w_sd", "f8"), ("w_lo", "f8"), ("w_width", "f8"), ("w_scale", "f8"),
-    ("d_mean", "f8"), ("d_sd", "f8"), ("d_lo", "f8"), ("d_width", "f8"),
-    ("d_mean_steps", "f8"), ("d_sd_steps", "f8"), ("rowlen_offset", "u8"),
+    ("log1mp", "f8"),
+    ("w_mean", "f8"), ("w_sd", "f8"), ("w_scale", "f8"), ("d_mean", "f8"), ("d_sd", "f8"),
+    ("w_c0", "i8"), ("d_c0", "i8"), ("rowlen_offset", "u8"),
     ("rule", "u4"), ("stream", "u4"), ("pre_offset", "u4"), ("n_pre", "u4"),
     ("post_offset", "u4"), ("n_post", "u4"), ("src_pop", "u4"), ("tgt_pop", "u4"),
     ("seg_width", "u4"), ("n_seg", "u4"), ("autapses", "u4"), ("channel", "u4"),
+    ("gmul", "u4"), ("gshift", "u4"),
+    ("w_plo", "u4"), ("w_pwidth", "u4"), ("w_shift", "u4"),
+    ("d_plo", "u4"), ("d_pwidth", "u4"), ("d_shift", "u4"),
+    ("w_b", "i4"), ("d_b", "i4"),
     ("w_kind", "i4"), ("w_sign", "i4"), ("w_const", "i4"),
     ("d_kind", "i4"), ("d_const", "i4"), ("d_max", "i4"),
 ], align=True)
@@ -230,6 +233,7 @@ def compile_network(net: Network) -> CompiledNetwork:
     rowlen_tasks = []        # fixed_total_number: (projection, slot in rowlens, task)
     rl_off = 0
     w_max = np.zeros(len(projs_py))
+    w_trunc = {}                     # k -> (lo, width) of a truncated-normal weight
     k_bound = np.zeros(len(projs_py))
     p_of = np.full(len(projs_py), np.nan)
     for k, pr in enumerate(projs_py):
@@ -249,8 +253,8 @@ def compile_network(net: Network) -> CompiledNetwork:
             p = rule.p
             p_of[k] = p
             row["log1mp"] = 0.0 if p == 0.0 else (-np.inf if p == 1.0 else math.log1p(-p))
-            # the kernels multiply by 1 / log(1 - p); p = 0 -> -inf (never), p = 1 -> -0
-            row["inv_log1mp"] = -np.inf if p == 0.0 else 1.0 / row["log1mp"]
+            # the geometric skip's integer constants (p = 0: never, p = 1: always)
+            row["gmul"], row["gshift"] = sampling.geometric_params(p)
             w = segment_width(p)
             row["seg_width"], row["n_seg"] = w, -(-n_post // w)
             k_bound[k] = _indegree_bound(n_pre, p, n_pre)
@@ -288,8 +292,9 @@ def compile_network(net: Network) -> CompiledNetwork:
             row["w_kind"] = DIST_TNORM
             row["w_sign"] = -1 if wd.mean < 0 else 1
             row["w_mean"], row["w_sd"] = abs(wd.mean), wd.sd
-            row["w_lo"], row["w_width"] = sampling.trunc_bounds(abs(wd.mean), wd.sd, 0.0)
-            # w_max: below, for all projections at once
+            w_trunc[k] = sampling.trunc_bounds(abs(wd.mean), wd.sd, 0.0)
+            # w_max: below, for all projections at once; the sampler's constants once
+            # the fixed-point scale is known
         row["channel"] = 1 if row["w_sign"] < 0 else 0
         # delay
         dd = pr.delay
@@ -301,30 +306,34 @@ def compile_network(net: Network) -> CompiledNetwork:
         else:
             row["d_kind"] = DIST_TNORM
             row["d_mean"], row["d_sd"] = dd.mean, dd.sd
-            # the kernels sample the delay in steps: no division per synapse
-            row["d_mean_steps"], row["d_sd_steps"] = dd.mean / dt, dd.sd / dt
             d_low = dt if dd.low is None else max(dt, dd.low)
             d_high = np.inf if dd.high is None else dd.high
-            row["d_lo"], row["d_width"] = sampling.trunc_bounds(dd.mean, dd.sd, d_low, d_high)
-            if not row["d_width"] > 0:
+            lo, width = sampling.trunc_bounds(dd.mean, dd.sd, d_low, d_high)
+            if not width > 0:
                 raise ModelError(f"{where}: delay {dd.describe()} has no probability mass in "
                                  f"[{d_low:g}, {d_high:g}] ms")
+            # sampled in steps (mean / dt and sd / dt): no division per synapse
+            (row["d_plo"], row["d_pwidth"], row["d_c0"], row["d_b"],
+             row["d_shift"]) = sampling.trunc_normal_params(dd.mean / dt, dd.sd / dt, lo, width)
             # d_max: below, for all projections at once
 
     # The largest 32-bit word gives the largest weight and delay (the table quantile is
     # monotone): one vectorised twin evaluation for every truncated-normal projection.
+    # Weights in pA here (the largest z, a bound for the fixed-point scale: the sampler
+    # rounds to whole units below); delays in steps, exactly as the sampler gives them.
     top = np.uint32(U32_MAX)
     tn = projs["w_kind"] == DIST_TNORM
     if tn.any():
-        w_max[tn] = sampling.trunc_normal(top, projs["w_mean"][tn], projs["w_sd"][tn],
-                                          projs["w_lo"][tn], projs["w_width"][tn],
-                                          sampling.sampler_tables())
+        wk = np.flatnonzero(tn)
+        P = np.array([sampling.trunc_prob_fx(top, *sampling.prob_fx(*w_trunc[k])) for k in wk],
+                     dtype=np.uint32)
+        z = sampling.quantile_fx(P).astype(np.float64) / float(1 << sampling.Z_FRAC)
+        w_max[tn] = projs["w_mean"][tn] + projs["w_sd"][tn] * z
     tn = projs["d_kind"] == DIST_TNORM
     if tn.any():
-        dmax = sampling.trunc_normal(top, projs["d_mean_steps"][tn], projs["d_sd_steps"][tn],
-                                     projs["d_lo"][tn], projs["d_width"][tn],
-                                     sampling.sampler_tables())
-        steps = np.maximum(1, sampling.round_nonneg(dmax))
+        dmax = np.array([sampling.trunc_normal_fx(top, *(int(pj[f]) for f in (
+            "d_plo", "d_pwidth", "d_c0", "d_b", "d_shift"))) for pj in projs[tn]])
+        steps = np.maximum(1, dmax)
         too_long = np.flatnonzero(tn)[steps >= 2 ** 16]
         if too_long.size:
             k = int(too_long[0])
@@ -377,6 +386,10 @@ def compile_network(net: Network) -> CompiledNetwork:
         row["w_scale"] = sc
         if row["w_kind"] == DIST_CONST:
             row["w_const"] = row["w_sign"] * int(sampling.round_nonneg(w_max[k] * sc))
+        else:                        # the magnitude in fixed-point units (pp_weight_fixed)
+            (row["w_plo"], row["w_pwidth"], row["w_c0"], row["w_b"],
+             row["w_shift"]) = sampling.trunc_normal_params(float(row["w_mean"]) * sc,
+                                                            float(row["w_sd"]) * sc, *w_trunc[k])
 
     ring_off = 0
     for i, p in enumerate(pops_py):

@@ -7,9 +7,9 @@ presynaptic neurons (local indices) of projection k and returns
 ``(row, target, weight, delay)``: the position of the source in ``pre``,
 target (local to the target population), weight in fixed-point units and
 delay in steps.  Materialising all rows gives the stored (SciPy) form.
-Truncated-normal weights / delays and the geometric skip read the sampler
-tables (:func:`pyproc.sampling.sampler_tables`), the same array the kernels
-receive.
+Truncated-normal weights / delays and the geometric skip are integer samplers
+on the sampler tables (:func:`pyproc.sampling.sampler_tables`), the same array
+the kernels receive.
 """
 from __future__ import annotations
 
@@ -33,8 +33,7 @@ def weights_fixed(pj, r1: np.ndarray, tab=None) -> np.ndarray:
     tables, default :func:`pyproc.sampling.sampler_tables`)."""
     if pj["w_kind"] == DIST_CONST:
         return np.full(r1.shape, pj["w_const"], dtype=np.int32)
-    mag = sampling.trunc_normal(r1, pj["w_mean"], pj["w_sd"], pj["w_lo"], pj["w_width"], tab)
-    f = np.maximum(sampling.round_nonneg(mag * pj["w_scale"]), 0)
+    f = np.maximum(_trunc_normal(pj, "w", r1, tab), 0)
     return (int(pj["w_sign"]) * f).astype(np.int32)
 
 
@@ -42,10 +41,13 @@ def delays_steps(pj, r2: np.ndarray, tab=None) -> np.ndarray:
     """Delays in steps from word 2 (twin of pp_delay_steps; ``tab`` as weights_fixed)."""
     if pj["d_kind"] == DIST_CONST:
         return np.full(r2.shape, pj["d_const"], dtype=np.int32)
-    d = sampling.trunc_normal(r2, pj["d_mean_steps"], pj["d_sd_steps"], pj["d_lo"],
-                              pj["d_width"], tab)
-    s = np.clip(sampling.round_nonneg(d), 1, int(pj["d_max"]))
-    return s.astype(np.int32)
+    return np.clip(_trunc_normal(pj, "d", r2, tab), 1, int(pj["d_max"])).astype(np.int32)
+
+
+def _trunc_normal(pj, x: str, r, tab):
+    return sampling.trunc_normal_fx(r, int(pj[x + "_plo"]), int(pj[x + "_pwidth"]),
+                                    int(pj[x + "_c0"]), int(pj[x + "_b"]),
+                                    int(pj[x + "_shift"]), tab)
 
 
 def rows(cnet: CompiledNetwork, k: int, pre) -> Synapses:
@@ -97,7 +99,7 @@ def _bernoulli_rows(seed, pj, pre, tab) -> Synapses:
         # (lanes, calls, 4) -> (lanes, draws, W): the first D * W words of every call
         words = words[:, :, :D * W].reshape(alive.size, B, W)
         r0, rw, rd = words[:, :, 0], words[:, :, min(1, W - 1)], words[:, :, W - 1]
-        step = 1 + sampling.geometric_skip(r0, float(pj["inv_log1mp"]), width, tab)
+        step = 1 + sampling.geometric_skip(r0, int(pj["gmul"]), int(pj["gshift"]), width, tab)
         cpos = pos[alive][:, None] + np.cumsum(step, axis=1)
         hit = cpos < seg_len[alive][:, None]
         li, jb = np.nonzero(hit)

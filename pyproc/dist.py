@@ -2,9 +2,10 @@
 
 A plain number means a constant.  ``normal(mean, sd)`` is a *truncated*
 normal sampled by inverse CDF (one 32-bit word per value, no redraw loop; the
-inverse CDF, piecewise linear on 4096 equal-probability intervals with knots
-from Acklam's approximation; the two outermost intervals (probability 2^-11
-together) are linear in p -- see ``pyproc.sampling.norm_quantile_tab``):
+inverse CDF in integer arithmetic, piecewise linear on 4096 equal-probability
+intervals with knots from Acklam's approximation, the two outermost intervals
+(probability 2^-11 together) on 32 intervals per octave of p -- see
+``pyproc.sampling.quantile_fx``):
 
 * as a weight it is truncated at 0 keeping the sign of ``mean`` (what NEST
   and GeNN call "clipped by redraw" has the same distribution);

@@ -123,8 +123,9 @@ ERROR_CODES = {
 # Format characters are Python struct's: P device pointer (DeviceAllocation or
 # int), I uint32, Q uint64.  Table arrays are the CompiledNetwork's
 # (POP_DTYPE / PROJ_DTYPE bytes); see pyproc.backends.cuda.device_tables.
-# sampler_tables is pyproc.sampling.sampler_tables() (float64[PP_TABLES_LEN]:
-# normal quantile knots at PP_ZTAB_OFFSET = 0, log knots at PP_LTAB_OFFSET = 4097).
+# sampler_tables is pyproc.sampling.sampler_tables() (int32[PP_TABLES_LEN]: normal
+# quantile knots at PP_ZTAB_OFFSET = 0, log2 knots at PP_LTAB_OFFSET = 4097, the
+# quantile's lower tail at PP_TTAB_OFFSET = 6146).
 KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
     "pp_neuron_lif_update": ("neuron_lif.cu", "PPPPIPPPPPPIPIP", (
         "pops: pp_pop[n_pops]", "blocks: uint32 (population, first local)[n_blocks]",
@@ -135,12 +136,12 @@ KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
         "ctrl: pp_ctrl (CTRL_DTYPE)")),
     "pp_propagate_procedural_spikes": ("propagate_procedural.cu", "PPPPPPIPIPQP", (
         "projs: pp_proj[n_projs]", "pops: pp_pop[n_pops]", "rowlen: uint32[]",
-        "sampler_tables: float64[PP_TABLES_LEN]", "out_ptr: uint32[n_pops + 1]", "out_idx: uint32[n_projs]", "max_out: uint32",
+        "sampler_tables: int32[PP_TABLES_LEN]", "out_ptr: uint32[n_pops + 1]", "out_idx: uint32[n_projs]", "max_out: uint32",
         "spikes: uint32 (population, local)[ctrl.n_spk]", "seed: uint32",
         "ring: int32[ring_size]", "ring_size: uint64", "ctrl: pp_ctrl")),
     "pp_propagate_procedural_tiles": ("propagate_procedural.cu", "PPPPIPIPQP", (
         "projs: pp_proj[n_projs]", "pops: pp_pop[n_pops]",
-        "sampler_tables: float64[PP_TABLES_LEN]",
+        "sampler_tables: int32[PP_TABLES_LEN]",
         "tiles: uint32 (projection, tile)[n_tiles]", "n_tiles: uint32",
         "spikes: uint32 (population, local)[ctrl.n_spk]", "seed: uint32",
         "ring: int32[ring_size]", "ring_size: uint64", "ctrl: pp_ctrl")),
@@ -154,11 +155,11 @@ KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
         "ctrl: pp_ctrl", "rec_end: uint32[rec_chunk_steps]", "rec_chunk_steps: uint32")),
     "pp_build_csr_count": ("build_stored.cu", "PIPPPIPP", (
         "projs: pp_proj[n_projs]", "n_projs: uint32", "row_base: uint64[n_projs + 1]",
-        "rowlen: uint32[]", "sampler_tables: float64[PP_TABLES_LEN]", "seed: uint32", "indptr: int64[rows + 1] (out: counts at r + 1)",
+        "rowlen: uint32[]", "sampler_tables: int32[PP_TABLES_LEN]", "seed: uint32", "indptr: int64[rows + 1] (out: counts at r + 1)",
         "ctrl: pp_ctrl")),
     "pp_build_csr_fill": ("build_stored.cu", "PIPPPIPQPPPP", (
         "projs: pp_proj[n_projs]", "n_projs: uint32", "row_base: uint64[n_projs + 1]",
-        "rowlen: uint32[]", "sampler_tables: float64[PP_TABLES_LEN]", "seed: uint32", "indptr: int64[rows + 1]", "n_syn_cap: uint64",
+        "rowlen: uint32[]", "sampler_tables: int32[PP_TABLES_LEN]", "seed: uint32", "indptr: int64[rows + 1]", "n_syn_cap: uint64",
         "targets: uint32[n_syn_cap]", "weights: int32[n_syn_cap]", "delays: uint16[n_syn_cap]",
         "ctrl: pp_ctrl")),
 }
@@ -175,7 +176,7 @@ COOPERATIVE_KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
                                       _NEURON_FMT + "IPI" + "PPPPPI" + "PPIPII" + "IIIII" + "QI", (
         _NEURON_ARGS + _CLOSE_ARGS + (
             "projs: pp_proj[n_projs]", "rowlen: uint32[]",
-            "sampler_tables: float64[PP_TABLES_LEN]", "out_ptr: uint32[n_pops + 1]",
+            "sampler_tables: int32[PP_TABLES_LEN]", "out_ptr: uint32[n_pops + 1]",
             "out_idx: uint32[n_projs]", "max_out: uint32",
             "gen_out_ptr: uint32[n_pops + 1] (without tiled projections)",
             "gen_out_idx: uint32[]", "gen_max_out: uint32",

@@ -28,8 +28,8 @@ Buffers
 =================  =========================================================
 pops, projs        the population / projection tables (POP_DTYPE, PROJ_DTYPE)
 rowlen             row lengths of the fixed-number rules (uint32)
-sampler_tables     the samplers' normal quantile and log tables, float64 x
-                   PP_TABLES_LEN (pyproc.sampling.sampler_tables; 48 KiB, the
+sampler_tables     the samplers' normal quantile and log2 tables, int32 x
+                   PP_TABLES_LEN (pyproc.sampling.sampler_tables; 27 KiB, the
                    same for every model)
 poisson_tables     Poisson threshold tables (uint32)
 blocks             neuron-kernel block table: (population, first local) uint32
@@ -180,7 +180,7 @@ def device_tables(cnet: CompiledNetwork) -> Dict[str, object]:
         "pops": np.ascontiguousarray(cnet.pops, dtype=POP_DTYPE),
         "projs": np.ascontiguousarray(cnet.projs, dtype=PROJ_DTYPE),
         "rowlen": np.ascontiguousarray(cnet.rowlen, dtype=np.uint32),
-        "sampler_tables": np.ascontiguousarray(sampler_tables(), dtype=np.float64),
+        "sampler_tables": np.ascontiguousarray(sampler_tables(), dtype=np.int32),
         "poisson_tables": np.ascontiguousarray(cnet.poisson_tables, dtype=np.uint32),
         "blocks": blocks,
         "pop_flags": cnet.record.astype(np.uint32),
@@ -262,7 +262,7 @@ def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
         ("pops", n_pops * POP_DTYPE.itemsize),
         ("projs", n_projs * PROJ_DTYPE.itemsize),
         ("rowlen", 4 * cnet.rowlen.size),
-        ("sampler_tables", 8 * TABLES_LEN),
+        ("sampler_tables", 4 * TABLES_LEN),
         ("poisson_tables", 4 * cnet.poisson_tables.size),
         ("blocks", 8 * n_blocks),
         ("pop_flags", 4 * n_pops),

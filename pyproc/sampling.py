@@ -6,34 +6,39 @@ code writes them, so every result equals the gcc- and nvcc-compiled header
 
 Sampler tables
 --------------
-The kernels' hot samplers interpolate two tables held in one float64 array,
-:func:`sampler_tables` (``PP_TABLES_LEN`` = 6146 doubles, built here once from
-the exact twins :func:`norm_quantile` and :func:`pp_log`, and handed unchanged
-to the gcc shim and to the CUDA backend, which uploads it as the device buffer
+The kernels' hot samplers are integer arithmetic on two tables held in one int32
+array, :func:`sampler_tables` (``PP_TABLES_LEN`` = 6146 int32, built here once from
+the exact twins :func:`norm_quantile` and :func:`pp_log`, and handed unchanged to
+the gcc shim and to the CUDA backend, which uploads it as the device buffer
 ``sampler_tables``)::
 
-    [ZTAB_OFFSET = 0    .. 4096]  z[k] = norm_quantile(k / 4096), k = 1..4095;
-                                  z[0] = norm_quantile(2^-33), z[4096] = -z[0]
+    [ZTAB_OFFSET = 0    .. 4096]  Z[k] = round(norm_quantile(k / 4096) * 2^28), k = 1..4095;
+                                  Z[0] = round(norm_quantile(2^-33) * 2^28), Z[4096] = -Z[0]
                                   (end points of the tails; layout only, not read)
-    [LTAB_OFFSET = 4097 .. 6145]  l[k] = pp_log(1 + k / 2048), k = 0..2048
+    [LTAB_OFFSET = 4097 .. 6145]  L[k] = round(pp_log(1 + k / 2048) / ln 2 * 2^30), k = 0..2048
+    [TTAB_OFFSET = 6146 .. 6787]  T[t] = round(norm_quantile(2^n (1 + j / 32) / 2^32) * 2^28),
+                                  t = 32 n + j = 0..641 (the lower tail, 32 knots per octave)
 
-:func:`norm_quantile_tab` (piecewise linear on 4096 equal-probability
-intervals; the two outermost intervals, probability 2^-11 together, are
-Acklam's tail formula itself, so the tails stay normal) is what
-:func:`trunc_normal` uses; :func:`log_tab` (absolute error <= 3e-8) is what
-:func:`geometric_skip` uses.
+:func:`quantile_fx` (piecewise linear on 4096 equal-probability intervals of a 32-bit
+fixed-point probability; the two outermost intervals, probability 2^-11 together,
+from the tail table, 32 intervals per octave of p, so the tails stay normal) is what
+:func:`trunc_normal_fx` uses; the log2 table is what :func:`geometric_skip` uses.
+The constants a projection's sampler needs come from :func:`trunc_normal_params` and
+:func:`geometric_params` (host, once per projection; stored in the projection table).
 """
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from scipy import special, stats
 
 __all__ = ["u01", "uniform_int", "pp_log", "norm_quantile", "sampler_tables",
-           "norm_quantile_tab", "log_tab", "trunc_normal", "geometric_skip", "poisson_table",
+           "quantile_fx", "prob_fx", "trunc_prob_fx", "trunc_normal_fx", "trunc_normal_params",
+           "trunc_bounds", "neg_log2_fx", "geometric_skip", "geometric_params", "poisson_table",
            "poisson_count", "round_nonneg", "ZTAB_N", "LTAB_N", "ZTAB_OFFSET", "LTAB_OFFSET",
-           "TABLES_LEN", "LN2"]
+           "TTAB_N", "TTAB_OFFSET", "TABLES_LEN", "LN2", "Z_FRAC", "L_FRAC"]
 
 _TWO_M32 = 2.3283064365386963e-10   # 2^-32
 
@@ -60,9 +65,13 @@ AK_PLOW = 0.02425
 ZTAB_N = 4096                    # equal-probability intervals of the normal quantile
 LTAB_N = 2048                    # intervals of log on [1, 2]
 ZTAB_OFFSET = 0                  # z[0..4096]
-LTAB_OFFSET = ZTAB_N + 1         # l[0..2048] (4097)
-TABLES_LEN = ZTAB_N + 1 + LTAB_N + 1   # 6146
+LTAB_OFFSET = ZTAB_N + 1         # L[0..2048] (4097)
+TTAB_N = 641                     # knots of the lower tail, T[0..641]
+TTAB_OFFSET = LTAB_OFFSET + LTAB_N + 1   # 6146
+TABLES_LEN = TTAB_OFFSET + TTAB_N + 1    # 6788
 LN2 = 6.93147180559945286227e-01
+Z_FRAC = 28                      # Z: quantiles in units of 2^-28
+L_FRAC = 30                      # L: log2 in units of 2^-30
 _U01_MIN = 2.0 ** -33            # pp_u01(0), the smallest uniform
 
 
@@ -130,65 +139,109 @@ def norm_quantile(p):
 
 @functools.lru_cache(maxsize=1)
 def sampler_tables() -> np.ndarray:
-    """The sampler tables [z (4097) | l (2049)] as one read-only float64 array (see the
+    """The sampler tables [Z (4097) | L (2049)] as one read-only int32 array (see the
     module docstring); built once from the exact twins, equal to what the header
-    functions expect bit for bit."""
-    tab = np.empty(TABLES_LEN, dtype=np.float64)
-    k = np.arange(1, ZTAB_N, dtype=np.float64)
-    z = tab[ZTAB_OFFSET:ZTAB_OFFSET + ZTAB_N + 1]
-    z[1:ZTAB_N] = norm_quantile(k / float(ZTAB_N))
-    z[0] = norm_quantile(np.array([_U01_MIN]))[0]
-    z[ZTAB_N] = -z[0]
+    functions expect."""
+    tab = np.empty(TABLES_LEN, dtype=np.int32)
+    pk = np.concatenate(([_U01_MIN], np.arange(1, ZTAB_N, dtype=np.float64) / float(ZTAB_N)))
+    z = round_nonneg(norm_quantile(pk) * float(1 << Z_FRAC))
+    tab[ZTAB_OFFSET:ZTAB_OFFSET + ZTAB_N] = z
+    tab[ZTAB_OFFSET + ZTAB_N] = -z[0]
     kl = np.arange(LTAB_N + 1, dtype=np.float64)
-    tab[LTAB_OFFSET:LTAB_OFFSET + LTAB_N + 1] = pp_log(1.0 + kl / float(LTAB_N))
+    l2 = pp_log(1.0 + kl / float(LTAB_N)) / LN2
+    tab[LTAB_OFFSET:LTAB_OFFSET + LTAB_N + 1] = round_nonneg(l2 * float(1 << L_FRAC))
+    t = np.arange(TTAB_N + 1)
+    pt = np.ldexp(1.0 + (t % 32) / 32.0, t // 32 - 32)            # exact
+    tab[TTAB_OFFSET:] = round_nonneg(norm_quantile(pt) * float(1 << Z_FRAC))
     tab.setflags(write=False)
     return tab
 
 
 def _tab(tab):
-    return sampler_tables() if tab is None else np.asarray(tab, dtype=np.float64)
+    return sampler_tables() if tab is None else np.asarray(tab, dtype=np.int32)
 
 
-def norm_quantile_tab(p, tab=None):
-    """Normal quantile, piecewise linear on 4096 equal-probability intervals with
-    knots from Acklam's approximation; the two outermost intervals (probability
-    2^-11 together) are Acklam's tail formula itself, equal to :func:`norm_quantile`
-    (twin of pp_norm_quantile_tab; ``tab``: the sampler tables, default
-    :func:`sampler_tables`)."""
-    z = _tab(tab)[ZTAB_OFFSET:]
-    p = np.asarray(p, dtype=np.float64)
-    x = p * 4096.0
-    i = x.astype(np.int64)
+_U64 = np.uint64
+
+
+def _tail_fx(P, T):
+    """The lower-tail quantile for 1 <= P <= 2^20 (twin of pp_norm_tail_fx)."""
+    c = 32 - np.frexp(P.astype(np.float64))[1].astype(np.int64)        # clz(P), exact
+    m = (P.astype(_U64) << c.astype(_U64)) & _U64(0xFFFFFFFF)
+    t = ((31 - c) << 5) | ((m >> _U64(26)) & _U64(31)).astype(np.int64)
+    f = (m << _U64(6)) & _U64(0xFFFFFFFF)
+    t0 = T[t]
+    return t0 + (((T[t + 1] - t0).astype(_U64) * f) >> _U64(32)).astype(np.int64)
+
+
+def quantile_fx(P, tab=None):
+    """Standard normal quantile at the 32-bit fixed-point probability P / 2^32, in units
+    of 2^-28 (int64), integer arithmetic: piecewise linear on 4096 equal-probability
+    intervals; the two outermost (probability 2^-11 together) from the tail table, 32
+    intervals per octave of p (twin of pp_norm_quantile_fx; ``tab``: the sampler
+    tables, default :func:`sampler_tables`)."""
+    tab = _tab(tab)
+    z = tab[ZTAB_OFFSET:].astype(np.int64)
+    T = tab[TTAB_OFFSET:].astype(np.int64)
+    P = np.asarray(P, dtype=np.uint32)
+    i = (P >> np.uint32(20)).astype(np.int64)
     inner = (i >= 1) & (i <= ZTAB_N - 2)
     ii = np.where(inner, i, 1)
-    f = x - ii.astype(np.float64)
-    zi = z[ii]
-    out = np.asarray(zi + f * (z[ii + 1] - zi))
-    tails = ~inner
-    if tails.any():
-        out[tails] = norm_quantile(p[tails])
+    f = (P & np.uint32(0xFFFFF)).astype(np.int64)
+    z0 = z[ii]
+    out = np.asarray(z0 + (((z[ii + 1] - z0) * f) >> 20))
+    low = i < 1
+    if low.any():
+        out[low] = _tail_fx(np.maximum(P[low], np.uint32(1)), T)
+    high = i > ZTAB_N - 2
+    if high.any():
+        out[high] = -_tail_fx((np.uint64(1 << 32) - P[high].astype(_U64)).astype(np.uint32), T)
     return out
 
 
-def log_tab(x, tab=None):
-    """Natural log by linear interpolation on 2048 intervals of the mantissa, absolute
-    error <= 3e-8 (twin of pp_log_tab; positive normal x)."""
-    l = _tab(tab)[LTAB_OFFSET:]
-    x = np.asarray(x, dtype=np.float64)
-    bits = x.view(np.uint64)
-    e = ((bits >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64) - 1023
-    m = ((bits & np.uint64(0x000FFFFFFFFFFFFF)) | np.uint64(0x3FF0000000000000)).view(np.float64)
-    y = (m - 1.0) * 2048.0
-    i = y.astype(np.int64)
-    f = y - i.astype(np.float64)
-    li = l[i]
-    return (e.astype(np.float64) * LN2 + li) + f * (l[i + 1] - li)
+def trunc_prob_fx(r, plo: int, pwidth: int):
+    """plo + floor((r * pwidth + floor(pwidth / 2)) / 2^32): the probability lo + u * width,
+    u = (r + 1/2) / 2^32, as a 32-bit fixed-point probability (uint32)."""
+    r = np.asarray(r, dtype=np.uint32).astype(_U64)
+    pw = np.asarray(pwidth, dtype=_U64)
+    x = (r * pw + (pw >> _U64(1))) >> _U64(32)
+    return (np.asarray(plo, dtype=_U64) + x).astype(np.uint32)
 
 
-def trunc_normal(r, mean, sd, lo, width, tab=None):
-    """mean + sd * Phi^-1(lo + u01(r) * width): truncated normal by inverse CDF, with the
-    table quantile :func:`norm_quantile_tab` (twin of pp_trunc_normal)."""
-    return mean + sd * norm_quantile_tab(lo + u01(r) * width, tab)
+def trunc_normal_fx(r, plo: int, pwidth: int, c0: int, b: int, shift: int, tab=None):
+    """floor((c0 + b * quantile_fx(P)) / 2^shift) with P = :func:`trunc_prob_fx`: the
+    truncated normal rounded to an integer of the caller's unit, int64 (twin of
+    pp_trunc_normal_fx; the constants from :func:`trunc_normal_params`)."""
+    z = quantile_fx(trunc_prob_fx(r, plo, pwidth), tab)
+    return (np.asarray(c0, dtype=np.int64) + np.asarray(b, dtype=np.int64) * z) \
+        >> np.asarray(shift, dtype=np.int64)
+
+
+def prob_fx(lo: float, width: float):
+    """(plo, pwidth): the probability interval [lo, lo + width] in units of 2^-32,
+    rounded, with plo + pwidth <= 2^32 - 1."""
+    top = (1 << 32) - 1
+    plo = min(max(int(round(lo * 2.0 ** 32)), 0), top)
+    phi = min(max(int(round((lo + width) * 2.0 ** 32)), plo), top)
+    return plo, phi - plo
+
+
+def trunc_normal_params(mean: float, sd: float, lo: float, width: float):
+    """(plo, pwidth, c0, b, shift) of :func:`trunc_normal_fx` for mean + sd * z with z
+    standard normal truncated to the probabilities [lo, lo + width] (from
+    :func:`trunc_bounds`), mean and sd in the unit of the result: plo = lo * 2^32,
+    pwidth = width * 2^32 (plo + pwidth <= 2^32 - 1), c0 = mean * 2^shift + 2^(shift-1)
+    (round half up), b = sd * 2^(shift - 28); shift the largest <= 62 with b < 2^31 and
+    |c0| < 2^61 (so b * z and c0 + b * z fit int64)."""
+    plo, pwidth = prob_fx(lo, width)
+    for k in range(62 - Z_FRAC, -Z_FRAC, -1):
+        shift = Z_FRAC + k
+        b = int(round(sd * 2.0 ** k))
+        c0 = int(round(mean * 2.0 ** shift)) + (1 << (shift - 1))
+        if 0 <= b < 2 ** 31 and abs(c0) < 2 ** 61:
+            return plo, pwidth, c0, b, shift
+    raise ValueError(f"truncated normal (mean {mean!r}, sd {sd!r}) out of the fixed-point "
+                     "sampler's range")
 
 
 def trunc_bounds(mean: float, sd: float, a: float, b: float = np.inf):
@@ -198,17 +251,45 @@ def trunc_bounds(mean: float, sd: float, a: float, b: float = np.inf):
     return lo, hi - lo
 
 
-def geometric_skip(r, inv_log1mp: float, cap: int, tab=None):
-    """floor(log(u) * (1 / log(1 - p))) capped at ``cap``, log by :func:`log_tab` (twin of
-    pp_geometric_skip).  ``inv_log1mp``: 1 / log(1 - p); -inf encodes p = 0 (always
-    ``cap``), -0 encodes p = 1 (always 0)."""
-    r = np.asarray(r, dtype=np.uint32)
-    with np.errstate(invalid="ignore"):          # 0 * -inf = nan: capped like the kernel
-        q = log_tab(u01(r), tab) * inv_log1mp
-    out = np.full(r.shape, cap, dtype=np.int64)
-    ok = q < float(cap)
-    out[ok] = q[ok].astype(np.int64)
-    return out
+def geometric_params(p: float):
+    """(gmul, gshift) of :func:`geometric_skip` for pairwise_bernoulli(p): G = -1 / log2(1 - p)
+    as gmul / 2^(gshift - 30) with gmul in [2^27, 2^28) where it can be; p = 0 is
+    (2^28 - 1, 0) (never: every skip >= 2^28 - 1), p = 1 is (0, 0) (always)."""
+    if p == 0.0:
+        return (1 << 28) - 1, 0
+    if p == 1.0:
+        return 0, 0
+    G = -LN2 / math.log1p(-p)
+    g = 27 - math.floor(math.log2(G))
+    while g < 33 and G * 2.0 ** g < 2.0 ** 27:
+        g += 1
+    while G * 2.0 ** g >= 2.0 ** 28:
+        g -= 1
+    g = min(g, 33)
+    if 30 + g < 0:                     # G >= 2^57: a skip always passes every segment
+        return (1 << 28) - 1, 0
+    return min(int(round(G * 2.0 ** g)), (1 << 28) - 1), 30 + g
+
+
+def neg_log2_fx(r, tab=None):
+    """-log2(u) * 2^30 for u = (r | 1) / 2^32 from the log2 table (uint64, >= 1): the
+    integer logarithm of :func:`geometric_skip` (pp_geometric_skip's nl)."""
+    L = _tab(tab)[LTAB_OFFSET:].astype(np.int64)
+    x = np.asarray(r, dtype=np.uint32) | np.uint32(1)
+    c = 32 - np.frexp(x.astype(np.float64))[1].astype(np.int64)      # clz(x), exact
+    m = (x.astype(_U64) << c.astype(_U64)) & _U64(0xFFFFFFFF)
+    k = ((m >> _U64(20)) & _U64(2047)).astype(np.int64)
+    f = (m << _U64(12)) & _U64(0xFFFFFFFF)
+    l0 = L[k]
+    lm = l0 + (((L[k + 1] - l0).astype(_U64) * f) >> _U64(32)).astype(np.int64)
+    return (((1 + c) << 30) - lm).astype(_U64)
+
+
+def geometric_skip(r, gmul: int, gshift: int, cap: int, tab=None):
+    """floor(-log2(u) * G), u = (r | 1) / 2^32, in integers with the log2 table, capped
+    at ``cap`` (twin of pp_geometric_skip; the constants from :func:`geometric_params`)."""
+    q = (neg_log2_fx(r, tab) * _U64(gmul)) >> _U64(gshift)
+    return np.minimum(q, _U64(cap)).astype(np.int64)
 
 
 def poisson_table(mean: float) -> np.ndarray:
@@ -232,5 +313,6 @@ def poisson_count(r, table: np.ndarray):
 
 
 def round_nonneg(x):
-    """floor(x + 0.5) as int64 (twin of pp_round_nonneg)."""
+    """floor(x + 0.5) as int64: the nearest integer, ties up (for any sign, as the C
+    code's floor(x + 0.5))."""
     return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)

@@ -176,8 +176,8 @@ class Emulator:
     def _check_tables(self, a_tab):
         """The sampler tables on the device are sampling.sampler_tables(), bit for bit
         (rows() below uses the host copy, so this is what makes the emulation exact)."""
-        dev = self.mem.arr(a_tab, np.float64, TABLES_LEN)
-        assert np.array_equal(dev.view(np.uint64), sampler_tables().view(np.uint64)), \
+        dev = self.mem.arr(a_tab, np.int32, TABLES_LEN)
+        assert np.array_equal(dev, sampler_tables()), \
             "sampler_tables buffer differs from pyproc.sampling.sampler_tables()"
 
     def pp_propagate_procedural_spikes(self, grid, a):

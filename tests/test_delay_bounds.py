@@ -52,7 +52,8 @@ def test_high_bounds_ring_and_drawn_delays():
     cut = compile_network(_net(pp.normal(mean, sd, high=high)))
     pf, pc = free.projs[0], cut.projs[0]
     # without bounds the compiled sampler is exactly the old one (truncated at dt only)
-    assert (pf["d_lo"], pf["d_width"]) == sampling.trunc_bounds(mean, sd, 0.1)
+    assert (int(pf["d_plo"]), int(pf["d_pwidth"])) == sampling.prob_fx(
+        *sampling.trunc_bounds(mean, sd, 0.1))
     assert pf["d_max"] > 150                    # ~ mean + 6.2 sd
     assert pc["d_max"] == 80                    # high / dt
     assert cut.pops["ring_slots"][1] == 81 and cut.ring_size < free.ring_size

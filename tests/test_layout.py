@@ -4,7 +4,8 @@ from pyproc.compile import POP_DTYPE, PROJ_DTYPE
 
 def test_proj_struct_matches_header(shim):
     assert shim.shim_sizeof_proj() == PROJ_DTYPE.itemsize
-    for i, field in enumerate(("rowlen_offset", "rule", "autapses", "d_max")):
+    for i, field in enumerate(("rowlen_offset", "rule", "autapses", "d_max", "w_c0",
+                              "gmul", "d_shift", "w_b")):
         assert shim.shim_offsetof_proj(i) == PROJ_DTYPE.fields[field][1], field
 
 

@@ -43,17 +43,17 @@ extern "C" __global__ void probe_philox(const pp_proj *pj, uint32_t seed, uint4 
     pp_u32x4 r = pp_philox4x32_10(threadIdx.x, blockIdx.x, 7u, PP_TAG_BERNOULLI, seed, pj->stream);
     out[threadIdx.x] = make_uint4(r.v[0], r.v[1], r.v[2], r.v[3]);
 }
-extern "C" __global__ void probe_skip(const pp_proj *pj, const double *tab, uint32_t *io) {
-    io[threadIdx.x] = pp_geometric_skip(io[threadIdx.x], pj->inv_log1mp, pj->seg_width, tab);
+extern "C" __global__ void probe_skip(const pp_proj *pj, const int32_t *tab, uint32_t *io) {
+    io[threadIdx.x] = pp_geometric_skip(io[threadIdx.x], pj->gmul, pj->gshift, pj->seg_width, tab);
 }
-extern "C" __global__ void probe_weight(const pp_proj *pj, const double *tab, int32_t *io) {
+extern "C" __global__ void probe_weight(const pp_proj *pj, const int32_t *tab, int32_t *io) {
     io[threadIdx.x] = pp_weight_fixed(pj, (uint32_t)io[threadIdx.x], tab);
 }
-extern "C" __global__ void probe_delay(const pp_proj *pj, const double *tab, int32_t *io) {
+extern "C" __global__ void probe_delay(const pp_proj *pj, const int32_t *tab, int32_t *io) {
     io[threadIdx.x] = pp_delay_steps(pj, (uint32_t)io[threadIdx.x], tab);
 }
 extern "C" __global__ void probe_bernoulli_synapse(const pp_proj *pj, uint32_t seed,
-                                                   const double *tab, int4 *io) {
+                                                   const int32_t *tab, int4 *io) {
     /* one draw that makes its Philox call (reuse 0: the persistent kernel's walk) */
     pp_u32x4 r;
     uint32_t ww, wd;
@@ -63,7 +63,7 @@ extern "C" __global__ void probe_bernoulli_synapse(const pp_proj *pj, uint32_t s
     io[threadIdx.x] = make_int4(pos, pp_weight_fixed(pj, ww, tab), pp_delay_steps(pj, wd, tab), 0);
 }
 extern "C" __global__ void probe_bernoulli_pair(const pp_proj *pj, uint32_t seed,
-                                                const double *tab, int4 *io) {
+                                                const int32_t *tab, int4 *io) {
     /* two consecutive draws of a walk sharing one Philox call where W <= 2 (reuse 1: the
        per-step kernel's walk) */
     pp_u32x4 r;
@@ -77,7 +77,7 @@ extern "C" __global__ void probe_bernoulli_pair(const pp_proj *pj, uint32_t seed
                                 pp_delay_steps(pj, wd, tab) + pp_delay_steps(pj, wd2, tab), 0);
 }
 extern "C" __global__ void probe_fixed_synapse(const pp_proj *pj, uint32_t seed,
-                                               const double *tab, int4 *io) {
+                                               const int32_t *tab, int4 *io) {
     pp_u32x4 r;
     int4 x = io[threadIdx.x];
     uint32_t t = pp_fixed_draw(pj, seed, (uint32_t)x.x, (uint32_t)x.y, &r);

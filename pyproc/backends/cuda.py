@@ -82,6 +82,7 @@ from ..kernels import (CTRL_DTYPE, ERROR_CODES, CooperativeUnavailable, cu_error
                        forget_context, get_cooperative_kernel, get_kernels, import_pycuda,
                        load_libcuda)
 from ..plan import NEURON_BLOCK, Plan, device_tables, plan_network
+from ..sampling import TABLES_LEN
 
 __all__ = ["CUDASimulator", "CUDAKernelError", "device_tables", "GraphAPI", "propagation_grid",
            "persistent_smem_bytes", "min_delay_steps"]
@@ -194,7 +195,7 @@ class GraphAPI:
 SHARED_NET_TABLES_MAX = 32 * 1024   # shared_tables: network tables only up to this size
 SHARED_TABLES_BUILD = {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_MIN_BLOCKS": 2}
 UNIT_MAP_BUILD = {"PP_UNIT_MAP": 1}
-SAMPLER_TABLES_BYTES = 8 * 6146     # PP_TABLES_LEN doubles
+SAMPLER_TABLES_BYTES = 4 * TABLES_LEN     # PP_TABLES_LEN int32
 
 
 def default_blocks_per_sm(n_blocks: int, n_sm: int, fit: int) -> int:

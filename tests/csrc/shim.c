@@ -3,7 +3,7 @@
  *   gcc -O2 -ffp-contract=off -shared -fPIC -I kernels
  * No logic of its own: every function loops over a header function.  `tab` is
  * always the caller's sampler tables (pyproc.sampling.sampler_tables(),
- * PP_TABLES_LEN doubles), the very array the CUDA backend uploads.
+ * PP_TABLES_LEN int32), the very array the CUDA backend uploads.
  */
 #include <stddef.h>
 #include "lif.cuh"
@@ -24,22 +24,19 @@ void shim_log(size_t n, const double *x, double *out)
 void shim_quantile(size_t n, const double *p, double *out)
 { size_t i; for (i = 0; i < n; ++i) out[i] = pp_norm_quantile(p[i]); }
 
-void shim_quantile_tab(size_t n, const double *p, const double *tab, double *out)
-{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_norm_quantile_tab(p[i], tab); }
-
-void shim_log_tab(size_t n, const double *x, const double *tab, double *out)
-{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_log_tab(x[i], tab); }
+void shim_quantile_fx(size_t n, const uint32_t *P, const int32_t *tab, int32_t *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_norm_quantile_fx(P[i], tab); }
 
 size_t shim_tables_len(void) { return PP_TABLES_LEN; }
 size_t shim_ltab_offset(void) { return PP_LTAB_OFFSET; }
 
-void shim_trunc_normal(size_t n, const uint32_t *r, double mean, double sd, double lo, double width,
-                       const double *tab, double *out)
-{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_trunc_normal(r[i], mean, sd, lo, width, tab); }
+void shim_trunc_normal_fx(size_t n, const uint32_t *r, uint32_t plo, uint32_t pwidth, int64_t c0,
+                          int32_t b, uint32_t shift, const int32_t *tab, int64_t *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_trunc_normal_fx(r[i], plo, pwidth, c0, b, shift, tab); }
 
-void shim_geometric(size_t n, const uint32_t *r, double inv_log1mp, uint32_t cap, const double *tab,
-                    int64_t *out)
-{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_geometric_skip(r[i], inv_log1mp, cap, tab); }
+void shim_geometric(size_t n, const uint32_t *r, uint32_t gmul, uint32_t gshift, uint32_t cap,
+                    const int32_t *tab, int64_t *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_geometric_skip(r[i], gmul, gshift, cap, tab); }
 
 void shim_uniform_int(size_t n, const uint32_t *r, uint32_t m, uint32_t *out)
 { size_t i; for (i = 0; i < n; ++i) out[i] = pp_uniform_int(r[i], m); }
@@ -49,7 +46,7 @@ void shim_poisson(size_t n, const uint32_t *r, const uint32_t *T, uint32_t len, 
 
 /* One whole row of a projection: returns the synapse count (or -1 if more
  * than cap), targets local to the target population. */
-int64_t shim_row(const pp_proj *pj, const double *tab, uint32_t seed, uint32_t pre,
+int64_t shim_row(const pp_proj *pj, const int32_t *tab, uint32_t seed, uint32_t pre,
                  uint32_t rowlen, uint32_t *target, int32_t *weight, int32_t *delay, int64_t cap)
 {
     int64_t n = 0;
@@ -118,6 +115,10 @@ size_t shim_offsetof_proj(int i)
     case 1: return offsetof(pp_proj, rule);
     case 2: return offsetof(pp_proj, autapses);
     case 3: return offsetof(pp_proj, d_max);
+    case 4: return offsetof(pp_proj, w_c0);
+    case 5: return offsetof(pp_proj, gmul);
+    case 6: return offsetof(pp_proj, d_shift);
+    case 7: return offsetof(pp_proj, w_b);
     default: return 0;
     }
 }
