@@ -12,7 +12,7 @@ intervals with knots from Acklam's approximation, the two outermost intervals
 * as a delay it is truncated below at ``dt`` (then rounded to steps), or to
   ``[max(low, dt), high]`` when ``normal(mean, sd, low=..., high=...)`` gives
   bounds (the largest delay a 32-bit uniform can give without ``high`` is about
-  mean + 6.3 sd, and it sizes the target population's delay ring);
+  mean + 6.2 sd, and it sizes the target population's delay ring);
 * as an initial membrane potential it is not truncated (and sampled with
   Acklam's approximation itself, on the host).
 
