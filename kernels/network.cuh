@@ -124,8 +124,8 @@ PP_HD uint32_t pp_bernoulli_words(const pp_u32x4 *r, uint32_t j, uint32_t W, uin
  * draws j = 0, 1, 2, ... in order with the same *r.  reuse != 0: the Philox call is
  * made by the first draw of a call's pair and the second draw's words kept in
  * r->v[0] (skip) and r->v[1] (its weight or delay word: W <= 2 has at most one) --
- * half the calls for W <= 2, two words live across draws; reuse == 0: every draw
- * makes its call (same words).  Returns the new position inside the segment
+ * half the calls for W <= 2, two words live across draws (every lane walk of the
+ * kernels); reuse == 0: every draw makes its call (same words; a draw taken alone).  Returns the new position inside the segment
  * (>= segment length: the segment is done; positions stay below 2 * 65536 + 1: a skip
  * is capped at the segment width); *ww, *wd: the weight's and the delay's words of
  * the synapse it lands on.  tab: the sampler tables (the skip's log2 table).

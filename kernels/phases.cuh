@@ -122,12 +122,12 @@ __device__ __forceinline__ void pp_decode_item(unsigned long long v, uint32_t sp
  * target population tp) and counts the synapses delivered. */
 
 /* Segment seg of row pre of a pairwise_bernoulli projection, walked by one lane (draws
- * j = 0, 1, ...; reuse: share Philox calls between draws, pp_bernoulli_draw); adds its
- * synapse count to *hits (in place: one counter register in the loop, not two). */
+ * j = 0, 1, ..., sharing Philox calls between draws: pp_bernoulli_draw with reuse); adds
+ * its synapse count to *hits (in place: one counter register in the loop, not two). */
 __device__ __forceinline__ void pp_bernoulli_segment_lane(
     const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg, const int32_t *tab,
     int32_t *ring, unsigned long long ring_size, const pp_pop *tp, uint32_t tmod,
-    pp_ctrl *ctrl, uint32_t t_lo, int reuse, uint32_t *hits)
+    pp_ctrl *ctrl, uint32_t t_lo, uint32_t *hits)
 {
     const uint32_t len = pp_segment_length(pj, seg);
     int32_t pos = -1;
@@ -135,7 +135,7 @@ __device__ __forceinline__ void pp_bernoulli_segment_lane(
     pp_u32x4 r;
     for (;;) {
         uint32_t tg;
-        pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab, reuse);
+        pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab, 1);
         if (pos >= (int32_t)len) break;
         tg = seg * pj->seg_width + (uint32_t)pos;
         if (!pj->autapses && tg == pre) continue;
@@ -239,8 +239,8 @@ __device__ __forceinline__ uint32_t pp_bernoulli_segment_warp(
  * every warp must call it (warp-uniform loop bounds, __any_sync inside).
  * parts_per_warp: PP_PARTS_PER_WARP (per-step kernel) or
  * PP_PARTS_PER_WARP_PERSISTENT (see pp_split_for).  Lane walks share a Philox call
- * among the draws it serves (pp_bernoulli_draw reuse) in the per-step kernel only: the
- * persistent kernel (COHERENT) has no registers left for the kept words (it spilled). */
+ * among the draws it serves (pp_bernoulli_draw reuse), in both kernels (the persistent
+ * one has had the registers for the kept words since the samplers became integer). */
 template <bool COHERENT, bool WARP_SEGMENTS>
 __device__ __forceinline__ void pp_procedural_phase(
     const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
@@ -293,7 +293,7 @@ __device__ __forceinline__ void pp_procedural_phase(
             uint32_t seg;
             for (seg = first; seg < pj->n_seg; seg += stride)
                 pp_bernoulli_segment_lane(pj, seed, pre, seg, tab, ring, ring_size, tp, tmod,
-                                          ctrl, (uint32_t)t, !COHERENT, &hits);
+                                          ctrl, (uint32_t)t, &hits);
         } else if (pj->rule == PP_RULE_FIXED) {
             const uint32_t L = rowlen[pj->rowlen_offset + pre];
             uint32_t j;
@@ -331,7 +331,7 @@ __device__ __forceinline__ void pp_procedural_phase(
  * stay within int32 under the bound check_input_range enforces.
  * Chunks: about two items per block, at least PP_TILE_MIN_CHUNK spikes each.
  * acc: dynamic shared memory, >= 32 * (largest tiled seg_width + 1) int32.
- * Philox calls shared among draws as in pp_procedural_phase (per-step kernel only).
+ * Philox calls shared among draws as in pp_procedural_phase.
  * Every thread of the block must call it (__syncthreads inside). */
 #define PP_TILE_MAX_WIDTH 256u
 #define PP_TILE_MIN_CHUNK 32u
@@ -375,8 +375,7 @@ __device__ __forceinline__ void pp_tile_phase(
             if (sp.x != pj->src_pop || seg >= pj->n_seg) continue;
             len = pp_segment_length(pj, seg);
             for (;;) {
-                pos = pp_bernoulli_draw(pj, seed, sp.y, seg, j++, pos, &r, &ww, &wd, tab,
-                                        !COHERENT);
+                pos = pp_bernoulli_draw(pj, seed, sp.y, seg, j++, pos, &r, &ww, &wd, tab, 1);
                 if (pos >= (int32_t)len) break;
                 if (!pj->autapses && base + lane * W + (uint32_t)pos == sp.y) continue;
                 atomicAdd(acc + lane * (W + 1u) + (uint32_t)pos, pp_weight_fixed(pj, ww, tab));

@@ -381,7 +381,7 @@ __device__ __forceinline__ bool pp_unit_phase(
             if (seg < len) {
                 uint32_t n = 0;
                 pp_bernoulli_segment_lane(pj, seed, pre, seg, tab, ring, ring_size, tp, tmod,
-                                          ctrl, (uint32_t)t, 0, &n);
+                                          ctrl, (uint32_t)t, &n);
                 hits += n;
             }
         } else if (kind == PP_UNIT_DECODER) {

@@ -313,8 +313,13 @@ def compile_network(net: Network) -> CompiledNetwork:
                 raise ModelError(f"{where}: delay {dd.describe()} has no probability mass in "
                                  f"[{d_low:g}, {d_high:g}] ms")
             # sampled in steps (mean / dt and sd / dt): no division per synapse
-            (row["d_plo"], row["d_pwidth"], row["d_c0"], row["d_b"],
-             row["d_shift"]) = sampling.trunc_normal_params(dd.mean / dt, dd.sd / dt, lo, width)
+            try:
+                (row["d_plo"], row["d_pwidth"], row["d_c0"], row["d_b"],
+                 row["d_shift"]) = sampling.trunc_normal_params(dd.mean / dt, dd.sd / dt, lo,
+                                                                width)
+            except ValueError as e:
+                raise ModelError(f"{where}: delay {dd.describe()}: in steps of dt = {dt:g} "
+                                 f"ms, {e}") from None
             # d_max: below, for all projections at once
 
     # The largest 32-bit word gives the largest weight and delay (the table quantile is

@@ -236,12 +236,12 @@ def trunc_normal_params(mean: float, sd: float, lo: float, width: float):
     plo, pwidth = prob_fx(lo, width)
     for k in range(62 - Z_FRAC, -Z_FRAC, -1):
         shift = Z_FRAC + k
-        b = int(round(sd * 2.0 ** k))
-        c0 = int(round(mean * 2.0 ** shift)) + (1 << (shift - 1))
-        if 0 <= b < 2 ** 31 and abs(c0) < 2 ** 61:
-            return plo, pwidth, c0, b, shift
-    raise ValueError(f"truncated normal (mean {mean!r}, sd {sd!r}) out of the fixed-point "
-                     "sampler's range")
+        bs, cs = sd * 2.0 ** k, mean * 2.0 ** shift
+        if not (0.0 <= bs < 2.0 ** 31 - 1 and abs(cs) < 2.0 ** 60):    # also inf, nan
+            continue
+        return plo, pwidth, int(round(cs)) + (1 << (shift - 1)), int(round(bs)), shift
+    raise ValueError(f"mean {mean!r} and sd {sd!r} are out of the fixed-point sampler's "
+                     "range (|mean| < 2^59, 0 <= sd < 2^58 in the unit of the result)")
 
 
 def trunc_bounds(mean: float, sd: float, a: float, b: float = np.inf):
@@ -260,14 +260,14 @@ def geometric_params(p: float):
     if p == 1.0:
         return 0, 0
     G = -LN2 / math.log1p(-p)
+    if not G < 2.0 ** 57:              # also inf (a subnormal p): every skip passes a segment
+        return (1 << 28) - 1, 0
     g = 27 - math.floor(math.log2(G))
     while g < 33 and G * 2.0 ** g < 2.0 ** 27:
         g += 1
     while G * 2.0 ** g >= 2.0 ** 28:
         g -= 1
     g = min(g, 33)
-    if 30 + g < 0:                     # G >= 2^57: a skip always passes every segment
-        return (1 << 28) - 1, 0
     return min(int(round(G * 2.0 ** g)), (1 << 28) - 1), 30 + g
 
 

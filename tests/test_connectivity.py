@@ -230,6 +230,18 @@ GOLDEN_W = [5473091, 5412111, 5614155, 6150481, 4698257, 5981879]
 GOLDEN_D = [7, 8, 9, 24, 34, 24]
 
 
+def test_delay_beyond_the_sampler_range_is_refused_by_name():
+    """The integer sampler's constants cannot hold a mean of 1e301 steps: a ModelError
+    that names the projection and the delay, before anything runs."""
+    for delay in (pp.normal(1e300, 1.0), pp.normal(1e6, 1e300)):
+        net = pp.Network(dt=0.1, seed=1)
+        net.add_population("A", 5)
+        net.connect("A", "A", pp.fixed_outdegree(1), weight=1.0, delay=delay, name="far")
+        with pytest.raises(pp.ModelError, match=r"projection 'far': delay normal\(.*out of "
+                                                r"the fixed-point sampler's range"):
+            compile_network(net)
+
+
 def test_delay_longer_than_16_bit_steps_is_refused():
     for delay in (pp.normal(1e4, 1.0), 7000.0):
         net = pp.Network(dt=0.1, seed=1)

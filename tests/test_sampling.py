@@ -217,6 +217,7 @@ def test_geometric_params_encoding():
     assert sampling.geometric_params(1.0) == (0, 0)
     # a p so small that every skip passes every segment: encoded as p = 0
     assert sampling.geometric_params(1e-300) == (2 ** 28 - 1, 0)
+    assert sampling.geometric_params(5e-324) == (2 ** 28 - 1, 0)       # G = inf
     assert (sampling.geometric_skip(np.arange(10, dtype=np.uint32), 2 ** 28 - 1, 0, 128) == 128).all()
 
 
