@@ -116,6 +116,26 @@ def test_pipelined(simt_fake, build, connectivity):
     assert got == want and ev_g == ev
 
 
+def _mam_metastable():
+    """The multi-area model's metastable state on a two-area toy structure: four
+    populations, fixed_total_number with truncated-normal weights and delays (the
+    inter-area delays 6 ms longer, clipped as GeNN's port), the only multi-area
+    configuration not yet run on a GPU."""
+    from mam_structures import two_areas
+    from pyproc.models import multiarea
+    return pp.compile_network(multiarea(two_areas(), state="metastable", seed=5, rates=0.0))
+
+
+@pytest.mark.parametrize("connectivity", ["procedural", "stored"])
+def test_multiarea_metastable(simt_fake, connectivity):
+    """The metastable multi-area toy through the persistent kernel, 4 neuron blocks on 4,
+    30 ms (spikes of the first 24 ms reach the other area)."""
+    cnet, want, ev = _ref("mam", _mam_metastable, 300)
+    assert sum(len(v) for v in want.values()) > 200 and cnet.pops["ring_slots"].max() > 60
+    got, ev_g, _ = _run(cnet, connectivity, 300)
+    assert got == want and ev_g == ev
+
+
 def test_tiles_every_step(simt_fake):
     """bernoulli_tiles with tile_min_spikes=1: the shared-memory tile phase delivers the
     constant-delay bernoulli projection (C -> A) in every step with a spike."""
