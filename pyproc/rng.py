@@ -23,6 +23,8 @@ which projections were declared.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["philox4x32_10", "stream_id", "TAG_BERNOULLI", "TAG_FIXED", "TAG_POISSON",
@@ -59,28 +61,46 @@ def philox4x32_10(counter, key) -> np.ndarray:
     return np.stack(_philox(c0, c1, c2, c3, k0, k1), axis=-1)
 
 
+@functools.lru_cache(maxsize=4096)
+def _round_keys(k0: int, k1: int):
+    """The ten round keys of one (seed, stream) key, as uint64 scalars."""
+    return tuple((np.uint64((k0 + r * int(PHILOX_W0)) & 0xFFFFFFFF),
+                  np.uint64((k1 + r * int(PHILOX_W1)) & 0xFFFFFFFF))
+                 for r in range(PHILOX_ROUNDS))
+
+
 def _philox(c0, c1, c2, c3, k0, k1):
-    """Word-wise Philox on broadcastable uint32 arrays (the hot path)."""
-    c0, c1, c2, c3, k0, k1 = np.broadcast_arrays(*(np.asarray(a, dtype=np.uint32)
-                                                   for a in (c0, c1, c2, c3, k0, k1)))
-    c0 = c0.astype(np.uint64)
-    c1 = c1.astype(np.uint32)
-    c2 = c2.astype(np.uint64)
-    c3 = c3.astype(np.uint32)
-    k0 = k0.astype(np.uint32)
-    k1 = k1.astype(np.uint32)
-    with np.errstate(over="ignore"):
-        for _ in range(PHILOX_ROUNDS):
-            p0 = PHILOX_M0 * c0
-            p1 = PHILOX_M1 * c2
-            n0 = (p1 >> _SHIFT32).astype(np.uint32) ^ c1 ^ k0
-            n1 = (p1 & _MASK32).astype(np.uint32)
-            n2 = (p0 >> _SHIFT32).astype(np.uint32) ^ c3 ^ k1
-            n3 = (p0 & _MASK32).astype(np.uint32)
-            c0, c1, c2, c3 = n0.astype(np.uint64), n1, n2.astype(np.uint64), n3
-            k0 = k0 + PHILOX_W0
-            k1 = k1 + PHILOX_W1
-    return c0.astype(np.uint32), c1, c2.astype(np.uint32), c3
+    """Word-wise Philox on broadcastable uint32 arrays (the hot path): all four words in
+    uint64 arrays updated in place (10 array operations per round, no temporaries), the
+    round keys precomputed when the key is one (seed, stream) pair."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in (c0, c1, c2, c3, k0, k1)))
+
+    def words(a):                      # a fresh uint64 array of the broadcast shape
+        if np.ndim(a) == 0:
+            return np.full(shape, int(np.uint32(a)), dtype=np.uint64)
+        return np.broadcast_to(np.asarray(a, dtype=np.uint32), shape).astype(np.uint64)
+
+    c0, c1, c2, c3 = words(c0), words(c1), words(c2), words(c3)
+    if np.ndim(k0) == 0 and np.ndim(k1) == 0:
+        keys = _round_keys(int(np.uint32(k0)), int(np.uint32(k1)))
+    else:
+        K0, K1 = words(k0), words(k1)
+        keys = [((K0 + np.uint64(r * int(PHILOX_W0))) & _MASK32,
+                 (K1 + np.uint64(r * int(PHILOX_W1))) & _MASK32) for r in range(PHILOX_ROUNDS)]
+    p0 = np.empty(shape, np.uint64)
+    p1 = np.empty(shape, np.uint64)
+    for kr0, kr1 in keys:
+        np.multiply(c0, PHILOX_M0, out=p0)
+        np.multiply(c2, PHILOX_M1, out=p1)
+        np.right_shift(p1, _SHIFT32, out=c0)     # c0' = hi(M1 c2) ^ c1 ^ k0
+        c0 ^= c1
+        c0 ^= kr0
+        np.bitwise_and(p1, _MASK32, out=c1)      # c1' = lo(M1 c2)
+        np.right_shift(p0, _SHIFT32, out=c2)     # c2' = hi(M0 c0) ^ c3 ^ k1
+        c2 ^= c3
+        c2 ^= kr1
+        np.bitwise_and(p0, _MASK32, out=c3)      # c3' = lo(M0 c0)
+    return c0.astype(np.uint32), c1.astype(np.uint32), c2.astype(np.uint32), c3.astype(np.uint32)
 
 
 def philox_words(c0, c1, c2, tag, seed, stream):

@@ -1,7 +1,9 @@
 """Exact samplers in NumPy: bit-for-bit twins of ``kernels/sampling.cuh``.
 
-Only IEEE-754 double ``+ - * /`` and ``sqrt`` are used, in the order the C
-code writes them, so every result equals the gcc- and nvcc-compiled header
+The samplers a synapse uses are integer arithmetic on the sampler tables; the
+exact functions that build the tables (:func:`pp_log`, :func:`norm_quantile`)
+use only IEEE-754 double ``+ - * /`` and ``sqrt``, in the order the C code
+writes them.  So every result equals the gcc- and nvcc-compiled header
 (tests/test_sampling.py checks >= 1e6 draws of each).
 
 Sampler tables

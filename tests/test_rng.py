@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from pyproc.rng import philox4x32_10, stream_id
+from pyproc.rng import philox_words, philox4x32_10, stream_id
 from conftest import ROOT, ptr
 
 
@@ -52,6 +52,20 @@ def test_gcc_equals_numpy_on_1e6_random_counters(shim):
     ctr = rng.integers(0, 2 ** 32, size=(1_000_000, 4), dtype=np.uint32)
     key = rng.integers(0, 2 ** 32, size=(1_000_000, 2), dtype=np.uint32)
     np.testing.assert_array_equal(_shim_philox(shim, ctr, key), philox4x32_10(ctr, key))
+
+
+def test_gcc_equals_numpy_with_one_key(shim):
+    """The hot path's precomputed round keys (one (seed, stream) key for many counters,
+    scalar counter words broadcast) against the header."""
+    rng = np.random.default_rng(5)
+    c0 = rng.integers(0, 2 ** 32, size=100_000, dtype=np.uint32)
+    key = np.array([0xDEADBEEF, 0x2162A226], np.uint32)
+    ctr = np.stack([c0, np.full_like(c0, 7), np.full_like(c0, 0xFFFFFFFF), np.full_like(c0, 3)],
+                   axis=-1)
+    want = _shim_philox(shim, ctr, np.broadcast_to(key, (c0.size, 2)))
+    got = np.stack(philox_words(c0, np.uint32(7), np.uint32(0xFFFFFFFF), 3, key[0], key[1]),
+                   axis=-1)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_broadcasting_and_shape_errors():
