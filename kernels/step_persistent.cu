@@ -145,10 +145,21 @@ extern __shared__ int32_t pp_tile_acc[];     /* dynamic: accumulator first, then
 #endif
 
 /* Blocks per SM the register budget is sized for (__launch_bounds__): 3 keeps the
- * default build at <= 85 registers without spills; the shared-tables build is
- * compiled with 2 (pointers that may be shared or global cost registers). */
+ * default build at <= 85 registers without spills (72 since the integer samplers); the
+ * shared-tables build is compiled with 2 (pointers that may be shared or global cost
+ * registers); the throughput build (below) with 4. */
 #ifndef PP_PERSISTENT_MIN_BLOCKS
 #define PP_PERSISTENT_MIN_BLOCKS 3
+#endif
+
+/* Whole-warp bernoulli walks for steps with few items (pp_procedural_phase's
+ * WARP_SEGMENTS, latency-bound steps).  The throughput build (pyproc compiles it when
+ * throughput_build=True: -DPP_WARP_SEGMENTS=0 -DPP_PERSISTENT_MIN_BLOCKS=4) leaves them
+ * out, and the procedural kernel then fits 64 registers without spills: 4 blocks of 256
+ * per SM, the occupancy of the graph loop's propagation kernel, for throughput-bound runs
+ * (every lane walks its own segments; the same synapses). */
+#ifndef PP_WARP_SEGMENTS
+#define PP_WARP_SEGMENTS 1
 #endif
 
 __device__ __forceinline__ uint32_t pp_round8(uint32_t n) { return (n + 7u) & ~7u; }
@@ -564,7 +575,7 @@ __device__ __forceinline__ void pp_persistent_body(
         } else if (n_tiles && ns >= tile_min_spikes) {          /* grid-uniform */
             pp_tile_phase<true>(projs, pops, sampler_tables, tiles, n_tiles, list, ns, t, seed,
                                 ring, ring_size, ctrl, pp_tile_acc, &hits);
-            pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, gen_out_ptr,
+            pp_procedural_phase<true, PP_WARP_SEGMENTS != 0>(projs, pops, rowlen, sampler_tables, gen_out_ptr,
                                             gen_out_idx, gen_max_out, list, ns, t, seed, ring,
                                             ring_size, ctrl, &hits, PP_PARTS_PER_WARP_PERSISTENT);
         } else {
@@ -573,7 +584,7 @@ __device__ __forceinline__ void pp_persistent_body(
                                       max_out, list, ns, t, seed, row_base, indptr, targets,
                                       weights, delays, ring, ring_size, ctrl, &hits))
 #endif
-            pp_procedural_phase<true, true>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
+            pp_procedural_phase<true, PP_WARP_SEGMENTS != 0>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
                                             max_out, list, ns, t, seed, ring, ring_size, ctrl,
                                             &hits, PP_PARTS_PER_WARP_PERSISTENT);
         }

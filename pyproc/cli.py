@@ -279,7 +279,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 # CUDASimulator options the command line passes through (--cuda-option NAME=VALUE): name ->
 # type; the opt-in kernel builds and the grid/launch sizes (pyproc.backends.cuda).
 CUDA_OPTIONS = {"unit_map": bool, "shared_tables": bool, "pipelined": bool,
-                "bernoulli_tiles": bool, "tile_min_spikes": int,
+                "throughput_build": bool, "bernoulli_tiles": bool, "tile_min_spikes": int,
                 "persistent_blocks_per_sm": int, "graph_steps": int}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -309,8 +309,8 @@ def _cuda_option_arg(g) -> None:
     g.add_argument("--cuda-option", type=cuda_option, action="append", default=[],
                    metavar="NAME=VALUE",
                    help="a CUDA backend option (repeatable): unit_map, shared_tables, "
-                        "pipelined, bernoulli_tiles = 1/0 (opt-in kernel builds, "
-                        "docs/performance.md); tile_min_spikes, persistent_blocks_per_sm, "
+                        "pipelined, throughput_build, bernoulli_tiles = 1/0 (opt-in kernel "
+                        "builds, docs/performance.md); tile_min_spikes, persistent_blocks_per_sm, "
                         "graph_steps = N; the spikes are the same")
 
 

@@ -274,6 +274,31 @@ def test_unit_map_identical_spikes(cuda_ctx, case):
         assert got == want and ev_g == ev, (conn, opt)
 
 
+@pytest.mark.parametrize("case", ["mixed", "balanced2000", "microcircuit5"])
+def test_throughput_build_identical_spikes(cuda_ctx, case):
+    """throughput_build=True (the persistent kernel at 64 registers, 4 blocks per SM, lane
+    walks only): spikes and events equal the CPU reference, both connectivities, on the
+    grid it picks and on all the blocks that fit (4 per SM: the register budget holds on
+    the card), pipelined too where the delays allow (balanced 2,000)."""
+    from pyproc.backends.cuda import CUDASimulator
+    build, steps = CASES[case]
+    cnet = build()
+    want, ev, _ = _cpu_ref(case, cnet, steps)
+    runs = [("procedural", {}), ("procedural", {"persistent_blocks_per_sm": 99}),
+            ("stored", {})]
+    if case == "balanced2000":
+        runs.append(("procedural", {"pipelined": True}))
+    for conn, opt in runs:
+        with CUDASimulator(cnet, conn, context=cuda_ctx, persistent=True,
+                           throughput_build=True, **opt) as sim:
+            rec = []
+            sim.run_steps(steps, rec)
+            assert sim.loop_mode == "persistent", sim.persistent_error
+            assert _by_step(rec) == want and sim.n_events == ev, (conn, opt)
+            if "persistent_blocks_per_sm" in opt:
+                assert sim.persistent_grid == 4 * sim.n_sm, (sim.persistent_grid, sim.n_sm)
+
+
 def test_unit_map_both_bernoulli_modes(cuda_ctx):
     """Balanced 10,000 at dt 1 ms on one block per SM (1 to ~500 spikes per step): some
     unit-mapped steps have few enough bernoulli segments for whole-warp segments, others

@@ -550,6 +550,28 @@ def test_unit_map_option(fake, connectivity):
         assert not sim.unit_map and fake.coop.defines[-1] is None
 
 
+def test_throughput_build_option(fake):
+    """throughput_build=True: the PP_WARP_SEGMENTS=0, 4-blocks-per-SM build of the
+    persistent kernel, recorded in the run's meta; same spikes (host side; the kernel runs
+    on the SIMT emulator and the GPU); with unit_map or shared_tables a ValueError that
+    names both, before anything is compiled."""
+    cnet = _mixed()
+    _, want = _cpu(cnet, 60)
+    with CU.CUDASimulator(cnet, "procedural", persistent=True, throughput_build=True,
+                          graph_steps=20, record_chunk_steps=60) as sim:
+        rec = []
+        sim.run_steps(60, rec)
+        assert _by_step(rec) == want and sim.throughput_build
+        assert fake.coop.defines[-1] == {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4}
+    n = len(fake.coop.defines)
+    for other in ("unit_map", "shared_tables"):
+        with pytest.raises(ValueError, match=f"throughput_build=True .*unit_map or shared_tables"):
+            CU.CUDASimulator(cnet, "procedural", throughput_build=True, **{other: True})
+    assert len(fake.coop.defines) == n
+    res = pp.Simulation(cnet, backend="cuda", persistent=True, throughput_build=True).run(2.0)
+    assert res.meta["throughput_build"] is True
+
+
 def _delays_net(delay_ms):
     net = pp.Network(dt=0.1, seed=4)
     net.add_population("E", 400, pp.LIF(), v_init=pp.uniform(-70.0, -54.0))

@@ -125,6 +125,26 @@ def test_persistent_variants_compile(define, tmp_path):
 
 
 @pytest.mark.nvcc
+@pytest.mark.parametrize("arch", ["80", "90"])
+def test_throughput_build_fits_four_blocks_without_spills(arch, tmp_path):
+    """The throughput build (throughput_build=True: no whole-warp bernoulli walks, launch
+    bounds for 4 blocks of 256 per SM) fits 64 registers without a spill, both kernels."""
+    from pyproc.backends.cuda import THROUGHPUT_BUILD
+    cmd = [shutil.which("nvcc"), "-cubin", f"-arch=sm_{arch}", "-Xptxas", "-v",
+           "-Werror", "all-warnings", *kernels.compile_options(THROUGHPUT_BUILD), "-I",
+           kernels.kernel_dir(), os.path.join(kernels.kernel_dir(), "step_persistent.cu"),
+           "-o", str(tmp_path / "t.cubin")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for name in ("pp_step_persistent_procedural", "pp_step_persistent_stored"):
+        info = r.stderr.split(f"Compiling entry function '{name}'")[1]
+        info = info.split("Compiling entry function")[0]
+        regs = int(re.search(r"Used (\d+) registers", info).group(1))
+        spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", info)
+        assert regs <= 64 and spills == [("0", "0")], (name, info)
+
+
+@pytest.mark.nvcc
 def test_unit_map_build_fits_three_blocks_without_spills(tmp_path):
     """The unit-map build (unit_map=True) keeps the default build's budget: 3 blocks of 256
     per SM (<= 80 registers: 85 rounded down to the allocation unit of 8), at most 16

@@ -1,7 +1,7 @@
 """The persistent step kernels' real CUDA source (kernels/step_persistent.cu) run on the
 CPU by the SIMT emulator (tests/simt.py, tests/csrc/simt/): the same spikes and synaptic
 events as the CPU reference, for the default build and every opt-in build (unit map,
-shared tables, pipelined, tiles), both connectivities, resident and non-resident neuron
+shared tables, pipelined, tiles, throughput), both connectivities, resident and non-resident neuron
 phases.  This checks the kernels' logic -- indices, work split, barriers, warp-uniform
 warp operations (a warp operation reached by part of a warp deadlocks the emulator, which
 reports it) -- on a machine without a GPU; the GPU tests (tests/test_cuda.py) check the
@@ -45,6 +45,7 @@ def _run(cnet, connectivity, steps, **opt):
 
 BUILDS = {
     "default": {},
+    "throughput": {"throughput_build": True},
     "unit_map": {"unit_map": True},
     "shared_tables": {"shared_tables": True},
     "unit_map+shared_tables": {"unit_map": True, "shared_tables": True},
@@ -59,7 +60,8 @@ def test_mixed_network(simt_fake, build, connectivity):
     cnet, want, ev = _ref("mixed", _mixed, 160)
     got, ev_g, sim = _run(cnet, connectivity, 160, **BUILDS[build])
     assert sim.persistent_defines == {**(CU.SHARED_TABLES_BUILD if "shared" in build else {}),
-                                      **(CU.UNIT_MAP_BUILD if "unit" in build else {})}
+                                      **(CU.UNIT_MAP_BUILD if "unit" in build else {}),
+                                      **(CU.THROUGHPUT_BUILD if "throughput" in build else {})}
     assert got == want and ev_g == ev
 
 
@@ -92,7 +94,7 @@ def test_long_rows(simt_fake, build, connectivity):
 
 
 @pytest.mark.parametrize("connectivity", ["procedural", "stored"])
-@pytest.mark.parametrize("build", ["default", "unit_map"])
+@pytest.mark.parametrize("build", ["default", "unit_map", "throughput"])
 def test_balanced_non_resident(simt_fake, build, connectivity):
     """Balanced 2,000: 10 neuron blocks on 4 blocks (the grid-stride neuron phase); with the
     unit map its steps take both bernoulli modes (checked from the reference)."""

@@ -130,7 +130,8 @@ def main(argv=None):
         res["whole"], res["propagation"] = [], []
         for conn in ("procedural", "stored"):
             # forced loops first, for comparison; the default (auto) last, kept for (b)
-            others = [{"persistent": False}, {"persistent": True}]
+            others = [{"persistent": False}, {"persistent": True},
+                      {"persistent": True, "throughput_build": True}]
             if conn == "procedural":
                 others.append({"persistent": True, "bernoulli_tiles": True})
                 others.append({"persistent": True, "unit_map": True})
@@ -189,6 +190,7 @@ def main(argv=None):
             res["microcircuit"] = []
             for conn in ("procedural", "stored"):
                 for opt in ({"persistent": True}, {"persistent": True, "shared_tables": True},
+                            {"persistent": True, "throughput_build": True},
                             {"persistent": True, "unit_map": True},
                             {"persistent": True, "unit_map": True, "shared_tables": True},
                             {"persistent": False}, {}):
@@ -225,7 +227,8 @@ def _loop_label(o, grid: bool = True) -> str:
     if not opt and grid:
         what += " (auto)"
     for key, word in (("bernoulli_tiles", "tiles"), ("shared_tables", "shared"),
-                      ("unit_map", "units"), ("pipelined", "pipelined")):
+                      ("unit_map", "units"), ("pipelined", "pipelined"),
+                      ("throughput_build", "throughput")):
         if opt.get(key):
             what += " " + word
     return what

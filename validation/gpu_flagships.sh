@@ -33,7 +33,7 @@ cd "$(dirname "$0")/.."
 . validation/gpu_env.sh || exit 1
 pack() { tar czf "$OUT/all.tgz" -C "$W" . ; }
 # GPU tests of the opt-in experiments (pytest -k expression)
-EXPERIMENTS="shared_tables or pipelined or unit_map"
+EXPERIMENTS="shared_tables or pipelined or unit_map or throughput_build"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$W/gpu.txt"
 
 if [ -z "${SKIP_TESTS:-}" ]; then

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pyproc as pp  # noqa: E402
+from pyproc.cli import cuda_option  # noqa: E402
 from pyproc.models.multiarea import load_structure, multiarea, network_totals  # noqa: E402
 
 
@@ -33,6 +34,9 @@ def main(argv=None):
     ap.add_argument("--discard", type=float, default=500.0, help="ms left out of the rates")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--cuda-option", type=cuda_option, action="append", default=[],
+                    metavar="NAME=VALUE", help="a CUDA backend option (repeatable), as for "
+                    "pyproc run, e.g. throughput_build=1")
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
     import pycuda.driver as drv
@@ -47,7 +51,7 @@ def main(argv=None):
         t1 = time.perf_counter()
         cnet = pp.compile_network(net)
         t2 = time.perf_counter()
-        sim = CUDASimulator(cnet, "procedural", context=ctx)
+        sim = CUDASimulator(cnet, "procedural", context=ctx, **dict(a.cuda_option))
         t3 = time.perf_counter()
         free1, _ = drv.mem_get_info()
         print(f"set-up: load+build {t1 - t0:.2f} s, compile {t2 - t1:.2f} s, device "
@@ -91,6 +95,7 @@ def main(argv=None):
            "wall_run_s": wall, "wall_per_model_s": wall / (a.duration * 1e-3),
            "synaptic_events": n_events, "events_per_s": n_events / wall,
            "spikes": int(ids.size), "loop_mode": loop_mode, "loop_tuning": loop_tuning,
+           "cuda_options": dict(a.cuda_option),
            "device_bytes_planned": int(sim.allocated_bytes),
            "device_bytes_used_driver": int(free0 - min(free1, free2)),
            "gpu_memory_total": int(total_mem),

@@ -45,7 +45,7 @@ one), ``record_chunk_steps`` (1000), ``graph_steps`` (100: steps per graph or
 persistent launch), ``persistent`` ("auto", True or False, see above),
 ``persistent_blocks_per_sm`` (blocks of the persistent grid per SM; default: the fewest
 that hold every neuron block at once, i.e. a resident neuron phase, up to as many as fit:
-:func:`default_blocks_per_sm`), ``use_graph`` (True), ``debug`` (False), ``bernoulli_tiles`` (False: True
+:func:`default_blocks_per_sm`; with ``throughput_build`` all that fit), ``use_graph`` (True), ``debug`` (False), ``bernoulli_tiles`` (False: True
 makes the persistent kernel deliver pairwise_bernoulli projections with a constant
 delay by shared-memory tiles in steps with at least ``tile_min_spikes`` (64) spikes,
 kernels/phases.cuh pp_tile_phase -- exact, but slower than the per-spike path on an
@@ -63,7 +63,13 @@ a GPU), ``unit_map`` (False: True makes the persistent kernel resolve a step's (
 projection) items once per block and hand the grid's warps 32-synapse work units found
 by binary search, in steps with at most 1,024 items -- kernels/step_persistent.cu
 pp_unit_phase, a build with -DPP_UNIT_MAP=1, both connectivities; aimed at
-latency-bound steps such as the full microcircuit's; prepared, not yet run on a GPU).
+latency-bound steps such as the full microcircuit's; prepared, not yet run on a GPU),
+``throughput_build`` (False: True compiles the persistent kernel for 4 blocks of 256 per
+SM -- 64 registers, without the whole-warp bernoulli walks of steps with few items; the
+occupancy of the graph loop's propagation kernel, for throughput-bound runs such as the
+1e5-neuron balanced network or the multi-area model; a build with -DPP_WARP_SEGMENTS=0
+-DPP_PERSISTENT_MIN_BLOCKS=4; not with unit_map or shared_tables; prepared, not yet run
+on a GPU).
 """
 from __future__ import annotations
 
@@ -195,6 +201,7 @@ class GraphAPI:
 SHARED_NET_TABLES_MAX = 32 * 1024   # shared_tables: network tables only up to this size
 SHARED_TABLES_BUILD = {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_MIN_BLOCKS": 2}
 UNIT_MAP_BUILD = {"PP_UNIT_MAP": 1}
+THROUGHPUT_BUILD = {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4}
 SAMPLER_TABLES_BYTES = 4 * TABLES_LEN     # PP_TABLES_LEN int32
 
 
@@ -314,7 +321,7 @@ class CUDASimulator:
                  persistent="auto", persistent_blocks_per_sm: Optional[int] = None,
                  bernoulli_tiles: bool = False, tile_min_spikes: int = 64,
                  shared_tables: bool = False, pipelined: bool = False,
-                 unit_map: bool = False):
+                 unit_map: bool = False, throughput_build: bool = False):
         t0 = time.perf_counter()
         if connectivity not in ("stored", "procedural"):
             raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
@@ -357,6 +364,11 @@ class CUDASimulator:
         self.shared_tables = bool(shared_tables)
         self.pipelined = bool(pipelined)
         self.unit_map = bool(unit_map)
+        self.throughput_build = bool(throughput_build)
+        if self.throughput_build and (self.unit_map or self.shared_tables):
+            raise ValueError("throughput_build=True (4 blocks per SM, 64 registers) cannot be "
+                             "combined with unit_map or shared_tables (their builds need more "
+                             "registers)")
         if self.pipelined:
             k, d = min_delay_steps(cnet)
             if d < 2:
@@ -571,7 +583,8 @@ class CUDASimulator:
                                          "launches")
         name = "pp_step_persistent_" + self.connectivity
         defines = {**(SHARED_TABLES_BUILD if self.smem_tables else {}),
-                   **(UNIT_MAP_BUILD if self.unit_map else {})}
+                   **(UNIT_MAP_BUILD if self.unit_map else {}),
+                   **(THROUGHPUT_BUILD if self.throughput_build else {})}
         self.persistent_defines = defines     # the build's -D macros (profiling adds to them)
         k = get_cooperative_kernel(name, defines=defines) if defines else get_cooperative_kernel(name)
         if self.persistent_smem > 48 * 1024:
@@ -582,8 +595,12 @@ class CUDASimulator:
                                          f"an SM ({k.num_regs} registers, "
                                          f"{self.persistent_smem} bytes of dynamic shared "
                                          "memory)")
-        per_sm = (default_blocks_per_sm(self._n_blocks, self.n_sm, occ)
-                  if self._persistent_bps is None else min(int(self._persistent_bps), occ))
+        if self._persistent_bps is not None:
+            per_sm = min(int(self._persistent_bps), occ)
+        elif self.throughput_build:                 # the point of that build: all that fit
+            per_sm = occ
+        else:
+            per_sm = default_blocks_per_sm(self._n_blocks, self.n_sm, occ)
         self._persist = k
         self._persist_packed = k.pack(self._args_persist + (np.uint32(0),))
         self.persistent_grid = int(self.n_sm) * per_sm
