@@ -10,9 +10,9 @@
 # Stages (each with its own time limit; results packed into OUTDIR/all.tgz after each):
 #   1. GPU-marked tests: tests/test_cuda.py for the default kernels (identical spikes vs
 #      the CPU reference; the script stops (exit 1) if they fail), then those of the
-#      opt-in experiments (shared_tables, pipelined, unit_map: failures reported, the
-#      script goes on), then those of test_robustness.py and test_cli.py; SKIP_TESTS=1
-#      leaves them out;
+#      opt-in experiments (shared_tables, pipelined, unit_map, throughput_build: failures
+#      reported, the script goes on) -- SKIP_TESTS=1 leaves these out --, then those of
+#      test_robustness.py and test_cli.py (SKIP_OTHER_TESTS=1 leaves them out);
 #   2. the CUDA benchmark (validation/bench_gpu.py; SKIP_BENCH=1 leaves it out);
 #   3. timing variants of the persistent kernel (validation/profile_persistent.py;
 #      SKIP_PROFILE=1 leaves it out);
@@ -22,8 +22,9 @@
 #      activity part of the validation suite (pyproc validate); SKIP_FLAGSHIPS=1 stops
 #      before stage 4.
 # All five stages take about 10 minutes, more than one device call may run: split them,
-# SKIP_PROFILE=1 SKIP_FLAGSHIPS=1 first (stages 1-2: at most 550 s by the limits below),
-# then SKIP_TESTS=1 SKIP_BENCH=1 (stages 3-5: at most 320 s).
+# SKIP_OTHER_TESTS=1 SKIP_PROFILE=1 SKIP_FLAGSHIPS=1 first (stages 1-2 without the
+# robustness tests: at most 520 s by the limits below), then SKIP_TESTS=1 SKIP_BENCH=1
+# (the robustness tests and stages 3-5: at most 390 s).
 set -u
 OUT=${1:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
 MAM=${2:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
@@ -45,10 +46,13 @@ if [ -z "${SKIP_TESTS:-}" ]; then
   [ "$rc" = 0 ] || { grep -E "^(FAILED|ERROR)|Error" "$W/pytest_gpu.log" | head -20; exit 1; }
   # 1b: the opt-in experiments; a failure is reported (their bench rows then time a wrong
   # kernel: the option must stay off) but does not stop the measurements of the rest
-  timeout 110 python3 -m pytest -q -m gpu -rs --durations=8 tests/test_cuda.py \
+  timeout 150 python3 -m pytest -q -m gpu -rs --durations=8 tests/test_cuda.py \
     -k "$EXPERIMENTS" > "$W/pytest_gpu_experiments.log" 2>&1
   echo "rc=$?"; tail -3 "$W/pytest_gpu_experiments.log"
   grep -E "^(FAILED|ERROR)" "$W/pytest_gpu_experiments.log"; pack
+fi
+if [ -z "${SKIP_OTHER_TESTS:-}" ]; then
+  echo "== 1c GPU tests of robustness and the command line"
   timeout 70 python3 -m pytest -q -m gpu -rs tests/test_robustness.py tests/test_cli.py \
     > "$W/pytest_gpu_other.log" 2>&1
   echo "rc=$?"; tail -3 "$W/pytest_gpu_other.log"; grep -E "^(FAILED|ERROR)" "$W/pytest_gpu_other.log"
