@@ -20,10 +20,14 @@
 #define PP_DIST_TNORM 1
 
 typedef struct {
-    double log1mp;                 /* log(1 - p) (bernoulli); 0 for p = 0, -inf for p = 1 (host) */
-    double w_mean, w_sd, w_scale;  /* |weight| in pA: normal before truncation at 0; fixed units per pA (host) */
-    double d_mean, d_sd;           /* delay in ms: normal before truncation (host) */
-    int64_t w_c0, d_c0;            /* truncated normals in fixed point (pp_trunc_normal_fx): */
+    /* host-side description (the kernels do not read these) */
+    double log1mp;                 /* log(1 - p) (bernoulli); 0 for p = 0, -inf for p = 1 */
+    double w_mean, w_sd, w_scale;  /* |weight| in pA (normal before truncation at 0);
+                                      fixed-point units per pA */
+    double d_mean, d_sd;           /* delay in ms: normal before truncation */
+    /* truncated normals in fixed point (pp_trunc_normal_fx): c0, truncation plo and
+       pwidth, b, shift; weights in fixed-point units, delays in steps */
+    int64_t w_c0, d_c0;
     uint64_t rowlen_offset;        /* PP_RULE_FIXED: index of row 0 in the row-length table */
     uint32_t rule, stream;         /* rule id; stream id = key word 1 */
     uint32_t pre_offset, n_pre;    /* global id of the first source neuron; source size */
@@ -32,12 +36,12 @@ typedef struct {
     uint32_t seg_width, n_seg;     /* bernoulli: fixed segment width and count */
     uint32_t autapses;             /* 0: no synapse i -> i (source == target population only) */
     uint32_t channel;              /* 0 excitatory input, 1 inhibitory input */
-    uint32_t gmul, gshift;         /* bernoulli: the geometric skip's constants (pp_geometric_skip) */
-    uint32_t w_plo, w_pwidth, w_shift; /* weight (fixed-point units): truncation, shift; c0, b */
-    uint32_t d_plo, d_pwidth, d_shift; /* delay (steps): the same */
+    uint32_t gmul, gshift;         /* bernoulli: the geometric skip's constants */
+    uint32_t w_plo, w_pwidth, w_shift;
+    uint32_t d_plo, d_pwidth, d_shift;
     int32_t w_b, d_b;
     int32_t w_kind, w_sign, w_const; /* PP_DIST_*; sign of the weight; fixed weight if constant */
-    int32_t d_kind, d_const, d_max;  /* PP_DIST_*; delay steps if constant; largest delay in steps */
+    int32_t d_kind, d_const, d_max;  /* PP_DIST_*; delay steps if constant; largest delay */
 } pp_proj;
 
 typedef struct {
@@ -125,10 +129,11 @@ PP_HD uint32_t pp_bernoulli_words(const pp_u32x4 *r, uint32_t j, uint32_t W, uin
  * made by the first draw of a call's pair and the second draw's words kept in
  * r->v[0] (skip) and r->v[1] (its weight or delay word: W <= 2 has at most one) --
  * half the calls for W <= 2, two words live across draws (every lane walk of the
- * kernels); reuse == 0: every draw makes its call (same words; a draw taken alone).  Returns the new position inside the segment
- * (>= segment length: the segment is done; positions stay below 2 * 65536 + 1: a skip
- * is capped at the segment width); *ww, *wd: the weight's and the delay's words of
- * the synapse it lands on.  tab: the sampler tables (the skip's log2 table).
+ * kernels); reuse == 0: every draw makes its call (same words; a draw taken alone).
+ * Returns the new position inside the segment (>= segment length: the segment is
+ * done; positions stay below 2 * 65536 + 1: a skip is capped at the segment width);
+ * *ww, *wd: the weight's and the delay's words of the synapse it lands on.  tab: the
+ * sampler tables (the skip's log2 table).
  * W and D are derived from pj on every draw on purpose: passing them in kept two more
  * registers live through the walk, and the per-step kernel (64 registers) spilled. */
 PP_HD int32_t pp_bernoulli_draw(const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg,

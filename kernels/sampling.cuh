@@ -198,7 +198,8 @@ PP_HD int32_t pp_norm_quantile_fx(uint32_t P, const int32_t *tab)
  *   c0 = mean * 2^shift + 2^(shift - 1),  b = sd * 2^(shift - 28)
  * (rounded to integers; shift the largest keeping b < 2^31 and c0 < 2^61), i.e.
  * round(mean + sd * z), ties up, in the caller's unit (fixed-point weight units, or
- * steps for delays): no floating-point operation, two 32 x 32-bit multiplies.  Twin: pyproc.sampling.trunc_normal_fx; constants: trunc_normal_params. */
+ * steps for delays): no floating-point operation, two 32 x 32-bit multiplies.
+ * Twin: pyproc.sampling.trunc_normal_fx; constants: trunc_normal_params. */
 PP_HD int64_t pp_trunc_normal_fx(uint32_t r, uint32_t plo, uint32_t pwidth, int64_t c0, int32_t b,
                                  uint32_t shift, const int32_t *tab)
 {
@@ -214,7 +215,7 @@ PP_HD int64_t pp_trunc_normal_fx(uint32_t r, uint32_t plo, uint32_t pwidth, int6
  * one at bit 31): its next 11 bits pick the interval k of the table
  * L[k] = log2(1 + k / 2048) * 2^30, the last 20 the position f in it, and
  * log2(m / 2^31) ~ L[k] + floor((L[k+1] - L[k]) f / 2^32) (the chord: absolute
- * error <= 4.3e-8).  nl = -log2(u) * 2^30 = (32 - n) * 2^30 - that, in [1, 2^35], and
+ * error <= 4.5e-8).  nl = -log2(u) * 2^30 = (32 - n) * 2^30 - that, in [1, 2^35], and
  * the skip is floor(nl * gmul / 2^gshift) with gmul = G * 2^(gshift - 30) rounded, in
  * [2^27, 2^28) (nl * gmul < 2^63): 32-bit integer work and one 64-bit multiply, no
  * floating point.  The largest skip, 32 G > 22 / p, passes any segment (width <= 16 / p).
