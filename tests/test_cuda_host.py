@@ -563,6 +563,11 @@ def test_throughput_build_option(fake):
         sim.run_steps(60, rec)
         assert _by_step(rec) == want and sim.throughput_build
         assert fake.coop.defines[-1] == {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4}
+        # all the blocks that fit (the fake's occupancy: 3 per SM), not the fewest that
+        # hold the 4 neuron blocks (1 per SM, the default build's grid)
+        assert sim.persistent_grid == 3 * sim.n_sm
+    with CU.CUDASimulator(cnet, "procedural", persistent=True) as sim:
+        assert sim.persistent_grid == sim.n_sm
     n = len(fake.coop.defines)
     for other in ("unit_map", "shared_tables"):
         with pytest.raises(ValueError, match=f"throughput_build=True .*unit_map or shared_tables"):

@@ -109,7 +109,7 @@ def test_balanced_non_resident(simt_fake, build, connectivity):
 
 
 @pytest.mark.parametrize("connectivity", ["procedural", "stored"])
-@pytest.mark.parametrize("build", ["default", "unit_map+shared_tables"])
+@pytest.mark.parametrize("build", ["default", "unit_map+shared_tables", "throughput"])
 def test_pipelined(simt_fake, build, connectivity):
     """pipelined=True (one grid barrier per step, two spike lists; balanced 2,000 has
     15-step delays), with launches of an odd length."""
