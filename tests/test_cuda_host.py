@@ -520,7 +520,7 @@ def test_shared_tables_option(fake, connectivity):
         flags = 3 if connectivity == "procedural" else 1
         assert sim.smem_tables == flags
         assert sim.persistent_smem == CU.persistent_smem_bytes(cnet, connectivity, 0, flags)
-        assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_MIN_BLOCKS": 2}
+        assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1}       # 3 blocks per SM
         assert fake.coop.shared_asked == sim.persistent_smem
         if sim.persistent_smem > 48 * 1024:
             assert fake.coop.max_dynamic == sim.persistent_smem

@@ -108,7 +108,7 @@ def test_every_kernel_has_comment_block():
 
 
 @pytest.mark.nvcc
-@pytest.mark.parametrize("define", ["PP_SHARED_TABLES=1,PP_PERSISTENT_MIN_BLOCKS=2",
+@pytest.mark.parametrize("define", ["PP_SHARED_TABLES=1",
                                     "PP_UNIT_MAP=1",
                                     "PP_UNIT_MAP=1,PP_SHARED_TABLES=1,PP_PERSISTENT_MIN_BLOCKS=2",
                                     "PP_PROFILE_TIMING=1", "PP_PROFILE_TIMING=1,PP_UNIT_MAP=1",
@@ -145,23 +145,21 @@ def _persistent_build(defines, arch, path):
 
 @pytest.mark.nvcc
 @pytest.mark.parametrize("arch", ["80", "90"])
-def test_throughput_build_fits_four_blocks_without_spills(arch, tmp_path):
-    """The throughput build (throughput_build=True: no whole-warp bernoulli walks, launch
-    bounds for 4 blocks of 256 per SM) fits 64 registers without a spill, both kernels."""
-    from pyproc.backends.cuda import THROUGHPUT_BUILD
-    for name, (regs, st, ld, _) in _persistent_build(THROUGHPUT_BUILD, arch,
-                                                      tmp_path / "t.cubin").items():
-        assert regs <= 64 and st == ld == 0, (name, regs, st, ld)
-
-
-@pytest.mark.nvcc
-@pytest.mark.parametrize("arch", ["80", "90"])
-def test_unit_map_build_fits_three_blocks_without_spills(arch, tmp_path):
-    """The unit-map build (unit_map=True) keeps the default build's budget: 3 blocks of 256
-    per SM (<= 80 registers: 85 rounded down to the allocation unit of 8) without a spill
-    (before the integer samplers nvcc 13 spilled 8 bytes of it for sm_90), its 17 KiB of
-    item scratch in static shared memory (both kernels)."""
-    for name, (regs, st, ld, smem) in _persistent_build({"PP_UNIT_MAP": 1}, arch,
-                                                         tmp_path / "u.cubin").items():
-        assert regs <= 80 and st == ld == 0, (name, regs, st, ld)
-        assert smem >= 4 * 4 * 1024 + 1024, (name, smem)
+@pytest.mark.parametrize("build", ["shared_tables", "unit_map", "shared_tables+unit_map",
+                                   "throughput"])
+def test_opt_in_builds_fit_their_blocks_without_spills(build, arch, tmp_path):
+    """Every opt-in build the backend compiles (pyproc.backends.cuda.persistent_build) fits
+    the blocks per SM of its launch bounds without a spill, both kernels: 3 blocks of 256
+    (<= 80 registers: 85 rounded down to the allocation unit of 8) for the shared-tables
+    and the unit-map builds (before the integer samplers the first needed 2 and the second
+    spilled 8 bytes for sm_90), 2 (<= 128) for both together, 4 (<= 64) for the throughput
+    build; the unit map's 17 KiB of item scratch is static shared memory."""
+    from pyproc.backends.cuda import persistent_build
+    defines = persistent_build("shared" in build, "unit" in build, "throughput" in build)
+    blocks = int(defines.get("PP_PERSISTENT_MIN_BLOCKS", 3))
+    budget = {2: 128, 3: 80, 4: 64}[blocks]
+    for name, (regs, st, ld, smem) in _persistent_build(defines, arch,
+                                                         tmp_path / "b.cubin").items():
+        assert regs <= budget and st == ld == 0, (name, regs, st, ld)
+        if "unit" in build:
+            assert smem >= 4 * 4 * 1024 + 1024, (name, smem)

@@ -59,9 +59,8 @@ def test_mixed_network(simt_fake, build, connectivity):
     on a 4-block grid: the resident neuron phase.  Launches of 50 steps, chunks of 100."""
     cnet, want, ev = _ref("mixed", _mixed, 160)
     got, ev_g, sim = _run(cnet, connectivity, 160, **BUILDS[build])
-    assert sim.persistent_defines == {**(CU.SHARED_TABLES_BUILD if "shared" in build else {}),
-                                      **(CU.UNIT_MAP_BUILD if "unit" in build else {}),
-                                      **(CU.THROUGHPUT_BUILD if "throughput" in build else {})}
+    assert sim.persistent_defines == CU.persistent_build("shared" in build, "unit" in build,
+                                                         "throughput" in build)
     assert got == want and ev_g == ev
 
 
