@@ -329,15 +329,14 @@ def compile_network(net: Network) -> CompiledNetwork:
     top = np.uint32(U32_MAX)
     tn = projs["w_kind"] == DIST_TNORM
     if tn.any():
-        wk = np.flatnonzero(tn)
-        P = np.array([sampling.trunc_prob_fx(top, *sampling.prob_fx(*w_trunc[k])) for k in wk],
-                     dtype=np.uint32)
-        z = sampling.quantile_fx(P).astype(np.float64) / float(1 << sampling.Z_FRAC)
-        w_max[tn] = projs["w_mean"][tn] + projs["w_sd"][tn] * z
+        plo, pwidth = np.array([sampling.prob_fx(*w_trunc[k]) for k in np.flatnonzero(tn)],
+                               dtype=np.uint64).T
+        z = sampling.quantile_fx(sampling.trunc_prob_fx(top, plo, pwidth))
+        w_max[tn] = projs["w_mean"][tn] + projs["w_sd"][tn] * (z / float(1 << sampling.Z_FRAC))
     tn = projs["d_kind"] == DIST_TNORM
     if tn.any():
-        dmax = np.array([sampling.trunc_normal_fx(top, *(int(pj[f]) for f in (
-            "d_plo", "d_pwidth", "d_c0", "d_b", "d_shift"))) for pj in projs[tn]])
+        dmax = sampling.trunc_normal_fx(top, *(projs[f][tn] for f in (
+            "d_plo", "d_pwidth", "d_c0", "d_b", "d_shift")))
         steps = np.maximum(1, dmax)
         too_long = np.flatnonzero(tn)[steps >= 2 ** 16]
         if too_long.size:

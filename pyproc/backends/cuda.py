@@ -215,6 +215,8 @@ def persistent_build(shared_tables: bool, unit_map: bool, throughput: bool) -> D
     if shared_tables and unit_map:
         d["PP_PERSISTENT_MIN_BLOCKS"] = 2
     return d
+
+
 SAMPLER_TABLES_BYTES = 4 * TABLES_LEN     # PP_TABLES_LEN int32
 
 
