@@ -151,6 +151,15 @@ PP_HD uint32_t pp_clz32(uint32_t x)
 #endif
 }
 
+/* Linear interpolation in an increasing int32 table: t[k] + floor((t[k+1] - t[k]) f / 2^32)
+ * for a position f in [0, 2^32) between the knots k and k + 1 (a fraction in units of
+ * 2^-32), one 32 x 32-bit multiply.  The knots of every sampler table increase, so the
+ * difference is a non-negative 32-bit number. */
+PP_HD int32_t pp_lerp_fx(const int32_t *t, uint32_t k, uint32_t f)
+{
+    return t[k] + (int32_t)(((uint64_t)(uint32_t)(t[k + 1u] - t[k]) * f) >> 32);
+}
+
 /* The lower tail of the standard normal quantile, z at P / 2^32 for 1 <= P <= 2^20
  * (p <= 2^-12), in units of 2^-28: piecewise linear in p on 32 equal intervals per
  * octave of P (knots T[t] at P = 2^n (1 + j / 32), t = 32 n + j), so the relative
@@ -162,9 +171,7 @@ PP_HD uint32_t pp_clz32(uint32_t x)
 PP_HD int32_t pp_norm_tail_fx(uint32_t P, const int32_t *tab)
 {
     const uint32_t c = pp_clz32(P), m = P << c;             /* the leading one at bit 31 */
-    const uint32_t t = ((31u - c) << 5) | ((m >> 26) & 31u), f = m << 6;
-    const int32_t t0 = tab[PP_TTAB_OFFSET + t], t1 = tab[PP_TTAB_OFFSET + t + 1u];
-    return t0 + (int32_t)(((uint64_t)(uint32_t)(t1 - t0) * f) >> 32);
+    return pp_lerp_fx(tab + PP_TTAB_OFFSET, ((31u - c) << 5) | ((m >> 26) & 31u), m << 6);
 }
 
 /* Standard normal quantile at probability P / 2^32 (P: a 32-bit fixed-point
@@ -182,10 +189,7 @@ PP_HD int32_t pp_norm_quantile_fx(uint32_t P, const int32_t *tab)
     const uint32_t i = P >> 20;
     if (i < 1u) return pp_norm_tail_fx(P > 1u ? P : 1u, tab);
     if (i > PP_ZTAB_N - 2u) return -pp_norm_tail_fx(0u - P, tab);
-    {
-        const int32_t z0 = tab[PP_ZTAB_OFFSET + i], z1 = tab[PP_ZTAB_OFFSET + i + 1u];
-        return z0 + (int32_t)(((uint64_t)(uint32_t)(z1 - z0) * (P & 0xfffffu)) >> 20);
-    }
+    return pp_lerp_fx(tab + PP_ZTAB_OFFSET, i, P << 12);      /* the low 20 bits */
 }
 
 /* ---- truncated normal by inverse CDF, in fixed point ------------------------ */
@@ -227,9 +231,7 @@ PP_HD uint32_t pp_geometric_skip(uint32_t r, uint32_t gmul, uint32_t gshift, uin
 {
     const uint32_t x = r | 1u, c = pp_clz32(x);
     const uint32_t m = x << c;                              /* the leading one at bit 31 */
-    const uint32_t k = (m >> 20) & 2047u, f = m << 12;
-    const int32_t l0 = tab[PP_LTAB_OFFSET + k], l1 = tab[PP_LTAB_OFFSET + k + 1u];
-    const uint32_t lm = (uint32_t)l0 + (uint32_t)(((uint64_t)(uint32_t)(l1 - l0) * f) >> 32);
+    const uint32_t lm = (uint32_t)pp_lerp_fx(tab + PP_LTAB_OFFSET, (m >> 20) & 2047u, m << 12);
     const uint64_t nl = ((uint64_t)(1u + c) << 30) - lm;    /* (32 - n) 2^30 - lm */
     const uint64_t q = (nl * gmul) >> gshift;
     return q < (uint64_t)cap ? (uint32_t)q : cap;

@@ -166,14 +166,19 @@ def _tab(tab):
 _U64 = np.uint64
 
 
+def _lerp_fx(t, k, f):
+    """t[k] + floor((t[k+1] - t[k]) f / 2^32) for int64 knots t (increasing), int64 k and a
+    uint64 position f < 2^32 (twin of pp_lerp_fx)."""
+    t0 = t[k]
+    return t0 + (((t[k + 1] - t0).astype(_U64) * f) >> _U64(32)).astype(np.int64)
+
+
 def _tail_fx(P, T):
     """The lower-tail quantile for 1 <= P <= 2^20 (twin of pp_norm_tail_fx)."""
     c = 32 - np.frexp(P.astype(np.float64))[1].astype(np.int64)        # clz(P), exact
     m = (P.astype(_U64) << c.astype(_U64)) & _U64(0xFFFFFFFF)
     t = ((31 - c) << 5) | ((m >> _U64(26)) & _U64(31)).astype(np.int64)
-    f = (m << _U64(6)) & _U64(0xFFFFFFFF)
-    t0 = T[t]
-    return t0 + (((T[t + 1] - t0).astype(_U64) * f) >> _U64(32)).astype(np.int64)
+    return _lerp_fx(T, t, (m << _U64(6)) & _U64(0xFFFFFFFF))
 
 
 def quantile_fx(P, tab=None):
@@ -189,9 +194,7 @@ def quantile_fx(P, tab=None):
     i = (P >> np.uint32(20)).astype(np.int64)
     inner = (i >= 1) & (i <= ZTAB_N - 2)
     ii = np.where(inner, i, 1)
-    f = (P & np.uint32(0xFFFFF)).astype(np.int64)
-    z0 = z[ii]
-    out = np.asarray(z0 + (((z[ii + 1] - z0) * f) >> 20))
+    out = np.asarray(_lerp_fx(z, ii, (P.astype(_U64) << _U64(12)) & _U64(0xFFFFFFFF)))
     low = i < 1
     if low.any():
         out[low] = _tail_fx(np.maximum(P[low], np.uint32(1)), T)
@@ -280,10 +283,8 @@ def neg_log2_fx(r, tab=None):
     x = np.asarray(r, dtype=np.uint32) | np.uint32(1)
     c = 32 - np.frexp(x.astype(np.float64))[1].astype(np.int64)      # clz(x), exact
     m = (x.astype(_U64) << c.astype(_U64)) & _U64(0xFFFFFFFF)
-    k = ((m >> _U64(20)) & _U64(2047)).astype(np.int64)
-    f = (m << _U64(12)) & _U64(0xFFFFFFFF)
-    l0 = L[k]
-    lm = l0 + (((L[k + 1] - l0).astype(_U64) * f) >> _U64(32)).astype(np.int64)
+    lm = _lerp_fx(L, ((m >> _U64(20)) & _U64(2047)).astype(np.int64),
+                  (m << _U64(12)) & _U64(0xFFFFFFFF))
     return (((1 + c) << 30) - lm).astype(_U64)
 
 

@@ -505,25 +505,34 @@ def test_persistent_smem_layout():
     assert CU.persistent_smem_bytes(cnet, "stored", 0, 2) == 0     # no sampler tables
 
 
+def _mixed_persistent(connectivity, **opt):
+    """The mixed network, 60 steps on the persistent loop with the given options (launches
+    of 20 steps, one record chunk): (its spikes by step, the CPU reference's, the closed
+    simulator)."""
+    cnet = _mixed()
+    _, want = _cpu(cnet, 60)
+    with CU.CUDASimulator(cnet, connectivity, persistent=True, graph_steps=20,
+                          record_chunk_steps=60, **opt) as sim:
+        rec = []
+        sim.run_steps(60, rec)
+    return _by_step(rec), want, sim
+
+
 @pytest.mark.parametrize("connectivity", ["procedural", "stored"])
 def test_shared_tables_option(fake, connectivity):
     """shared_tables=True: the PP_SHARED_TABLES build, the flags and the shared memory the
     launch asks for (opt-in above 48 KiB); same spikes (the host side only: the copy itself
     runs on a GPU, tests/test_cuda.py)."""
-    cnet = _mixed()
-    _, want = _cpu(cnet, 60)
-    with CU.CUDASimulator(cnet, connectivity, persistent=True, shared_tables=True,
-                          graph_steps=20, record_chunk_steps=60) as sim:
-        rec = []
-        sim.run_steps(60, rec)
-        assert _by_step(rec) == want and sim.loop_mode == "persistent"
-        flags = 3 if connectivity == "procedural" else 1
-        assert sim.smem_tables == flags
-        assert sim.persistent_smem == CU.persistent_smem_bytes(cnet, connectivity, 0, flags)
-        assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1}       # 3 blocks per SM
-        assert fake.coop.shared_asked == sim.persistent_smem
-        if sim.persistent_smem > 48 * 1024:
-            assert fake.coop.max_dynamic == sim.persistent_smem
+    got, want, sim = _mixed_persistent(connectivity, shared_tables=True)
+    cnet = sim.cnet
+    assert got == want and sim.loop_mode == "persistent"
+    flags = 3 if connectivity == "procedural" else 1
+    assert sim.smem_tables == flags
+    assert sim.persistent_smem == CU.persistent_smem_bytes(cnet, connectivity, 0, flags)
+    assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1}       # 3 blocks per SM
+    assert fake.coop.shared_asked == sim.persistent_smem
+    if sim.persistent_smem > 48 * 1024:
+        assert fake.coop.max_dynamic == sim.persistent_smem
     with CU.CUDASimulator(cnet, connectivity, persistent=True) as sim:
         assert sim.smem_tables == 0 and sim.persistent_smem == 0
         assert fake.coop.defines[-1] is None
@@ -534,14 +543,10 @@ def test_unit_map_option(fake, connectivity):
     """unit_map=True: the PP_UNIT_MAP build of the persistent kernel (merged with the
     shared-tables build when both are asked for); same spikes (the host side only: the
     unit phase itself runs on a GPU, tests/test_cuda.py); off by default."""
-    cnet = _mixed()
-    _, want = _cpu(cnet, 60)
-    with CU.CUDASimulator(cnet, connectivity, persistent=True, unit_map=True,
-                          graph_steps=20, record_chunk_steps=60) as sim:
-        rec = []
-        sim.run_steps(60, rec)
-        assert _by_step(rec) == want and sim.loop_mode == "persistent" and sim.unit_map
-        assert fake.coop.defines[-1] == {"PP_UNIT_MAP": 1}
+    got, want, sim = _mixed_persistent(connectivity, unit_map=True)
+    cnet = sim.cnet
+    assert got == want and sim.loop_mode == "persistent" and sim.unit_map
+    assert fake.coop.defines[-1] == {"PP_UNIT_MAP": 1}
     with CU.CUDASimulator(cnet, connectivity, persistent=True, unit_map=True,
                           shared_tables=True):
         assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_MIN_BLOCKS": 2,
@@ -555,17 +560,13 @@ def test_throughput_build_option(fake):
     persistent kernel, recorded in the run's meta; same spikes (host side; the kernel runs
     on the SIMT emulator and the GPU); with unit_map or shared_tables a ValueError that
     names both, before anything is compiled."""
-    cnet = _mixed()
-    _, want = _cpu(cnet, 60)
-    with CU.CUDASimulator(cnet, "procedural", persistent=True, throughput_build=True,
-                          graph_steps=20, record_chunk_steps=60) as sim:
-        rec = []
-        sim.run_steps(60, rec)
-        assert _by_step(rec) == want and sim.throughput_build
-        assert fake.coop.defines[-1] == {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4}
-        # all the blocks that fit (the fake's occupancy: 3 per SM), not the fewest that
-        # hold the 4 neuron blocks (1 per SM, the default build's grid)
-        assert sim.persistent_grid == 3 * sim.n_sm
+    got, want, sim = _mixed_persistent("procedural", throughput_build=True)
+    cnet = sim.cnet
+    assert got == want and sim.throughput_build
+    assert fake.coop.defines[-1] == {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4}
+    # all the blocks that fit (the fake's occupancy: 3 per SM), not the fewest that
+    # hold the 4 neuron blocks (1 per SM, the default build's grid)
+    assert sim.persistent_grid == 3 * sim.n_sm
     with CU.CUDASimulator(cnet, "procedural", persistent=True) as sim:
         assert sim.persistent_grid == sim.n_sm
     n = len(fake.coop.defines)
