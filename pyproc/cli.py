@@ -280,7 +280,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 # type; the opt-in kernel builds and the grid/launch sizes (pyproc.backends.cuda).
 CUDA_OPTIONS = {"unit_map": bool, "shared_tables": bool, "pipelined": bool,
                 "throughput_build": bool, "bernoulli_tiles": bool, "tile_min_spikes": int,
-                "persistent_blocks_per_sm": int, "graph_steps": int}
+                "persistent_blocks_per_sm": int, "persistent_grid": int, "graph_steps": int}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -311,7 +311,7 @@ def _cuda_option_arg(g) -> None:
                    help="a CUDA backend option (repeatable): unit_map, shared_tables, "
                         "pipelined, throughput_build, bernoulli_tiles = 1/0 (opt-in kernel "
                         "builds, docs/performance.md); tile_min_spikes, persistent_blocks_per_sm, "
-                        "graph_steps = N; the spikes are the same")
+                        "persistent_grid, graph_steps = N; the spikes are the same")
 
 
 def _shared_options(p: argparse.ArgumentParser, out: bool = True,

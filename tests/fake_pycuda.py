@@ -465,7 +465,8 @@ class _FakeCoopKernel(K.CooperativeKernel):
     def launch_packed(self, grid, block, stream_handle, packed, shared=0):
         drv = self.owner.drv
         assert drv.stack, "launch without a current context"
-        assert grid == 4 * 3 * 1 or grid % 4 == 0    # SMs x blocks per SM
+        assert 1 <= grid <= 4 * 3        # at most the blocks resident at once (4 SMs x 3)
+        self.owner.grids.append(grid)
         if self.owner.fail == "launch":
             raise K.CooperativeUnavailable("cuLaunchCooperativeKernel: too many blocks (test)")
         params, vals = packed             # read back through the pointers the driver gets
@@ -519,6 +520,7 @@ class FakeCooperative:
         self.drv, self.fail, self.launches = drv, fail, 0
         self.tile_steps, self.shared_asked, self.tile_smem = 0, None, 0
         self.max_dynamic, self.defines, self.pipelined_launches = 0, [], 0
+        self.grids = []                   # grid of every launch
 
     @staticmethod
     def cnet_of(n_pops, n_projs):

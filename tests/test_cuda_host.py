@@ -174,6 +174,45 @@ def test_persistent_blocks_per_sm(fake):
     assert fake.stack == [] and fake.mem.live == 0
 
 
+def test_persistent_grid(fake):
+    """persistent_grid: blocks in total instead of per SM, up to the 12 that fit the fake
+    GPU (4 SMs x 3); the kernel launches on it and gives the CPU's spikes; a grid of 1
+    (grid-stride neuron phase, __syncthreads for the barrier) as well.  Refused: 0, more
+    than fit (naming the limit), and together with persistent_blocks_per_sm."""
+    cnet = _mixed()                                  # 4 neuron blocks
+    _, want = _cpu(cnet, 60)
+    for grid in (1, 3, 12):
+        with CU.CUDASimulator(cnet, "procedural", persistent=True, persistent_grid=grid,
+                              graph_steps=20) as sim:
+            assert sim.persistent_grid == grid and sim._tune_grids == (grid,)
+            rec = []
+            sim.run_steps(60, rec)
+            assert sim.loop_mode == "persistent" and _by_step(rec) == want
+    assert set(fake.coop.grids) == {1, 3, 12}
+    with pytest.raises(ValueError, match=r"persistent_grid=13 exceeds the 12 blocks .*"
+                                         r"\(4 SMs x 3"):
+        CU.CUDASimulator(cnet, "procedural", persistent_grid=13)
+    with pytest.raises(ValueError, match="persistent_grid must be >= 1"):
+        CU.CUDASimulator(cnet, "procedural", persistent_grid=0)
+    with pytest.raises(ValueError, match="not both"):
+        CU.CUDASimulator(cnet, "stored", persistent_grid=4, persistent_blocks_per_sm=1)
+    assert fake.stack == [] and fake.mem.live == 0
+
+
+def test_tune_candidates():
+    """The grids persistent="auto" times: the default grid, plus one block per neuron block
+    where those fill at most half of it (the 1,000-neuron network's 4 neuron blocks on
+    132 SMs: 132 and 4; 1 neuron block: a one-block grid); the microcircuit (301 neuron
+    blocks on 396) and a grid the user chose: the default alone."""
+    assert CU.tune_candidates(132, 4) == (132, 4)
+    assert CU.tune_candidates(4, 1) == (4, 1)
+    assert CU.tune_candidates(4, 2) == (4, 2)
+    assert CU.tune_candidates(4, 3) == (4,)
+    assert CU.tune_candidates(396, 301) == (396,)
+    assert CU.tune_candidates(132, 4, user_grid=True) == (132,)
+    assert CU.tune_candidates(132, 0) == (132, 1)
+
+
 def test_should_stop_and_existing_context(fake):
     cnet = _mixed()
     ctx = fake.Device(0).make_context()            # the caller's context stays current
@@ -378,6 +417,52 @@ def test_auto_loop_prefers_graph_when_faster(fake, monkeypatch):
         assert sim.loop_mode == "graph" and sim.loop_tuning["persistent_s_per_step"] > \
             sim.loop_tuning["graph_s_per_step"]
         assert _by_step(rec) == want
+
+
+def test_auto_loop_times_the_small_grid(fake, monkeypatch):
+    """A network of one neuron block on the fake GPU's default grid of 4: auto times the
+    persistent loop on 4 blocks, on 1 block and the graph loop, two batches each, taking
+    turns, and keeps the one-block grid where that is the fastest (the fake makes bigger
+    grids slow); the spikes are the CPU's, the rest of the run launches on 1 block."""
+    cnet = pp.compile_network(balanced(200, dt=0.1))
+    assert cnet.pops["n"].max() <= 256 and len(cnet.pops) == 2     # one block each...
+    _, want = _cpu(cnet, 300)
+    coop = fake.coop
+    orig = coop.__call__
+
+    class GridKernel:
+        def __init__(self, k):
+            self.k = k
+
+        def __getattr__(self, name):
+            return getattr(self.k, name)
+
+        def launch_packed(self, grid, *a, **kw):
+            import time
+            time.sleep(0.002 * grid)
+            self.k.launch_packed(grid, *a, **kw)
+    slow = fake.graphs.replay
+
+    def slow_replay(exe, handle):
+        import time
+        time.sleep(0.05)
+        slow(exe, handle)
+    monkeypatch.setattr(fake.graphs, "replay", slow_replay)
+    monkeypatch.setattr(CU, "get_cooperative_kernel", lambda name: GridKernel(orig(name)))
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=300, graph_steps=20) as sim:
+        n_blocks = sim._n_blocks
+        assert sim.persistent_grid == 4 and sim._tune_grids == (4, n_blocks) and n_blocks <= 2
+        rec = []
+        sim.run_steps(300, rec)
+        t = sim.loop_tuning
+        assert t["grids"] == [4, n_blocks] and t["steps_each"] == 20
+        assert t[f"persistent_grid_{n_blocks}_s_per_step"] < t["persistent_s_per_step"]
+        assert sim.loop_mode == "persistent" and sim.persistent_grid == n_blocks
+        assert fake.graphs.replayed == 2
+        assert _by_step(rec) == want and sim.step == 300
+    # warm-up 5 launches on 4, tuning 2 + 2 on 4 and n_blocks, the rest on n_blocks
+    assert coop.grids[:5] == [4] * 5 and coop.grids[5:9] == [4, n_blocks] * 2
+    assert set(coop.grids[9:]) == {n_blocks} and len(coop.grids) == 15 - 2
 
 
 def test_cooperative_kernel_binds_libcuda_symbols():

@@ -34,7 +34,8 @@ def _bal2000():
 
 
 def _run(cnet, connectivity, steps, **opt):
-    opt.setdefault("persistent_blocks_per_sm", 1)     # 4 blocks (the fake GPU has 4 SMs)
+    if "persistent_grid" not in opt:
+        opt.setdefault("persistent_blocks_per_sm", 1)     # 4 blocks (the fake GPU has 4 SMs)
     with CU.CUDASimulator(cnet, connectivity, persistent=True, graph_steps=50,
                           record_chunk_steps=100, **opt) as sim:
         rec = []
@@ -151,6 +152,37 @@ def test_three_blocks_per_sm(simt_fake):
     got, ev_g, sim = _run(cnet, "procedural", 160, persistent_blocks_per_sm=99,
                           unit_map=True)
     assert sim.persistent_grid == 12
+    assert got == want and ev_g == ev
+
+
+def _one_block():
+    """One population of 200 neurons (one neuron block), recurrent bernoulli and
+    fixed-number projections: the whole network in one persistent block."""
+    net = pp.Network(dt=0.1, seed=8)
+    net.add_population("E", 200, pp.LIF(), v_init=pp.uniform(-70.0, -52.0))
+    net.connect("E", "E", pp.pairwise_bernoulli(0.1, allow_autapses=False),
+                weight=pp.normal(40.0, 4.0), delay=1.0, name="ex")
+    net.connect("E", "E", pp.fixed_outdegree(10), weight=-30.0, delay=pp.normal(0.8, 0.3),
+                name="in")
+    net.add_poisson("E", rate=8.0, K=1200, weight=50.0)
+    return pp.compile_network(net)
+
+
+@pytest.mark.parametrize("net,grid,pipelined", [("mixed", 1, False), ("mixed", 2, False),
+                                                ("one_block", 1, False),
+                                                ("bal2000", 1, True)])
+def test_small_grids(simt_fake, net, grid, pipelined):
+    """persistent_grid smaller than the default: 1 block (the barrier is __syncthreads:
+    the mixed network's 4 neuron blocks grid-stride, the one-block network resident),
+    2 blocks (grid barrier, grid-stride), and pipelined on 1 block."""
+    cnet, want, ev = {"mixed": lambda: _ref("mixed", _mixed, 160),
+                      "one_block": lambda: _ref("one", _one_block, 160),
+                      "bal2000": lambda: _ref("bal2000", _bal2000, 150)}[net]()
+    steps = 150 if net == "bal2000" else 160
+    assert sum(len(v) for v in want.values()) > 50
+    got, ev_g, sim = _run(cnet, "procedural", steps, persistent_grid=grid, pipelined=pipelined)
+    assert sim.persistent_grid == grid
+    assert (sim._n_blocks <= grid) == (net == "one_block")      # resident neuron phase
     assert got == want and ev_g == ev
 
 

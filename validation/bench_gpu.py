@@ -9,9 +9,12 @@
     seconds per model second and synaptic events per wall second;
 (b) the propagation kernel alone on >= 512 spikes per launch of that network;
 (c) per-step overhead: a 1,000-neuron balanced network, 1 s of model time at
-    dt = 0.1 ms (10,000 steps): the persistent kernel with 1, 2 and 3 blocks per SM
-    and the default (the fewest that hold the neuron blocks: 1 here), with shared tables, with the unit map, pipelined (one barrier per
-    step), the graph loop, per-step launches and the default (auto);
+    dt = 0.1 ms (10,000 steps): the persistent kernel on one block per neuron block
+    (5; also with shared tables, and pipelined with shared tables) and on one block
+    (no grid barrier), with 1, 2 and 3 blocks per SM and the default (the fewest that
+    hold the neuron blocks: 1 here), with shared tables, with the unit map, pipelined
+    (one barrier per step), the graph loop, per-step launches and the default (auto,
+    which also times the grid of 5);
 (d) set-up times (kernel compilation separately);
 (e) the full-scale microcircuit (dt 0.1 ms), 1 s after a 0.2 s warm-up, procedural
     and stored: persistent kernel (also with shared tables, the unit map, both), graph
@@ -165,8 +168,14 @@ def main(argv=None):
         save(args.out, res)
         # (c) per-step overhead: 1,000 neurons, 1 s at dt = 0.1 ms
         small = pp.compile_network(balanced(1000, dt=0.1))
+        nb = int((-(-small.pops["n"].astype(np.int64) // 256)).sum())    # neuron blocks: 5
         res["overhead"] = []
-        for opt in ({"persistent": True, "persistent_blocks_per_sm": 1},
+        for opt in ({"persistent": True, "persistent_grid": nb},
+                    {"persistent": True, "persistent_grid": nb, "shared_tables": True},
+                    {"persistent": True, "persistent_grid": nb, "pipelined": True,
+                     "shared_tables": True},
+                    {"persistent": True, "persistent_grid": 1},
+                    {"persistent": True, "persistent_blocks_per_sm": 1},
                     {"persistent": True, "persistent_blocks_per_sm": 2},
                     {"persistent": True, "persistent_blocks_per_sm": 3}, {"persistent": True},
                     {"persistent": True, "shared_tables": True},

@@ -30,9 +30,12 @@ The step loop is not a Python loop of launches.  Two loops, identical spikes:
   multi-area model: full occupancy for the propagation kernel).
 
 ``persistent="auto"`` (the default) times two batches of K steps of each loop,
-alternating, after 5 K steps of warm-up, on the live network, and keeps the faster
-for the rest of the simulator's life (``loop_tuning`` holds the two timings; a run
-too short to tune stays persistent); ``True`` / ``False`` force one.  Where a cooperative launch is refused (``persistent_error`` says why)
+taking turns, after 5 K steps of warm-up, on the live network, and keeps the faster
+for the rest of the simulator's life (``loop_tuning`` holds the timings; a run
+too short to tune stays persistent); ``True`` / ``False`` force one.  Where the
+network's neuron blocks fill at most half of the default persistent grid (small
+networks), the persistent loop on a grid of exactly one block per neuron block is a
+third candidate (:func:`tune_candidates`): fewer blocks meet at each grid barrier.  Where a cooperative launch is refused (``persistent_error`` says why)
 the graph loop runs; if capture is not possible either, prepared calls per step
 (``"launch"``, the reason in ``graph_error``).  ``debug=True`` launches per step
 and synchronises after every kernel, so that a fault names the kernel and the
@@ -45,7 +48,11 @@ one), ``record_chunk_steps`` (1000), ``graph_steps`` (100: steps per graph or
 persistent launch), ``persistent`` ("auto", True or False, see above),
 ``persistent_blocks_per_sm`` (blocks of the persistent grid per SM; default: the fewest
 that hold every neuron block at once, i.e. a resident neuron phase, up to as many as fit:
-:func:`default_blocks_per_sm`; with ``throughput_build`` all that fit), ``use_graph`` (True), ``debug`` (False), ``bernoulli_tiles`` (False: True
+:func:`default_blocks_per_sm`; with ``throughput_build`` all that fit),
+``persistent_grid`` (blocks of the persistent grid in total, instead of per SM: at most
+as many as can be resident at once; a grid of 1 replaces the grid barrier by
+``__syncthreads``; with fewer blocks than neuron blocks the neuron phase is
+grid-stride, its state in global memory), ``use_graph`` (True), ``debug`` (False), ``bernoulli_tiles`` (False: True
 makes the persistent kernel deliver pairwise_bernoulli projections with a constant
 delay by shared-memory tiles in steps with at least ``tile_min_spikes`` (64) spikes,
 kernels/phases.cuh pp_tile_phase -- exact, but slower than the per-spike path on an
@@ -98,7 +105,7 @@ log = logging.getLogger("pyproc.cuda")
 STEP_KERNELS = ("pp_neuron_lif_update", "{prop}", "pp_record_advance")
 MEMORY_RESERVE = 256 * 2 ** 20      # left free for modules, graphs and the driver
 TUNE_WARMUP_BATCHES = 5             # persistent="auto": batches before the loops are timed
-TUNE_BATCHES = 4                    # timed batches, persistent and graph alternating
+TUNE_ROUNDS = 2                     # timed batches per candidate loop, taking turns
 
 
 class CUDAKernelError(RuntimeError):
@@ -233,6 +240,21 @@ def default_blocks_per_sm(n_blocks: int, n_sm: int, fit: int) -> int:
     return need if need <= fit else fit
 
 
+def tune_candidates(grid: int, n_blocks: int, user_grid: bool = False) -> Tuple[int, ...]:
+    """The persistent grids that ``persistent="auto"`` times against the graph loop: the
+    grid it would run (``grid``), and where the network's ``n_blocks`` neuron blocks fill
+    at most half of it, also a grid of exactly ``n_blocks`` blocks (each still owns a
+    neuron block -- the resident neuron phase -- and fewer blocks meet at each grid
+    barrier; one neuron block: a one-block grid, whose barrier is ``__syncthreads``).
+    The H200 runs of the second session saw the 1,000-neuron network (4 neuron blocks)
+    3-8 % faster per step on 132 blocks than on 396; whether 4 beat 132 is what the
+    timing decides.  Only ``grid`` where the user chose the grid."""
+    n_blocks = max(1, int(n_blocks))
+    if user_grid or 2 * n_blocks > int(grid):
+        return (int(grid),)
+    return (int(grid), n_blocks)
+
+
 def _round8(n: int) -> int:
     return (int(n) + 7) // 8 * 8
 
@@ -334,6 +356,7 @@ class CUDASimulator:
                  graph_steps: int = 100, use_graph: bool = True, debug: bool = False,
                  csr_build: str = "device", prop_blocks: Optional[int] = None,
                  persistent="auto", persistent_blocks_per_sm: Optional[int] = None,
+                 persistent_grid: Optional[int] = None,
                  bernoulli_tiles: bool = False, tile_min_spikes: int = 64,
                  shared_tables: bool = False, pipelined: bool = False,
                  unit_map: bool = False, throughput_build: bool = False):
@@ -348,6 +371,13 @@ class CUDASimulator:
             raise ValueError(f"persistent must be 'auto', True or False, got {persistent!r}")
         if persistent_blocks_per_sm is not None and int(persistent_blocks_per_sm) < 1:
             raise ValueError("persistent_blocks_per_sm must be >= 1 (or None: as many as fit)")
+        if persistent_grid is not None:
+            if int(persistent_grid) < 1:
+                raise ValueError(f"persistent_grid must be >= 1 (or None: from the blocks per "
+                                 f"SM), got {persistent_grid!r}")
+            if persistent_blocks_per_sm is not None:
+                raise ValueError("give persistent_grid (blocks in total) or "
+                                 "persistent_blocks_per_sm (blocks per SM), not both")
         if not 1 <= int(tile_min_spikes) < 2 ** 32:
             raise ValueError(f"tile_min_spikes must be in [1, 2^32), got {tile_min_spikes!r}")
         check_input_range(cnet)          # int32 ring: refuse before anything runs
@@ -375,6 +405,8 @@ class CUDASimulator:
         self.loop_tuning: Optional[Dict[str, float]] = None
         self.persistent_grid = 0
         self._persistent_bps = persistent_blocks_per_sm
+        self._persistent_grid_req = None if persistent_grid is None else int(persistent_grid)
+        self._tune_grids: Tuple[int, ...] = ()      # persistent grids that auto times
         self._tiles_on = bool(bernoulli_tiles) and connectivity == "procedural"
         self.shared_tables = bool(shared_tables)
         self.pipelined = bool(pipelined)
@@ -609,21 +641,33 @@ class CUDASimulator:
                                          f"an SM ({k.num_regs} registers, "
                                          f"{self.persistent_smem} bytes of dynamic shared "
                                          "memory)")
-        if self._persistent_bps is not None:
-            per_sm = min(int(self._persistent_bps), occ)
+        fit = int(self.n_sm) * occ
+        if self._persistent_grid_req is not None:
+            if self._persistent_grid_req > fit:
+                raise ValueError(
+                    f"persistent_grid={self._persistent_grid_req} exceeds the {fit} blocks of "
+                    f"{k.name} that can be resident at once on {self.device_name} "
+                    f"({self.n_sm} SMs x {occ}: {k.num_regs} registers, "
+                    f"{self.persistent_smem} bytes of dynamic shared memory)")
+            grid = self._persistent_grid_req
+        elif self._persistent_bps is not None:
+            grid = int(self.n_sm) * min(int(self._persistent_bps), occ)
         elif self.throughput_build:                 # the point of that build: all that fit
-            per_sm = occ
+            grid = fit
         else:
-            per_sm = default_blocks_per_sm(self._n_blocks, self.n_sm, occ)
+            grid = int(self.n_sm) * default_blocks_per_sm(self._n_blocks, self.n_sm, occ)
         self._persist = k
         self._persist_packed = k.pack(self._args_persist + (np.uint32(0),))
-        self.persistent_grid = int(self.n_sm) * per_sm
+        self.persistent_grid = grid
+        user_grid = self._persistent_grid_req is not None or self._persistent_bps is not None
+        self._tune_grids = tune_candidates(grid, self._n_blocks, user_grid)
 
     def _fall_back_persistent(self, why: str) -> None:
         self.persistent_error = why
         self._tune = False
         self.loop_mode = "graph" if self._use_graph else "launch"
         self.persistent_grid = 0
+        self._tune_grids = ()
         log.warning("persistent step kernel unavailable, using the %s loop: %s",
                     self.loop_mode, why)
         if self.loop_mode == "graph" and self._state.graph_api is None:
@@ -829,14 +873,15 @@ class CUDASimulator:
                 if should_stop is not None and should_stop():
                     break
                 m = min(self.graph_steps, n_steps - done, self.record_chunk_steps - self._pending)
+                tune = TUNE_ROUNDS * (len(self._tune_grids) + 1) * m     # steps it takes
                 if (self._tune and m == self.graph_steps
-                        and n_steps - done >= TUNE_BATCHES * m
+                        and n_steps - done >= tune
                         and self.step + self._queued >= TUNE_WARMUP_BATCHES * m
-                        and self.record_chunk_steps - self._pending >= TUNE_BATCHES * m):
+                        and self.record_chunk_steps - self._pending >= tune):
                     self._tune_loops(m)
-                    self._queued += TUNE_BATCHES * m
-                    self._pending += TUNE_BATCHES * m
-                    done += TUNE_BATCHES * m
+                    self._queued += tune
+                    self._pending += tune
+                    done += tune
                     if self._pending >= self.record_chunk_steps:
                         self._drain(record)
                     continue
@@ -851,34 +896,55 @@ class CUDASimulator:
         return done
 
     def _tune_loops(self, m: int) -> None:
-        """Run TUNE_BATCHES batches of m steps, alternating persistent and graph, each
-        timed with the device idle before it, and keep the loop with the smaller total
-        (alternating cancels a slow drift of the activity).  The spikes do not depend on
-        the loop; only the wall time does."""
+        """Run TUNE_ROUNDS batches of m steps of each candidate -- the persistent loop on
+        each grid of ``_tune_grids``, then the graph loop -- taking turns, each timed with
+        the device idle before it, and keep the candidate with the smallest total (taking
+        turns cancels a slow drift of the activity).  The spikes do not depend on the loop
+        or the grid; only the wall time does."""
         self._tune = False
+        grids = self._tune_grids or (self.persistent_grid,)
         try:
             self._graph(m)                   # capture first: not part of the timing
         except GraphUnavailable as e:
             self.graph_error = str(e)
-            for _ in range(TUNE_BATCHES):
+            for _ in range(TUNE_ROUNDS * (len(grids) + 1)):
                 self._advance(m)
             return
-        times = {"persistent": 0.0, "graph": 0.0}
-        for b in range(TUNE_BATCHES):
-            mode = ("persistent", "graph")[b % 2]
+        cands = [("persistent", g) for g in grids] + [("graph", 0)]
+        times = [0.0] * len(cands)
+        refused = False
+        for b in range(TUNE_ROUNDS * len(cands)):
+            c = b % len(cands)
+            mode, grid = cands[c]
+            if refused and mode == "persistent":
+                mode, grid = "graph", 0     # the steps still run; their time does not count
             self._stream.synchronize()
             self.loop_mode = mode
+            if grid:
+                self.persistent_grid = grid
             t0 = time.perf_counter()
             self._advance(m)
             self._stream.synchronize()
-            times[mode] += (time.perf_counter() - t0) / (m * TUNE_BATCHES // 2)
-            if self.loop_mode != mode:      # a cooperative launch refused: stays graph
-                times[mode] = float("inf")
-        self.loop_mode = min(times, key=times.get)
-        self.loop_tuning = {f"{k}_s_per_step": v for k, v in times.items()}
-        self.loop_tuning["steps_each"] = m
-        log.info("loop tuning over %d steps each: persistent %.3g s, graph %.3g s per step "
-                 "-> %s", m, times["persistent"], times["graph"], self.loop_mode)
+            times[c] += (time.perf_counter() - t0) / (m * TUNE_ROUNDS)
+            if self.loop_mode != mode:      # a cooperative launch refused: graph from now on
+                refused = True
+            if refused and cands[c][0] == "persistent":
+                times[c] = float("inf")
+        best = min(range(len(cands)), key=times.__getitem__)
+        self.loop_mode, grid = cands[best]
+        if self.persistent_grid:            # the grid chosen, or the default if graph
+            self.persistent_grid = grid or grids[0]
+        self.loop_tuning = {"persistent_s_per_step": times[0],
+                            "graph_s_per_step": times[-1], "steps_each": m,
+                            "grids": list(grids)}
+        for g, t in zip(grids[1:], times[1:-1]):
+            self.loop_tuning[f"persistent_grid_{g}_s_per_step"] = t
+
+        def label(c):
+            return f"{c[0]} grid {c[1]}" if c[1] else c[0]
+        log.info("loop tuning over %d steps each: %s -> %s", m,
+                 ", ".join(f"{label(c)} {t:.3g} s/step" for c, t in zip(cands, times)),
+                 label(cands[best]))
 
     def _drain(self, record: List) -> None:
         """Wait for the queued steps, check errors, move recorded spikes to ``record``."""
