@@ -274,6 +274,34 @@ def test_unit_map_identical_spikes(cuda_ctx, case):
         assert got == want and ev_g == ev, (conn, opt)
 
 
+@pytest.mark.parametrize("case", ["mixed", "balanced2000"])
+def test_persistent_grid_identical_spikes(cuda_ctx, case):
+    """persistent_grid: one block (the barrier is __syncthreads; the neuron phase
+    grid-stride) and one block per neuron block (resident), both connectivities, pipelined
+    on one block where the delays allow; and persistent="auto", which times the grid of
+    one block per neuron block too (balanced 2,000: 9 neuron blocks against the default
+    grid of one block per SM): spikes and events equal the CPU reference."""
+    from pyproc.backends.cuda import CUDASimulator
+    build, steps = CASES[case]
+    cnet = build()
+    want, ev, _ = _cpu_ref(case, cnet, steps)
+    n_blocks = int((-(-cnet.pops["n"].astype(np.int64) // 256)).sum())
+    runs = [(conn, {"persistent_grid": g}) for conn in ("procedural", "stored")
+            for g in (1, n_blocks)]
+    if case == "balanced2000":
+        runs.append(("procedural", {"persistent_grid": 1, "pipelined": True}))
+    for conn, opt in runs:
+        got, ev_g, _, mode, why = _cuda(cnet, conn, steps, cuda_ctx, persistent=True, **opt)
+        assert mode == "persistent", why
+        assert got == want and ev_g == ev, (conn, opt)
+    with CUDASimulator(cnet, "procedural", context=cuda_ctx, graph_steps=50) as sim:
+        assert n_blocks in sim._tune_grids
+        rec = []
+        sim.run_steps(steps, rec)
+        assert sim.loop_tuning is not None and sim.loop_tuning["grids"] == list(sim._tune_grids)
+        assert _by_step(rec) == want and sim.n_events == ev
+
+
 @pytest.mark.parametrize("case", ["mixed", "balanced2000", "microcircuit5"])
 def test_throughput_build_identical_spikes(cuda_ctx, case):
     """throughput_build=True (the persistent kernel at 64 registers, 4 blocks per SM, lane
