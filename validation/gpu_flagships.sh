@@ -16,8 +16,9 @@
 # first (results packed into OUTDIR/all.tgz after each; OUTDIR/w/stages.tsv lists every
 # stage's exit status and seconds: 124 = cut by its limit, "skip" = no time left):
 #   1a. GPU-marked tests of the default kernels (tests/test_cuda.py without the opt-in
-#       builds: identical spikes vs the CPU reference); a failure stops the script
-#       (exit 1): nothing is measured on kernels that are wrong;
+#       builds: identical spikes vs the CPU reference); a failure is flagged ("NOT
+#       EXACT" in stages.tsv) and the script goes on for diagnostics only: numbers
+#       measured on kernels that are not exact are not results;
 #   2.  the CUDA benchmark (validation/bench_gpu.py: the targets of issue 3 and the
 #       microcircuit rows of issue 4; it saves its JSON after every section);
 #   5.  the full-scale microcircuit, 10.5 s, procedural vs stored on the card, two
@@ -30,7 +31,7 @@
 #   1c. GPU tests of robustness and the command line.
 # SKIP_TESTS=1 (1a, 1b), SKIP_BENCH=1, SKIP_FLAGSHIPS=1 (5, 4), SKIP_PROFILE=1 and
 # SKIP_OTHER_TESTS=1 (1c) leave stages out; ONLY="2 5" runs just those stages (1a too,
-# unless SKIP_TESTS=1: a tree is only measured after its exactness tests pass).
+# unless SKIP_TESTS=1: a tree's numbers count only after its exactness tests pass).
 set -u
 OUT=${1:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
 MAM=${2:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
@@ -71,11 +72,19 @@ stage() {
 }
 
 if [ -z "${SKIP_TESTS:-}" ]; then                  # with ONLY too
-  # the default kernels; a tree that fails these exactness tests is not measured further
+  # the default kernels.  A failure does not stop the script (a GPU session is rare: the
+  # timings and the other stages still say where the time goes, and which tests fail
+  # says where to look), but every number after it is from kernels that are not exact:
+  # stages.tsv and the output say so, and no such number may be reported as a result.
   stage "1a GPU tests, default kernels" 140 60 "$W/pytest_gpu.log" \
-    python3 -m pytest -q -x -m gpu -rs --durations=12 tests/test_cuda.py -k "not ($EXPERIMENTS)"
+    python3 -m pytest -q -m gpu -rs --durations=12 tests/test_cuda.py -k "not ($EXPERIMENTS)"
   tail -3 "$W/pytest_gpu.log" 2>/dev/null; pack
-  [ "$rc" = 0 ] || { grep -E "^(FAILED|ERROR)|Error" "$W/pytest_gpu.log" 2>/dev/null | head -20; exit 1; }
+  if [ "$rc" != 0 ]; then
+    grep -E "^(FAILED|ERROR)|Error" "$W/pytest_gpu.log" 2>/dev/null | head -20
+    echo "!! 1a failed (rc=$rc): the default kernels are not exact on this GPU; what follows"
+    echo "!! measures wrong kernels (diagnostics only)"
+    printf 'NOT EXACT\t%s\t0\t0\n' "$rc" >> "$W/stages.tsv"
+  fi
 fi
 
 if wanted 2 SKIP_BENCH; then
