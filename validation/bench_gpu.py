@@ -17,8 +17,9 @@
     which also times the grid of 5);
 (d) set-up times (kernel compilation separately);
 (e) the full-scale microcircuit (dt 0.1 ms), 1 s after a 0.2 s warm-up, procedural
-    and stored: persistent kernel (also with shared tables, the unit map, both), graph
-    loop and the default (auto).
+    and stored: persistent kernel (also on one block per neuron block, with shared
+    tables, the throughput build, the unit map, unit map + shared tables), graph loop
+    and the default (auto).
 Every run records its loop (loop_mode) and, for the default persistent="auto", the
 timings that chose it (loop_tuning).
 Targets (issue 3): (a) >= 1e11 events/s, procedural at least as fast as stored;
@@ -196,9 +197,11 @@ def main(argv=None):
         if not args.skip_microcircuit:
             from pyproc.models import microcircuit
             mc = pp.compile_network(microcircuit(1.0, dt=0.1))
+            nb_mc = int((-(-mc.pops["n"].astype(np.int64) // 256)).sum())     # 305
             res["microcircuit"] = []
             for conn in ("procedural", "stored"):
-                for opt in ({"persistent": True}, {"persistent": True, "shared_tables": True},
+                for opt in ({"persistent": True}, {"persistent": True, "persistent_grid": nb_mc},
+                            {"persistent": True, "shared_tables": True},
                             {"persistent": True, "throughput_build": True},
                             {"persistent": True, "unit_map": True},
                             {"persistent": True, "unit_map": True, "shared_tables": True},
