@@ -279,7 +279,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 # CUDASimulator options the command line passes through (--cuda-option NAME=VALUE): name ->
 # type; the opt-in kernel builds and the grid/launch sizes (pyproc.backends.cuda).
 CUDA_OPTIONS = {"unit_map": bool, "shared_tables": bool, "pipelined": bool,
-                "throughput_build": bool, "bernoulli_tiles": bool, "tile_min_spikes": int,
+                "throughput_build": bool, "bernoulli_tiles": bool, "tune_builds": bool,
+                "tile_min_spikes": int,
                 "persistent_blocks_per_sm": int, "persistent_grid": int, "graph_steps": int}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -310,7 +311,8 @@ def _cuda_option_arg(g) -> None:
                    metavar="NAME=VALUE",
                    help="a CUDA backend option (repeatable): unit_map, shared_tables, "
                         "pipelined, throughput_build, bernoulli_tiles = 1/0 (opt-in kernel "
-                        "builds, docs/performance.md); tile_min_spikes, persistent_blocks_per_sm, "
+                        "builds, docs/performance.md), tune_builds = 1/0 (the auto loop times "
+                        "those builds too); tile_min_spikes, persistent_blocks_per_sm, "
                         "persistent_grid, graph_steps = N; the spikes are the same")
 
 
@@ -591,6 +593,10 @@ def cmd_run(args) -> int:
             "persistent": {"auto": "auto", "persistent": True, "graph": False}[loop],
             **cuda_opts}
         sim = Simulation(cnet, backend=args.backend, connectivity=args.connectivity, **opts)
+    except ValueError as e:           # CUDA options that do not go together (or with the loop)
+        if args.backend == "cuda" and getattr(args, "cuda_option", None):
+            args._parser.error(f"argument --cuda-option: {e}")
+        raise
     except BackendUnavailable as e:
         raise BackendUnavailable(f"argument --backend {args.backend}: {e}") from None
     except ImportError as e:

@@ -448,7 +448,7 @@ class _FakeCoopKernel(K.CooperativeKernel):
     position (COOPERATIVE_KERNELS) -- the control block ends as the device kernel leaves it."""
 
     def __init__(self, owner, name):             # no driver: skip CooperativeKernel.__init__
-        self.owner, self.name = owner, name
+        self.owner, self.name, self.shared_asked = owner, name, None
         self.fmt = K.COOPERATIVE_KERNELS[name][1]
         self.num_regs = 78
 
@@ -459,7 +459,7 @@ class _FakeCoopKernel(K.CooperativeKernel):
     def max_blocks_per_sm(self, block, shared=0):
         assert block == 256 and 0 <= shared <= 227 * 1024
         assert shared <= 48 * 1024 or self.owner.max_dynamic >= shared
-        self.owner.shared_asked = shared
+        self.owner.shared_asked = self.shared_asked = shared
         return 3
 
     def launch_packed(self, grid, block, stream_handle, packed, shared=0):
@@ -485,14 +485,14 @@ class _FakeCoopKernel(K.CooperativeKernel):
             gen = [projs, a[0], rowlen, tab, gptr, gidx, gmax, a[10], a[4], a[9], ring_size,
                    a[14]]
             tiled = [projs, a[0], tab, tiles, n_tiles, a[10], a[4], a[9], ring_size, a[14]]
-            assert (tile_bytes > 0) == (n_tiles > 0) and shared == self.owner.shared_asked
+            assert (tile_bytes > 0) == (n_tiles > 0) and shared == self.shared_asked
             assert shared == CU.persistent_smem_bytes(self.owner.cnet_of(n_pops, n_projs),
                                                       "procedural", tile_bytes, flags)
             step = emu.pp_propagate_procedural_spikes
         else:
             projs, out_ptr, out_idx, max_out, rb, ip, tg, w, d, n_pops, n_projs, flags, \
                 pipelined, ring_size, n = a[18:]
-            assert flags in (0, 1) and shared == self.owner.shared_asked
+            assert flags in (0, 1) and shared == self.shared_asked
             prop = [projs, a[0], out_ptr, out_idx, max_out, a[10], rb, ip, tg, w, d, a[9],
                     ring_size, a[14]]
             step = emu.pp_propagate_stored_spikes

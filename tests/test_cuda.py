@@ -303,6 +303,26 @@ def test_persistent_grid_identical_spikes(cuda_ctx, case):
 
 
 @pytest.mark.parametrize("case", ["mixed", "balanced2000", "microcircuit5"])
+def test_tune_builds_identical_spikes(cuda_ctx, case):
+    """persistent="auto" with tune_builds=True: the default, shared-tables, unit-map, both
+    and throughput builds and the graph loop take turns mid-run on the same device
+    state, and the run goes on with the fastest: spikes and events equal the CPU
+    reference, both connectivities."""
+    from pyproc.backends.cuda import CUDASimulator
+    build, steps = CASES[case]
+    cnet = build()
+    want, ev, _ = _cpu_ref(case, cnet, steps)
+    for conn in ("procedural", "stored"):
+        with CUDASimulator(cnet, conn, context=cuda_ctx, graph_steps=50,
+                           tune_builds=True) as sim:
+            assert len(sim._tune_cands) >= 4, [b.label for b, _ in sim._tune_cands]
+            rec = []
+            sim.run_steps(steps, rec)
+            assert sim.loop_tuning is not None, (sim.persistent_error, sim.graph_error)
+            assert _by_step(rec) == want and sim.n_events == ev, (conn, sim.loop_tuning)
+
+
+@pytest.mark.parametrize("case", ["mixed", "balanced2000", "microcircuit5"])
 def test_throughput_build_identical_spikes(cuda_ctx, case):
     """throughput_build=True (the persistent kernel at 64 registers, 4 blocks per SM, lane
     walks only): spikes and events equal the CPU reference, both connectivities, on the

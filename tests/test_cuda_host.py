@@ -360,6 +360,37 @@ def test_time_propagation_tiles_equal_per_spike(fake):
     assert events[0] == events[1] and np.array_equal(rings[0], rings[1]) and rings[0].any()
 
 
+def _delay_graphs(monkeypatch, fake, seconds):
+    """Make every graph replay of the fake sleep ``seconds`` (the time auto sees)."""
+    import time
+    replay = fake.graphs.replay
+
+    def slow_replay(exe, handle):
+        time.sleep(seconds)
+        replay(exe, handle)
+    monkeypatch.setattr(fake.graphs, "replay", slow_replay)
+
+
+def _delay_kernels(monkeypatch, fake, delay):
+    """Make every cooperative launch of the fake sleep ``delay(defines, grid)`` seconds
+    (defines: the build's -D macros)."""
+    import time
+    make = fake.coop.__call__
+
+    class Timed:
+        def __init__(self, k, defines):
+            self.k, self.defines = k, defines
+
+        def __getattr__(self, name):
+            return getattr(self.k, name)
+
+        def launch_packed(self, grid, *a, **kw):
+            time.sleep(delay(self.defines, grid))
+            self.k.launch_packed(grid, *a, **kw)
+    monkeypatch.setattr(CU, "get_cooperative_kernel",
+                        lambda name, defines=None: Timed(make(name, defines), defines or {}))
+
+
 def test_auto_loop_tunes_once(fake, monkeypatch):
     """persistent='auto' (the default): after 5 batches of warm-up, two batches with each
     loop (alternating) are timed and the faster kept (the fake graph is made slow here);
@@ -367,13 +398,7 @@ def test_auto_loop_tunes_once(fake, monkeypatch):
     persistent; graph capture unavailable: no tuning."""
     cnet = _mixed()
     _, want = _cpu(cnet, 200)
-    slow = fake.graphs.replay
-
-    def slow_replay(exe, handle):
-        import time
-        time.sleep(0.05)
-        slow(exe, handle)
-    monkeypatch.setattr(fake.graphs, "replay", slow_replay)
+    _delay_graphs(monkeypatch, fake, 0.05)
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20) as sim:
         assert sim.loop_mode == "persistent" and sim.loop_tuning is None
         rec = []
@@ -396,21 +421,7 @@ def test_auto_loop_tunes_once(fake, monkeypatch):
 def test_auto_loop_prefers_graph_when_faster(fake, monkeypatch):
     cnet = _mixed()
     _, want = _cpu(cnet, 240)
-    coop = fake.coop
-    orig = coop.__call__
-
-    class SlowKernel:
-        def __init__(self, k):
-            self.k = k
-
-        def __getattr__(self, name):
-            return getattr(self.k, name)
-
-        def launch_packed(self, *a, **kw):
-            import time
-            time.sleep(0.05)
-            self.k.launch_packed(*a, **kw)
-    monkeypatch.setattr(CU, "get_cooperative_kernel", lambda name: SlowKernel(orig(name)))
+    _delay_kernels(monkeypatch, fake, lambda defines, grid: 0.05)
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=200, graph_steps=20) as sim:
         rec = []
         sim.run_steps(240, rec)
@@ -428,27 +439,8 @@ def test_auto_loop_times_the_small_grid(fake, monkeypatch):
     assert cnet.pops["n"].max() <= 256 and len(cnet.pops) == 2     # one block each...
     _, want = _cpu(cnet, 300)
     coop = fake.coop
-    orig = coop.__call__
-
-    class GridKernel:
-        def __init__(self, k):
-            self.k = k
-
-        def __getattr__(self, name):
-            return getattr(self.k, name)
-
-        def launch_packed(self, grid, *a, **kw):
-            import time
-            time.sleep(0.002 * grid)
-            self.k.launch_packed(grid, *a, **kw)
-    slow = fake.graphs.replay
-
-    def slow_replay(exe, handle):
-        import time
-        time.sleep(0.05)
-        slow(exe, handle)
-    monkeypatch.setattr(fake.graphs, "replay", slow_replay)
-    monkeypatch.setattr(CU, "get_cooperative_kernel", lambda name: GridKernel(orig(name)))
+    _delay_graphs(monkeypatch, fake, 0.05)
+    _delay_kernels(monkeypatch, fake, lambda defines, grid: 0.002 * grid)
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=300, graph_steps=20) as sim:
         n_blocks = sim._n_blocks
         assert sim.persistent_grid == 4 and sim._tune_grids == (4, n_blocks) and n_blocks <= 2
@@ -463,6 +455,43 @@ def test_auto_loop_times_the_small_grid(fake, monkeypatch):
     # warm-up 5 launches on 4, tuning 2 + 2 on 4 and n_blocks, the rest on n_blocks
     assert coop.grids[:5] == [4] * 5 and coop.grids[5:9] == [4, n_blocks] * 2
     assert set(coop.grids[9:]) == {n_blocks} and len(coop.grids) == 15 - 2
+
+
+def test_auto_loop_tunes_builds(fake, monkeypatch):
+    """tune_builds=True: auto also times the shared-tables, unit-map, both and throughput
+    builds, compiled at set-up (each with its shared-table flags, dynamic shared memory
+    and grid: the throughput build all 12 blocks that fit), two batches each, taking
+    turns with the user's build and the graph loop, and keeps the fastest (the fake makes
+    the unit-map build fast); the spikes are the CPU's across the switches.  The 12
+    tuning batches (240 steps) span several record chunks (60 steps) and two run_steps
+    calls.  Refused with persistent=True."""
+    cnet = _mixed()
+    _, want = _cpu(cnet, 400)
+    _delay_graphs(monkeypatch, fake, 0.05)
+    _delay_kernels(monkeypatch, fake,
+                   lambda defines, grid: 0.001 if defines == CU.UNIT_MAP_BUILD else 0.1)
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=60, graph_steps=20,
+                          tune_builds=True) as sim:
+        assert [(b.label, g) for b, g in sim._tune_cands] == [
+            ("default", 4), ("shared", 4), ("units", 4), ("shared+units", 4), ("throughput", 12)]
+        assert [b.smem_tables for b, _ in sim._tune_cands] == [0, 3, 0, 3, 0]
+        assert sim.persistent_defines == {} and not sim.unit_map
+        rec = []
+        sim.run_steps(250, rec)                  # 100 steps of warm-up, 7 tuning batches
+        assert sim.loop_tuning is None and sim._tune_state["b"] == 7
+        sim.run_steps(150, rec)
+        t = sim.loop_tuning
+        assert {k for k in t if k.endswith("_s_per_step")} == {
+            "persistent_s_per_step", "persistent_shared_s_per_step",
+            "persistent_units_s_per_step", "persistent_shared_units_s_per_step",
+            "persistent_throughput_s_per_step", "graph_s_per_step"}
+        assert t["chosen"] == "persistent_units" and sim.loop_mode == "persistent", t
+        assert sim.unit_map and not sim.shared_tables and sim.persistent_grid == 4
+        assert sim.persistent_defines == CU.UNIT_MAP_BUILD and sim.persistent_smem == 0
+        assert _by_step(rec) == want and sim.step == 400
+    with pytest.raises(ValueError, match="tune_builds=True times the persistent builds"):
+        CU.CUDASimulator(cnet, "procedural", persistent=True, tune_builds=True)
+    assert fake.stack == [] and fake.mem.live == 0
 
 
 def test_cooperative_kernel_binds_libcuda_symbols():
@@ -737,3 +766,23 @@ def test_cli_cuda_options(fake, tmp_path):
     assert meta["loop_mode"] == "persistent" and meta["unit_map"] is True
     assert meta["pipelined"] is True and meta["shared_tables"] is False
     assert meta["persistent_grid"] == 4 * 2
+
+
+def test_cli_cuda_option_conflicts(fake, tmp_path, capsys):
+    """CUDA options that do not go together are a one-line usage error naming
+    --cuda-option and the simulator's reason, not a traceback."""
+    from pyproc import cli
+    base = ["run", "balanced", "--neurons", "100", "--duration", "5", "--backend", "cuda",
+            "--out", str(tmp_path / "o"), "--quiet", "--no-plots"]
+    for extra, words in ((["--cuda-loop", "persistent", "--cuda-option", "tune_builds=1"],
+                          ["tune_builds=True times the persistent builds"]),
+                         (["--cuda-option", "throughput_build=1", "--cuda-option",
+                           "unit_map=1"], ["cannot be combined"]),
+                         (["--cuda-option", "persistent_grid=2", "--cuda-option",
+                           "persistent_blocks_per_sm=1"], ["not both"])):
+        code = cli.main(base + extra)
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert code == cli.EXIT_USAGE and len(lines) == 1 and "Traceback" not in err, err
+        assert "--cuda-option" in lines[0] and all(w in lines[0] for w in words), err
+    assert fake.stack == [] and fake.mem.live == 0

@@ -186,6 +186,23 @@ def test_small_grids(simt_fake, net, grid, pipelined):
     assert got == want and ev_g == ev
 
 
+@pytest.mark.parametrize("connectivity", ["procedural", "stored"])
+def test_auto_tunes_builds(simt_fake, connectivity):
+    """persistent="auto" with tune_builds=True: after the warm-up, the default,
+    shared-tables, unit-map, both and throughput builds and the graph loop each run two
+    batches in turns, mid-run, on the same device state, and the run goes on with one of
+    them: the CPU reference's spikes and events throughout."""
+    cnet, want, ev = _ref("mixed200", _mixed, 200)
+    with CU.CUDASimulator(cnet, connectivity, graph_steps=10, record_chunk_steps=200,
+                          tune_builds=True, persistent_blocks_per_sm=1) as sim:
+        assert [b.label for b, _ in sim._tune_cands] == [
+            "default", "shared", "units", "shared+units", "throughput"]
+        rec = []
+        sim.run_steps(200, rec)
+        assert sim.loop_tuning is not None and len(sim.loop_tuning) == 6 + 3
+        assert _by_step(rec) == want and sim.n_events == ev
+
+
 def test_emulator_sees_a_broken_kernel(simt_fake, monkeypatch):
     """The emulator runs the kernel source: a profiling build without the propagation phase
     (PP_PROFILE_SKIP=1) delivers no event and changes the spikes."""

@@ -24,8 +24,8 @@
 #   5.  the full-scale microcircuit, 10.5 s, procedural vs stored on the card, two
 #       seeds, activity part of the validation suite (issue 4's report);
 #   1b. GPU tests of the opt-in builds (shared_tables, pipelined, unit_map,
-#       throughput_build, small grids: failures are reported -- their bench rows then
-#       timed a wrong kernel -- and the script goes on);
+#       throughput_build, small grids, auto timing the builds: failures are reported --
+#       their bench rows then timed a wrong kernel -- and the script goes on);
 #   4.  the full multi-area model, ground state, 1.5 s (validation/mam_gpu.py);
 #   3.  timing variants of the persistent kernel (validation/profile_persistent.py);
 #   1c. GPU tests of robustness and the command line.
@@ -42,7 +42,7 @@ cd "$(dirname "$0")/.."
 . validation/gpu_env.sh || exit 1
 pack() { tar czf "$OUT/all.tgz" -C "$W" . ; }
 # GPU tests of the opt-in builds (pytest -k expression)
-EXPERIMENTS="shared_tables or pipelined or unit_map or throughput_build or persistent_grid"
+EXPERIMENTS="shared_tables or pipelined or unit_map or throughput_build or persistent_grid or tune_builds"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$W/gpu.txt"
 printf 'stage\trc\tseconds\tlimit\n' > "$W/stages.tsv"
 

@@ -47,8 +47,12 @@ def phase_split(sim, steps, clock_khz):
                                                            "PP_PROFILE_TIMING": 1})
     addr, size = k.global_address("pp_phase_cycles")
     sim._persist = k
-    # the timing build may need more registers: its grid must still fit at once
-    sim.persistent_grid = min(grid, sim.n_sm * k.max_blocks_per_sm(256, sim._tile_smem))
+    # the timing build may need more registers: its grid must still fit at once, with the
+    # dynamic shared memory the build is launched with (shared tables: more than tiles)
+    if sim.persistent_smem > 48 * 1024:
+        k.set_max_dynamic_shared(sim.persistent_smem)
+    fit = sim.n_sm * k.max_blocks_per_sm(256, sim.persistent_smem)
+    sim.persistent_grid = min(grid, fit)
     sim._state.ctx.push()
     try:
         drv.memset_d8(addr, 0, size)
@@ -65,7 +69,7 @@ def phase_split(sim, steps, clock_khz):
     n = max(int(out[3]), 1)
     us = [float(c) / n / clock_khz * 1e3 for c in out[:3]]
     return {"steps": n, "to_barrier_A_us": us[0], "A_to_B_us": us[1], "own_neuron_us": us[2],
-            "timing_grid": min(grid, sim.n_sm * k.max_blocks_per_sm(256, sim._tile_smem)),
+            "timing_grid": min(grid, fit),
             "loop_mode": sim.loop_mode}
 
 

@@ -31,8 +31,9 @@ The step loop is not a Python loop of launches.  Two loops, identical spikes:
 
 ``persistent="auto"`` (the default) times two batches of K steps of each loop,
 taking turns, after 5 K steps of warm-up, on the live network, and keeps the faster
-for the rest of the simulator's life (``loop_tuning`` holds the timings; a run
-too short to tune stays persistent); ``True`` / ``False`` force one.  Where the
+for the rest of the simulator's life (``loop_tuning`` holds the timings; the timed
+batches are ordinary steps of the run, so a run_steps call that ends before the tuning
+does leaves the rest to the next call); ``True`` / ``False`` force one.  Where the
 network's neuron blocks fill at most half of the default persistent grid (small
 networks), the persistent loop on a grid of exactly one block per neuron block is a
 third candidate (:func:`tune_candidates`): fewer blocks meet at each grid barrier.  Where a cooperative launch is refused (``persistent_error`` says why)
@@ -76,7 +77,10 @@ SM -- 64 registers, without the whole-warp bernoulli walks of steps with few ite
 occupancy of the graph loop's propagation kernel, for throughput-bound runs such as the
 1e5-neuron balanced network or the multi-area model; a build with -DPP_WARP_SEGMENTS=0
 -DPP_PERSISTENT_MIN_BLOCKS=4; not with unit_map or shared_tables; prepared, not yet run
-on a GPU).
+on a GPU), ``tune_builds`` (False: True makes ``persistent="auto"`` compile the
+shared-tables, unit-map, both and throughput builds at set-up and time them too, two
+batches each on the live network, and keep the fastest candidate; ``loop_tuning`` names
+it in ``chosen``; prepared, not yet run on a GPU).
 """
 from __future__ import annotations
 
@@ -209,6 +213,37 @@ SHARED_NET_TABLES_MAX = 32 * 1024   # shared_tables: network tables only up to t
 SHARED_TABLES_BUILD = {"PP_SHARED_TABLES": 1}
 UNIT_MAP_BUILD = {"PP_UNIT_MAP": 1}
 THROUGHPUT_BUILD = {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4}
+
+
+# The builds persistent="auto" times with tune_builds=True: (shared_tables, unit_map,
+# throughput_build), each on its own default grid.
+TUNE_BUILDS = ((False, False, False), (True, False, False), (False, True, False),
+               (True, True, False), (False, False, True))
+
+
+def build_label(shared_tables: bool, unit_map: bool, throughput: bool) -> str:
+    """'default', 'shared', 'units', 'shared+units' or 'throughput' (loop_tuning's keys)."""
+    parts = [w for on, w in ((shared_tables, "shared"), (unit_map, "units"),
+                             (throughput, "throughput")) if on]
+    return "+".join(parts) or "default"
+
+
+class PersistentBuild:
+    """One compiled persistent kernel, ready to launch: its build (the three opt-in
+    flags as asked), the -D macros, the shared-table flags (0 where shared tables were
+    asked but nothing fits) and dynamic shared memory it is launched with, its packed
+    arguments, the blocks per SM that fit (``occ``) and the grid it runs by default."""
+
+    def __init__(self, kernel, packed, shared_tables: bool, unit_map: bool, throughput: bool,
+                 defines: Dict[str, int], smem_tables: int, smem: int, occ: int, grid: int):
+        self.kernel, self.packed = kernel, packed
+        self.shared_tables, self.unit_map, self.throughput = shared_tables, unit_map, throughput
+        self.defines, self.smem_tables, self.smem = defines, smem_tables, smem
+        self.occ, self.grid = occ, grid
+
+    @property
+    def label(self) -> str:
+        return build_label(self.shared_tables, self.unit_map, self.throughput)
 
 
 def persistent_build(shared_tables: bool, unit_map: bool, throughput: bool) -> Dict[str, int]:
@@ -359,7 +394,8 @@ class CUDASimulator:
                  persistent_grid: Optional[int] = None,
                  bernoulli_tiles: bool = False, tile_min_spikes: int = 64,
                  shared_tables: bool = False, pipelined: bool = False,
-                 unit_map: bool = False, throughput_build: bool = False):
+                 unit_map: bool = False, throughput_build: bool = False,
+                 tune_builds: bool = False):
         t0 = time.perf_counter()
         if connectivity not in ("stored", "procedural"):
             raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
@@ -407,11 +443,17 @@ class CUDASimulator:
         self._persistent_bps = persistent_blocks_per_sm
         self._persistent_grid_req = None if persistent_grid is None else int(persistent_grid)
         self._tune_grids: Tuple[int, ...] = ()      # persistent grids that auto times
+        self._tune_cands: List[Tuple[PersistentBuild, int]] = []   # (build, grid) it times
+        self._tune_state: Optional[dict] = None    # the tuning under way (_tune_batch)
         self._tiles_on = bool(bernoulli_tiles) and connectivity == "procedural"
         self.shared_tables = bool(shared_tables)
         self.pipelined = bool(pipelined)
         self.unit_map = bool(unit_map)
         self.throughput_build = bool(throughput_build)
+        self.tune_builds = bool(tune_builds)
+        if self.tune_builds and persistent != "auto":
+            raise ValueError(f"tune_builds=True times the persistent builds in "
+                             f"persistent='auto', not with persistent={persistent!r}")
         if self.throughput_build and (self.unit_map or self.shared_tables):
             raise ValueError("throughput_build=True (4 blocks per SM, 64 registers) cannot be "
                              "combined with unit_map or shared_tables (their builds need more "
@@ -576,13 +618,13 @@ class CUDASimulator:
         self._args_adv = (P("ctrl"), P("rec_end"), np.uint32(self.record_chunk_steps))
         close = (np.uint32(self._n_blocks), P("rec_end"), np.uint32(self.record_chunk_steps))
         # shared_tables: the network tables if small enough, the sampler tables (procedural)
-        net_fits = persistent_smem_bytes(cnet, self.connectivity, 0, 1) <= SHARED_NET_TABLES_MAX
-        self.smem_tables = ((1 if net_fits else 0) | (2 if self.connectivity == "procedural"
-                                                      else 0)) if self.shared_tables else 0
+        self._net_fits = (persistent_smem_bytes(cnet, self.connectivity, 0, 1)
+                          <= SHARED_NET_TABLES_MAX)
+        self.smem_tables = self._smem_flags(self.shared_tables)
         self.persistent_smem = persistent_smem_bytes(cnet, self.connectivity, self._tile_smem,
                                                      self.smem_tables)
-        smem_args = (np.uint32(cnet.n_pops), np.uint32(len(cnet.projs)),
-                     np.uint32(self.smem_tables))
+        flag_arg = np.uint32(self.smem_tables)       # a build's shared-table flags go here
+        smem_args = (np.uint32(cnet.n_pops), np.uint32(len(cnet.projs)), flag_arg)
         if self.connectivity == "procedural":
             tail = (P("projs"), P("rowlen"), P("sampler_tables"), P("out_ptr"), P("out_idx"),
                     max_out, P("gen_out_ptr"), P("gen_out_idx"), np.uint32(tabs["gen_max_out"]),
@@ -602,6 +644,7 @@ class CUDASimulator:
                     P("csr_indptr"), P("csr_targets"), P("csr_weights"), P("csr_delays"),
                     *smem_args, np.uint32(self.pipelined), np.uint64(cnet.ring_size))
         self._args_persist = self._args_neuron + close + tail     # + n_steps at launch
+        self._smem_arg_at = [i for i, a in enumerate(self._args_persist) if a is flag_arg][0]
         self._persist_packed = None           # ctypes kernelParams, packed once (persistent)
         self._stream.synchronize()
         if self.loop_mode == "persistent":
@@ -621,26 +664,30 @@ class CUDASimulator:
             except GraphUnavailable as e:
                 self._fall_back(str(e))
 
-    def _setup_persistent(self, dev) -> None:
-        """Compile and size the persistent kernel; CooperativeUnavailable if it cannot run."""
-        drv = self._drv
-        attr = getattr(drv.device_attribute, "COOPERATIVE_LAUNCH", None)
-        if attr is not None and not dev.get_attribute(attr):
-            raise CooperativeUnavailable(f"{self.device_name} does not support cooperative "
-                                         "launches")
+    def _smem_flags(self, shared_tables: bool) -> int:
+        """The shared-table flags of a build: bit 0 the network tables (if they fit
+        SHARED_NET_TABLES_MAX), bit 1 the sampler tables (procedural)."""
+        if not shared_tables:
+            return 0
+        return (1 if self._net_fits else 0) | (2 if self.connectivity == "procedural" else 0)
+
+    def _compile_build(self, shared_tables: bool, unit_map: bool,
+                       throughput: bool) -> PersistentBuild:
+        """Compile (or take from the cache) and size one build of the persistent kernel;
+        CooperativeUnavailable if no block of it fits an SM; ValueError for a
+        persistent_grid larger than what can be resident."""
         name = "pp_step_persistent_" + self.connectivity
-        defines = persistent_build(bool(self.smem_tables), self.unit_map,
-                                   self.throughput_build)
-        self.persistent_defines = defines     # the build's -D macros (profiling adds to them)
+        flags = self._smem_flags(shared_tables)
+        smem = persistent_smem_bytes(self.cnet, self.connectivity, self._tile_smem, flags)
+        defines = persistent_build(bool(flags), unit_map, throughput)
         k = get_cooperative_kernel(name, defines=defines) if defines else get_cooperative_kernel(name)
-        if self.persistent_smem > 48 * 1024:
-            k.set_max_dynamic_shared(self.persistent_smem)
-        occ = k.max_blocks_per_sm(NEURON_BLOCK, self.persistent_smem)
+        if smem > 48 * 1024:
+            k.set_max_dynamic_shared(smem)
+        occ = k.max_blocks_per_sm(NEURON_BLOCK, smem)
         if occ < 1:
             raise CooperativeUnavailable(f"{k.name}: no block of {NEURON_BLOCK} threads fits "
                                          f"an SM ({k.num_regs} registers, "
-                                         f"{self.persistent_smem} bytes of dynamic shared "
-                                         "memory)")
+                                         f"{smem} bytes of dynamic shared memory)")
         fit = int(self.n_sm) * occ
         if self._persistent_grid_req is not None:
             if self._persistent_grid_req > fit:
@@ -648,19 +695,59 @@ class CUDASimulator:
                     f"persistent_grid={self._persistent_grid_req} exceeds the {fit} blocks of "
                     f"{k.name} that can be resident at once on {self.device_name} "
                     f"({self.n_sm} SMs x {occ}: {k.num_regs} registers, "
-                    f"{self.persistent_smem} bytes of dynamic shared memory)")
+                    f"{smem} bytes of dynamic shared memory)")
             grid = self._persistent_grid_req
         elif self._persistent_bps is not None:
             grid = int(self.n_sm) * min(int(self._persistent_bps), occ)
-        elif self.throughput_build:                 # the point of that build: all that fit
+        elif throughput:                            # the point of that build: all that fit
             grid = fit
         else:
             grid = int(self.n_sm) * default_blocks_per_sm(self._n_blocks, self.n_sm, occ)
-        self._persist = k
-        self._persist_packed = k.pack(self._args_persist + (np.uint32(0),))
-        self.persistent_grid = grid
+        args = list(self._args_persist)
+        args[self._smem_arg_at] = np.uint32(flags)
+        packed = k.pack(tuple(args) + (np.uint32(0),))
+        return PersistentBuild(k, packed, bool(shared_tables), unit_map, throughput, defines,
+                               flags, smem, occ, grid)
+
+    def _use_build(self, b: PersistentBuild, grid: int = 0) -> None:
+        """Launch the persistent loop with build b (on ``grid`` blocks, default its own)."""
+        self._build = b
+        self._persist, self._persist_packed = b.kernel, b.packed
+        self.persistent_smem, self.smem_tables = b.smem, b.smem_tables
+        self.persistent_defines = b.defines   # the build's -D macros (profiling adds to them)
+        self.persistent_grid = grid or b.grid
+        self.shared_tables, self.unit_map, self.throughput_build = (b.shared_tables, b.unit_map,
+                                                                    b.throughput)
+
+    def _setup_persistent(self, dev) -> None:
+        """Compile and size the persistent kernel (and with tune_builds the other builds
+        auto times); CooperativeUnavailable if it cannot run."""
+        drv = self._drv
+        attr = getattr(drv.device_attribute, "COOPERATIVE_LAUNCH", None)
+        if attr is not None and not dev.get_attribute(attr):
+            raise CooperativeUnavailable(f"{self.device_name} does not support cooperative "
+                                         "launches")
+        main = self._compile_build(self.shared_tables, self.unit_map, self.throughput_build)
+        self._main_build = main
+        self._use_build(main)
         user_grid = self._persistent_grid_req is not None or self._persistent_bps is not None
-        self._tune_grids = tune_candidates(grid, self._n_blocks, user_grid)
+        self._tune_cands = [(main, g) for g in tune_candidates(main.grid, self._n_blocks,
+                                                               user_grid)]
+        self._tune_grids = tuple(g for _, g in self._tune_cands)
+        if self.tune_builds and self._tune:
+            seen = {(tuple(sorted(main.defines.items())), main.smem_tables)}
+            for sh, um, tp in TUNE_BUILDS:
+                key = (tuple(sorted(persistent_build(bool(self._smem_flags(sh)), um,
+                                                     tp).items())), self._smem_flags(sh))
+                if key in seen:
+                    continue              # the same kernel (e.g. shared tables that do not fit)
+                seen.add(key)
+                try:
+                    b = self._compile_build(sh, um, tp)
+                except CooperativeUnavailable as e:
+                    log.info("tune_builds: %s left out: %s", build_label(sh, um, tp), e)
+                    continue
+                self._tune_cands.append((b, b.grid))
 
     def _fall_back_persistent(self, why: str) -> None:
         self.persistent_error = why
@@ -668,6 +755,7 @@ class CUDASimulator:
         self.loop_mode = "graph" if self._use_graph else "launch"
         self.persistent_grid = 0
         self._tune_grids = ()
+        self._tune_cands = []
         log.warning("persistent step kernel unavailable, using the %s loop: %s",
                     self.loop_mode, why)
         if self.loop_mode == "graph" and self._state.graph_api is None:
@@ -873,19 +961,11 @@ class CUDASimulator:
                 if should_stop is not None and should_stop():
                     break
                 m = min(self.graph_steps, n_steps - done, self.record_chunk_steps - self._pending)
-                tune = TUNE_ROUNDS * (len(self._tune_grids) + 1) * m     # steps it takes
                 if (self._tune and m == self.graph_steps
-                        and n_steps - done >= tune
-                        and self.step + self._queued >= TUNE_WARMUP_BATCHES * m
-                        and self.record_chunk_steps - self._pending >= tune):
-                    self._tune_loops(m)
-                    self._queued += tune
-                    self._pending += tune
-                    done += tune
-                    if self._pending >= self.record_chunk_steps:
-                        self._drain(record)
-                    continue
-                self._advance(m)
+                        and self.step + self._queued >= TUNE_WARMUP_BATCHES * m):
+                    self._tune_batch(m)     # one timed batch of the next candidate
+                else:
+                    self._advance(m)
                 self._queued += m
                 self._pending += m
                 done += m
@@ -895,56 +975,74 @@ class CUDASimulator:
                 self._drain(record)
         return done
 
-    def _tune_loops(self, m: int) -> None:
-        """Run TUNE_ROUNDS batches of m steps of each candidate -- the persistent loop on
-        each grid of ``_tune_grids``, then the graph loop -- taking turns, each timed with
-        the device idle before it, and keep the candidate with the smallest total (taking
-        turns cancels a slow drift of the activity).  The spikes do not depend on the loop
-        or the grid; only the wall time does."""
-        self._tune = False
-        grids = self._tune_grids or (self.persistent_grid,)
-        try:
-            self._graph(m)                   # capture first: not part of the timing
-        except GraphUnavailable as e:
-            self.graph_error = str(e)
-            for _ in range(TUNE_ROUNDS * (len(grids) + 1)):
+    def _tune_batch(self, m: int) -> None:
+        """One timed batch of m steps of the loop tuning (persistent="auto").  The
+        candidates -- the persistent loop with each (build, grid) of ``_tune_cands`` (the
+        user's build on its grid and, for small networks, on one block per neuron block;
+        with tune_builds the other builds on their grids), then the graph loop -- take
+        turns, TUNE_ROUNDS batches each, each timed with the device idle before it
+        (taking turns cancels a slow drift of the activity); after the last batch the
+        candidate with the smallest total is kept for the rest of the simulator's life.
+        The batches are ordinary steps of the run (record chunks drain between them, a
+        run_steps call may end between them); the spikes do not depend on the loop, the
+        build or the grid, only the wall time does."""
+        st = self._tune_state
+        if st is None:
+            try:
+                self._graph(m)               # capture first: not part of the timing
+            except GraphUnavailable as e:
+                self.graph_error = str(e)
+                self._tune = False
                 self._advance(m)
-            return
-        cands = [("persistent", g) for g in grids] + [("graph", 0)]
-        times = [0.0] * len(cands)
-        refused = False
-        for b in range(TUNE_ROUNDS * len(cands)):
-            c = b % len(cands)
-            mode, grid = cands[c]
-            if refused and mode == "persistent":
-                mode, grid = "graph", 0     # the steps still run; their time does not count
-            self._stream.synchronize()
-            self.loop_mode = mode
-            if grid:
-                self.persistent_grid = grid
-            t0 = time.perf_counter()
-            self._advance(m)
-            self._stream.synchronize()
-            times[c] += (time.perf_counter() - t0) / (m * TUNE_ROUNDS)
-            if self.loop_mode != mode:      # a cooperative launch refused: graph from now on
-                refused = True
-            if refused and cands[c][0] == "persistent":
-                times[c] = float("inf")
-        best = min(range(len(cands)), key=times.__getitem__)
-        self.loop_mode, grid = cands[best]
-        if self.persistent_grid:            # the grid chosen, or the default if graph
-            self.persistent_grid = grid or grids[0]
-        self.loop_tuning = {"persistent_s_per_step": times[0],
-                            "graph_s_per_step": times[-1], "steps_each": m,
-                            "grids": list(grids)}
-        for g, t in zip(grids[1:], times[1:-1]):
-            self.loop_tuning[f"persistent_grid_{g}_s_per_step"] = t
+                return
+            cands = list(self._tune_cands) + [(None, 0)]
+            st = self._tune_state = {"cands": cands, "times": [0.0] * len(cands), "b": 0,
+                                     "main": self._build, "m": m}
+        cands, times = st["cands"], st["times"]
+        c = st["b"] % len(cands)
+        build, grid = cands[c]
+        if build is not None:
+            self._use_build(build, grid)
+        mode = "persistent" if build is not None else "graph"
+        self._stream.synchronize()
+        self.loop_mode = mode
+        t0 = time.perf_counter()
+        self._advance(m)
+        self._stream.synchronize()
+        times[c] += (time.perf_counter() - t0) / (m * TUNE_ROUNDS)
+        st["b"] += 1
+        if self.loop_mode != mode:           # a cooperative launch refused: the graph ran
+            for k, (b, _) in enumerate(cands):
+                if b is not None:
+                    times[k] = float("inf")
+            self._finish_tuning(cands.index((None, 0)))
+        elif st["b"] == TUNE_ROUNDS * len(cands):
+            self._finish_tuning(min(range(len(cands)), key=times.__getitem__))
 
-        def label(c):
-            return f"{c[0]} grid {c[1]}" if c[1] else c[0]
-        log.info("loop tuning over %d steps each: %s -> %s", m,
-                 ", ".join(f"{label(c)} {t:.3g} s/step" for c, t in zip(cands, times)),
-                 label(cands[best]))
+    def _finish_tuning(self, best: int) -> None:
+        """Keep candidate ``best`` of the tuning and record the timings in loop_tuning."""
+        st, self._tune_state, self._tune = self._tune_state, None, False
+        cands, times, main = st["cands"], st["times"], st["main"]
+        build, grid = cands[best]
+        if build is not None:
+            self.loop_mode = "persistent"
+            self._use_build(build, grid)
+        else:
+            self.loop_mode = "graph"
+            if self.persistent_error is None:   # report the build and grid auto would run
+                self._use_build(main, main.grid)
+
+        def key(build, grid):
+            if build is None:
+                return "graph"
+            k = "persistent" + ("" if build is main else "_" + build.label.replace("+", "_"))
+            return k + ("" if grid == build.grid else f"_grid_{grid}")
+        self.loop_tuning = {key(*c) + "_s_per_step": t for c, t in zip(cands, times)}
+        self.loop_tuning.update(steps_each=st["m"], chosen=key(build, grid),
+                                grids=[g for b, g in cands if b is main])
+        log.info("loop tuning over %d steps each: %s -> %s", st["m"],
+                 ", ".join(f"{key(*c)} {t:.3g} s/step" for c, t in zip(cands, times)),
+                 key(build, grid))
 
     def _drain(self, record: List) -> None:
         """Wait for the queued steps, check errors, move recorded spikes to ``record``."""
