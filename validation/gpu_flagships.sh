@@ -14,7 +14,9 @@
 # call's timeout_s 600 and a machine start of 1-2 minutes, a session then has 2-4
 # minutes left for a short second call on the warm machine.  Stages, most important
 # first (results packed into OUTDIR/all.tgz after each; OUTDIR/w/stages.tsv lists every
-# stage's exit status and seconds: 124 = cut by its limit, "skip" = no time left):
+# stage's exit status and seconds: 124 = cut by its limit, "skip" = no time left; the
+# script ends with validation/gpu_summary.py: every target against the best and the
+# default configuration measured):
 #   1a. GPU-marked tests of the default kernels (tests/test_cuda.py without the opt-in
 #       builds: identical spikes vs the CPU reference); a failure is flagged ("NOT
 #       EXACT" in stages.tsv) and the script goes on for diagnostics only: numbers
@@ -130,3 +132,5 @@ if wanted 1c SKIP_OTHER_TESTS; then
   pack
 fi
 echo "== done at $SECONDS s of BUDGET_S=$BUDGET_S"; cat "$W/stages.tsv"
+# last, so that the end of the device call's output holds it: the targets, in a few lines
+python3 validation/gpu_summary.py "$W" | tee "$W/summary.txt"; pack
