@@ -491,6 +491,20 @@ def test_auto_loop_tunes_builds(fake, monkeypatch):
         assert _by_step(rec) == want and sim.step == 400
     with pytest.raises(ValueError, match="tune_builds=True times the persistent builds"):
         CU.CUDASimulator(cnet, "procedural", persistent=True, tune_builds=True)
+    # a grid that a build cannot hold at once leaves that build out, not the simulator:
+    # 12 blocks fit the fake's 4 SMs x 3, but not the shared + unit-map build (x 2 here)
+    timed = CU.get_cooperative_kernel
+
+    def two_for_shared_units(name, defines=None):
+        k = timed(name, defines)
+        if defines and "PP_UNIT_MAP" in defines and "PP_SHARED_TABLES" in defines:
+            k.max_blocks_per_sm = lambda block, shared=0: 2
+        return k
+    monkeypatch.setattr(CU, "get_cooperative_kernel", two_for_shared_units)
+    with CU.CUDASimulator(cnet, "procedural", graph_steps=20, persistent_grid=12,
+                          tune_builds=True) as sim:
+        assert [b.label for b, _ in sim._tune_cands] == [
+            "default", "shared", "units", "throughput"]
     assert fake.stack == [] and fake.mem.live == 0
 
 

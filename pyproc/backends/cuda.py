@@ -744,7 +744,8 @@ class CUDASimulator:
                 seen.add(key)
                 try:
                     b = self._compile_build(sh, um, tp)
-                except CooperativeUnavailable as e:
+                except (CooperativeUnavailable, ValueError) as e:   # no block fits, or
+                    # not the persistent_grid asked for: this build is not a candidate
                     log.info("tune_builds: %s left out: %s", build_label(sh, um, tp), e)
                     continue
                 self._tune_cands.append((b, b.grid))
