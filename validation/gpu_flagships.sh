@@ -13,7 +13,7 @@
 # stage that would get less than its minimum is skipped and says so.  With the device
 # call's timeout_s 600 and a machine start of 1-2 minutes, a session then has 2-4
 # minutes left for a short second call on the warm machine.  Stages, most important
-# first (results packed into OUTDIR/all.tgz after each; OUTDIR/w/stages.tsv lists every
+# first (results packed into OUTDIR/all.tgz after each; stages.tsv lists every
 # stage's exit status and seconds: 124 = cut by its limit, "skip" = no time left; the
 # script ends with validation/gpu_summary.py: every target against the best and the
 # default configuration measured):
@@ -38,11 +38,15 @@ set -u
 OUT=${1:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
 MAM=${2:?usage: validation/gpu_flagships.sh OUTDIR MAM_STRUCTURE_JSON}
 BUDGET_S=${BUDGET_S:-540}
-mkdir -p "$OUT/w"; OUT=$(cd "$OUT" && pwd); W=$OUT/w
+# the work folder stays outside OUTDIR (the device tool returns at most 8 files from it):
+# OUTDIR gets all.tgz (the whole work folder, packed after every stage), summary.txt and
+# stages.tsv
+mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd); W=$(mktemp -d "${TMPDIR:-/tmp}/pyproc_gpu.XXXXXX")
+echo "work folder $W"
 MAM=$(cd "$(dirname "$MAM")" && pwd)/$(basename "$MAM")
 cd "$(dirname "$0")/.."
 . validation/gpu_env.sh || exit 1
-pack() { tar czf "$OUT/all.tgz" -C "$W" . ; }
+pack() { tar czf "$OUT/all.tgz" -C "$W" . ; cp "$W/stages.tsv" "$OUT/" 2>/dev/null; }
 # GPU tests of the opt-in builds (pytest -k expression)
 EXPERIMENTS="shared_tables or pipelined or unit_map or throughput_build or persistent_grid or tune_builds"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$W/gpu.txt"
@@ -133,4 +137,4 @@ if wanted 1c SKIP_OTHER_TESTS; then
 fi
 echo "== done at $SECONDS s of BUDGET_S=$BUDGET_S"; cat "$W/stages.tsv"
 # last, so that the end of the device call's output holds it: the targets, in a few lines
-python3 validation/gpu_summary.py "$W" | tee "$W/summary.txt"; pack
+python3 validation/gpu_summary.py "$W" | tee "$W/summary.txt"; pack; cp "$W/summary.txt" "$OUT/"
