@@ -50,11 +50,32 @@ _CPU_CACHE = {}
 
 
 def _cpu_ref(key, cnet, steps):
+    """The CPU reference's spikes by step, events and spike count (cached per process; and
+    on disk in $PYPROC_TEST_REF_CACHE where set -- validation/gpu_flagships.sh sets a fresh
+    folder per run, so its two pytest stages compute each reference once)."""
     if key not in _CPU_CACHE:
+        import hashlib
+        import pickle
+        folder = os.environ.get("PYPROC_TEST_REF_CACHE")
+        path = None
+        if folder:
+            h = hashlib.sha256(f"{key} {steps} {cnet.seed}".encode())
+            for arr in (cnet.pops, cnet.projs, cnet.v0):
+                h.update(np.ascontiguousarray(arr).tobytes())
+            path = os.path.join(folder, h.hexdigest()[:24] + ".pkl")
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    _CPU_CACHE[key] = pickle.load(f)
+                return _CPU_CACHE[key]
         sim = CPUSimulator(cnet, "stored")
         rec = []
         sim.run_steps(steps, rec)
         _CPU_CACHE[key] = (_by_step(rec), sim.n_events, sim.n_spikes_total)
+        if path:
+            os.makedirs(folder, exist_ok=True)
+            with open(path + ".tmp", "wb") as f:
+                pickle.dump(_CPU_CACHE[key], f)
+            os.replace(path + ".tmp", path)
     return _CPU_CACHE[key]
 
 

@@ -43,6 +43,7 @@ BUDGET_S=${BUDGET_S:-540}
 # stages.tsv
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd); W=$(mktemp -d "${TMPDIR:-/tmp}/pyproc_gpu.XXXXXX")
 echo "work folder $W"
+export PYPROC_TEST_REF_CACHE=${W}_refcache   # CPU references shared by the pytest stages
 MAM=$(cd "$(dirname "$MAM")" && pwd)/$(basename "$MAM")
 cd "$(dirname "$0")/.."
 . validation/gpu_env.sh || exit 1
