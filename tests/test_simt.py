@@ -168,19 +168,21 @@ def _one_block():
     return pp.compile_network(net)
 
 
-@pytest.mark.parametrize("net,grid,pipelined", [("mixed", 1, False), ("mixed", 2, False),
-                                                ("one_block", 1, False),
-                                                ("bal2000", 1, True)])
-def test_small_grids(simt_fake, net, grid, pipelined):
+@pytest.mark.parametrize("net,grid,pipelined,connectivity", [
+    ("mixed", 1, False, "procedural"), ("mixed", 1, False, "stored"),
+    ("mixed", 2, False, "procedural"), ("one_block", 1, False, "procedural"),
+    ("one_block", 1, False, "stored"), ("bal2000", 1, True, "procedural")])
+def test_small_grids(simt_fake, net, grid, pipelined, connectivity):
     """persistent_grid smaller than the default: 1 block (the barrier is __syncthreads:
-    the mixed network's 4 neuron blocks grid-stride, the one-block network resident),
-    2 blocks (grid barrier, grid-stride), and pipelined on 1 block."""
+    the mixed network's 4 neuron blocks grid-stride, the one-block network resident;
+    both connectivities), 2 blocks (grid barrier, grid-stride), and pipelined on 1
+    block."""
     cnet, want, ev = {"mixed": lambda: _ref("mixed", _mixed, 160),
                       "one_block": lambda: _ref("one", _one_block, 160),
                       "bal2000": lambda: _ref("bal2000", _bal2000, 150)}[net]()
     steps = 150 if net == "bal2000" else 160
     assert sum(len(v) for v in want.values()) > 50
-    got, ev_g, sim = _run(cnet, "procedural", steps, persistent_grid=grid, pipelined=pipelined)
+    got, ev_g, sim = _run(cnet, connectivity, steps, persistent_grid=grid, pipelined=pipelined)
     assert sim.persistent_grid == grid
     assert (sim._n_blocks <= grid) == (net == "one_block")      # resident neuron phase
     assert got == want and ev_g == ev
