@@ -5,10 +5,11 @@
     python3 validation/profile_persistent.py --ncu {1k,mc}     # a few launches, for ncu
 
 For the 1,000-neuron balanced network and the full-scale microcircuit (dt 0.1 ms,
-procedural), with 1 and 3 blocks per SM: microseconds per step of the full persistent
-kernel and of its profiling variants (PP_PROFILE_SKIP: 1 = no propagation phase,
-3 = barriers only), 100 and 1,000 steps per launch, and the graph loop for
-comparison.  The variants' spikes are wrong on purpose; only their timings count.
+procedural), with 1 and 3 blocks per SM (the 1k network also on a grid of 1 block --
+__syncthreads for a barrier -- and of one block per neuron block): microseconds per step
+of the full persistent kernel and of its profiling variants (PP_PROFILE_SKIP: 1 = no
+propagation phase, 3 = barriers only), 100 and 1,000 steps per launch, and the graph
+loop for comparison.  The variants' spikes are wrong on purpose; only their timings count.
 Then the phase split of real steps (PP_PROFILE_TIMING: block 0 sums clock64 cycles
 of step start -> barrier A and barrier A -> barrier B; spikes unchanged) for those two
 networks and the 1e5-neuron balanced network at dt 1 ms, with and without the unit map
@@ -99,9 +100,13 @@ def main(argv=None):
                 sim.run_steps(300, [])
             return 0
         for name, cnet in nets().items():
-            for per_sm in (1, 3):
+            grids = [{"persistent_blocks_per_sm": 1}, {"persistent_blocks_per_sm": 3}]
+            if name == "1k":          # the barrier's cost against the grid: 1, 5, 132, 396
+                nb = int((-(-cnet.pops["n"].astype("int64") // 256)).sum())
+                grids = [{"persistent_grid": 1}, {"persistent_grid": nb}] + grids
+            for grid_opt in grids:
                 with CUDASimulator(cnet, "procedural", context=ctx, graph_steps=100,
-                                   persistent=True, persistent_blocks_per_sm=per_sm) as sim:
+                                   persistent=True, **grid_opt) as sim:
                     full = sim._persist
                     kname = full.name
                     for skip in (0, 1, 3):
