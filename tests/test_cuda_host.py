@@ -440,7 +440,7 @@ def test_auto_loop_times_the_small_grid(fake, monkeypatch):
     _, want = _cpu(cnet, 300)
     coop = fake.coop
     _delay_graphs(monkeypatch, fake, 0.05)
-    _delay_kernels(monkeypatch, fake, lambda defines, grid: 0.002 * grid)
+    _delay_kernels(monkeypatch, fake, lambda defines, grid: 0.02 * grid)
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=300, graph_steps=20) as sim:
         n_blocks = sim._n_blocks
         assert sim.persistent_grid == 4 and sim._tune_grids == (4, n_blocks) and n_blocks <= 2
@@ -491,6 +491,19 @@ def test_auto_loop_tunes_builds(fake, monkeypatch):
         assert _by_step(rec) == want and sim.step == 400
     with pytest.raises(ValueError, match="tune_builds=True times the persistent builds"):
         CU.CUDASimulator(cnet, "procedural", persistent=True, tune_builds=True)
+    # every delay >= 2 steps (balanced, 1.5 ms at dt 0.1 ms): the pipelined loop of the
+    # default and shared-tables builds too, on spike lists planned for it
+    bal = pp.compile_network(balanced(200, dt=0.1))
+    _, want_b = _cpu(bal, 460)
+    n_pipe = fake.coop.pipelined_launches
+    with CU.CUDASimulator(bal, "stored", record_chunk_steps=100, graph_steps=20,
+                          tune_builds=True) as sim:
+        assert [b.label for b, _ in sim._tune_cands][-2:] == ["pipelined", "shared+pipelined"]
+        assert sim.plan.buffers["spikes"] == 2 * 8 * bal.n_neurons
+        rec = []
+        sim.run_steps(460, rec)          # 100 warm-up + 2 x (8 + 1) x 20 tuning
+        assert sim.loop_tuning is not None and "persistent_pipelined_s_per_step" in sim.loop_tuning
+        assert _by_step(rec) == want_b and fake.coop.pipelined_launches >= n_pipe + 4
     # a grid that a build cannot hold at once leaves that build out, not the simulator:
     # 12 blocks fit the fake's 4 SMs x 3, but not the shared + unit-map build (x 2 here)
     timed = CU.get_cooperative_kernel

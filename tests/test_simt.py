@@ -188,20 +188,26 @@ def test_small_grids(simt_fake, net, grid, pipelined, connectivity):
     assert got == want and ev_g == ev
 
 
-@pytest.mark.parametrize("connectivity", ["procedural", "stored"])
-def test_auto_tunes_builds(simt_fake, connectivity):
+@pytest.mark.parametrize("net,connectivity", [("mixed", "procedural"), ("mixed", "stored"),
+                                              ("bal2000", "procedural")])
+def test_auto_tunes_builds(simt_fake, net, connectivity):
     """persistent="auto" with tune_builds=True: after the warm-up, the default,
-    shared-tables, unit-map, both and throughput builds and the graph loop each run two
-    batches in turns, mid-run, on the same device state, and the run goes on with one of
-    them: the CPU reference's spikes and events throughout."""
-    cnet, want, ev = _ref("mixed200", _mixed, 200)
-    with CU.CUDASimulator(cnet, connectivity, graph_steps=10, record_chunk_steps=200,
+    shared-tables, unit-map, both and throughput builds (and where every delay is >= 2
+    steps, balanced 2,000, the pipelined loop of the default and shared-tables builds)
+    and the graph loop each run two batches in turns, mid-run, on the same device state,
+    and the run goes on with one of them: the CPU reference's spikes and events
+    throughout."""
+    labels = ["default", "shared", "units", "shared+units", "throughput"]
+    if net == "bal2000":
+        labels += ["pipelined", "shared+pipelined"]
+    steps = 50 + 2 * (len(labels) + 1) * 10 + 10       # warm-up, tuning, 10 steps after
+    cnet, want, ev = _ref(f"{net}{steps}", {"mixed": _mixed, "bal2000": _bal2000}[net], steps)
+    with CU.CUDASimulator(cnet, connectivity, graph_steps=10, record_chunk_steps=100,
                           tune_builds=True, persistent_blocks_per_sm=1) as sim:
-        assert [b.label for b, _ in sim._tune_cands] == [
-            "default", "shared", "units", "shared+units", "throughput"]
+        assert [b.label for b, _ in sim._tune_cands] == labels
         rec = []
-        sim.run_steps(200, rec)
-        assert sim.loop_tuning is not None and len(sim.loop_tuning) == 6 + 3
+        sim.run_steps(steps, rec)
+        assert sim.loop_tuning is not None and len(sim.loop_tuning) == len(labels) + 1 + 3
         assert _by_step(rec) == want and sim.n_events == ev
 
 

@@ -78,9 +78,10 @@ occupancy of the graph loop's propagation kernel, for throughput-bound runs such
 1e5-neuron balanced network or the multi-area model; a build with -DPP_WARP_SEGMENTS=0
 -DPP_PERSISTENT_MIN_BLOCKS=4; not with unit_map or shared_tables; prepared, not yet run
 on a GPU), ``tune_builds`` (False: True makes ``persistent="auto"`` compile the
-shared-tables, unit-map, both and throughput builds at set-up and time them too, two
-batches each on the live network, and keep the fastest candidate; ``loop_tuning`` names
-it in ``chosen``; prepared, not yet run on a GPU).
+shared-tables, unit-map, both and throughput builds at set-up and time them too -- and
+where every delay is >= 2 steps the pipelined loop of the default and shared-tables
+builds -- two batches each on the live network, and keep the fastest candidate;
+``loop_tuning`` names it in ``chosen``; prepared, not yet run on a GPU).
 """
 from __future__ import annotations
 
@@ -216,15 +217,19 @@ THROUGHPUT_BUILD = {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4}
 
 
 # The builds persistent="auto" times with tune_builds=True: (shared_tables, unit_map,
-# throughput_build), each on its own default grid.
+# throughput_build), each on its own default grid; where every delay is >= 2 steps also
+# the pipelined loop (one barrier per step) of the default and the shared-tables builds.
 TUNE_BUILDS = ((False, False, False), (True, False, False), (False, True, False),
                (True, True, False), (False, False, True))
+TUNE_PIPELINED = ((False, False, False), (True, False, False))
 
 
-def build_label(shared_tables: bool, unit_map: bool, throughput: bool) -> str:
-    """'default', 'shared', 'units', 'shared+units' or 'throughput' (loop_tuning's keys)."""
+def build_label(shared_tables: bool, unit_map: bool, throughput: bool,
+                pipelined: bool = False) -> str:
+    """'default', 'shared', 'units', 'shared+units', 'throughput', 'pipelined',
+    'shared+pipelined', ... (loop_tuning's keys)."""
     parts = [w for on, w in ((shared_tables, "shared"), (unit_map, "units"),
-                             (throughput, "throughput")) if on]
+                             (throughput, "throughput"), (pipelined, "pipelined")) if on]
     return "+".join(parts) or "default"
 
 
@@ -235,15 +240,16 @@ class PersistentBuild:
     arguments, the blocks per SM that fit (``occ``) and the grid it runs by default."""
 
     def __init__(self, kernel, packed, shared_tables: bool, unit_map: bool, throughput: bool,
-                 defines: Dict[str, int], smem_tables: int, smem: int, occ: int, grid: int):
-        self.kernel, self.packed = kernel, packed
+                 defines: Dict[str, int], smem_tables: int, smem: int, occ: int, grid: int,
+                 pipelined: bool = False):
+        self.kernel, self.packed, self.pipelined = kernel, packed, pipelined
         self.shared_tables, self.unit_map, self.throughput = shared_tables, unit_map, throughput
         self.defines, self.smem_tables, self.smem = defines, smem_tables, smem
         self.occ, self.grid = occ, grid
 
     @property
     def label(self) -> str:
-        return build_label(self.shared_tables, self.unit_map, self.throughput)
+        return build_label(self.shared_tables, self.unit_map, self.throughput, self.pipelined)
 
 
 def persistent_build(shared_tables: bool, unit_map: bool, throughput: bool) -> Dict[str, int]:
@@ -458,11 +464,12 @@ class CUDASimulator:
             raise ValueError("throughput_build=True (4 blocks per SM, 64 registers) cannot be "
                              "combined with unit_map or shared_tables (their builds need more "
                              "registers)")
-        if self.pipelined:
-            k, d = min_delay_steps(cnet)
-            if d < 2:
-                raise ValueError(f"pipelined=True needs every delay >= 2 steps; projection "
-                                 f"{cnet.proj_names[k]!r} can deliver after {d} step(s)")
+        k, d = min_delay_steps(cnet)
+        if self.pipelined and d < 2:
+            raise ValueError(f"pipelined=True needs every delay >= 2 steps; projection "
+                             f"{cnet.proj_names[k]!r} can deliver after {d} step(s)")
+        # tune_builds also times the pipelined loop where the delays allow it
+        self._tune_pipelined = self.tune_builds and not self.pipelined and d >= 2
         self.smem_tables = 0
         self.persistent_smem = 0
         self.persistent_defines: Dict[str, int] = {}
@@ -540,7 +547,7 @@ class CUDASimulator:
     def _setup(self, prop_blocks, csr_build) -> None:
         drv, cnet = self._drv, self.cnet
         plan = plan_network(cnet, self.connectivity, self.record_chunk_steps,
-                            spike_lists=2 if self.pipelined else 1)
+                            spike_lists=2 if self.pipelined or self._tune_pipelined else 1)
         self.plan: Plan = plan
         if plan.record_capacity >= 2 ** 32 - 1:
             raise BackendUnavailable(f"record buffer of {plan.record_capacity:,d} ids exceeds "
@@ -624,12 +631,13 @@ class CUDASimulator:
         self.persistent_smem = persistent_smem_bytes(cnet, self.connectivity, self._tile_smem,
                                                      self.smem_tables)
         flag_arg = np.uint32(self.smem_tables)       # a build's shared-table flags go here
+        pipe_arg = np.uint32(self.pipelined)         # and its pipelined flag here
         smem_args = (np.uint32(cnet.n_pops), np.uint32(len(cnet.projs)), flag_arg)
         if self.connectivity == "procedural":
             tail = (P("projs"), P("rowlen"), P("sampler_tables"), P("out_ptr"), P("out_idx"),
                     max_out, P("gen_out_ptr"), P("gen_out_idx"), np.uint32(tabs["gen_max_out"]),
                     P("tiles"), np.uint32(self.n_tiles), np.uint32(self.tile_min_spikes),
-                    *smem_args, np.uint32(self._tile_smem), np.uint32(self.pipelined),
+                    *smem_args, np.uint32(self._tile_smem), pipe_arg,
                     np.uint64(cnet.ring_size))
             self._args_prop_gen = (P("projs"), P("pops"), P("rowlen"), P("sampler_tables"),
                                    P("gen_out_ptr"), P("gen_out_idx"),
@@ -642,9 +650,10 @@ class CUDASimulator:
         else:
             tail = (P("projs"), P("out_ptr"), P("out_idx"), max_out, P("csr_row_base"),
                     P("csr_indptr"), P("csr_targets"), P("csr_weights"), P("csr_delays"),
-                    *smem_args, np.uint32(self.pipelined), np.uint64(cnet.ring_size))
+                    *smem_args, pipe_arg, np.uint64(cnet.ring_size))
         self._args_persist = self._args_neuron + close + tail     # + n_steps at launch
         self._smem_arg_at = [i for i, a in enumerate(self._args_persist) if a is flag_arg][0]
+        self._pipe_arg_at = [i for i, a in enumerate(self._args_persist) if a is pipe_arg][0]
         self._persist_packed = None           # ctypes kernelParams, packed once (persistent)
         self._stream.synchronize()
         if self.loop_mode == "persistent":
@@ -671,12 +680,14 @@ class CUDASimulator:
             return 0
         return (1 if self._net_fits else 0) | (2 if self.connectivity == "procedural" else 0)
 
-    def _compile_build(self, shared_tables: bool, unit_map: bool,
-                       throughput: bool) -> PersistentBuild:
+    def _compile_build(self, shared_tables: bool, unit_map: bool, throughput: bool,
+                       pipelined: Optional[bool] = None) -> PersistentBuild:
         """Compile (or take from the cache) and size one build of the persistent kernel;
         CooperativeUnavailable if no block of it fits an SM; ValueError for a
-        persistent_grid larger than what can be resident."""
+        persistent_grid larger than what can be resident.  ``pipelined``: the loop's
+        flag (a launch argument; default the simulator's)."""
         name = "pp_step_persistent_" + self.connectivity
+        pipelined = self.pipelined if pipelined is None else bool(pipelined)
         flags = self._smem_flags(shared_tables)
         smem = persistent_smem_bytes(self.cnet, self.connectivity, self._tile_smem, flags)
         defines = persistent_build(bool(flags), unit_map, throughput)
@@ -705,9 +716,10 @@ class CUDASimulator:
             grid = int(self.n_sm) * default_blocks_per_sm(self._n_blocks, self.n_sm, occ)
         args = list(self._args_persist)
         args[self._smem_arg_at] = np.uint32(flags)
+        args[self._pipe_arg_at] = np.uint32(pipelined)
         packed = k.pack(tuple(args) + (np.uint32(0),))
         return PersistentBuild(k, packed, bool(shared_tables), unit_map, throughput, defines,
-                               flags, smem, occ, grid)
+                               flags, smem, occ, grid, pipelined)
 
     def _use_build(self, b: PersistentBuild, grid: int = 0) -> None:
         """Launch the persistent loop with build b (on ``grid`` blocks, default its own)."""
@@ -718,6 +730,7 @@ class CUDASimulator:
         self.persistent_grid = grid or b.grid
         self.shared_tables, self.unit_map, self.throughput_build = (b.shared_tables, b.unit_map,
                                                                     b.throughput)
+        self.pipelined = b.pipelined
 
     def _setup_persistent(self, dev) -> None:
         """Compile and size the persistent kernel (and with tune_builds the other builds
@@ -735,18 +748,21 @@ class CUDASimulator:
                                                                user_grid)]
         self._tune_grids = tuple(g for _, g in self._tune_cands)
         if self.tune_builds and self._tune:
-            seen = {(tuple(sorted(main.defines.items())), main.smem_tables)}
-            for sh, um, tp in TUNE_BUILDS:
+            seen = {(tuple(sorted(main.defines.items())), main.smem_tables, main.pipelined)}
+            extra = [(sh, um, tp, self.pipelined) for sh, um, tp in TUNE_BUILDS]
+            if self._tune_pipelined:
+                extra += [(sh, um, tp, True) for sh, um, tp in TUNE_PIPELINED]
+            for sh, um, tp, pl in extra:
                 key = (tuple(sorted(persistent_build(bool(self._smem_flags(sh)), um,
-                                                     tp).items())), self._smem_flags(sh))
+                                                     tp).items())), self._smem_flags(sh), pl)
                 if key in seen:
                     continue              # the same kernel (e.g. shared tables that do not fit)
                 seen.add(key)
                 try:
-                    b = self._compile_build(sh, um, tp)
+                    b = self._compile_build(sh, um, tp, pl)
                 except (CooperativeUnavailable, ValueError) as e:   # no block fits, or
                     # not the persistent_grid asked for: this build is not a candidate
-                    log.info("tune_builds: %s left out: %s", build_label(sh, um, tp), e)
+                    log.info("tune_builds: %s left out: %s", build_label(sh, um, tp, pl), e)
                     continue
                 self._tune_cands.append((b, b.grid))
 
