@@ -111,7 +111,7 @@ fi
 if wanted 1b SKIP_TESTS; then
   # the opt-in builds: a failure is reported (their bench rows then timed a wrong kernel:
   # the option must stay off) but does not stop the rest
-  stage "1b GPU tests, opt-in builds" 150 40 "$W/pytest_gpu_experiments.log" \
+  stage "1b GPU tests, opt-in builds" 200 40 "$W/pytest_gpu_experiments.log" \
     python3 -m pytest -q -m gpu -rs --durations=8 tests/test_cuda.py -k "$EXPERIMENTS"
   tail -3 "$W/pytest_gpu_experiments.log"
   grep -E "^(FAILED|ERROR)" "$W/pytest_gpu_experiments.log"; pack
