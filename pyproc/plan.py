@@ -77,7 +77,7 @@ from .compile import POP_DTYPE, PROJ_DTYPE, RULE_BERNOULLI, CompiledNetwork
 from .sampling import TABLES_LEN, sampler_tables
 
 __all__ = ["Plan", "plan_network", "report", "main", "device_tables", "record_capacity",
-           "synapse_bound", "tile_projections", "NEURON_BLOCK", "MIN_ALLOC",
+           "synapse_bound", "tile_projections", "neuron_blocks", "NEURON_BLOCK", "MIN_ALLOC",
            "DEFAULT_RECORD_CHUNK_STEPS", "CTRL_BYTES", "TILE_SEGMENTS", "TILE_MAX_WIDTH"]
 
 NEURON_BLOCK = 256                 # threads per neuron-kernel block (PP_NEURON_BLOCK)
@@ -90,6 +90,12 @@ TILE_MAX_WIDTH = 256               # PP_TILE_MAX_WIDTH (kernels/phases.cuh)
 
 def _alloc(nbytes: int) -> int:
     return max(int(nbytes), MIN_ALLOC)
+
+
+def neuron_blocks(cnet: CompiledNetwork) -> np.ndarray:
+    """Neuron-kernel blocks per population: ceil(n / NEURON_BLOCK) (int64); their sum is
+    the length of the block table (``device_tables``' ``blocks``)."""
+    return -(-cnet.pops["n"].astype(np.int64) // NEURON_BLOCK)
 
 
 def record_capacity(cnet: CompiledNetwork, chunk_steps: int) -> int:
@@ -157,8 +163,7 @@ def device_tables(cnet: CompiledNetwork) -> Dict[str, object]:
     memory of a block that runs tiles: 4 x 32 x (largest tiled width + 1); 0 without
     tiles)."""
     n_pops, n_projs = cnet.n_pops, len(cnet.projs)
-    sizes = cnet.pops["n"].astype(np.int64)
-    nb = -(-sizes // NEURON_BLOCK)
+    nb = neuron_blocks(cnet)
     blocks = np.zeros((int(nb.sum()), 2), np.uint32)
     b = 0
     for i in range(n_pops):
@@ -252,7 +257,7 @@ def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
         raise ValueError(f"connectivity must be 'procedural' or 'stored', got {connectivity!r}")
     record_chunk_steps = int(record_chunk_steps)
     n_pops, n_projs, N = cnet.n_pops, len(cnet.projs), cnet.n_neurons
-    n_blocks = int((-(-cnet.pops["n"].astype(np.int64) // NEURON_BLOCK)).sum())
+    n_blocks = int(neuron_blocks(cnet).sum())
     rec_cap = record_capacity(cnet, record_chunk_steps)
     bound = synapse_bound(cnet)
     expected = int(round(sum(cnet.expected_synapses(k) for k in range(n_projs))))

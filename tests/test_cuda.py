@@ -306,7 +306,8 @@ def test_persistent_grid_identical_spikes(cuda_ctx, case):
     build, steps = CASES[case]
     cnet = build()
     want, ev, _ = _cpu_ref(case, cnet, steps)
-    n_blocks = int((-(-cnet.pops["n"].astype(np.int64) // 256)).sum())
+    from pyproc.plan import neuron_blocks
+    n_blocks = int(neuron_blocks(cnet).sum())
     runs = [(conn, {"persistent_grid": g}) for conn in ("procedural", "stored")
             for g in (1, n_blocks)]
     if case == "balanced2000":

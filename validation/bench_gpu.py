@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pyproc as pp  # noqa: E402
 from pyproc.models import balanced  # noqa: E402
+from pyproc.plan import neuron_blocks  # noqa: E402
 
 
 def _machine(drv):
@@ -175,7 +176,7 @@ def main(argv=None):
         save(args.out, res)
         # (c) per-step overhead: 1,000 neurons, 1 s at dt = 0.1 ms
         small = pp.compile_network(balanced(1000, dt=0.1))
-        nb = int((-(-small.pops["n"].astype(np.int64) // 256)).sum())    # neuron blocks: 5
+        nb = int(neuron_blocks(small).sum())                              # 5
         res["overhead"] = []
         for opt in ({"persistent": True, "persistent_grid": nb},
                     {"persistent": True, "persistent_grid": nb, "shared_tables": True},
@@ -204,7 +205,7 @@ def main(argv=None):
         if not args.skip_microcircuit:
             from pyproc.models import microcircuit
             mc = pp.compile_network(microcircuit(1.0, dt=0.1))
-            nb_mc = int((-(-mc.pops["n"].astype(np.int64) // 256)).sum())     # 305
+            nb_mc = int(neuron_blocks(mc).sum())                                # 305
             res["microcircuit"] = []
             for conn in ("procedural", "stored"):
                 for opt in ({"persistent": True}, {"persistent": True, "persistent_grid": nb_mc},

@@ -26,6 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pyproc as pp  # noqa: E402
 from pyproc import kernels  # noqa: E402
+from pyproc.plan import neuron_blocks  # noqa: E402
 from pyproc.models import balanced, microcircuit  # noqa: E402
 
 
@@ -102,7 +103,7 @@ def main(argv=None):
         for name, cnet in nets().items():
             grids = [{"persistent_blocks_per_sm": 1}, {"persistent_blocks_per_sm": 3}]
             if name == "1k":          # the barrier's cost against the grid: 1, 5, 132, 396
-                nb = int((-(-cnet.pops["n"].astype("int64") // 256)).sum())
+                nb = int(neuron_blocks(cnet).sum())
                 grids = [{"persistent_grid": 1}, {"persistent_grid": nb}] + grids
             for grid_opt in grids:
                 with CUDASimulator(cnet, "procedural", context=ctx, graph_steps=100,

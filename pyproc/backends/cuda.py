@@ -448,8 +448,8 @@ class CUDASimulator:
         self.persistent_grid = 0
         self._persistent_bps = persistent_blocks_per_sm
         self._persistent_grid_req = None if persistent_grid is None else int(persistent_grid)
-        self._tune_grids: Tuple[int, ...] = ()      # persistent grids that auto times
         self._tune_cands: List[Tuple[PersistentBuild, int]] = []   # (build, grid) it times
+        self._main_build: Optional[PersistentBuild] = None     # the build the options ask
         self._tune_state: Optional[dict] = None    # the tuning under way (_tune_batch)
         self._tiles_on = bool(bernoulli_tiles) and connectivity == "procedural"
         self.shared_tables = bool(shared_tables)
@@ -746,7 +746,6 @@ class CUDASimulator:
         user_grid = self._persistent_grid_req is not None or self._persistent_bps is not None
         self._tune_cands = [(main, g) for g in tune_candidates(main.grid, self._n_blocks,
                                                                user_grid)]
-        self._tune_grids = tuple(g for _, g in self._tune_cands)
         if self.tune_builds and self._tune:
             seen = {(tuple(sorted(main.defines.items())), main.smem_tables, main.pipelined)}
             extra = [(sh, um, tp, self.pipelined) for sh, um, tp in TUNE_BUILDS]
@@ -766,12 +765,16 @@ class CUDASimulator:
                     continue
                 self._tune_cands.append((b, b.grid))
 
+    @property
+    def _tune_grids(self) -> Tuple[int, ...]:
+        """The grids on which auto times the user's build (its own first)."""
+        return tuple(g for b, g in self._tune_cands if b is self._main_build)
+
     def _fall_back_persistent(self, why: str) -> None:
         self.persistent_error = why
         self._tune = False
         self.loop_mode = "graph" if self._use_graph else "launch"
         self.persistent_grid = 0
-        self._tune_grids = ()
         self._tune_cands = []
         log.warning("persistent step kernel unavailable, using the %s loop: %s",
                     self.loop_mode, why)
@@ -1014,7 +1017,7 @@ class CUDASimulator:
                 return
             cands = list(self._tune_cands) + [(None, 0)]
             st = self._tune_state = {"cands": cands, "times": [0.0] * len(cands), "b": 0,
-                                     "main": self._build, "m": m}
+                                     "m": m}
         cands, times = st["cands"], st["times"]
         c = st["b"] % len(cands)
         build, grid = cands[c]
@@ -1039,7 +1042,7 @@ class CUDASimulator:
     def _finish_tuning(self, best: int) -> None:
         """Keep candidate ``best`` of the tuning and record the timings in loop_tuning."""
         st, self._tune_state, self._tune = self._tune_state, None, False
-        cands, times, main = st["cands"], st["times"], st["main"]
+        cands, times, main = st["cands"], st["times"], self._main_build
         build, grid = cands[best]
         if build is not None:
             self.loop_mode = "persistent"
