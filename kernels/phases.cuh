@@ -121,27 +121,118 @@ __device__ __forceinline__ void pp_decode_item(unsigned long long v, uint32_t sp
  * Each delivers into the ring (pp_ring_add, step t with tmod = t % ring_slots of the
  * target population tp) and counts the synapses delivered. */
 
-/* Segment seg of row pre of a pairwise_bernoulli projection, walked by one lane (draws
- * j = 0, 1, ..., sharing Philox calls between draws: pp_bernoulli_draw with reuse); adds
- * its synapse count to *hits (in place: one counter register in the loop, not two). */
-__device__ __forceinline__ void pp_bernoulli_segment_lane(
-    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg, const int32_t *tab,
-    int32_t *ring, unsigned long long ring_size, const pp_pop *tp, uint32_t tmod,
-    pp_ctrl *ctrl, uint32_t t_lo, uint32_t *hits)
+/* One Philox call of a bernoulli lane walk: its D = 1 or 2 draws (pp_bernoulli_width)
+ * of segment seg of row pre, call jc (draws jc * D, jc * D + 1), from position *pos
+ * on; deliver(tg, p, w) for each synapse, tg its target (local index in the target
+ * population), p < len its position in the segment and w its weight (the same
+ * draws, words and synapses as pp_bernoulli_draw in a loop; no autapse where the
+ * projection excludes them); counts them in *hits.  Returns true when the segment is
+ * done (*pos >= len). */
+template <class Deliver>
+__device__ __forceinline__ bool pp_bernoulli_call(const pp_proj *pj, uint32_t seed,
+                                                  uint32_t pre, uint32_t seg, uint32_t jc,
+                                                  uint32_t len, int32_t *pos,
+                                                  const int32_t *tab, uint32_t *hits,
+                                                  Deliver deliver)
 {
-    const uint32_t len = pp_segment_length(pj, seg);
-    int32_t pos = -1;
-    uint32_t j = 0, ww, wd;
-    pp_u32x4 r;
-    for (;;) {
-        uint32_t tg;
-        pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab, 1);
-        if (pos >= (int32_t)len) break;
-        tg = seg * pj->seg_width + (uint32_t)pos;
+    const uint32_t W = pp_bernoulli_width(pj), shift = pp_bernoulli_shift(W);
+    const pp_u32x4 c = pp_philox4x32_10(pre, seg, jc, PP_TAG_BERNOULLI, seed, pj->stream);
+    uint32_t k;
+#pragma unroll
+    for (k = 0; k < 2u; ++k) {
+        uint32_t ww, wd, tg;
+        if (k > 0u && shift == 0u) break;
+        *pos += 1 + (int32_t)pp_geometric_skip(
+            pp_bernoulli_words(&c, (jc << shift) + k, W, shift, &ww, &wd), pj->gmul,
+            pj->gshift, pj->seg_width, tab);
+        if (*pos >= (int32_t)len) return true;
+        tg = seg * pj->seg_width + (uint32_t)*pos;
         if (!pj->autapses && tg == pre) continue;
-        pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg, pp_weight_fixed(pj, ww, tab),
-                    pp_delay_steps(pj, wd, tab), ctrl, t_lo);
+        deliver(tg, (uint32_t)*pos, pp_weight_fixed(pj, ww, tab));
         ++*hits;
+    }
+    return false;
+}
+
+/* The segments seg, seg + stride, ... < n_seg of row pre of a pairwise_bernoulli
+ * projection with a constant delay, walked by one lane (pp_bernoulli_call), each
+ * synapse one atomicAdd at dst + target, dst = the ring row of the step's slot
+ * (t + d) % ring_slots and the projection's channel (checked once by the caller: no
+ * slot arithmetic or bounds check per synapse).  Adds its synapse count to *hits.
+ * One flat loop, one Philox call per iteration; a lane that finishes a segment starts
+ * its next one in the next iteration.  A loop per segment made every lane of the warp
+ * wait, at the end of each segment, for the lane with the most draws in it (the
+ * balanced network: 12.8 synapses per segment on average, the most of 32 lanes ~20);
+ * flat, a lane's work is the sum over its segments and the warp waits once, at the
+ * end.  The lanes stay aligned on Philox calls (every iteration makes one): no call
+ * runs with half the lanes idle. */
+__device__ __forceinline__ void pp_bernoulli_walk_const_delay(
+    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg, uint32_t stride,
+    const int32_t *tab, int32_t *dst, uint32_t *hits)
+{
+    uint32_t len = pp_segment_length(pj, seg), jc = 0;
+    int32_t pos = -1;
+    for (;;) {
+        if (!pp_bernoulli_call(pj, seed, pre, seg, jc, len, &pos, tab, hits,
+                               [&](uint32_t tg, uint32_t, int32_t w) {
+                                   atomicAdd(dst + tg, w);
+                               })) {
+            ++jc;
+            continue;
+        }
+        seg += stride;
+        if (seg >= pj->n_seg) return;
+        len = pp_segment_length(pj, seg);
+        pos = -1;
+        jc = 0;
+    }
+}
+
+/* 0: every bernoulli lane walk segment by segment, as before the flat constant-delay
+ * walk (validation/bench_gpu.py times the per-step kernel built so, against the
+ * default, on the same spikes: an A/B of the walk on the GPU). */
+#ifndef PP_FLAT_WALK
+#define PP_FLAT_WALK 1
+#endif
+
+/* A lane's bernoulli segments seg, seg + stride, ... < n_seg of row pre (none if
+ * seg >= n_seg): pp_bernoulli_walk_const_delay when the delay is constant and its
+ * ring row (slot (t + d) % ring_slots, the projection's channel, all n_post targets)
+ * lies inside the ring; otherwise segment by segment (pp_bernoulli_draw in a loop,
+ * Philox calls shared between draws), each synapse through pp_ring_add with its own
+ * delay (a bad delay: pp_ring_add reports PP_ERR_RING_INDEX as for any synapse). */
+__device__ __forceinline__ void pp_bernoulli_segments_lane(
+    const pp_proj *pj, uint32_t seed, uint32_t pre, uint32_t seg, uint32_t stride,
+    const int32_t *tab, int32_t *ring, unsigned long long ring_size, const pp_pop *tp,
+    uint32_t tmod, pp_ctrl *ctrl, uint32_t t_lo, uint32_t *hits)
+{
+    if (seg >= pj->n_seg) return;
+    if (PP_FLAT_WALK && pj->d_kind == PP_DIST_CONST) {
+        const int32_t d = pj->d_const;
+        uint32_t slot = tmod + (uint32_t)d;
+        if (slot >= tp->ring_slots) slot -= tp->ring_slots;
+        const uint64_t row = pp_ring_index(tp, slot, pj->channel, 0u);
+        if (d >= 1 && slot < tp->ring_slots && pj->n_post <= tp->n &&
+            row + pj->n_post <= ring_size) {
+            pp_bernoulli_walk_const_delay(pj, seed, pre, seg, stride, tab, ring + row, hits);
+            return;
+        }
+    }
+    for (; seg < pj->n_seg; seg += stride) {
+        const uint32_t len = pp_segment_length(pj, seg);
+        int32_t pos = -1;
+        uint32_t j = 0, ww, wd;
+        pp_u32x4 r;
+        for (;;) {
+            uint32_t tg;
+            pos = pp_bernoulli_draw(pj, seed, pre, seg, j++, pos, &r, &ww, &wd, tab, 1);
+            if (pos >= (int32_t)len) break;
+            tg = seg * pj->seg_width + (uint32_t)pos;
+            if (!pj->autapses && tg == pre) continue;
+            pp_ring_add(ring, ring_size, tp, tmod, pj->channel, tg, pp_weight_fixed(pj, ww, tab),
+                        pp_delay_steps(pj, wd, tab), ctrl, t_lo);
+            ++*hits;
+        }
     }
 }
 
@@ -290,10 +381,8 @@ __device__ __forceinline__ void pp_procedural_phase(
                 hits += pp_bernoulli_segment_warp(pj, seed, pre, seg, lane, tab, ring, ring_size,
                                                   tp, tmod, ctrl, (uint32_t)t);
         } else if (pj->rule == PP_RULE_BERNOULLI) {
-            uint32_t seg;
-            for (seg = first; seg < pj->n_seg; seg += stride)
-                pp_bernoulli_segment_lane(pj, seed, pre, seg, tab, ring, ring_size, tp, tmod,
-                                          ctrl, (uint32_t)t, &hits);
+            pp_bernoulli_segments_lane(pj, seed, pre, first, stride, tab, ring, ring_size, tp,
+                                       tmod, ctrl, (uint32_t)t, &hits);
         } else if (pj->rule == PP_RULE_FIXED) {
             const uint32_t L = rowlen[pj->rowlen_offset + pre];
             uint32_t j;
@@ -363,23 +452,34 @@ __device__ __forceinline__ void pp_tile_phase(
         const uint32_t base = tl.y * 32u * W;
         const uint32_t s_end = (c + 1u) * C < ns ? (c + 1u) * C : ns;
         const uint32_t span = 32u * (W + 1u);
-        uint32_t i, si;
+        uint32_t i;
 
         for (i = threadIdx.x; i < span; i += blockDim.x) acc[i] = 0;
         __syncthreads();
-        for (si = c * C + warp; si < s_end; si += wpb) {
-            const uint2 sp = pp_load_spike<COHERENT>(spikes, si);
-            uint32_t len, j = 0, ww, wd;
-            int32_t pos = -1;
-            pp_u32x4 r;
-            if (sp.x != pj->src_pop || seg >= pj->n_seg) continue;
-            len = pp_segment_length(pj, seg);
+        if (seg < pj->n_seg) {
+            /* lane l: segment seg of the rows of spikes c*C + warp, + wpb, ... < s_end
+             * from the projection's source, one flat loop (a Philox call per iteration;
+             * a lane done with one spike's segment takes its next spike's) */
+            const uint32_t len = pp_segment_length(pj, seg);
+            uint32_t si = c * C + warp - wpb, pre = 0, jc = 0;     /* (wraps: += wpb first) */
+            int32_t pos = (int32_t)len;                           /* "take the next spike" */
             for (;;) {
-                pos = pp_bernoulli_draw(pj, seed, sp.y, seg, j++, pos, &r, &ww, &wd, tab, 1);
-                if (pos >= (int32_t)len) break;
-                if (!pj->autapses && base + lane * W + (uint32_t)pos == sp.y) continue;
-                atomicAdd(acc + lane * (W + 1u) + (uint32_t)pos, pp_weight_fixed(pj, ww, tab));
-                ++hits;
+                if (pos >= (int32_t)len) {      /* the next spike from the source, if any */
+                    uint2 sp;
+                    do {
+                        si += wpb;
+                        if (si >= s_end) break;
+                        sp = pp_load_spike<COHERENT>(spikes, si);
+                    } while (sp.x != pj->src_pop);
+                    if (si >= s_end) break;
+                    pre = sp.y;
+                    pos = -1;
+                    jc = 0;
+                }
+                pp_bernoulli_call(pj, seed, pre, seg, jc++, len, &pos, tab, &hits,
+                                  [&](uint32_t, uint32_t p, int32_t w) {
+                                      atomicAdd(acc + (lane * (W + 1u) + p), w);
+                                  });
             }
         }
         __syncthreads();

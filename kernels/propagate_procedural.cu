@@ -14,7 +14,9 @@
  *                local index) for s < ctrl->n_spk; its projections are
  *                out_idx[out_ptr[pop] : out_ptr[pop + 1]] (at most max_out).
  *                pairwise_bernoulli: lane l of part p walks segments
- *                  p*32 + l, + 32*split, ... (geometric skipping inside each);
+ *                  p*32 + l, + 32*split, ... (geometric skipping inside each;
+ *                  with a constant delay in one flat loop over its segments,
+ *                  pp_bernoulli_walk_const_delay);
  *                fixed-number rules: lane walks draw indices j the same way
  *                  below the row length rowlen[rowlen_offset + pre];
  *                decoder: part 0 only, lane j < min(32, n_post).
@@ -29,7 +31,8 @@
  * Reads        : ctrl->step, ctrl->n_spk, tables, sampler_tables, spike list.
  * Writes       : int32 atomicAdd of the fixed-point weight into the target's
  *                ring slot (step + delay) % ring_slots, channel pj.channel
- *                (pp_ring_add); one 64-bit atomicAdd per warp into
+ *                (pp_ring_add; a constant delay's row checked once per lane
+ *                walk); one 64-bit atomicAdd per warp into
  *                ctrl->n_events (pp_add_events; more only if a lane counts
  *                2^31 synapses).  Errors: PP_ERR_BAD_RULE, PP_ERR_RING_INDEX.
  * Body         : pp_procedural_phase (phases.cuh).

@@ -166,12 +166,19 @@ extern __shared__ int32_t pp_tile_acc[];     /* dynamic: accumulator first, then
 
 /* Whole-warp bernoulli walks for steps with few items (pp_procedural_phase's
  * WARP_SEGMENTS, latency-bound steps).  The throughput build (pyproc compiles it when
- * throughput_build=True: -DPP_WARP_SEGMENTS=0 -DPP_PERSISTENT_MIN_BLOCKS=4) leaves them
- * out, and the procedural kernel then fits 64 registers without spills: 4 blocks of 256
- * per SM, the occupancy of the graph loop's propagation kernel, for throughput-bound runs
- * (every lane walks its own segments; the same synapses). */
+ * throughput_build=True: -DPP_WARP_SEGMENTS=0 -DPP_PERSISTENT_MIN_BLOCKS=4
+ * -DPP_PERSISTENT_TILES=0) leaves them out, and the tile phase (PP_PERSISTENT_TILES
+ * below), and the procedural kernel then fits 64 registers without spills: 4 blocks of
+ * 256 per SM, the occupancy of the graph loop's propagation kernel, for throughput-bound
+ * runs (every lane walks its own segments; the same synapses). */
 #ifndef PP_WARP_SEGMENTS
 #define PP_WARP_SEGMENTS 1
+#endif
+
+/* The tile phase for steps with at least tile_min_spikes spikes (bernoulli_tiles=True);
+ * 0 compiles it out (the throughput build, which refuses bernoulli_tiles). */
+#ifndef PP_PERSISTENT_TILES
+#define PP_PERSISTENT_TILES 1
 #endif
 
 __device__ __forceinline__ uint32_t pp_round8(uint32_t n) { return (n + 7u) & ~7u; }
@@ -403,8 +410,8 @@ __device__ __forceinline__ bool pp_unit_phase(
             const uint32_t seg = 32u * w + lane;
             if (seg < len) {
                 uint32_t n = 0;
-                pp_bernoulli_segment_lane(pj, seed, pre, seg, tab, ring, ring_size, tp, tmod,
-                                          ctrl, (uint32_t)t, &n);
+                pp_bernoulli_segments_lane(pj, seed, pre, seg, len, tab, ring, ring_size, tp,
+                                           tmod, ctrl, (uint32_t)t, &n);
                 hits += n;
             }
         } else if (kind == PP_UNIT_DECODER) {
@@ -584,7 +591,7 @@ __device__ __forceinline__ void pp_persistent_body(
             pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, list, ns, t,
                                   row_base, indptr, targets, weights, delays, ring, ring_size,
                                   ctrl, &hits64, PP_PARTS_PER_WARP_PERSISTENT);
-        } else if (n_tiles && ns >= tile_min_spikes) {          /* grid-uniform */
+        } else if (PP_PERSISTENT_TILES && n_tiles && ns >= tile_min_spikes) { /* grid-uniform */
             pp_tile_phase<true>(projs, pops, sampler_tables, tiles, n_tiles, list, ns, t, seed,
                                 ring, ring_size, ctrl, pp_tile_acc, &hits);
             pp_procedural_phase<true, PP_WARP_SEGMENTS != 0>(projs, pops, rowlen, sampler_tables, gen_out_ptr,

@@ -226,7 +226,7 @@ def compile_options(defines: Optional[Dict[str, object]] = None) -> List[str]:
 
 _lock = threading.Lock()
 _modules: Dict[Tuple[int, str, Tuple[str, ...]], object] = {}
-_functions: Dict[Tuple[int, str], object] = {}
+_functions: Dict[Tuple[int, str, Tuple[str, ...]], object] = {}
 
 
 def _context_key(drv) -> int:
@@ -259,24 +259,28 @@ def get_module(source: str, defines: Optional[Dict[str, object]] = None):
     return mod
 
 
-def get_kernels(names: Optional[Iterable[str]] = None) -> Dict[str, object]:
+def get_kernels(names: Optional[Iterable[str]] = None,
+                defines: Optional[Dict[str, object]] = None) -> Dict[str, object]:
     """Prepared PyCUDA functions (``name -> Function``) of the current context.
     Call them with ``f.prepared_call(grid, block, *args)`` or
     ``f.prepared_async_call(grid, block, stream, *args)``, args as in
-    :data:`KERNELS`."""
+    :data:`KERNELS`.  ``defines``: -D macros of a variant build (e.g.
+    ``{"PP_FLAT_WALK": 0}``, for A/B timings; same arguments), compiled and cached
+    separately from the default build."""
     drv, _ = import_pycuda()
     names = list(KERNELS) if names is None else list(names)
     ctx_key = _context_key(drv)
+    opts = tuple(compile_options(defines))
     out = {}
     for name in names:
         if name not in KERNELS:
             raise KeyError(f"no kernel {name!r}; available: {', '.join(KERNELS)}")
-        f = _functions.get((ctx_key, name))
+        f = _functions.get((ctx_key, name, opts))
         if f is None:
             src, fmt, _ = KERNELS[name]
-            f = get_module(src).get_function(name)
+            f = get_module(src, defines).get_function(name)
             f.prepare(fmt)
-            _functions[(ctx_key, name)] = f
+            _functions[(ctx_key, name, opts)] = f
         out[name] = f
     return out
 

@@ -380,24 +380,27 @@ class FakeDriver:
     def from_device_like(self, src, like):
         return self.from_device(src, like.shape, like.dtype)
 
-    def launch(self, name, fmt, grid, block, args, shared=0):
+    def launch(self, name, fmt, grid, block, args, shared=0, defines=None):
         assert self.stack, "launch without a current context"
         assert block[0] % 32 == 0 or name == "pp_record_advance"
         a = _unpack(fmt, args)
         if self.capturing is not None:
+            assert defines is None, "graphs capture the default build"
             self.capturing.append((name, grid, block, a, shared))
         else:
             self.launches += 1
-            self.run_kernel(name, grid, block, a, shared)
+            self.run_kernel(name, grid, block, a, shared, defines=defines)
 
-    def run_kernel(self, name, grid, block, a, shared):
-        """One launch: the NumPy emulation (tests/simt.py replaces it by the kernel source)."""
+    def run_kernel(self, name, grid, block, a, shared, defines=None):
+        """One launch: the NumPy emulation, the same for every variant build (``defines``;
+        tests/simt.py replaces it by the kernel source, built with them)."""
         getattr(self.emu, name)(grid[0], a)
 
 
 class FakeFunction:
-    def __init__(self, drv, name):
+    def __init__(self, drv, name, defines=None):
         self.drv, self.name, self.num_regs, self.fmt = drv, name, 64, None
+        self.defines = defines or None              # -D macros of a variant build
 
     def prepare(self, fmt):
         self.fmt = fmt
@@ -409,7 +412,7 @@ class FakeFunction:
     def prepared_async_call(self, grid, block, stream, *args, shared_size=0):
         assert self.fmt is not None
         assert shared_size == 0 or self.name == "pp_propagate_procedural_tiles"
-        self.drv.launch(self.name, self.fmt, grid, block, args, shared_size)
+        self.drv.launch(self.name, self.fmt, grid, block, args, shared_size, self.defines)
 
 
 class FakeGraphs:
@@ -548,10 +551,11 @@ def fake(monkeypatch):
             assert no_extern_c and "-fmad=false" in options and arch == "sm_90"
             assert "--use_fast_math" not in options
             self.src = src
+            self.defines = dict(o[2:].split("=") for o in options if o.startswith("-D"))
 
         def get_function(self, name):
             assert name in self.src
-            return FakeFunction(drv, name)
+            return FakeFunction(drv, name, self.defines)
 
     compiler.SourceModule = SourceModule
     drv.CompileError = CompileError          # pycuda.driver.CompileError

@@ -112,9 +112,10 @@ class SimtCooperative(FakeCooperative):
         return SimtCoopKernel(self, name, defines)
 
 
-def _simt_run_kernel(name, grid, block, a, shared):
-    """A per-step launch (graph loop, CSR build) through the emulator."""
-    lib = build(K.KERNELS[name][0])
+def _simt_run_kernel(name, grid, block, a, shared, defines=None):
+    """A per-step launch (graph loop, CSR build) through the emulator (``defines``: the
+    -D macros of a variant build)."""
+    lib = build(K.KERNELS[name][0], defines)
     argv = (ctypes.c_uint64 * len(a))(*[int(x) & 0xFFFFFFFFFFFFFFFF for x in a])
     lib.pp_simt_set_order(*ORDER)
     err = lib.pp_simt_launch(name.encode(), argv, len(a), int(grid[0]), int(block[0]),

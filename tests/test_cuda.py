@@ -416,6 +416,29 @@ def test_time_propagation_tiles_equal_per_spike(cuda_ctx):
     assert events[0] == events[1] > 0 and np.array_equal(rings[0], rings[1])
 
 
+def test_bernoulli_lane_walk_several_segments(cuda_ctx):
+    """Lanes that walk several bernoulli segments each (the flat constant-delay walk and
+    the segment-by-segment walk of random delays; one block of 8 warps) leave the NumPy
+    twin's ring and count its synapses, and so does the old walk (PP_FLAT_WALK=0, bench
+    (b)'s A/B).  The flagship networks' GPU tests give a lane one segment at most."""
+    import pycuda.driver as drv
+    from pyproc.backends.cuda import CUDASimulator
+    from kernel_example import long_bernoulli, twin_ring
+    cnet, spikes = long_bernoulli()
+    want, n_syn = twin_ring(cnet, spikes)
+    for defines in (None, {"PP_FLAT_WALK": 0}):
+        with CUDASimulator(cnet, "procedural", context=cuda_ctx, persistent=False,
+                           prop_blocks=1) as sim:
+            _, ev = sim.time_propagation(spikes, repeats=2, tiles=False, defines=defines)
+            cuda_ctx.push()
+            try:
+                ring = drv.from_device(sim._state.buffers["ring"], (cnet.ring_size,), np.int32)
+            finally:
+                drv.Context.pop()
+        assert ev == n_syn > 100_000, defines
+        np.testing.assert_array_equal(ring, 3 * want, err_msg=str(defines))
+
+
 def test_simulation_front_end(cuda_ctx):
     net = balanced(500, dt=0.1)
     a = pp.Simulation(net, backend="cpu", connectivity="stored").run(200.0)

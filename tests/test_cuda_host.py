@@ -518,6 +518,14 @@ def test_auto_loop_tunes_builds(fake, monkeypatch):
                           tune_builds=True) as sim:
         assert [b.label for b, _ in sim._tune_cands] == [
             "default", "shared", "units", "throughput"]
+    monkeypatch.setattr(CU, "get_cooperative_kernel", timed)
+    # with bernoulli_tiles: the builds without a tile phase (shared tables, throughput) are
+    # not candidates, and the pipelined loop is timed with the default build only
+    for net, labels in ((cnet, ["default", "units"]), (bal, ["default", "units", "pipelined"])):
+        with CU.CUDASimulator(net, "procedural", graph_steps=20, tune_builds=True,
+                              bernoulli_tiles=True) as sim:
+            assert list(dict.fromkeys(b.label for b, _ in sim._tune_cands)) == labels
+            assert all("PP_PERSISTENT_TILES" not in b.defines for b, _ in sim._tune_cands)
     assert fake.stack == [] and fake.mem.live == 0
 
 
@@ -670,7 +678,8 @@ def test_shared_tables_option(fake, connectivity):
     flags = 3 if connectivity == "procedural" else 1
     assert sim.smem_tables == flags
     assert sim.persistent_smem == CU.persistent_smem_bytes(cnet, connectivity, 0, flags)
-    assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1}       # 3 blocks per SM
+    assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1,       # 3 blocks per SM
+                                     "PP_PERSISTENT_TILES": 0}
     assert fake.coop.shared_asked == sim.persistent_smem
     if sim.persistent_smem > 48 * 1024:
         assert fake.coop.max_dynamic == sim.persistent_smem
@@ -691,7 +700,7 @@ def test_unit_map_option(fake, connectivity):
     with CU.CUDASimulator(cnet, connectivity, persistent=True, unit_map=True,
                           shared_tables=True):
         assert fake.coop.defines[-1] == {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_MIN_BLOCKS": 2,
-                                         "PP_UNIT_MAP": 1}
+                                         "PP_UNIT_MAP": 1, "PP_PERSISTENT_TILES": 0}
     with CU.CUDASimulator(cnet, connectivity, persistent=True) as sim:
         assert not sim.unit_map and fake.coop.defines[-1] is None
 
@@ -704,7 +713,8 @@ def test_throughput_build_option(fake):
     got, want, sim = _mixed_persistent("procedural", throughput_build=True)
     cnet = sim.cnet
     assert got == want and sim.throughput_build
-    assert fake.coop.defines[-1] == {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4}
+    assert fake.coop.defines[-1] == {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4,
+                                     "PP_PERSISTENT_TILES": 0}
     # all the blocks that fit (the fake's occupancy: 3 per SM), not the fewest that
     # hold the 4 neuron blocks (1 per SM, the default build's grid)
     assert sim.persistent_grid == 3 * sim.n_sm
@@ -714,7 +724,16 @@ def test_throughput_build_option(fake):
     for other in ("unit_map", "shared_tables"):
         with pytest.raises(ValueError, match=f"throughput_build=True .*unit_map or shared_tables"):
             CU.CUDASimulator(cnet, "procedural", throughput_build=True, **{other: True})
-    assert len(fake.coop.defines) == n
+    # the throughput and shared-tables builds leave the tile phase out (registers)
+    for build in ("throughput_build", "shared_tables"):
+        with pytest.raises(ValueError, match=f"{build}=True cannot be combined with "
+                                             f"bernoulli_tiles=True"):
+            CU.CUDASimulator(cnet, "procedural", persistent=True, bernoulli_tiles=True,
+                             **{build: True})
+        with CU.CUDASimulator(cnet, "stored", persistent=True, bernoulli_tiles=True,
+                              **{build: True}) as sim:   # stored: tiles do not apply
+            assert sim.n_tiles == 0
+    assert len(fake.coop.defines) == n + 2
     res = pp.Simulation(cnet, backend="cuda", persistent=True, throughput_build=True).run(2.0)
     assert res.meta["throughput_build"] is True
 
@@ -806,7 +825,9 @@ def test_cli_cuda_option_conflicts(fake, tmp_path, capsys):
                          (["--cuda-option", "throughput_build=1", "--cuda-option",
                            "unit_map=1"], ["cannot be combined"]),
                          (["--cuda-option", "persistent_grid=2", "--cuda-option",
-                           "persistent_blocks_per_sm=1"], ["not both"])):
+                           "persistent_blocks_per_sm=1"], ["not both"]),
+                         (["--cuda-option", "shared_tables=1", "--cuda-option",
+                           "bernoulli_tiles=1"], ["shared_tables=True", "bernoulli_tiles"])):
         code = cli.main(base + extra)
         err = capsys.readouterr().err
         lines = err.strip().splitlines()

@@ -108,9 +108,10 @@ def test_every_kernel_has_comment_block():
 
 
 @pytest.mark.nvcc
-@pytest.mark.parametrize("define", ["PP_SHARED_TABLES=1",
+@pytest.mark.parametrize("define", ["PP_SHARED_TABLES=1,PP_PERSISTENT_TILES=0",
                                     "PP_UNIT_MAP=1",
-                                    "PP_UNIT_MAP=1,PP_SHARED_TABLES=1,PP_PERSISTENT_MIN_BLOCKS=2",
+                                    "PP_UNIT_MAP=1,PP_SHARED_TABLES=1,PP_PERSISTENT_MIN_BLOCKS=2,"
+                                    "PP_PERSISTENT_TILES=0",
                                     "PP_PROFILE_TIMING=1", "PP_PROFILE_TIMING=1,PP_UNIT_MAP=1",
                                     "PP_PROFILE_SKIP=3"])
 def test_persistent_variants_compile(define, tmp_path):

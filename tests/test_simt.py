@@ -15,6 +15,7 @@ import pyproc as pp
 from pyproc.backends import cuda as CU
 from pyproc.models import balanced
 
+import simt
 from simt import fake, simt_fake, simt_order  # noqa: F401  (fixtures)
 from test_cuda_host import _by_step, _cpu, _mixed
 
@@ -263,6 +264,31 @@ def test_propagation_tiles_equal_per_spike(simt_fake):
     assert events[0] == events[1] == n_syn > 0
     np.testing.assert_array_equal(rings[0], 2 * want)      # warm-up + 1 timed propagation
     np.testing.assert_array_equal(rings[1], 2 * want)
+
+
+def test_bernoulli_lane_walk_several_segments(simt_fake):
+    """The per-spike kernel's lane walk over several segments per lane (the flat
+    constant-delay walk: a lane moves to its next segment while the others are still in
+    theirs; and the segment-by-segment walk of random delays) leaves the ring of the
+    NumPy twin, and counts its synapses; so does the build with the old walk
+    (PP_FLAT_WALK=0, the bench's A/B).  One block: lane l walks segments l, l + 32, ..."""
+    from kernel_example import long_bernoulli, twin_ring
+    cnet, spikes = long_bernoulli()
+    assert sorted(cnet.projs["n_seg"].tolist()) == [2, 47, 188]
+    with CU.CUDASimulator(cnet, "procedural", persistent=False, prop_blocks=1) as sim:
+        _, ev = sim.time_propagation(spikes, repeats=1, tiles=False)
+        ring = np.empty(cnet.ring_size, np.int32)
+        simt_fake.memcpy_dtoh(ring, sim._state.buffers["ring"])
+        # the bench's A/B: the build that walks every segment separately adds the same
+        _, ev_ab = sim.time_propagation(spikes, repeats=1, tiles=False,
+                                        defines={"PP_FLAT_WALK": 0})
+        ring_ab = np.empty(cnet.ring_size, np.int32)
+        simt_fake.memcpy_dtoh(ring_ab, sim._state.buffers["ring"])
+    assert ("propagate_procedural.cu", (("PP_FLAT_WALK", "0"),)) in simt._LIBS
+    want, n_syn = twin_ring(cnet, spikes)
+    assert ev == ev_ab == n_syn > 100_000
+    np.testing.assert_array_equal(ring, 2 * want)       # warm-up + 1 timed propagation
+    np.testing.assert_array_equal(ring_ab, 4 * want)
 
 
 def _burst():

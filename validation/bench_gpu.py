@@ -7,7 +7,9 @@
 (a) whole simulation (neurons + Poisson input + propagation + recording) of the
     balanced network, 1e5 neurons, p = 0.1, dt = 1 ms, after a warm-up: wall
     seconds per model second and synaptic events per wall second;
-(b) the propagation kernel alone on >= 512 spikes per launch of that network;
+(b) the propagation kernel alone on >= 512 spikes per launch of that network (and, on
+    the same spikes, the build that walks bernoulli segments one by one,
+    PP_FLAT_WALK=0: an A/B of the flat constant-delay walk);
 (c) per-step overhead: a 1,000-neuron balanced network, 1 s of model time at
     dt = 0.1 ms (10,000 steps): the persistent kernel on one block per neuron block
     (5; also with shared tables, and pipelined with shared tables) and on one block
@@ -170,6 +172,18 @@ def main(argv=None):
                                            "events_per_s": ev / sec})
                 print(f"(b) {key}: {len(spikes)} spikes, {ev} events in {sec * 1e3:.3f} ms "
                       f"= {ev / sec:.3g} events/s", flush=True)
+                if conn == "procedural" and not tiles:
+                    # A/B on the same spikes: the build that walks bernoulli segments one
+                    # by one (PP_FLAT_WALK=0, the walk before the sixth session)
+                    sec, ev = sim.time_propagation(spikes, repeats=20, tiles=False,
+                                                   defines={"PP_FLAT_WALK": 0})
+                    key = "procedural segment walk"
+                    res["propagation"].append({"connectivity": key,
+                                               "spikes": int(len(spikes)),
+                                               "s_per_launch": sec, "events_per_launch": ev,
+                                               "events_per_s": ev / sec})
+                    print(f"(b) {key}: {len(spikes)} spikes, {ev} events in "
+                          f"{sec * 1e3:.3f} ms = {ev / sec:.3g} events/s", flush=True)
             sim.close()
             del sim
 
@@ -272,9 +286,11 @@ def table(res) -> str:
     row("(a) 1e5 balanced: events/s", lambda o: f"{o['events_per_s']:.3g}", w, ">=1e11")
     row("(a) firing rate (Hz)", lambda o: f"{o['rate_hz']:.2f}", w, "")
     row("(b) propagation alone: events/s", lambda o: f"{o['events_per_s']:.3g}", p, ">=1.5e11")
-    if "procedural tiles" in p:
-        lines.append(f"{'(b) procedural with tiles: events/s':<44} "
-                     f"{p['procedural tiles']['events_per_s']:>14.3g}")
+    for key, what in (("procedural tiles", "with tiles"),
+                      ("procedural segment walk", "segment walk (A/B)")):
+        if key in p:
+            lines.append(f"{'(b) procedural ' + what + ': events/s':<44} "
+                         f"{p[key]['events_per_s']:>14.3g}")
     row("(d) set-up s (1e5 network)", lambda o: f"{o['setup_s']:.2f}", w, "")
     for o in res.get("whole", []):
         lines.append(f"{'(a) default loop, ' + o['connectivity'][:4] + ': ' + o['loop_mode']:<44}")

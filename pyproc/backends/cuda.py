@@ -66,7 +66,8 @@ step t's neuron phase beside step t - 1's propagation; needs every delay >= 2 st
 prepared, not yet run on a GPU), ``shared_tables`` (False: True makes every persistent
 block copy the network tables,
 when they fit 32 KiB, and the sampler tables into shared memory once per launch --
-kernels/step_persistent.cu, a build with -DPP_SHARED_TABLES=1; prepared, not yet run on
+kernels/step_persistent.cu, a build with -DPP_SHARED_TABLES=1 -DPP_PERSISTENT_TILES=0;
+not with bernoulli_tiles; prepared, not yet run on
 a GPU), ``unit_map`` (False: True makes the persistent kernel resolve a step's (spike,
 projection) items once per block and hand the grid's warps 32-synapse work units found
 by binary search, in steps with at most 1,024 items -- kernels/step_persistent.cu
@@ -76,8 +77,9 @@ latency-bound steps such as the full microcircuit's; prepared, not yet run on a 
 SM -- 64 registers, without the whole-warp bernoulli walks of steps with few items; the
 occupancy of the graph loop's propagation kernel, for throughput-bound runs such as the
 1e5-neuron balanced network or the multi-area model; a build with -DPP_WARP_SEGMENTS=0
--DPP_PERSISTENT_MIN_BLOCKS=4; not with unit_map or shared_tables; prepared, not yet run
-on a GPU), ``tune_builds`` (False: True makes ``persistent="auto"`` compile the
+-DPP_PERSISTENT_MIN_BLOCKS=4 -DPP_PERSISTENT_TILES=0 (without the tile phase, whose
+flat walk would spill its 64 registers); not with unit_map, shared_tables or
+bernoulli_tiles; prepared, not yet run on a GPU), ``tune_builds`` (False: True makes ``persistent="auto"`` compile the
 shared-tables, unit-map, both and throughput builds at set-up and time them too -- and
 where every delay is >= 2 steps the pipelined loop of the default and shared-tables
 builds -- two batches each on the live network, and keep the fastest candidate;
@@ -211,9 +213,9 @@ class GraphAPI:
 
 
 SHARED_NET_TABLES_MAX = 32 * 1024   # shared_tables: network tables only up to this size
-SHARED_TABLES_BUILD = {"PP_SHARED_TABLES": 1}
+SHARED_TABLES_BUILD = {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_TILES": 0}
 UNIT_MAP_BUILD = {"PP_UNIT_MAP": 1}
-THROUGHPUT_BUILD = {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4}
+THROUGHPUT_BUILD = {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4, "PP_PERSISTENT_TILES": 0}
 
 
 # The builds persistent="auto" times with tune_builds=True: (shared_tables, unit_map,
@@ -256,7 +258,9 @@ def persistent_build(shared_tables: bool, unit_map: bool, throughput: bool) -> D
     """The -D macros of the persistent kernels' build (empty: the default build).  Both
     the shared-tables and the unit-map builds fit 3 blocks of 256 per SM without a spill
     (80 registers) alone; together they would spill on sm_90, so they are compiled for 2
-    (tests/test_kernels_compile.py checks the budgets)."""
+    (tests/test_kernels_compile.py checks the budgets).  The shared-tables and the
+    throughput builds leave the tile phase out (bernoulli_tiles): with it they would
+    spill."""
     d = {**(SHARED_TABLES_BUILD if shared_tables else {}),
          **(UNIT_MAP_BUILD if unit_map else {}),
          **(THROUGHPUT_BUILD if throughput else {})}
@@ -464,6 +468,11 @@ class CUDASimulator:
             raise ValueError("throughput_build=True (4 blocks per SM, 64 registers) cannot be "
                              "combined with unit_map or shared_tables (their builds need more "
                              "registers)")
+        if self._tiles_on and (self.throughput_build or self.shared_tables):
+            which = "throughput_build" if self.throughput_build else "shared_tables"
+            raise ValueError(f"{which}=True cannot be combined with bernoulli_tiles=True (the "
+                             f"{which} build leaves the tile phase out: with it the kernel "
+                             f"would not fit its registers)")
         k, d = min_delay_steps(cnet)
         if self.pipelined and d < 2:
             raise ValueError(f"pipelined=True needs every delay >= 2 steps; projection "
@@ -751,6 +760,9 @@ class CUDASimulator:
             extra = [(sh, um, tp, self.pipelined) for sh, um, tp in TUNE_BUILDS]
             if self._tune_pipelined:
                 extra += [(sh, um, tp, True) for sh, um, tp in TUNE_PIPELINED]
+            # the shared-tables and throughput builds have no tile phase: with tiles on
+            # they are not candidates
+            extra = [c for c in extra if not ((c[0] or c[2]) and self._tiles_on)]
             for sh, um, tp, pl in extra:
                 key = (tuple(sorted(persistent_build(bool(self._smem_flags(sh)), um,
                                                      tp).items())), self._smem_flags(sh), pl)
@@ -1102,14 +1114,17 @@ class CUDASimulator:
 
     # -- benchmarks -----------------------------------------------------------
     def time_propagation(self, spikes: np.ndarray, repeats: int = 20,
-                         tiles: Optional[bool] = None) -> Tuple[float, int]:
+                         tiles: Optional[bool] = None,
+                         defines: Optional[Dict[str, int]] = None) -> Tuple[float, int]:
         """Time the propagation alone on a given spike list ((population, local) uint32
         pairs) at the current step; returns (seconds per propagation, events per
         propagation).  Procedural: with ``tiles`` (default: what the persistent kernel
         would do with that many spikes) the tile kernel for the tiled projections
         followed by the per-spike kernel for the others, else the per-spike kernel for all.
-        For benchmarks: the ring is changed, so the simulation state is spoiled (the
-        simulator refuses run_steps afterwards)."""
+        ``defines``: time the per-step kernels of a variant build instead (-D macros,
+        e.g. ``{"PP_FLAT_WALK": 0}``: an A/B on the same spikes).  For benchmarks: each
+        call delivers the spikes ``repeats + 1`` times into the ring, so the simulation
+        state is spoiled (the simulator refuses run_steps afterwards)."""
         drv, buf = self._drv, self._state.buffers
         spikes = np.ascontiguousarray(spikes, dtype=np.uint32).reshape(-1, 2)
         if spikes.shape[0] > self.cnet.n_neurons:
@@ -1121,7 +1136,10 @@ class CUDASimulator:
             ev0 = int(ctrl["n_events"])
             drv.memcpy_htod(int(buf["ctrl"]) + CTRL_DTYPE.fields["n_spk"][1],
                             np.array([spikes.shape[0]], np.uint32))
-            k = self._k[self._prop_name]
+            kk = (get_kernels([self._prop_name, "pp_propagate_procedural_tiles"]
+                              if self.connectivity == "procedural" else [self._prop_name],
+                              defines) if defines else self._k)
+            k = kk[self._prop_name]
             if tiles is None:
                 tiles = bool(self.n_tiles) and spikes.shape[0] >= self.tile_min_spikes
             tiles = bool(tiles) and self.connectivity == "procedural" and self.n_tiles > 0
@@ -1130,7 +1148,7 @@ class CUDASimulator:
 
             def once():
                 if tiles:
-                    self._k["pp_propagate_procedural_tiles"].prepared_async_call(
+                    kk["pp_propagate_procedural_tiles"].prepared_async_call(
                         g, b, self._stream, *self._args_tiles, shared_size=self._tile_smem)
                     k.prepared_async_call(g, b, self._stream, *self._args_prop_gen)
                 else:
