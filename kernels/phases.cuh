@@ -409,11 +409,15 @@ __device__ __forceinline__ void pp_procedural_phase(
  * table lists (projection, tile) for every tiled projection (pairwise_bernoulli,
  * constant delay, seg_width <= PP_TILE_MAX_WIDTH: pyproc.plan.tile_projections).
  * Work item = (tile, chunk of the step's spike list), blocks grid-stride over items;
- * inside an item warp w takes spikes c*C + w, + warps per block, ... of the chunk
- * whose population is the projection's source, and lane l walks segment
- * 32*tile + l of that spike's row exactly as pp_procedural_phase does (same draws,
- * same weights, same autapse rule), adding each weight to the shared accumulator
- * (row l, padded to seg_width + 1 so that lanes hit different banks).  Then one
+ * inside an item lane l of every warp walks segment 32*tile + l of the rows of the
+ * chunk's spikes whose population is the projection's source, exactly as
+ * pp_procedural_phase does (same draws, same weights, same autapse rule), adding each
+ * weight to the shared accumulator (row l, padded to seg_width + 1 so that lanes hit
+ * different banks).  The lanes l of the block's warps share column l's spikes through
+ * a queue (next[l], a shared atomicAdd per spike taken), and a lane walks its spikes'
+ * segments in one flat loop (a Philox call per iteration): no lane waits for another
+ * at the end of a spike, and no warp for another with more spikes of the source (a
+ * fixed share per warp left the block's barrier waiting for the unluckiest).  Then one
  * global atomicAdd per non-zero neuron of the tile into ring slot
  * (t + d_const) % ring_slots: the ring receives the same integer sums, with far
  * fewer global atomics (consecutive addresses, coalesced).  Shared partial sums
@@ -432,7 +436,8 @@ __device__ __forceinline__ void pp_tile_phase(
     const uint2 *spikes, uint32_t ns, unsigned long long t, uint32_t seed, int32_t *ring,
     unsigned long long ring_size, pp_ctrl *ctrl, int32_t *acc, uint32_t *hits_io)
 {
-    const uint32_t lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, wpb = blockDim.x >> 5;
+    const uint32_t lane = threadIdx.x & 31u;
+    __shared__ uint32_t next[32];       /* per segment column: the next spike to take */
     uint32_t n_chunks, C, items, it, hits = *hits_io;
 
     if (ns == 0u || n_tiles == 0u) return;
@@ -455,19 +460,21 @@ __device__ __forceinline__ void pp_tile_phase(
         uint32_t i;
 
         for (i = threadIdx.x; i < span; i += blockDim.x) acc[i] = 0;
+        if (threadIdx.x < 32u) next[threadIdx.x] = c * C;
         __syncthreads();
         if (seg < pj->n_seg) {
-            /* lane l: segment seg of the rows of spikes c*C + warp, + wpb, ... < s_end
-             * from the projection's source, one flat loop (a Philox call per iteration;
-             * a lane done with one spike's segment takes its next spike's) */
+            /* lane l of every warp: segment seg of the rows of the chunk's spikes from the
+             * projection's source, taken from column l's queue (next[l]) one at a time,
+             * in one flat loop (a Philox call per iteration) */
             const uint32_t len = pp_segment_length(pj, seg);
-            uint32_t si = c * C + warp - wpb, pre = 0, jc = 0;     /* (wraps: += wpb first) */
+            uint32_t pre = 0, jc = 0;
             int32_t pos = (int32_t)len;                           /* "take the next spike" */
             for (;;) {
-                if (pos >= (int32_t)len) {      /* the next spike from the source, if any */
+                if (pos >= (int32_t)len) {      /* the column's next spike from the source */
+                    uint32_t si;
                     uint2 sp;
                     do {
-                        si += wpb;
+                        si = atomicAdd(next + lane, 1u);
                         if (si >= s_end) break;
                         sp = pp_load_spike<COHERENT>(spikes, si);
                     } while (sp.x != pj->src_pop);

@@ -63,14 +63,16 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
  *                __launch_bounds__(256, 4)); dynamic shared memory
  *                4 * 32 * (largest tiled seg_width + 1) bytes (device_tables
  *                "tile_smem_bytes").  Grid-stride over (tile, spike chunk) items.
- * Thread map   : pp_tile_phase (phases.cuh): a block per item, a warp per spike of
- *                the chunk, lane l walks segment 32 * tile + l of the spike's row.
+ * Thread map   : pp_tile_phase (phases.cuh): a block per item; lane l of every warp
+ *                walks segment 32 * tile + l of the rows of the chunk's spikes, taking
+ *                them one at a time from column l's queue (static shared next[32]).
  * RNG counters : bernoulli (pre, segment, draw j, tag 1), key (seed, projection
  *                stream), as pp_propagate_procedural_spikes.
  * Reads        : ctrl->step, ctrl->n_spk, tables, sampler_tables, tile table
  *                (projection, tile) uint32 pairs, spike list.
- * Writes       : shared int32 atomics, then one int32 atomicAdd per non-zero neuron
- *                of a tile into its ring slot (step + d_const) % ring_slots; one
+ * Writes       : shared int32 atomics (and the column queues), then one int32
+ *                atomicAdd per non-zero neuron of a tile into its ring slot
+ *                (step + d_const) % ring_slots; one
  *                64-bit atomicAdd per warp into ctrl->n_events.  Errors:
  *                PP_ERR_RING_INDEX.
  * Use          : with pp_propagate_procedural_spikes on the out tables that leave

@@ -176,7 +176,8 @@ extern __shared__ int32_t pp_tile_acc[];     /* dynamic: accumulator first, then
 #endif
 
 /* The tile phase for steps with at least tile_min_spikes spikes (bernoulli_tiles=True);
- * 0 compiles it out (the throughput build, which refuses bernoulli_tiles). */
+ * 0 compiles it out (the throughput and shared-tables builds, which refuse
+ * bernoulli_tiles: with it they would spill). */
 #ifndef PP_PERSISTENT_TILES
 #define PP_PERSISTENT_TILES 1
 #endif
