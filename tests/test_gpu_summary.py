@@ -45,6 +45,23 @@ def test_summary_of_recorded_results(tmp_path):
     assert "NOT EXACT" not in text
 
 
+def test_summary_names_the_ab_row(tmp_path):
+    """bench (b)'s A/B row (the old bernoulli walk on the same spikes) is named as such,
+    not as a configuration a user can choose."""
+    import json
+    w = _work(tmp_path, "")
+    with open(os.path.join(w, "bench_gpu.json")) as f:
+        b = json.load(f)
+    row = dict(b["propagation"][0], connectivity="procedural segment walk",
+               events_per_s=5.0e10)
+    b["propagation"].append(row)
+    with open(os.path.join(w, "bench_gpu.json"), "w") as f:
+        json.dump(b, f)
+    text = gpu_summary.summary(w)
+    assert ("(b) propagation alone, procedural, the walk before the flat one (PP_FLAT_WALK=0, "
+            "A/B only): 5e+10 events/s; target >= 1.5e11: not met") in text
+
+
 def test_summary_flags_inexact_and_missing(tmp_path):
     w = tmp_path / "w"
     w.mkdir()

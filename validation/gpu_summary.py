@@ -122,7 +122,10 @@ def summary(w: str) -> str:
             lines.append(f"(a) targets, defaults: >= 1e11 events/s {_met(p >= TARGETS['whole_events'])}"
                          f"; procedural >= stored {_met(p >= s)} ({p / s:.2f}x)")
         for o in b.get("propagation") or []:
-            lines.append(f"(b) propagation alone, {o['connectivity']}: {o['events_per_s']:.3g} "
+            what = {"procedural segment walk": "procedural, the walk before the flat one "
+                                               "(PP_FLAT_WALK=0, A/B only)"}.get(
+                o["connectivity"], o["connectivity"])
+            lines.append(f"(b) propagation alone, {what}: {o['events_per_s']:.3g} "
                          f"events/s; target >= 1.5e11: "
                          f"{_met(o['events_per_s'] >= TARGETS['prop_events'])}")
         mc = b.get("microcircuit") or []
