@@ -207,16 +207,11 @@ __device__ __forceinline__ void pp_bernoulli_segments_lane(
     uint32_t tmod, pp_ctrl *ctrl, uint32_t t_lo, uint32_t *hits)
 {
     if (seg >= pj->n_seg) return;
-    if (PP_FLAT_WALK && pj->d_kind == PP_DIST_CONST) {
-        const int32_t d = pj->d_const;
-        uint32_t slot = tmod + (uint32_t)d;
-        if (slot >= tp->ring_slots) slot -= tp->ring_slots;
-        const uint64_t row = pp_ring_index(tp, slot, pj->channel, 0u);
-        if (d >= 1 && slot < tp->ring_slots && pj->n_post <= tp->n &&
-            row + pj->n_post <= ring_size) {
-            pp_bernoulli_walk_const_delay(pj, seed, pre, seg, stride, tab, ring + row, hits);
-            return;
-        }
+    uint64_t row;
+    if (PP_FLAT_WALK && pj->d_kind == PP_DIST_CONST &&
+        pp_ring_row(tp, tmod, pj->channel, pj->d_const, 0u, pj->n_post, ring_size, &row)) {
+        pp_bernoulli_walk_const_delay(pj, seed, pre, seg, stride, tab, ring + row, hits);
+        return;
     }
     for (; seg < pj->n_seg; seg += stride) {
         const uint32_t len = pp_segment_length(pj, seg);
@@ -493,12 +488,9 @@ __device__ __forceinline__ void pp_tile_phase(
         {
             const uint32_t rest = pj->n_post - base;
             const uint32_t tile_len = rest < 32u * W ? rest : 32u * W;
-            const uint32_t d = (uint32_t)pj->d_const;
-            uint32_t slot = pp_step_mod(t, tp->ring_slots) + d;
             uint64_t rb;
-            if (slot >= tp->ring_slots) slot -= tp->ring_slots;
-            rb = pp_ring_index(tp, slot, pj->channel, base);
-            if (pj->d_const >= 1 && slot < tp->ring_slots && rb + tile_len <= ring_size) {
+            if (pp_ring_row(tp, pp_step_mod(t, tp->ring_slots), pj->channel, pj->d_const, base,
+                            tile_len, ring_size, &rb)) {
                 for (i = threadIdx.x; i < tile_len; i += blockDim.x) {
                     const int32_t a = acc[i + (i >> wshift)];
                     if (a) atomicAdd(ring + rb + i, a);

@@ -103,20 +103,31 @@ __device__ __forceinline__ void pp_add_events(pp_ctrl *ctrl, uint32_t lane, uint
     if (lane == 0u && s) atomicAdd(&ctrl->n_events, s);
 }
 
-/* One synapse into the delay ring: slot (t + d) % ring_slots, with
- * tmod = t % ring_slots and 1 <= d < ring_slots (compile.py makes ring_slots =
- * largest incoming delay + 1), so one subtraction replaces the modulo.  t_lo
- * (low 32 bits of the step) only dates an error (pp_set_error_lo). */
+/* Ring index *idx of neuron first of target population tp, channel, slot (t + d) %
+ * ring_slots (tmod = t % ring_slots, 1 <= d < ring_slots: one subtraction replaces the
+ * modulo); true if that slot is valid and neurons first .. first + count - 1 lie inside
+ * the population and the ring.  One synapse (pp_ring_add), or once for a whole row of
+ * a constant delay (the bernoulli walk, a tile's flush). */
+__device__ __forceinline__ bool pp_ring_row(const pp_pop *tp, uint32_t tmod, uint32_t channel,
+                                            int32_t d, uint32_t first, uint32_t count,
+                                            unsigned long long ring_size, uint64_t *idx)
+{
+    uint32_t slot = tmod + (uint32_t)d;
+    if (slot >= tp->ring_slots) slot -= tp->ring_slots;
+    *idx = pp_ring_index(tp, slot, channel, first);
+    return d >= 1 && slot < tp->ring_slots && first + count <= tp->n && *idx + count <= ring_size;
+}
+
+/* One synapse into the delay ring (pp_ring_row; compile.py makes ring_slots = largest
+ * incoming delay + 1).  t_lo (low 32 bits of the step) only dates an error
+ * (pp_set_error_lo). */
 __device__ __forceinline__ void pp_ring_add(int32_t *ring, unsigned long long ring_size,
                                             const pp_pop *tp, uint32_t tmod, uint32_t channel,
                                             uint32_t target, int32_t w, int32_t d, pp_ctrl *ctrl,
                                             uint32_t t_lo)
 {
-    uint32_t slot = tmod + (uint32_t)d;
     uint64_t idx;
-    if (slot >= tp->ring_slots) slot -= tp->ring_slots;
-    idx = pp_ring_index(tp, slot, channel, target);
-    if (d >= 1 && slot < tp->ring_slots && target < tp->n && idx < ring_size)
+    if (pp_ring_row(tp, tmod, channel, d, target, 1u, ring_size, &idx))
         atomicAdd(ring + idx, w);
     else
         pp_set_error_lo(ctrl, t_lo, PP_ERR_RING_INDEX, target, d);

@@ -156,7 +156,7 @@ extern __shared__ int32_t pp_tile_acc[];     /* dynamic: accumulator first, then
 #endif
 
 /* Blocks per SM the register budget is sized for (__launch_bounds__): 3 keeps the
- * default build at <= 85 registers without spills (72 since the integer samplers), and
+ * default build at <= 85 registers without spills (78 since the flat lane walks), and
  * the shared-tables and unit-map builds each; both together are compiled with 2
  * (pointers that may be shared or global cost registers), the throughput build (below)
  * with 4 (pyproc.backends.cuda.persistent_build). */

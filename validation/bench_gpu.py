@@ -160,30 +160,24 @@ def main(argv=None):
                   f"{out['events_per_s']:.3g} events/s, rate {out['rate_hz']:.1f} Hz, "
                   f"set-up {out['setup_s']:.2f} s ({out['loop_mode']}, grid "
                   f"{out['persistent_grid']})", flush=True)
-            for tiles in ((False, True) if conn == "procedural" else (False,)):
+            # (row, tiles, variant build); the segment walk: an A/B on the same spikes, the
+            # build that walks bernoulli segments one by one (PP_FLAT_WALK=0)
+            variants = [(conn, False, None)]
+            if conn == "procedural":
+                variants += [("procedural segment walk", False, {"PP_FLAT_WALK": 0}),
+                             ("procedural tiles", True, None)]
+            for key, tiles, defines in variants:
                 if tiles:                       # tiles are opt-in: a simulator with them
                     sim.close()
                     sim = CUDASimulator(cnet, conn, context=ctx, bernoulli_tiles=True)
-                sec, ev = sim.time_propagation(spikes, repeats=20, tiles=tiles)
+                sec, ev = sim.time_propagation(spikes, repeats=20, tiles=tiles,
+                                               defines=defines)
                 assert sim.last_propagation_tiles == tiles
-                key = conn + (" tiles" if tiles else "")
                 res["propagation"].append({"connectivity": key, "spikes": int(len(spikes)),
                                            "s_per_launch": sec, "events_per_launch": ev,
                                            "events_per_s": ev / sec})
                 print(f"(b) {key}: {len(spikes)} spikes, {ev} events in {sec * 1e3:.3f} ms "
                       f"= {ev / sec:.3g} events/s", flush=True)
-                if conn == "procedural" and not tiles:
-                    # A/B on the same spikes: the build that walks bernoulli segments one
-                    # by one (PP_FLAT_WALK=0, the walk before the sixth session)
-                    sec, ev = sim.time_propagation(spikes, repeats=20, tiles=False,
-                                                   defines={"PP_FLAT_WALK": 0})
-                    key = "procedural segment walk"
-                    res["propagation"].append({"connectivity": key,
-                                               "spikes": int(len(spikes)),
-                                               "s_per_launch": sec, "events_per_launch": ev,
-                                               "events_per_s": ev / sec})
-                    print(f"(b) {key}: {len(spikes)} spikes, {ev} events in "
-                          f"{sec * 1e3:.3f} ms = {ev / sec:.3g} events/s", flush=True)
             sim.close()
             del sim
 

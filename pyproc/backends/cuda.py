@@ -253,6 +253,15 @@ class PersistentBuild:
     def label(self) -> str:
         return build_label(self.shared_tables, self.unit_map, self.throughput, self.pipelined)
 
+    @property
+    def key(self) -> tuple:
+        """What makes two builds the same kernel launched the same way."""
+        return build_key(self.defines, self.smem_tables, self.pipelined)
+
+
+def build_key(defines: Dict[str, int], smem_tables: int, pipelined: bool) -> tuple:
+    return tuple(sorted(defines.items())), smem_tables, bool(pipelined)
+
 
 def persistent_build(shared_tables: bool, unit_map: bool, throughput: bool) -> Dict[str, int]:
     """The -D macros of the persistent kernels' build (empty: the default build).  Both
@@ -689,6 +698,13 @@ class CUDASimulator:
             return 0
         return (1 if self._net_fits else 0) | (2 if self.connectivity == "procedural" else 0)
 
+    def _build_spec(self, shared_tables: bool, unit_map: bool,
+                    throughput: bool) -> Tuple[int, Dict[str, int]]:
+        """(shared-table flags, -D macros) of a build as asked (shared tables that do not
+        fit give the flags 0 and the default macros)."""
+        flags = self._smem_flags(shared_tables)
+        return flags, persistent_build(bool(flags), unit_map, throughput)
+
     def _compile_build(self, shared_tables: bool, unit_map: bool, throughput: bool,
                        pipelined: Optional[bool] = None) -> PersistentBuild:
         """Compile (or take from the cache) and size one build of the persistent kernel;
@@ -697,9 +713,8 @@ class CUDASimulator:
         flag (a launch argument; default the simulator's)."""
         name = "pp_step_persistent_" + self.connectivity
         pipelined = self.pipelined if pipelined is None else bool(pipelined)
-        flags = self._smem_flags(shared_tables)
+        flags, defines = self._build_spec(shared_tables, unit_map, throughput)
         smem = persistent_smem_bytes(self.cnet, self.connectivity, self._tile_smem, flags)
-        defines = persistent_build(bool(flags), unit_map, throughput)
         k = get_cooperative_kernel(name, defines=defines) if defines else get_cooperative_kernel(name)
         if smem > 48 * 1024:
             k.set_max_dynamic_shared(smem)
@@ -756,7 +771,7 @@ class CUDASimulator:
         self._tune_cands = [(main, g) for g in tune_candidates(main.grid, self._n_blocks,
                                                                user_grid)]
         if self.tune_builds and self._tune:
-            seen = {(tuple(sorted(main.defines.items())), main.smem_tables, main.pipelined)}
+            seen = {main.key}
             extra = [(sh, um, tp, self.pipelined) for sh, um, tp in TUNE_BUILDS]
             if self._tune_pipelined:
                 extra += [(sh, um, tp, True) for sh, um, tp in TUNE_PIPELINED]
@@ -764,8 +779,8 @@ class CUDASimulator:
             # they are not candidates
             extra = [c for c in extra if not ((c[0] or c[2]) and self._tiles_on)]
             for sh, um, tp, pl in extra:
-                key = (tuple(sorted(persistent_build(bool(self._smem_flags(sh)), um,
-                                                     tp).items())), self._smem_flags(sh), pl)
+                flags, defines = self._build_spec(sh, um, tp)
+                key = build_key(defines, flags, pl)
                 if key in seen:
                     continue              # the same kernel (e.g. shared tables that do not fit)
                 seen.add(key)
