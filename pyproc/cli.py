@@ -312,7 +312,7 @@ def _cuda_option_arg(g) -> None:
                    help="a CUDA backend option (repeatable): unit_map, shared_tables, "
                         "pipelined, throughput_build, bernoulli_tiles = 1/0 (opt-in kernel "
                         "builds, docs/performance.md), tune_builds = 1/0 (the auto loop times "
-                        "those builds too); tile_min_spikes, persistent_blocks_per_sm, "
+                        "those builds too, and tiles unless bernoulli_tiles=0); tile_min_spikes, persistent_blocks_per_sm, "
                         "persistent_grid, graph_steps = N; the spikes are the same")
 
 

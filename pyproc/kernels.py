@@ -382,12 +382,17 @@ class CooperativeKernel:
 
     def set_max_dynamic_shared(self, nbytes: int) -> None:
         """Allow ``nbytes`` of dynamic shared memory per block (needed above 48 KiB):
-        cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)."""
+        cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES).  Never lowers
+        what an earlier call allowed: launches of this kernel with other arguments (with
+        and without the tile accumulator) each ask for their own."""
+        if int(nbytes) <= getattr(self, "max_dynamic_shared", 0):
+            return
         f = getattr(self._lib, "cuFuncSetAttribute", None)
         if f is None:
             raise CooperativeUnavailable("libcuda.so.1 lacks cuFuncSetAttribute")
         f.argtypes, f.restype = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_int
         self._check(f(self.function, 8, int(nbytes)), "cuFuncSetAttribute(max dynamic shared)")
+        self.max_dynamic_shared = int(nbytes)
 
     def max_blocks_per_sm(self, block: int, shared: int = 0) -> int:
         """Blocks of ``block`` threads (``shared`` bytes of dynamic shared memory) that

@@ -230,7 +230,8 @@ def test_loop_modes_agree(cuda_ctx):
 def test_tiles_identical_spikes(cuda_ctx, case):
     """tile_min_spikes=1: every step with a spike delivers the bernoulli projections with a
     constant delay by shared-memory tiles (persistent kernel); spikes and events equal the
-    CPU reference.  Also without tiles, and on a smaller grid (another work split)."""
+    CPU reference.  Also without tiles, and on a smaller grid (another work split); and
+    the graph loop with the tile kernel in every step."""
     build, steps = CASES[case]
     cnet = build()
     want, ev, _ = _cpu_ref(case, cnet, steps)
@@ -241,6 +242,10 @@ def test_tiles_identical_spikes(cuda_ctx, case):
                                         **opt)
         assert mode == "persistent", why
         assert got == want and ev_g == ev, opt
+    got, ev_g, _, mode, why = _cuda(cnet, "procedural", steps, cuda_ctx, persistent=False,
+                                    bernoulli_tiles=True)
+    assert mode == "graph", why
+    assert got == want and ev_g == ev, "graph loop with tiles"
 
 
 @pytest.mark.parametrize("case", ["mixed", "balanced2000", "microcircuit5"])
@@ -327,9 +332,10 @@ def test_persistent_grid_identical_spikes(cuda_ctx, case):
 @pytest.mark.parametrize("case", ["mixed", "balanced2000", "microcircuit5"])
 def test_tune_builds_identical_spikes(cuda_ctx, case):
     """persistent="auto" with tune_builds=True: the default, shared-tables, unit-map, both
-    and throughput builds and the graph loop take turns mid-run on the same device
-    state, and the run goes on with the fastest: spikes and events equal the CPU
-    reference, both connectivities."""
+    and throughput builds, procedural also the default build and the graph loop with
+    tiles, and the graph loop take turns mid-run on the same device state, and the run
+    goes on with the fastest: spikes and events equal the CPU reference, both
+    connectivities."""
     from pyproc.backends.cuda import CUDASimulator
     build, steps = CASES[case]
     cnet = build()

@@ -343,6 +343,39 @@ def test_persistent_tiles_same_spikes(fake, tiles):
         CU.CUDASimulator(cnet, "procedural", tile_min_spikes=0)
 
 
+def test_graph_loop_tiles_same_spikes(fake):
+    """bernoulli_tiles=True in the graph loop and in debug launches: every step runs the tile
+    kernel (with its shared memory) and the per-spike kernel on the out tables without the
+    tiled projection (C->A): the CPU's spikes.  Left at None: no tile kernel."""
+    cnet = _mixed()
+    _, want = _cpu(cnet, 120)
+    for tiles, debug in ((True, False), (True, True), (None, False)):
+        with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=60, graph_steps=20,
+                              persistent=False, debug=debug, bernoulli_tiles=tiles) as sim:
+            launched = []
+            run = fake.run_kernel
+            fake.run_kernel = lambda name, *a, **kw: (launched.append((name, a[3])),
+                                                      run(name, *a, **kw))
+            try:
+                rec = []
+                sim.run_steps(120, rec)
+            finally:
+                fake.run_kernel = run
+            assert sim.loop_mode == ("debug" if debug else "graph") and sim.step_tiles == bool(tiles)
+            assert _by_step(rec) == want
+            names = [n for n, _ in launched]
+            assert names.count("pp_propagate_procedural_tiles") == (120 if tiles else 0)
+            assert {sh for n, sh in launched if n == "pp_propagate_procedural_tiles"} <= {
+                4 * 32 * 33}
+    for tiles in (True, None):              # the run's summary says whether tiles ran
+        res = pp.Simulation(cnet, backend="cuda", persistent=False,
+                            bernoulli_tiles=tiles).run(2.0)
+        assert res.meta["bernoulli_tiles"] is bool(tiles) and res.meta["loop_mode"] == "graph"
+    with pytest.raises(ValueError, match="bernoulli_tiles must be None, True or False"):
+        CU.CUDASimulator(cnet, "procedural", bernoulli_tiles="yes")
+    assert fake.stack == [] and fake.mem.live == 0
+
+
 def test_time_propagation_tiles_equal_per_spike(fake):
     """The propagation benchmark with tiles (tile kernel + per-spike kernel without the tiled
     projections) leaves the same ring and counts the same events as the per-spike kernel."""
@@ -373,7 +406,9 @@ def _delay_graphs(monkeypatch, fake, seconds):
 
 def _delay_kernels(monkeypatch, fake, delay):
     """Make every cooperative launch of the fake sleep ``delay(defines, grid)`` seconds
-    (defines: the build's -D macros)."""
+    (defines: the build's -D macros), or ``delay(defines, grid, shared)`` for a delay of
+    three parameters (shared: the launch's dynamic shared bytes)."""
+    import inspect
     import time
     make = fake.coop.__call__
 
@@ -385,7 +420,8 @@ def _delay_kernels(monkeypatch, fake, delay):
             return getattr(self.k, name)
 
         def launch_packed(self, grid, *a, **kw):
-            time.sleep(delay(self.defines, grid))
+            extra = (kw.get("shared", 0),) if len(inspect.signature(delay).parameters) == 3 else ()
+            time.sleep(delay(self.defines, grid, *extra))
             self.k.launch_packed(grid, *a, **kw)
     monkeypatch.setattr(CU, "get_cooperative_kernel",
                         lambda name, defines=None: Timed(make(name, defines), defines or {}))
@@ -439,8 +475,10 @@ def test_auto_loop_times_the_small_grid(fake, monkeypatch):
     assert cnet.pops["n"].max() <= 256 and len(cnet.pops) == 2     # one block each...
     _, want = _cpu(cnet, 300)
     coop = fake.coop
-    _delay_graphs(monkeypatch, fake, 0.05)
-    _delay_kernels(monkeypatch, fake, lambda defines, grid: 0.02 * grid)
+    # the graph loop well behind (0.05 s per batch failed under CPU load: the fake's
+    # emulation time, the same for every candidate, varies by more than the margin)
+    _delay_graphs(monkeypatch, fake, 0.5)
+    _delay_kernels(monkeypatch, fake, lambda defines, grid: 0.05 * grid)
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=300, graph_steps=20) as sim:
         n_blocks = sim._n_blocks
         assert sim.persistent_grid == 4 and sim._tune_grids == (4, n_blocks) and n_blocks <= 2
@@ -459,36 +497,42 @@ def test_auto_loop_times_the_small_grid(fake, monkeypatch):
 
 def test_auto_loop_tunes_builds(fake, monkeypatch):
     """tune_builds=True: auto also times the shared-tables, unit-map, both and throughput
-    builds, compiled at set-up (each with its shared-table flags, dynamic shared memory
-    and grid: the throughput build all 12 blocks that fit), two batches each, taking
-    turns with the user's build and the graph loop, and keeps the fastest (the fake makes
-    the unit-map build fast); the spikes are the CPU's across the switches.  The 12
-    tuning batches (240 steps) span several record chunks (60 steps) and two run_steps
-    calls.  Refused with persistent=True."""
+    builds and the default build with the tile phase on (the mixed network tiles C->A),
+    compiled at set-up (each with its shared-table flags, dynamic shared memory, tile
+    table and grid: the throughput build all 12 blocks that fit), two batches each, taking
+    turns with the user's build and the graph loop (also with the tile kernel), and keeps
+    the fastest (the fake makes the unit-map build fast); the spikes are the CPU's across
+    the switches.  The 16 tuning batches (320 steps) span several record chunks (60 steps)
+    and two run_steps calls.  Refused with persistent=True."""
     cnet = _mixed()
-    _, want = _cpu(cnet, 400)
+    _, want = _cpu(cnet, 440)
     _delay_graphs(monkeypatch, fake, 0.05)
     _delay_kernels(monkeypatch, fake,
                    lambda defines, grid: 0.001 if defines == CU.UNIT_MAP_BUILD else 0.1)
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=60, graph_steps=20,
                           tune_builds=True) as sim:
         assert [(b.label, g) for b, g in sim._tune_cands] == [
-            ("default", 4), ("shared", 4), ("units", 4), ("shared+units", 4), ("throughput", 12)]
-        assert [b.smem_tables for b, _ in sim._tune_cands] == [0, 3, 0, 3, 0]
-        assert sim.persistent_defines == {} and not sim.unit_map
+            ("default", 4), ("shared", 4), ("units", 4), ("shared+units", 4), ("throughput", 12),
+            ("tiles", 4)]
+        assert [b.smem_tables for b, _ in sim._tune_cands] == [0, 3, 0, 3, 0, 0]
+        tile_smem = 4 * 32 * 33                  # C->A: width 32 (p = 0.5)
+        assert [b.smem for b, _ in sim._tune_cands][-1] == tile_smem
+        assert [b.tiles for b, _ in sim._tune_cands] == [False] * 5 + [True]
+        assert sim.persistent_defines == {} and not sim.unit_map and sim.n_tiles == 0
         rec = []
         sim.run_steps(250, rec)                  # 100 steps of warm-up, 7 tuning batches
         assert sim.loop_tuning is None and sim._tune_state["b"] == 7
-        sim.run_steps(150, rec)
+        sim.run_steps(190, rec)
         t = sim.loop_tuning
         assert {k for k in t if k.endswith("_s_per_step")} == {
             "persistent_s_per_step", "persistent_shared_s_per_step",
             "persistent_units_s_per_step", "persistent_shared_units_s_per_step",
-            "persistent_throughput_s_per_step", "graph_s_per_step"}
+            "persistent_throughput_s_per_step", "persistent_tiles_s_per_step",
+            "graph_s_per_step", "graph_tiles_s_per_step"}
         assert t["chosen"] == "persistent_units" and sim.loop_mode == "persistent", t
         assert sim.unit_map and not sim.shared_tables and sim.persistent_grid == 4
         assert sim.persistent_defines == CU.UNIT_MAP_BUILD and sim.persistent_smem == 0
-        assert _by_step(rec) == want and sim.step == 400
+        assert _by_step(rec) == want and sim.step == 440
     with pytest.raises(ValueError, match="tune_builds=True times the persistent builds"):
         CU.CUDASimulator(cnet, "procedural", persistent=True, tune_builds=True)
     # every delay >= 2 steps (balanced, 1.5 ms at dt 0.1 ms): the pipelined loop of the
@@ -517,15 +561,70 @@ def test_auto_loop_tunes_builds(fake, monkeypatch):
     with CU.CUDASimulator(cnet, "procedural", graph_steps=20, persistent_grid=12,
                           tune_builds=True) as sim:
         assert [b.label for b, _ in sim._tune_cands] == [
-            "default", "shared", "units", "throughput"]
+            "default", "shared", "units", "throughput", "tiles"]
     monkeypatch.setattr(CU, "get_cooperative_kernel", timed)
-    # with bernoulli_tiles: the builds without a tile phase (shared tables, throughput) are
-    # not candidates, and the pipelined loop is timed with the default build only
-    for net, labels in ((cnet, ["default", "units"]), (bal, ["default", "units", "pipelined"])):
+    # with bernoulli_tiles=True: every candidate runs the tile phase, the builds without
+    # one (shared tables, throughput) are not candidates, and the pipelined loop is timed
+    # with the default build only; with False no candidate has tiles
+    for net, labels in ((cnet, ["tiles", "units+tiles"]),
+                        (bal, ["tiles", "units+tiles", "pipelined+tiles"])):
         with CU.CUDASimulator(net, "procedural", graph_steps=20, tune_builds=True,
                               bernoulli_tiles=True) as sim:
             assert list(dict.fromkeys(b.label for b, _ in sim._tune_cands)) == labels
             assert all("PP_PERSISTENT_TILES" not in b.defines for b, _ in sim._tune_cands)
+    with CU.CUDASimulator(bal, "procedural", graph_steps=20, tune_builds=True,
+                          bernoulli_tiles=False) as sim:
+        assert not any(b.tiles for b, _ in sim._tune_cands) and sim._n_tile_entries == 0
+    assert fake.stack == [] and fake.mem.live == 0
+
+
+def test_auto_loop_tunes_tiles(fake, monkeypatch):
+    """tune_builds=True with bernoulli_tiles left at None: when the candidates with the tile
+    phase are the fastest (the fake makes the default build fast with a tile accumulator), auto
+    keeps one, launches it with the tile table and its shared memory from then on, and the
+    tile phase delivers C->A in every step with a spike (tile_min_spikes=1): the CPU's
+    spikes throughout; where the delays allow the pipelined loop its tile candidate is
+    timed too (balanced, 1.5 ms at dt 0.1 ms)."""
+    _delay_graphs(monkeypatch, fake, 0.15)
+    # fast: the default build (no -D macros) launched with shared memory, i.e. the tiles
+    _delay_kernels(monkeypatch, fake,
+                   lambda defines, grid, shared: 0.001 if shared and not defines else 0.15)
+    cnet = _mixed()
+    _, want = _cpu(cnet, 440)
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20,
+                          tune_builds=True, tile_min_spikes=1) as sim:
+        assert sim._tune_cands[-1][0].label == "tiles" and sim.n_tiles == 0
+        assert sim._graph_cands == [(None, 0), (None, 1)]
+        rec = []
+        sim.run_steps(440, rec)             # 100 warm-up + 2 x 8 x 20 tuning + 20
+        t = sim.loop_tuning
+        assert t is not None and t["chosen"] == "persistent_tiles", t
+        assert {"graph_s_per_step", "graph_tiles_s_per_step"} <= set(t)
+        assert sim.n_tiles == 1 and sim.persistent_smem == 4 * 32 * 33
+        tiled = fake.coop.tile_steps
+        assert tiled > 20                   # the tuning's tile batches and the steps after
+        assert _by_step(rec) == want and sim.step == 440
+    # the graph loop with the tile kernel fastest: auto keeps it (its own captured graph)
+    replay = fake.graphs.replay
+
+    def replay_tiles_fast(exe, handle):
+        import time
+        time.sleep(0.001 if any(n == "pp_propagate_procedural_tiles" for n, *_ in exe)
+                   else 0.15)
+        replay(exe, handle)
+    monkeypatch.setattr(fake.graphs, "replay", replay_tiles_fast)
+    _delay_kernels(monkeypatch, fake, lambda defines, grid: 0.4)
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20,
+                          tune_builds=True) as sim:
+        rec = []
+        sim.run_steps(440, rec)
+        t = sim.loop_tuning
+        assert t["chosen"] == "graph_tiles" and sim.loop_mode == "graph", t
+        assert sim.step_tiles and _by_step(rec) == want and sim.step == 440
+    bal = pp.compile_network(balanced(200, dt=0.1))
+    with CU.CUDASimulator(bal, "procedural", graph_steps=20, tune_builds=True) as sim:
+        assert [b.label for b, _ in sim._tune_cands][-2:] == ["tiles", "pipelined+tiles"]
+        assert all(b.smem > 0 for b, _ in sim._tune_cands[-2:])
     assert fake.stack == [] and fake.mem.live == 0
 
 

@@ -194,21 +194,31 @@ def test_small_grids(simt_fake, net, grid, pipelined, connectivity):
 def test_auto_tunes_builds(simt_fake, net, connectivity):
     """persistent="auto" with tune_builds=True: after the warm-up, the default,
     shared-tables, unit-map, both and throughput builds (and where every delay is >= 2
-    steps, balanced 2,000, the pipelined loop of the default and shared-tables builds)
-    and the graph loop each run two batches in turns, mid-run, on the same device state,
+    steps, balanced 2,000, the pipelined loop of the default and shared-tables builds),
+    procedural also the default build with the tile phase on (and its pipelined loop),
+    and the graph loop (procedural also with the tile kernel) each run two batches in
+    turns, mid-run, on the same device state
+    (tile_min_spikes=1: the tile batches run the tile phase in every step with a spike),
     and the run goes on with one of them: the CPU reference's spikes and events
     throughout."""
     labels = ["default", "shared", "units", "shared+units", "throughput"]
     if net == "bal2000":
         labels += ["pipelined", "shared+pipelined"]
-    steps = 50 + 2 * (len(labels) + 1) * 10 + 10       # warm-up, tuning, 10 steps after
+    graphs = ["graph"]
+    if connectivity == "procedural":            # the tile phase on (bernoulli_tiles None)
+        labels += ["tiles", "pipelined+tiles"] if net == "bal2000" else ["tiles"]
+        graphs += ["graph_tiles"]
+    steps = 50 + 2 * (len(labels) + len(graphs)) * 10 + 10   # warm-up, tuning, 10 after
     cnet, want, ev = _ref(f"{net}{steps}", {"mixed": _mixed, "bal2000": _bal2000}[net], steps)
     with CU.CUDASimulator(cnet, connectivity, graph_steps=10, record_chunk_steps=100,
-                          tune_builds=True, persistent_blocks_per_sm=1) as sim:
+                          tune_builds=True, persistent_blocks_per_sm=1,
+                          tile_min_spikes=1) as sim:
         assert [b.label for b, _ in sim._tune_cands] == labels
         rec = []
         sim.run_steps(steps, rec)
-        assert sim.loop_tuning is not None and len(sim.loop_tuning) == len(labels) + 1 + 3
+        assert sim.loop_tuning is not None
+        assert len(sim.loop_tuning) == len(labels) + len(graphs) + 3
+        assert all(g + "_s_per_step" in sim.loop_tuning for g in graphs)
         assert _by_step(rec) == want and sim.n_events == ev
 
 
@@ -226,17 +236,21 @@ def test_emulator_sees_a_broken_kernel(simt_fake, monkeypatch):
     assert ev_g == 0 and ev > 0 and got != want
 
 
-@pytest.mark.parametrize("connectivity,csr_build", [("procedural", "device"),
-                                                    ("stored", "device"), ("stored", "host")])
-def test_graph_loop_kernels(simt_fake, connectivity, csr_build):
+@pytest.mark.parametrize("connectivity,csr_build,tiles", [
+    ("procedural", "device", None), ("procedural", "device", True),
+    ("stored", "device", None), ("stored", "host", None)])
+def test_graph_loop_kernels(simt_fake, connectivity, csr_build, tiles):
     """The per-step kernels (neuron update, propagation, record advance; the device CSR
-    build) from their source: the graph loop gives the CPU reference's spikes."""
+    build; with bernoulli_tiles=True the tile kernel in every step and the per-spike
+    kernel on the rest) from their source: the graph loop gives the CPU reference's
+    spikes."""
     cnet, want, ev = _ref("mixed", _mixed, 160)
     with CU.CUDASimulator(cnet, connectivity, persistent=False, graph_steps=50,
-                          record_chunk_steps=100, prop_blocks=4, csr_build=csr_build) as sim:
+                          record_chunk_steps=100, prop_blocks=4, csr_build=csr_build,
+                          bernoulli_tiles=tiles) as sim:
         rec = []
         sim.run_steps(160, rec)
-        assert sim.loop_mode == "graph"
+        assert sim.loop_mode == "graph" and sim.step_tiles == bool(tiles)
         assert _by_step(rec) == want and sim.n_events == ev
 
 

@@ -6,7 +6,8 @@
 
 (a) whole simulation (neurons + Poisson input + propagation + recording) of the
     balanced network, 1e5 neurons, p = 0.1, dt = 1 ms, after a warm-up: wall
-    seconds per model second and synaptic events per wall second;
+    seconds per model second and synaptic events per wall second (procedural also with
+    shared-memory tiles, in the persistent and in the graph loop);
 (b) the propagation kernel alone on >= 512 spikes per launch of that network (and, on
     the same spikes, the build that walks bernoulli segments one by one,
     PP_FLAT_WALK=0: an A/B of the flat constant-delay walk);
@@ -147,6 +148,7 @@ def main(argv=None):
                       {"persistent": True, "throughput_build": True}, {"tune_builds": True}]
             if conn == "procedural":
                 others.append({"persistent": True, "bernoulli_tiles": True})
+                others.append({"persistent": False, "bernoulli_tiles": True})
                 others.append({"persistent": True, "unit_map": True})
             for opt in others:
                 g, out = whole_sim(cnet, conn, ctx, warm, steps, **opt)

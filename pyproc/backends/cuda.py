@@ -53,12 +53,13 @@ that hold every neuron block at once, i.e. a resident neuron phase, up to as man
 ``persistent_grid`` (blocks of the persistent grid in total, instead of per SM: at most
 as many as can be resident at once; a grid of 1 replaces the grid barrier by
 ``__syncthreads``; with fewer blocks than neuron blocks the neuron phase is
-grid-stride, its state in global memory), ``use_graph`` (True), ``debug`` (False), ``bernoulli_tiles`` (False: True
+grid-stride, its state in global memory), ``use_graph`` (True), ``debug`` (False), ``bernoulli_tiles`` (None: True
 makes the persistent kernel deliver pairwise_bernoulli projections with a constant
 delay by shared-memory tiles in steps with at least ``tile_min_spikes`` (64) spikes,
-kernels/phases.cuh pp_tile_phase -- exact, but slower than the per-spike path on an
-H200 with truncated-normal weights, where sampling, not global atomics, is the
-limit), ``csr_build`` ("device" or "host": stored CSR generated on the GPU, or
+kernels/phases.cuh pp_tile_phase, and the graph loop run the tile kernel in every step
+(the host cannot see a step's spikes) -- exact, but slower than the per-spike path on an
+H200 with truncated-normal weights and the floating-point samplers of the second
+session; None: tiles only in the candidates that ``tune_builds`` times; False: never), ``csr_build`` ("device" or "host": stored CSR generated on the GPU, or
 materialised by the NumPy twin and uploaded),
 ``prop_blocks`` (grid of the propagation kernel; default from occupancy),
 ``pipelined`` (False: True runs the persistent loop with one grid barrier per step,
@@ -82,8 +83,9 @@ flat walk would spill its 64 registers); not with unit_map, shared_tables or
 bernoulli_tiles; prepared, not yet run on a GPU), ``tune_builds`` (False: True makes ``persistent="auto"`` compile the
 shared-tables, unit-map, both and throughput builds at set-up and time them too -- and
 where every delay is >= 2 steps the pipelined loop of the default and shared-tables
-builds -- two batches each on the live network, and keep the fastest candidate;
-``loop_tuning`` names it in ``chosen``; prepared, not yet run on a GPU).
+builds, and with ``bernoulli_tiles`` None the default build (and its pipelined loop)
+and the graph loop with tiles -- two batches each on the live network, and keep the fastest
+candidate; ``loop_tuning`` names it in ``chosen``; prepared, not yet run on a GPU).
 """
 from __future__ import annotations
 
@@ -224,14 +226,21 @@ THROUGHPUT_BUILD = {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4, "PP_PE
 TUNE_BUILDS = ((False, False, False), (True, False, False), (False, True, False),
                (True, True, False), (False, False, True))
 TUNE_PIPELINED = ((False, False, False), (True, False, False))
+# With bernoulli_tiles left at None (procedural, some projection tiled): the default build
+# with the tile phase on (pp_tile_phase in steps with >= tile_min_spikes spikes), and where
+# the pipelined loop is timed its pipelined loop too.  The tiles cut the global atomics of
+# a throughput-bound step (the 1e5 balanced network: about 0.3-0.45 per synapse instead of
+# 1); whether that pays on the live network is what the timing decides.
+TUNE_TILES = ((False, False, False),)
 
 
 def build_label(shared_tables: bool, unit_map: bool, throughput: bool,
-                pipelined: bool = False) -> str:
+                pipelined: bool = False, tiles: bool = False) -> str:
     """'default', 'shared', 'units', 'shared+units', 'throughput', 'pipelined',
-    'shared+pipelined', ... (loop_tuning's keys)."""
+    'shared+pipelined', 'tiles', 'pipelined+tiles', ... (loop_tuning's keys)."""
     parts = [w for on, w in ((shared_tables, "shared"), (unit_map, "units"),
-                             (throughput, "throughput"), (pipelined, "pipelined")) if on]
+                             (throughput, "throughput"), (pipelined, "pipelined"),
+                             (tiles, "tiles")) if on]
     return "+".join(parts) or "default"
 
 
@@ -239,28 +248,32 @@ class PersistentBuild:
     """One compiled persistent kernel, ready to launch: its build (the three opt-in
     flags as asked), the -D macros, the shared-table flags (0 where shared tables were
     asked but nothing fits) and dynamic shared memory it is launched with, its packed
-    arguments, the blocks per SM that fit (``occ``) and the grid it runs by default."""
+    arguments (with ``tiles`` the tile table: the tile phase runs in steps with at least
+    tile_min_spikes spikes), the blocks per SM that fit (``occ``) and the grid it runs by
+    default."""
 
     def __init__(self, kernel, packed, shared_tables: bool, unit_map: bool, throughput: bool,
                  defines: Dict[str, int], smem_tables: int, smem: int, occ: int, grid: int,
-                 pipelined: bool = False):
+                 pipelined: bool = False, tiles: bool = False):
         self.kernel, self.packed, self.pipelined = kernel, packed, pipelined
         self.shared_tables, self.unit_map, self.throughput = shared_tables, unit_map, throughput
         self.defines, self.smem_tables, self.smem = defines, smem_tables, smem
-        self.occ, self.grid = occ, grid
+        self.occ, self.grid, self.tiles = occ, grid, tiles
 
     @property
     def label(self) -> str:
-        return build_label(self.shared_tables, self.unit_map, self.throughput, self.pipelined)
+        return build_label(self.shared_tables, self.unit_map, self.throughput, self.pipelined,
+                           self.tiles)
 
     @property
     def key(self) -> tuple:
         """What makes two builds the same kernel launched the same way."""
-        return build_key(self.defines, self.smem_tables, self.pipelined)
+        return build_key(self.defines, self.smem_tables, self.pipelined, self.tiles)
 
 
-def build_key(defines: Dict[str, int], smem_tables: int, pipelined: bool) -> tuple:
-    return tuple(sorted(defines.items())), smem_tables, bool(pipelined)
+def build_key(defines: Dict[str, int], smem_tables: int, pipelined: bool,
+              tiles: bool = False) -> tuple:
+    return tuple(sorted(defines.items())), smem_tables, bool(pipelined), bool(tiles)
 
 
 def persistent_build(shared_tables: bool, unit_map: bool, throughput: bool) -> Dict[str, int]:
@@ -365,7 +378,7 @@ class _DeviceState:
         self.ctx = None
         self.own = False
         self.buffers: Dict[str, object] = {}
-        self.graphs: Dict[int, tuple] = {}
+        self.graphs: Dict[tuple, tuple] = {}     # (steps, tiles) -> (graph, exec)
         self.graph_api: Optional[GraphAPI] = None
         self.stream = None
 
@@ -411,7 +424,7 @@ class CUDASimulator:
                  csr_build: str = "device", prop_blocks: Optional[int] = None,
                  persistent="auto", persistent_blocks_per_sm: Optional[int] = None,
                  persistent_grid: Optional[int] = None,
-                 bernoulli_tiles: bool = False, tile_min_spikes: int = 64,
+                 bernoulli_tiles: Optional[bool] = None, tile_min_spikes: int = 64,
                  shared_tables: bool = False, pipelined: bool = False,
                  unit_map: bool = False, throughput_build: bool = False,
                  tune_builds: bool = False):
@@ -433,6 +446,9 @@ class CUDASimulator:
             if persistent_blocks_per_sm is not None:
                 raise ValueError("give persistent_grid (blocks in total) or "
                                  "persistent_blocks_per_sm (blocks per SM), not both")
+        if bernoulli_tiles not in (None, True, False):
+            raise ValueError(f"bernoulli_tiles must be None, True or False, got "
+                             f"{bernoulli_tiles!r}")
         if not 1 <= int(tile_min_spikes) < 2 ** 32:
             raise ValueError(f"tile_min_spikes must be in [1, 2^32), got {tile_min_spikes!r}")
         check_input_range(cnet)          # int32 ring: refuse before anything runs
@@ -447,8 +463,11 @@ class CUDASimulator:
         self.n_events = 0
         self.n_spikes_total = 0
         self.n_synapses_stored = 0
-        self.n_tiles = 0
-        self._tile_smem = 0
+        self.n_tiles = 0                  # tile table entries the running build uses
+        self._tile_smem = 0               # and its tile accumulator (dynamic shared bytes)
+        self._n_tile_entries = 0          # the tile table (0: tiles never run)
+        self._tile_table_smem = 0
+        self.step_tiles = False           # graph / per-step loops: the tile kernel each step
         self.last_propagation_tiles = False
         self._use_graph = bool(use_graph)
         self.loop_mode = ("debug" if debug else "persistent" if persistent
@@ -464,7 +483,12 @@ class CUDASimulator:
         self._tune_cands: List[Tuple[PersistentBuild, int]] = []   # (build, grid) it times
         self._main_build: Optional[PersistentBuild] = None     # the build the options ask
         self._tune_state: Optional[dict] = None    # the tuning under way (_tune_batch)
+        # True: every persistent build runs the tile phase; None: only the candidates
+        # that tune_builds times with it (below); False: never
         self._tiles_on = bool(bernoulli_tiles) and connectivity == "procedural"
+        self._tiles_tuned = (bernoulli_tiles is None and connectivity == "procedural"
+                             and bool(tune_builds))
+        self._tiles_allowed = bernoulli_tiles is not False and connectivity == "procedural"
         self.shared_tables = bool(shared_tables)
         self.pipelined = bool(pipelined)
         self.unit_map = bool(unit_map)
@@ -605,8 +629,11 @@ class CUDASimulator:
         if self.connectivity == "procedural":
             for name in ("tiles", "gen_out_ptr", "gen_out_idx"):
                 self._upload(name, tabs[name])
-        self.n_tiles = int(tabs["tiles"].shape[0]) if self._tiles_on else 0
-        self._tile_smem = int(tabs["tile_smem_bytes"]) if self.n_tiles else 0
+        self._n_tile_entries = int(tabs["tiles"].shape[0]) if self._tiles_allowed else 0
+        self._tile_table_smem = int(tabs["tile_smem_bytes"]) if self._n_tile_entries else 0
+        self.n_tiles = self._n_tile_entries if self._tiles_on else 0
+        self._tile_smem = self._tile_table_smem if self.n_tiles else 0
+        self.step_tiles = bool(self.n_tiles)       # the per-step loops' tile kernel
         self._upload("V", cnet.v0.astype(np.float32))
         for name in ("Iex", "Iin", "ref", "ring", "rec_end"):
             drv.memset_d8(buf[name], 0, plan.buffers[name])
@@ -650,12 +677,14 @@ class CUDASimulator:
                                                      self.smem_tables)
         flag_arg = np.uint32(self.smem_tables)       # a build's shared-table flags go here
         pipe_arg = np.uint32(self.pipelined)         # and its pipelined flag here
+        tiles_arg = np.uint32(self.n_tiles)          # and its tile table length and
+        tile_bytes_arg = np.uint32(self._tile_smem)  # tile accumulator bytes here
         smem_args = (np.uint32(cnet.n_pops), np.uint32(len(cnet.projs)), flag_arg)
         if self.connectivity == "procedural":
             tail = (P("projs"), P("rowlen"), P("sampler_tables"), P("out_ptr"), P("out_idx"),
                     max_out, P("gen_out_ptr"), P("gen_out_idx"), np.uint32(tabs["gen_max_out"]),
-                    P("tiles"), np.uint32(self.n_tiles), np.uint32(self.tile_min_spikes),
-                    *smem_args, np.uint32(self._tile_smem), pipe_arg,
+                    P("tiles"), tiles_arg, np.uint32(self.tile_min_spikes),
+                    *smem_args, tile_bytes_arg, pipe_arg,
                     np.uint64(cnet.ring_size))
             self._args_prop_gen = (P("projs"), P("pops"), P("rowlen"), P("sampler_tables"),
                                    P("gen_out_ptr"), P("gen_out_idx"),
@@ -663,15 +692,18 @@ class CUDASimulator:
                                    np.uint32(cnet.seed), P("ring"), np.uint64(cnet.ring_size),
                                    P("ctrl"))
             self._args_tiles = (P("projs"), P("pops"), P("sampler_tables"), P("tiles"),
-                                np.uint32(self.n_tiles), P("spikes"), np.uint32(cnet.seed),
+                                np.uint32(self._n_tile_entries), P("spikes"),
+                                np.uint32(cnet.seed),
                                 P("ring"), np.uint64(cnet.ring_size), P("ctrl"))
         else:
             tail = (P("projs"), P("out_ptr"), P("out_idx"), max_out, P("csr_row_base"),
                     P("csr_indptr"), P("csr_targets"), P("csr_weights"), P("csr_delays"),
                     *smem_args, pipe_arg, np.uint64(cnet.ring_size))
         self._args_persist = self._args_neuron + close + tail     # + n_steps at launch
-        self._smem_arg_at = [i for i, a in enumerate(self._args_persist) if a is flag_arg][0]
-        self._pipe_arg_at = [i for i, a in enumerate(self._args_persist) if a is pipe_arg][0]
+        at = {id(a): i for i, a in enumerate(self._args_persist)}
+        self._smem_arg_at, self._pipe_arg_at = at[id(flag_arg)], at[id(pipe_arg)]
+        self._tiles_arg_at = at.get(id(tiles_arg))                # procedural only
+        self._tile_bytes_arg_at = at.get(id(tile_bytes_arg))
         self._persist_packed = None           # ctypes kernelParams, packed once (persistent)
         self._stream.synchronize()
         if self.loop_mode == "persistent":
@@ -706,15 +738,19 @@ class CUDASimulator:
         return flags, persistent_build(bool(flags), unit_map, throughput)
 
     def _compile_build(self, shared_tables: bool, unit_map: bool, throughput: bool,
-                       pipelined: Optional[bool] = None) -> PersistentBuild:
+                       pipelined: Optional[bool] = None,
+                       tiles: Optional[bool] = None) -> PersistentBuild:
         """Compile (or take from the cache) and size one build of the persistent kernel;
         CooperativeUnavailable if no block of it fits an SM; ValueError for a
         persistent_grid larger than what can be resident.  ``pipelined``: the loop's
-        flag (a launch argument; default the simulator's)."""
+        flag, ``tiles``: whether the tile phase runs (launch arguments: the tile table's
+        length and the accumulator's shared memory; defaults: the simulator's)."""
         name = "pp_step_persistent_" + self.connectivity
         pipelined = self.pipelined if pipelined is None else bool(pipelined)
+        tiles = (self._tiles_on if tiles is None else bool(tiles)) and self._n_tile_entries > 0
+        tile_bytes = self._tile_table_smem if tiles else 0
         flags, defines = self._build_spec(shared_tables, unit_map, throughput)
-        smem = persistent_smem_bytes(self.cnet, self.connectivity, self._tile_smem, flags)
+        smem = persistent_smem_bytes(self.cnet, self.connectivity, tile_bytes, flags)
         k = get_cooperative_kernel(name, defines=defines) if defines else get_cooperative_kernel(name)
         if smem > 48 * 1024:
             k.set_max_dynamic_shared(smem)
@@ -741,15 +777,20 @@ class CUDASimulator:
         args = list(self._args_persist)
         args[self._smem_arg_at] = np.uint32(flags)
         args[self._pipe_arg_at] = np.uint32(pipelined)
+        if self._tiles_arg_at is not None:
+            args[self._tiles_arg_at] = np.uint32(self._n_tile_entries if tiles else 0)
+            args[self._tile_bytes_arg_at] = np.uint32(tile_bytes)
         packed = k.pack(tuple(args) + (np.uint32(0),))
         return PersistentBuild(k, packed, bool(shared_tables), unit_map, throughput, defines,
-                               flags, smem, occ, grid, pipelined)
+                               flags, smem, occ, grid, pipelined, tiles)
 
     def _use_build(self, b: PersistentBuild, grid: int = 0) -> None:
         """Launch the persistent loop with build b (on ``grid`` blocks, default its own)."""
         self._build = b
         self._persist, self._persist_packed = b.kernel, b.packed
         self.persistent_smem, self.smem_tables = b.smem, b.smem_tables
+        self.n_tiles = self._n_tile_entries if b.tiles else 0
+        self._tile_smem = self._tile_table_smem if b.tiles else 0
         self.persistent_defines = b.defines   # the build's -D macros (profiling adds to them)
         self.persistent_grid = grid or b.grid
         self.shared_tables, self.unit_map, self.throughput_build = (b.shared_tables, b.unit_map,
@@ -772,25 +813,54 @@ class CUDASimulator:
                                                                user_grid)]
         if self.tune_builds and self._tune:
             seen = {main.key}
-            extra = [(sh, um, tp, self.pipelined) for sh, um, tp in TUNE_BUILDS]
+            on = self._tiles_on
+            extra = [(sh, um, tp, self.pipelined, on) for sh, um, tp in TUNE_BUILDS]
             if self._tune_pipelined:
-                extra += [(sh, um, tp, True) for sh, um, tp in TUNE_PIPELINED]
-            # the shared-tables and throughput builds have no tile phase: with tiles on
-            # they are not candidates
-            extra = [c for c in extra if not ((c[0] or c[2]) and self._tiles_on)]
-            for sh, um, tp, pl in extra:
+                extra += [(sh, um, tp, True, on) for sh, um, tp in TUNE_PIPELINED]
+            if self._tiles_tuned and self._n_tile_entries:
+                extra += [(sh, um, tp, self.pipelined, True) for sh, um, tp in TUNE_TILES]
+                if self._tune_pipelined:
+                    extra += [(sh, um, tp, True, True) for sh, um, tp in TUNE_TILES]
+            # the shared-tables and throughput builds have no tile phase: with tiles they
+            # are not candidates
+            extra = [c for c in extra if not ((c[0] or c[2]) and c[4])]
+            for sh, um, tp, pl, tl in extra:
                 flags, defines = self._build_spec(sh, um, tp)
-                key = build_key(defines, flags, pl)
+                tl = tl and self._n_tile_entries > 0
+                key = build_key(defines, flags, pl, tl)
                 if key in seen:
                     continue              # the same kernel (e.g. shared tables that do not fit)
                 seen.add(key)
                 try:
-                    b = self._compile_build(sh, um, tp, pl)
+                    b = self._compile_build(sh, um, tp, pl, tl)
                 except (CooperativeUnavailable, ValueError) as e:   # no block fits, or
                     # not the persistent_grid asked for: this build is not a candidate
-                    log.info("tune_builds: %s left out: %s", build_label(sh, um, tp, pl), e)
+                    log.info("tune_builds: %s left out: %s", build_label(sh, um, tp, pl, tl), e)
                     continue
                 self._tune_cands.append((b, b.grid))
+
+    @property
+    def bernoulli_tiles(self) -> bool:
+        """Whether the loop that runs now delivers the tiled projections by shared-memory
+        tiles (the persistent build with its tile table, or the graph loop's tile kernel)."""
+        if self.loop_mode == "persistent":
+            return bool(self.n_tiles)
+        return bool(self.step_tiles)
+
+    @property
+    def n_tiles_forced(self) -> int:
+        """The tile table entries when bernoulli_tiles=True (every loop tiles), else 0."""
+        return self._n_tile_entries if self._tiles_on else 0
+
+    @property
+    def _graph_cands(self) -> List[Tuple[None, int]]:
+        """The graph loop's tuning candidates, (None, tiles): the user's first (tiles 1
+        with bernoulli_tiles=True), then with tune_builds and bernoulli_tiles None (and a
+        tile table) the graph loop with the tile kernel in every step."""
+        user = (None, 1 if self.n_tiles_forced else 0)
+        if self.tune_builds and self._tiles_tuned and self._n_tile_entries:
+            return [user, (None, 1)]
+        return [user]
 
     @property
     def _tune_grids(self) -> Tuple[int, ...]:
@@ -896,21 +966,32 @@ class CUDASimulator:
         return out
 
     # -- launching ----------------------------------------------------------
+    def _step_launches(self) -> list:
+        """The per-step loops' kernels of one step, (name, grid, block, args, shared):
+        the neuron update, the propagation, the record advance; with ``step_tiles`` the
+        tile kernel in every step (it returns at once on an empty spike list; there is no
+        tile_min_spikes here: the host does not know a step's spikes when it enqueues it)
+        and the per-spike kernel on the projections left out of the tiles."""
+        prop = [(self._prop_name, self._prop_grid, 256, self._args_prop, 0)]
+        if self.step_tiles:
+            prop = [("pp_propagate_procedural_tiles", self._prop_grid, 256, self._args_tiles,
+                     self._tile_table_smem),
+                    (self._prop_name, self._prop_grid, 256, self._args_prop_gen, 0)]
+        return ([("pp_neuron_lif_update", self._n_blocks, NEURON_BLOCK, self._args_neuron, 0)]
+                + prop + [("pp_record_advance", 1, 1, self._args_adv, 0)])
+
+    def _enqueue(self, name: str, grid: int, block: int, args, shared: int) -> None:
+        kw = {"shared_size": shared} if shared else {}
+        self._k[name].prepared_async_call((grid, 1), (block, 1, 1), self._stream, *args, **kw)
+
     def _launch_step(self) -> None:
-        s, k = self._stream, self._k
-        k["pp_neuron_lif_update"].prepared_async_call((self._n_blocks, 1), (NEURON_BLOCK, 1, 1),
-                                                      s, *self._args_neuron)
-        k[self._prop_name].prepared_async_call((self._prop_grid, 1), (256, 1, 1), s,
-                                               *self._args_prop)
-        k["pp_record_advance"].prepared_async_call((1, 1), (1, 1, 1), s, *self._args_adv)
+        for launch in self._step_launches():
+            self._enqueue(*launch)
 
     def _launch_step_debug(self, step: int) -> None:
-        s, k = self._stream, self._k
-        for name, grid, block, args in (
-                ("pp_neuron_lif_update", self._n_blocks, NEURON_BLOCK, self._args_neuron),
-                (self._prop_name, self._prop_grid, 256, self._args_prop),
-                ("pp_record_advance", 1, 1, self._args_adv)):
-            k[name].prepared_async_call((grid, 1), (block, 1, 1), s, *args)
+        for launch in self._step_launches():
+            self._enqueue(*launch)
+            name = launch[0]
             self._sync(name, step, step + 1)
             self._check_errors(self._read_ctrl(), name)
 
@@ -920,7 +1001,8 @@ class CUDASimulator:
         log.warning("CUDA graph unavailable, launching per step: %s", why)
 
     def _graph(self, m: int):
-        g = self._state.graphs.get(m)
+        key = (m, self.step_tiles)
+        g = self._state.graphs.get(key)
         if g is None:
             api = self._state.graph_api
 
@@ -928,7 +1010,7 @@ class CUDASimulator:
                 for _ in range(m):
                     self._launch_step()
             g = api.capture(self._stream.handle, record, (self._drv.Error,))
-            self._state.graphs[m] = g
+            self._state.graphs[key] = g
         return g
 
     def _advance(self, m: int) -> None:
@@ -1026,7 +1108,8 @@ class CUDASimulator:
         """One timed batch of m steps of the loop tuning (persistent="auto").  The
         candidates -- the persistent loop with each (build, grid) of ``_tune_cands`` (the
         user's build on its grid and, for small networks, on one block per neuron block;
-        with tune_builds the other builds on their grids), then the graph loop -- take
+        with tune_builds the other builds on their grids), then the graph loop ((None,
+        tiles): with tune_builds and bernoulli_tiles None also with the tile kernel) -- take
         turns, TUNE_ROUNDS batches each, each timed with the device idle before it
         (taking turns cancels a slow drift of the activity); after the last batch the
         candidate with the smallest total is kept for the rest of the simulator's life.
@@ -1035,14 +1118,19 @@ class CUDASimulator:
         build or the grid, only the wall time does."""
         st = self._tune_state
         if st is None:
+            graphs = self._graph_cands
             try:
-                self._graph(m)               # capture first: not part of the timing
+                for _, tiles in graphs:      # capture first: not part of the timing
+                    self.step_tiles = bool(tiles)
+                    self._graph(m)
             except GraphUnavailable as e:
                 self.graph_error = str(e)
                 self._tune = False
+                self.step_tiles = bool(self.n_tiles_forced)
                 self._advance(m)
                 return
-            cands = list(self._tune_cands) + [(None, 0)]
+            self.step_tiles = bool(self.n_tiles_forced)
+            cands = list(self._tune_cands) + graphs
             st = self._tune_state = {"cands": cands, "times": [0.0] * len(cands), "b": 0,
                                      "m": m}
         cands, times = st["cands"], st["times"]
@@ -1050,6 +1138,8 @@ class CUDASimulator:
         build, grid = cands[c]
         if build is not None:
             self._use_build(build, grid)
+        else:
+            self.step_tiles = bool(grid)     # a graph candidate: (None, tiles)
         mode = "persistent" if build is not None else "graph"
         self._stream.synchronize()
         self.loop_mode = mode
@@ -1062,7 +1152,7 @@ class CUDASimulator:
             for k, (b, _) in enumerate(cands):
                 if b is not None:
                     times[k] = float("inf")
-            self._finish_tuning(cands.index((None, 0)))
+            self._finish_tuning(cands.index(self._graph_cands[0]))
         elif st["b"] == TUNE_ROUNDS * len(cands):
             self._finish_tuning(min(range(len(cands)), key=times.__getitem__))
 
@@ -1071,17 +1161,20 @@ class CUDASimulator:
         st, self._tune_state, self._tune = self._tune_state, None, False
         cands, times, main = st["cands"], st["times"], self._main_build
         build, grid = cands[best]
+        self.step_tiles = bool(self.n_tiles_forced)
         if build is not None:
             self.loop_mode = "persistent"
             self._use_build(build, grid)
         else:
             self.loop_mode = "graph"
+            self.step_tiles = bool(grid)
             if self.persistent_error is None:   # report the build and grid auto would run
                 self._use_build(main, main.grid)
+        user_graph = self._graph_cands[0]
 
         def key(build, grid):
             if build is None:
-                return "graph"
+                return "graph" if (build, grid) == user_graph else "graph_tiles"
             k = "persistent" + ("" if build is main else "_" + build.label.replace("+", "_"))
             return k + ("" if grid == build.grid else f"_grid_{grid}")
         self.loop_tuning = {key(*c) + "_s_per_step": t for c, t in zip(cands, times)}
@@ -1134,7 +1227,8 @@ class CUDASimulator:
         """Time the propagation alone on a given spike list ((population, local) uint32
         pairs) at the current step; returns (seconds per propagation, events per
         propagation).  Procedural: with ``tiles`` (default: what the persistent kernel
-        would do with that many spikes) the tile kernel for the tiled projections
+        would do with that many spikes; True needs a tile table, i.e. bernoulli_tiles not
+        False and a tiled projection) the tile kernel for the tiled projections
         followed by the per-spike kernel for the others, else the per-spike kernel for all.
         ``defines``: time the per-step kernels of a variant build instead (-D macros,
         e.g. ``{"PP_FLAT_WALK": 0}``: an A/B on the same spikes).  For benchmarks: each
@@ -1157,14 +1251,15 @@ class CUDASimulator:
             k = kk[self._prop_name]
             if tiles is None:
                 tiles = bool(self.n_tiles) and spikes.shape[0] >= self.tile_min_spikes
-            tiles = bool(tiles) and self.connectivity == "procedural" and self.n_tiles > 0
+            tiles = bool(tiles) and self._n_tile_entries > 0
             self.last_propagation_tiles = tiles
             g, b = (self._prop_grid, 1), (256, 1, 1)
 
             def once():
                 if tiles:
                     kk["pp_propagate_procedural_tiles"].prepared_async_call(
-                        g, b, self._stream, *self._args_tiles, shared_size=self._tile_smem)
+                        g, b, self._stream, *self._args_tiles,
+                        shared_size=self._tile_table_smem)
                     k.prepared_async_call(g, b, self._stream, *self._args_prop_gen)
                 else:
                     k.prepared_async_call(g, b, self._stream, *self._args_prop)
