@@ -10,17 +10,22 @@
  *
  * The hot samplers (truncated normal, geometric skip) are integer arithmetic on
  * one table of int32, `tab`, passed explicitly to every function that needs it
- * (no hidden globals):
+ * (no hidden globals).  It holds three tables of increasing knots, each stored as
+ * pairs (knot, distance to the next knot), so that an interpolation reads its
+ * interval with one 8-byte load (pp_lerp_fx) instead of two 4-byte loads:
  *
- *   tab[PP_ZTAB_OFFSET + k], k = 0..4096   Z[k] = round(z[k] * 2^28), normal
- *       quantile knots z[k] = pp_norm_quantile(k / 4096) for k = 1..4095,
- *       z[0] = pp_norm_quantile(2^-33) (the smallest probability), Z[4096] = -Z[0]
- *   tab[PP_LTAB_OFFSET + k], k = 0..2048   L[k] = round(log2(1 + k / 2048) * 2^30)
- *       (log2 = pp_log(x) / ln 2)
- *   tab[PP_TTAB_OFFSET + t], t = 0..641    T[t] = round(z_t * 2^28), the lower tail:
- *       z_t = pp_norm_quantile(2^(t / 32 - 32) (1 + (t % 32) / 32)), t / 32 rounded down
+ *   Z[k], k = 0..4096   Z[k] = round(z[k] * 2^28), normal quantile knots
+ *       z[k] = pp_norm_quantile(k / 4096) for k = 1..4095, z[0] =
+ *       pp_norm_quantile(2^-33) (the smallest probability), Z[4096] = -Z[0];
+ *       pairs (Z[k], Z[k+1] - Z[k]), k = 0..4095, at tab[PP_ZTAB_OFFSET + 2k]
+ *   L[k], k = 0..2048   L[k] = round(log2(1 + k / 2048) * 2^30) (log2 = pp_log(x) / ln 2);
+ *       pairs k = 0..2047 at tab[PP_LTAB_OFFSET + 2k]
+ *   T[t], t = 0..641    T[t] = round(z_t * 2^28), the lower tail:
+ *       z_t = pp_norm_quantile(2^(t / 32 - 32) (1 + (t % 32) / 32)), t / 32 rounded down;
+ *       pairs t = 0..640 at tab[PP_TTAB_OFFSET + 2t]
  *
- * PP_TABLES_LEN = 4097 + 2049 + 642 int32 (27 KiB).  The host builds it once with the
+ * PP_TABLES_LEN = 2 x (4096 + 2048 + 641) int32 (53 KiB; the offsets are even, so an
+ * 8-byte aligned tab keeps every pair aligned).  The host builds it once with the
  * NumPy twins of pp_norm_quantile and pp_log (pyproc.sampling.sampler_tables)
  * and hands the same array to the gcc shim and to the CUDA kernels (device
  * buffer "sampler_tables", uploaded once).  A synapse's samplers are integer
@@ -133,11 +138,11 @@ PP_HD double pp_norm_quantile(double p)
 /* ---- sampler tables (integer) ------------------------------------------------ */
 #define PP_ZTAB_N 4096                       /* equal-probability intervals of z */
 #define PP_LTAB_N 2048                       /* intervals of log2 on [1, 2] */
-#define PP_TTAB_N 641                        /* knots of the lower tail, 0..641 */
-#define PP_ZTAB_OFFSET 0                     /* Z[0..4096] */
-#define PP_LTAB_OFFSET 4097                  /* L[0..2048] */
-#define PP_TTAB_OFFSET 6146                  /* T[0..641] */
-#define PP_TABLES_LEN 6788                   /* 4097 + 2049 + 642 int32 */
+#define PP_TTAB_N 641                        /* intervals of the lower tail (knots 0..641) */
+#define PP_ZTAB_OFFSET 0                     /* Z pairs k = 0..4095 */
+#define PP_LTAB_OFFSET 8192                  /* L pairs k = 0..2047 */
+#define PP_TTAB_OFFSET 12288                 /* T pairs t = 0..640 */
+#define PP_TABLES_LEN 13570                  /* 2 x (4096 + 2048 + 641) int32 */
 #define PP_Z_FRAC 28                         /* Z: normal quantiles in units of 2^-28 */
 #define PP_L_FRAC 30                         /* L: log2 in units of 2^-30 */
 
@@ -151,13 +156,25 @@ PP_HD uint32_t pp_clz32(uint32_t x)
 #endif
 }
 
-/* Linear interpolation in an increasing int32 table: t[k] + floor((t[k+1] - t[k]) f / 2^32)
- * for a position f in [0, 2^32) between the knots k and k + 1 (a fraction in units of
- * 2^-32), one 32 x 32-bit multiply.  The knots of every sampler table increase, so the
- * difference is a non-negative 32-bit number. */
+/* One interval of a sampler table: its first knot and the distance to the next, 8 bytes
+ * aligned to 8 (one load; the host writes them, pyproc.sampling.sampler_tables). */
+typedef struct __attribute__((aligned(8))) { int32_t knot, step; } pp_interval;
+
+/* Linear interpolation in an increasing table of knots stored as intervals (t: its
+ * first pair): knot[k] + floor(step[k] f / 2^32) for a position f in [0, 2^32) between
+ * the knots k and k + 1 (a fraction in units of 2^-32), step[k] = knot[k+1] - knot[k];
+ * one 8-byte load and one 32 x 32-bit multiply.  The knots of every sampler table
+ * increase, so the step is a non-negative 32-bit number. */
 PP_HD int32_t pp_lerp_fx(const int32_t *t, uint32_t k, uint32_t f)
 {
-    return t[k] + (int32_t)(((uint64_t)(uint32_t)(t[k + 1u] - t[k]) * f) >> 32);
+    const pp_interval p = ((const pp_interval *)t)[k];
+    return p.knot + (int32_t)(((uint64_t)(uint32_t)p.step * f) >> 32);
+}
+/* The same with two 4-byte loads: for the normal's tails (2^-11 of the draws), where the
+ * 8-byte load's aligned register pair made the 64-register per-step kernel spill. */
+PP_HD int32_t pp_lerp_fx_split(const int32_t *t, uint32_t k, uint32_t f)
+{
+    return t[2u * k] + (int32_t)(((uint64_t)(uint32_t)t[2u * k + 1u] * f) >> 32);
 }
 
 /* The lower tail of the standard normal quantile, z at P / 2^32 for 1 <= P <= 2^20
@@ -171,7 +188,7 @@ PP_HD int32_t pp_lerp_fx(const int32_t *t, uint32_t k, uint32_t f)
 PP_HD int32_t pp_norm_tail_fx(uint32_t P, const int32_t *tab)
 {
     const uint32_t c = pp_clz32(P), m = P << c;             /* the leading one at bit 31 */
-    return pp_lerp_fx(tab + PP_TTAB_OFFSET, ((31u - c) << 5) | ((m >> 26) & 31u), m << 6);
+    return pp_lerp_fx_split(tab + PP_TTAB_OFFSET, ((31u - c) << 5) | ((m >> 26) & 31u), m << 6);
 }
 
 /* Standard normal quantile at probability P / 2^32 (P: a 32-bit fixed-point

@@ -49,7 +49,8 @@ into a delay ring; here two spikes of the balanced network::
 (layout [slot][channel][neuron] per population, ``pp_ring_index``).
 ``sampler_tables`` is :func:`pyproc.sampling.sampler_tables` (the normal
 quantile and log tables the truncated-normal and geometric samplers
-interpolate, ``PP_TABLES_LEN`` float64); every kernel that samples receives it.
+interpolate, ``PP_TABLES_LEN`` int32 as (knot, step) intervals); every kernel
+that samples receives it.
 
 Compilation: ``SourceModule(src, no_extern_c=True, include_dirs=[kernel_dir()],
 options=["-fmad=false", "-O3", ...], arch="sm_XY")``; no fast math, no
@@ -123,9 +124,9 @@ ERROR_CODES = {
 # Format characters are Python struct's: P device pointer (DeviceAllocation or
 # int), I uint32, Q uint64.  Table arrays are the CompiledNetwork's
 # (POP_DTYPE / PROJ_DTYPE bytes); see pyproc.backends.cuda.device_tables.
-# sampler_tables is pyproc.sampling.sampler_tables() (int32[PP_TABLES_LEN]: normal
-# quantile knots at PP_ZTAB_OFFSET = 0, log2 knots at PP_LTAB_OFFSET = 4097, the
-# quantile's lower tail at PP_TTAB_OFFSET = 6146).
+# sampler_tables is pyproc.sampling.sampler_tables() (int32[PP_TABLES_LEN], 8-byte aligned:
+# intervals (knot, next knot - knot) of the normal quantile at PP_ZTAB_OFFSET = 0, of log2
+# at PP_LTAB_OFFSET = 8192, of the quantile's lower tail at PP_TTAB_OFFSET = 12288).
 KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
     "pp_neuron_lif_update": ("neuron_lif.cu", "PPPPIPPPPPPIPIP", (
         "pops: pp_pop[n_pops]", "blocks: uint32 (population, first local)[n_blocks]",

@@ -29,7 +29,7 @@ Buffers
 pops, projs        the population / projection tables (POP_DTYPE, PROJ_DTYPE)
 rowlen             row lengths of the fixed-number rules (uint32)
 sampler_tables     the samplers' normal quantile and log2 tables, int32 x
-                   PP_TABLES_LEN (pyproc.sampling.sampler_tables; 27 KiB, the
+                   PP_TABLES_LEN (pyproc.sampling.sampler_tables; 53 KiB, the
                    same for every model)
 poisson_tables     Poisson threshold tables (uint32)
 blocks             neuron-kernel block table: (population, first local) uint32

@@ -8,18 +8,22 @@ writes them.  So every result equals the gcc- and nvcc-compiled header
 
 Sampler tables
 --------------
-The kernels' hot samplers are integer arithmetic on two tables held in one int32
-array, :func:`sampler_tables` (``PP_TABLES_LEN`` = 6146 int32, built here once from
-the exact twins :func:`norm_quantile` and :func:`pp_log`, and handed unchanged to
-the gcc shim and to the CUDA backend, which uploads it as the device buffer
-``sampler_tables``)::
+The kernels' hot samplers are integer arithmetic on three tables of increasing knots
+held in one int32 array, :func:`sampler_tables` (``PP_TABLES_LEN`` = 13,570 int32,
+53 KiB, built here once from the exact twins :func:`norm_quantile` and :func:`pp_log`,
+and handed unchanged to the gcc shim and to the CUDA backend, which uploads it as the
+device buffer ``sampler_tables``).  Each table is stored as intervals, pairs (knot,
+next knot - knot), so that the kernels read an interval with one 8-byte load::
 
-    [ZTAB_OFFSET = 0    .. 4096]  Z[k] = round(norm_quantile(k / 4096) * 2^28), k = 1..4095;
-                                  Z[0] = round(norm_quantile(2^-33) * 2^28), Z[4096] = -Z[0]
-                                  (end points of the tails; layout only, not read)
-    [LTAB_OFFSET = 4097 .. 6145]  L[k] = round(pp_log(1 + k / 2048) / ln 2 * 2^30), k = 0..2048
-    [TTAB_OFFSET = 6146 .. 6787]  T[t] = round(norm_quantile(2^n (1 + j / 32) / 2^32) * 2^28),
-                                  t = 32 n + j = 0..641 (the lower tail, 32 knots per octave)
+    Z[k] = round(norm_quantile(k / 4096) * 2^28), k = 1..4095; Z[0] = round(norm_quantile(2^-33)
+           * 2^28), Z[4096] = -Z[0] (end points of the tails; layout only, not read):
+           pairs k = 0..4095 at ZTAB_OFFSET = 0
+    L[k] = round(pp_log(1 + k / 2048) / ln 2 * 2^30), k = 0..2048: pairs k = 0..2047 at
+           LTAB_OFFSET = 8192
+    T[t] = round(norm_quantile(2^n (1 + j / 32) / 2^32) * 2^28), t = 32 n + j = 0..641 (the
+           lower tail, 32 knots per octave): pairs t = 0..640 at TTAB_OFFSET = 12288
+
+:func:`sampler_knots` gives the three knot arrays (what the twins interpolate in).
 
 :func:`quantile_fx` (piecewise linear on 4096 equal-probability intervals of a 32-bit
 fixed-point probability; the two outermost intervals, probability 2^-11 together,
@@ -39,7 +43,8 @@ from scipy import special, stats
 __all__ = ["u01", "uniform_int", "pp_log", "norm_quantile", "sampler_tables",
            "quantile_fx", "prob_fx", "trunc_prob_fx", "trunc_normal_fx", "trunc_normal_params",
            "trunc_bounds", "neg_log2_fx", "geometric_skip", "geometric_params", "poisson_table",
-           "poisson_count", "round_nonneg", "ZTAB_N", "LTAB_N", "ZTAB_OFFSET", "LTAB_OFFSET",
+           "poisson_count", "round_nonneg", "sampler_knots", "ZTAB_N", "LTAB_N", "ZTAB_OFFSET",
+           "LTAB_OFFSET",
            "TTAB_N", "TTAB_OFFSET", "TABLES_LEN", "LN2", "Z_FRAC", "L_FRAC"]
 
 _TWO_M32 = 2.3283064365386963e-10   # 2^-32
@@ -66,11 +71,11 @@ AK_PLOW = 0.02425
 # Sampler tables (PP_* in kernels/sampling.cuh).
 ZTAB_N = 4096                    # equal-probability intervals of the normal quantile
 LTAB_N = 2048                    # intervals of log on [1, 2]
-ZTAB_OFFSET = 0                  # z[0..4096]
-LTAB_OFFSET = ZTAB_N + 1         # L[0..2048] (4097)
-TTAB_N = 641                     # knots of the lower tail, T[0..641]
-TTAB_OFFSET = LTAB_OFFSET + LTAB_N + 1   # 6146
-TABLES_LEN = TTAB_OFFSET + TTAB_N + 1    # 6788
+TTAB_N = 641                     # intervals of the lower tail, knots T[0..641]
+ZTAB_OFFSET = 0                  # Z intervals k = 0..4095, two int32 each
+LTAB_OFFSET = 2 * ZTAB_N         # L intervals k = 0..2047 (8192)
+TTAB_OFFSET = LTAB_OFFSET + 2 * LTAB_N   # T intervals t = 0..640 (12288)
+TABLES_LEN = TTAB_OFFSET + 2 * TTAB_N    # 13570
 LN2 = 6.93147180559945286227e-01
 Z_FRAC = 28                      # Z: quantiles in units of 2^-28
 L_FRAC = 30                      # L: log2 in units of 2^-30
@@ -140,27 +145,45 @@ def norm_quantile(p):
 
 
 @functools.lru_cache(maxsize=1)
-def sampler_tables() -> np.ndarray:
-    """The sampler tables [Z (4097) | L (2049)] as one read-only int32 array (see the
-    module docstring); built once from the exact twins, equal to what the header
-    functions expect."""
-    tab = np.empty(TABLES_LEN, dtype=np.int32)
+def _default_knots():
     pk = np.concatenate(([_U01_MIN], np.arange(1, ZTAB_N, dtype=np.float64) / float(ZTAB_N)))
     z = round_nonneg(norm_quantile(pk) * float(1 << Z_FRAC))
-    tab[ZTAB_OFFSET:ZTAB_OFFSET + ZTAB_N] = z
-    tab[ZTAB_OFFSET + ZTAB_N] = -z[0]
+    Z = np.concatenate((z, -z[:1])).astype(np.int64)
     kl = np.arange(LTAB_N + 1, dtype=np.float64)
-    l2 = pp_log(1.0 + kl / float(LTAB_N)) / LN2
-    tab[LTAB_OFFSET:LTAB_OFFSET + LTAB_N + 1] = round_nonneg(l2 * float(1 << L_FRAC))
+    L = round_nonneg(pp_log(1.0 + kl / float(LTAB_N)) / LN2 * float(1 << L_FRAC)).astype(np.int64)
     t = np.arange(TTAB_N + 1)
     pt = np.ldexp(1.0 + (t % 32) / 32.0, t // 32 - 32)            # exact
-    tab[TTAB_OFFSET:] = round_nonneg(norm_quantile(pt) * float(1 << Z_FRAC))
+    T = round_nonneg(norm_quantile(pt) * float(1 << Z_FRAC)).astype(np.int64)
+    for a in (Z, L, T):
+        a.setflags(write=False)
+    return Z, L, T
+
+
+@functools.lru_cache(maxsize=1)
+def sampler_tables() -> np.ndarray:
+    """The sampler tables as one read-only int32 array, each table as intervals (knot,
+    next knot - knot) (see the module docstring); built once from the exact twins,
+    equal to what the header functions expect."""
+    tab = np.empty(TABLES_LEN, dtype=np.int32)
+    for knots, off, n in zip(_default_knots(), (ZTAB_OFFSET, LTAB_OFFSET, TTAB_OFFSET),
+                             (ZTAB_N, LTAB_N, TTAB_N)):
+        tab[off:off + 2 * n:2] = knots[:n]
+        tab[off + 1:off + 2 * n:2] = np.diff(knots)       # increasing: >= 0, < 2^31
     tab.setflags(write=False)
     return tab
 
 
-def _tab(tab):
-    return sampler_tables() if tab is None else np.asarray(tab, dtype=np.int32)
+def sampler_knots(tab=None):
+    """(Z, L, T): the knots of the three sampler tables (int64, 4097, 2049 and 642 of
+    them) of ``tab`` (default :func:`sampler_tables`), read back from its intervals."""
+    if tab is None or tab is sampler_tables():
+        return _default_knots()
+    tab = np.asarray(tab, dtype=np.int32)
+    out = []
+    for off, n in ((ZTAB_OFFSET, ZTAB_N), (LTAB_OFFSET, LTAB_N), (TTAB_OFFSET, TTAB_N)):
+        k = tab[off:off + 2 * n:2].astype(np.int64)
+        out.append(np.concatenate((k, k[-1:] + tab[off + 2 * n - 1])))
+    return tuple(out)
 
 
 _U64 = np.uint64
@@ -187,9 +210,7 @@ def quantile_fx(P, tab=None):
     intervals; the two outermost (probability 2^-11 together) from the tail table, 32
     intervals per octave of p (twin of pp_norm_quantile_fx; ``tab``: the sampler
     tables, default :func:`sampler_tables`)."""
-    tab = _tab(tab)
-    z = tab[ZTAB_OFFSET:].astype(np.int64)
-    T = tab[TTAB_OFFSET:].astype(np.int64)
+    z, _, T = sampler_knots(tab)
     P = np.asarray(P, dtype=np.uint32)
     i = (P >> np.uint32(20)).astype(np.int64)
     inner = (i >= 1) & (i <= ZTAB_N - 2)
@@ -279,7 +300,7 @@ def geometric_params(p: float):
 def neg_log2_fx(r, tab=None):
     """-log2(u) * 2^30 for u = (r | 1) / 2^32 from the log2 table (uint64, >= 1): the
     integer logarithm of :func:`geometric_skip` (pp_geometric_skip's nl)."""
-    L = _tab(tab)[LTAB_OFFSET:].astype(np.int64)
+    L = sampler_knots(tab)[1]
     x = np.asarray(r, dtype=np.uint32) | np.uint32(1)
     c = 32 - np.frexp(x.astype(np.float64))[1].astype(np.int64)      # clz(x), exact
     m = (x.astype(_U64) << c.astype(_U64)) & _U64(0xFFFFFFFF)

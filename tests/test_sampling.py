@@ -48,17 +48,28 @@ def test_quantile_bits_and_accuracy(shim, words):
 
 
 def test_sampler_tables_layout_and_knots(shim, tables):
-    """One int32 array [Z (4097) | L (2049) | T (642)], offsets as in sampling.cuh, knots
-    equal to the gcc-compiled exact functions, rounded to 2^-28 (z) and 2^-30 (log2)."""
+    """One int32 array of intervals (knot, next knot - knot): Z (4096 of them, knots
+    0..4096), L (2048, knots 0..2048), T (641, knots 0..641), at the even offsets of
+    sampling.cuh; knots equal to the gcc-compiled exact functions, rounded to 2^-28 (z)
+    and 2^-30 (log2); sampler_knots reads the same knots back."""
     S = sampling
-    assert shim.shim_tables_len() == S.TABLES_LEN == tables.size == 6788
-    assert shim.shim_ltab_offset() == S.LTAB_OFFSET == 4097 and S.ZTAB_OFFSET == 0
-    assert S.TTAB_OFFSET == 6146 and S.TTAB_N == 641
+    assert shim.shim_tables_len() == S.TABLES_LEN == tables.size == 2 * (4096 + 2048 + 641)
+    assert shim.shim_ltab_offset() == S.LTAB_OFFSET == 8192 and S.ZTAB_OFFSET == 0
+    assert S.TTAB_OFFSET == 12288 and S.TTAB_N == 641
     assert tables.dtype == np.int32 and not tables.flags.writeable
+    assert tables.ctypes.data % 8 == 0                  # every interval 8-byte aligned
     assert S.sampler_tables() is S.sampler_tables()                     # built once
-    Z = tables[S.ZTAB_OFFSET:S.ZTAB_OFFSET + S.ZTAB_N + 1].astype(np.int64)
-    L = tables[S.LTAB_OFFSET:S.LTAB_OFFSET + S.LTAB_N + 1].astype(np.int64)
-    T = tables[S.TTAB_OFFSET:].astype(np.int64)
+
+    def knots(off, n):                                  # straight from the intervals
+        iv = tables[off:off + 2 * n].astype(np.int64).reshape(n, 2)
+        assert np.all(iv[:, 1] > 0)                     # increasing knots
+        return np.concatenate((iv[:, 0], iv[-1:, 0] + iv[-1:, 1]))
+    Z = knots(S.ZTAB_OFFSET, S.ZTAB_N)
+    L = knots(S.LTAB_OFFSET, S.LTAB_N)
+    T = knots(S.TTAB_OFFSET, S.TTAB_N)
+    for got, want in zip(S.sampler_knots(np.array(tables)), (Z, L, T)):
+        np.testing.assert_array_equal(got, want)
+    assert all(a is b for a, b in zip(S.sampler_knots(), S.sampler_knots(tables)))
     pk = np.concatenate(([2.0 ** -33], np.arange(1, 4096) / 4096.0))
     zc = _call_f64(shim.shim_quantile, pk)
     np.testing.assert_array_equal(Z[:4096], np.floor(zc * 2.0 ** 28 + 0.5).astype(np.int64))
