@@ -51,6 +51,12 @@ pack() { tar czf "$OUT/all.tgz" -C "$W" . ; cp "$W/stages.tsv" "$OUT/" 2>/dev/nu
 # GPU tests of the opt-in builds (pytest -k expression)
 EXPERIMENTS="shared_tables or pipelined or unit_map or throughput_build or persistent_grid or tune_builds"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$W/gpu.txt"
+# every kernel build the stages use, compiled into PyCUDA's disk cache on 8 of the
+# machine's cores while stage 1a runs (a fresh machine's cache is empty, and the stages
+# would compile the opt-in builds one by one, ~3-5 s each, when they first need them);
+# a build it could not compile is compiled, and its error reported, by the stage
+nice -n 5 python3 validation/warm_kernels.py --jobs 8 > "$W/warm_kernels.log" 2>&1 &
+WARM_PID=$!
 printf 'stage\trc\tseconds\tlimit\n' > "$W/stages.tsv"
 
 # wanted STAGE SKIPVAR: 0 if the stage is to run (ONLY and the SKIP_* variables)
@@ -136,6 +142,7 @@ if wanted 1c SKIP_OTHER_TESTS; then
   tail -3 "$W/pytest_gpu_other.log"; grep -E "^(FAILED|ERROR)" "$W/pytest_gpu_other.log"
   pack
 fi
+kill "$WARM_PID" 2>/dev/null; tail -1 "$W/warm_kernels.log" 2>/dev/null
 echo "== done at $SECONDS s of BUDGET_S=$BUDGET_S"; cat "$W/stages.tsv"
 # last, so that the end of the device call's output holds it: the targets, in a few lines
 python3 validation/gpu_summary.py "$W" | tee "$W/summary.txt"; pack; cp "$W/summary.txt" "$OUT/"
