@@ -89,7 +89,7 @@ pp_propagate_procedural_tiles(const pp_proj *__restrict__ projs, const pp_pop *_
                               const uint2 *spikes, uint32_t seed, int32_t *__restrict__ ring,
                               unsigned long long ring_size, pp_ctrl *ctrl)
 {
-    extern __shared__ int32_t pp_tile_acc[];
+    extern __shared__ __align__(16) int32_t pp_tile_acc[];
     uint32_t hits = 0;
     pp_tile_phase<false>(projs, pops, sampler_tables, tiles, n_tiles, spikes, ctrl->n_spk,
                          ctrl->step, seed, ring, ring_size, ctrl, pp_tile_acc, &hits);

@@ -146,7 +146,8 @@ __device__ __forceinline__ void pp_neuron_resident(
  * loads (spike -> out table -> projection -> population) and every sampler-table
  * lookup become shared-memory loads.  The values are the same: the spikes cannot
  * change. */
-extern __shared__ int32_t pp_tile_acc[];     /* dynamic: accumulator first, then tables */
+extern __shared__ __align__(16) int32_t pp_tile_acc[];  /* dynamic: accumulator, then tables
+                                                         * (8-byte words and intervals) */
 
 /* The copy is compiled in only with -DPP_SHARED_TABLES=1 (pyproc compiles that
  * variant when shared_tables=True): pointers that may point to either memory need

@@ -42,6 +42,7 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ thread_local
+#define __align__(n) __attribute__((aligned(n)))
 
 struct uint2 { unsigned int x, y; };
 struct uint4 { unsigned int x, y, z, w; };

@@ -25,7 +25,7 @@
 
 thread_local pp_simt_block *pp_simt_blk = nullptr;
 /* dynamic shared memory (extern __shared__ int32_t pp_tile_acc[] in the kernels) */
-thread_local int32_t pp_tile_acc[PP_SIMT_DYNAMIC_SMEM / 4];
+thread_local __align__(16) int32_t pp_tile_acc[PP_SIMT_DYNAMIC_SMEM / 4];
 
 static std::mutex pp_simt_mu;
 static std::condition_variable pp_simt_cv;
