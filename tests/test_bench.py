@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -222,3 +223,25 @@ def test_render_needs_results_json(capsys, tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"cases": []}))
     assert cli.main(["bench", "--render", str(tmp_path), "--no-plot"]) == 0
     assert (tmp_path / "results.md").is_file()
+
+
+def test_tile_atomics_count():
+    """validation/tile_atomics.py: the tile phase's chunking (kernels/phases.cuh
+    pp_tile_phase: about two items per block, >= 32 spikes a chunk) and its count of
+    global atomics per synapse -- with one spike a chunk can flush at most the synapses
+    it has, and more spikes a chunk flush fewer per synapse."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), "validation"))
+    import tile_atomics
+    assert tile_atomics.chunking(280, 50, 396) == (9, 32)
+    assert tile_atomics.chunking(1024, 50, 528) == (22, 47)
+    assert tile_atomics.chunking(10, 50, 396) == (1, 10)          # one chunk, all spikes
+    from pyproc.plan import device_tables
+    cnet = pp.compile_network(balanced(20000, p=0.1, dt=1.0))
+    tiles = device_tables(cnet)["tiles"]
+    rng = np.random.default_rng(0)
+    few = tile_atomics.count(cnet, tiles, 40, 396, 1, rng)
+    many = tile_atomics.count(cnet, tiles, 2000, 8, 1, rng)
+    assert few["chunks"] == 2 and many["chunks"] == 2
+    assert 0.4 < few["overall"] <= 1.0 and many["overall"] < 0.05
+    assert set(few["atomics_per_synapse"]) == {"E", "I"}
