@@ -413,7 +413,8 @@ __device__ __forceinline__ bool pp_unit_phase(
             if (seg < len) {
                 uint32_t n = 0;
                 pp_bernoulli_segments_lane(pj, seed, pre, seg, len, tab, ring, ring_size, tp,
-                                           tmod, ctrl, (uint32_t)t, &n);
+                                           tmod, ctrl, (uint32_t)t, &n);   /* stride len:
+                                                                          * this segment only */
                 hits += n;
             }
         } else if (kind == PP_UNIT_DECODER) {

@@ -464,10 +464,10 @@ class CUDASimulator:
         self.n_spikes_total = 0
         self.n_synapses_stored = 0
         self.n_tiles = 0                  # tile table entries the running build uses
-        self._tile_smem = 0               # and its tile accumulator (dynamic shared bytes)
         self._n_tile_entries = 0          # the tile table (0: tiles never run)
-        self._tile_table_smem = 0
+        self._tile_table_smem = 0         # its accumulator (dynamic shared bytes)
         self.step_tiles = False           # graph / per-step loops: the tile kernel each step
+        self._launch_lists: Dict[bool, tuple] = {}      # _step_launches, per step_tiles
         self.last_propagation_tiles = False
         self._use_graph = bool(use_graph)
         self.loop_mode = ("debug" if debug else "persistent" if persistent
@@ -631,9 +631,8 @@ class CUDASimulator:
                 self._upload(name, tabs[name])
         self._n_tile_entries = int(tabs["tiles"].shape[0]) if self._tiles_allowed else 0
         self._tile_table_smem = int(tabs["tile_smem_bytes"]) if self._n_tile_entries else 0
-        self.n_tiles = self._n_tile_entries if self._tiles_on else 0
-        self._tile_smem = self._tile_table_smem if self.n_tiles else 0
-        self.step_tiles = bool(self.n_tiles)       # the per-step loops' tile kernel
+        self.n_tiles = self._n_tile_entries if self._tiles_forced else 0
+        self.step_tiles = self._tiles_forced       # the per-step loops' tile kernel
         self._upload("V", cnet.v0.astype(np.float32))
         for name in ("Iex", "Iin", "ref", "ring", "rec_end"):
             drv.memset_d8(buf[name], 0, plan.buffers[name])
@@ -673,12 +672,13 @@ class CUDASimulator:
         self._net_fits = (persistent_smem_bytes(cnet, self.connectivity, 0, 1)
                           <= SHARED_NET_TABLES_MAX)
         self.smem_tables = self._smem_flags(self.shared_tables)
-        self.persistent_smem = persistent_smem_bytes(cnet, self.connectivity, self._tile_smem,
+        self.persistent_smem = persistent_smem_bytes(cnet, self.connectivity,
+                                                     self._tile_table_smem if self.n_tiles else 0,
                                                      self.smem_tables)
         flag_arg = np.uint32(self.smem_tables)       # a build's shared-table flags go here
         pipe_arg = np.uint32(self.pipelined)         # and its pipelined flag here
-        tiles_arg = np.uint32(self.n_tiles)          # and its tile table length and
-        tile_bytes_arg = np.uint32(self._tile_smem)  # tile accumulator bytes here
+        tiles_arg = np.uint32(0)                     # and its tile table length and
+        tile_bytes_arg = np.uint32(0)                # tile accumulator bytes here
         smem_args = (np.uint32(cnet.n_pops), np.uint32(len(cnet.projs)), flag_arg)
         if self.connectivity == "procedural":
             tail = (P("projs"), P("rowlen"), P("sampler_tables"), P("out_ptr"), P("out_idx"),
@@ -790,7 +790,6 @@ class CUDASimulator:
         self._persist, self._persist_packed = b.kernel, b.packed
         self.persistent_smem, self.smem_tables = b.smem, b.smem_tables
         self.n_tiles = self._n_tile_entries if b.tiles else 0
-        self._tile_smem = self._tile_table_smem if b.tiles else 0
         self.persistent_defines = b.defines   # the build's -D macros (profiling adds to them)
         self.persistent_grid = grid or b.grid
         self.shared_tables, self.unit_map, self.throughput_build = (b.shared_tables, b.unit_map,
@@ -848,17 +847,17 @@ class CUDASimulator:
         return bool(self.step_tiles)
 
     @property
-    def n_tiles_forced(self) -> int:
-        """The tile table entries when bernoulli_tiles=True (every loop tiles), else 0."""
-        return self._n_tile_entries if self._tiles_on else 0
+    def _tiles_forced(self) -> bool:
+        """bernoulli_tiles=True and a tile table: every loop tiles."""
+        return self._tiles_on and self._n_tile_entries > 0
 
     @property
     def _graph_cands(self) -> List[Tuple[None, int]]:
         """The graph loop's tuning candidates, (None, tiles): the user's first (tiles 1
         with bernoulli_tiles=True), then with tune_builds and bernoulli_tiles None (and a
         tile table) the graph loop with the tile kernel in every step."""
-        user = (None, 1 if self.n_tiles_forced else 0)
-        if self.tune_builds and self._tiles_tuned and self._n_tile_entries:
+        user = (None, 1 if self._tiles_forced else 0)
+        if self._tiles_tuned and self._n_tile_entries:
             return [user, (None, 1)]
         return [user]
 
@@ -966,19 +965,25 @@ class CUDASimulator:
         return out
 
     # -- launching ----------------------------------------------------------
-    def _step_launches(self) -> list:
+    def _step_launches(self) -> tuple:
         """The per-step loops' kernels of one step, (name, grid, block, args, shared):
         the neuron update, the propagation, the record advance; with ``step_tiles`` the
         tile kernel in every step (it returns at once on an empty spike list; there is no
         tile_min_spikes here: the host does not know a step's spikes when it enqueues it)
-        and the per-spike kernel on the projections left out of the tiles."""
-        prop = [(self._prop_name, self._prop_grid, 256, self._args_prop, 0)]
+        and the per-spike kernel on the projections left out of the tiles.  Built once per
+        setting (the per-step launch loop asks every step)."""
+        cached = self._launch_lists.get(self.step_tiles)
+        if cached is not None:
+            return cached
+        prop = ((self._prop_name, self._prop_grid, 256, self._args_prop, 0),)
         if self.step_tiles:
-            prop = [("pp_propagate_procedural_tiles", self._prop_grid, 256, self._args_tiles,
+            prop = (("pp_propagate_procedural_tiles", self._prop_grid, 256, self._args_tiles,
                      self._tile_table_smem),
-                    (self._prop_name, self._prop_grid, 256, self._args_prop_gen, 0)]
-        return ([("pp_neuron_lif_update", self._n_blocks, NEURON_BLOCK, self._args_neuron, 0)]
-                + prop + [("pp_record_advance", 1, 1, self._args_adv, 0)])
+                    (self._prop_name, self._prop_grid, 256, self._args_prop_gen, 0))
+        out = (("pp_neuron_lif_update", self._n_blocks, NEURON_BLOCK, self._args_neuron, 0),
+               *prop, ("pp_record_advance", 1, 1, self._args_adv, 0))
+        self._launch_lists[self.step_tiles] = out
+        return out
 
     def _enqueue(self, name: str, grid: int, block: int, args, shared: int) -> None:
         kw = {"shared_size": shared} if shared else {}
@@ -1126,10 +1131,10 @@ class CUDASimulator:
             except GraphUnavailable as e:
                 self.graph_error = str(e)
                 self._tune = False
-                self.step_tiles = bool(self.n_tiles_forced)
+                self.step_tiles = self._tiles_forced
                 self._advance(m)
                 return
-            self.step_tiles = bool(self.n_tiles_forced)
+            self.step_tiles = self._tiles_forced
             cands = list(self._tune_cands) + graphs
             st = self._tune_state = {"cands": cands, "times": [0.0] * len(cands), "b": 0,
                                      "m": m}
@@ -1161,7 +1166,7 @@ class CUDASimulator:
         st, self._tune_state, self._tune = self._tune_state, None, False
         cands, times, main = st["cands"], st["times"], self._main_build
         build, grid = cands[best]
-        self.step_tiles = bool(self.n_tiles_forced)
+        self.step_tiles = self._tiles_forced
         if build is not None:
             self.loop_mode = "persistent"
             self._use_build(build, grid)
