@@ -66,8 +66,13 @@ def build(source: str, defines=None) -> ctypes.CDLL:
     cpp, so = os.path.join(d, "tu.cpp"), os.path.join(d, "simt.so")
     with open(cpp, "w") as f:
         f.write(tu)
+    # -fno-gnu-unique: the block-scope __shared__ variables (static thread_local) of
+    # inline and template functions would otherwise be STB_GNU_UNIQUE symbols, which the
+    # dynamic linker binds process-wide even between RTLD_LOCAL libraries -- a second build
+    # of the same source (other macros, e.g. another block size) would use the first one's
+    # arrays
     cmd = [cxx, "-std=c++20", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-pthread",
-           "-w", "-I", SIMT_DIR, "-I", K.kernel_dir(),
+           "-fno-gnu-unique", "-w", "-I", SIMT_DIR, "-I", K.kernel_dir(),
            *[f"-D{k}={v}" for k, v in sorted(defines.items())], cpp, "-o", so]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
