@@ -36,7 +36,7 @@ pp_neuron_lif_update(const pp_pop *__restrict__ pops, const uint2 *__restrict__ 
                      uint2 *__restrict__ spikes, uint32_t spike_cap,
                      uint32_t *__restrict__ rec_ids, uint32_t rec_cap, pp_ctrl *ctrl)
 {
-    pp_neuron_phase(pops, blocks[blockIdx.x], threadIdx.x, pop_flags, poisson_tables, seed, V,
-                    Iex, Iin, ref, ring, spikes, spike_cap, 0u, rec_ids, rec_cap, ctrl,
-                    &ctrl->n_spk, ctrl->step);
+    pp_neuron_phase<true>(pops, blocks[blockIdx.x], threadIdx.x, pop_flags, poisson_tables,
+                          seed, V, Iex, Iin, ref, ring, spikes, spike_cap, 0u, rec_ids, rec_cap,
+                          ctrl, &ctrl->n_spk, &ctrl->n_rec, ctrl->step);
 }

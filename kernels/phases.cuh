@@ -42,15 +42,25 @@ __device__ __forceinline__ uint2 pp_load_spike(const uint2 *spikes, unsigned lon
  * persistent loop; the per-step kernel: spike_base 0, n_spk counts this step; the
  * persistent kernel: the counter counts since its launch and spike_base is its
  * value when the step began) and, for recorded populations (pop_flags bit 0), the
- * global id to rec_ids at atomicAdd(&ctrl->n_rec, 1).
+ * global id to rec_ids at atomicAdd(n_rec, 1) (n_rec: &ctrl->n_rec, or the one-block
+ * persistent build's counter in shared memory).  COHERENT: the ring is read through
+ * L2 (__ldcg: global memory other SMs add to); false for a ring in shared memory (the
+ * one-block persistent build), where __ldcg cannot go.
  * Errors: PP_ERR_INPUT_OVERFLOW, PP_ERR_SPIKE_LIST (dated t). */
+template <bool COHERENT>
+__device__ __forceinline__ int32_t pp_load_ring(const int32_t *p)
+{
+    return COHERENT ? __ldcg(p) : *p;
+}
+
+template <bool COHERENT>
 __device__ __forceinline__ void pp_neuron_phase(
     const pp_pop *__restrict__ pops, uint2 blk, uint32_t x,
     const uint32_t *__restrict__ pop_flags, const uint32_t *__restrict__ poisson_tables,
     uint32_t seed, float *__restrict__ V, float *__restrict__ Iex, float *__restrict__ Iin,
     int32_t *__restrict__ ref, int32_t *ring, uint2 *spikes, uint32_t spike_cap,
     uint32_t spike_base, uint32_t *__restrict__ rec_ids, uint32_t rec_cap, pp_ctrl *ctrl,
-    unsigned int *n_spk, unsigned long long t)
+    unsigned int *n_spk, unsigned int *n_rec, unsigned long long t)
 {
     const pp_pop *p = pops + blk.x;
     const uint32_t local = blk.y + x;
@@ -65,11 +75,11 @@ __device__ __forceinline__ void pp_neuron_phase(
     g = p->offset + local;
 
     i0 = pp_ring_index(p, slot, 0u, local);
-    acc_ex = __ldcg(ring + i0);
+    acc_ex = pp_load_ring<COHERENT>(ring + i0);
     ring[i0] = 0;
     if (p->n_channels == 2u) {
         i1 = pp_ring_index(p, slot, 1u, local);
-        acc_in = __ldcg(ring + i1);
+        acc_in = pp_load_ring<COHERENT>(ring + i1);
         ring[i1] = 0;
     }
     if (p->poisson_len) {
@@ -88,7 +98,7 @@ __device__ __forceinline__ void pp_neuron_phase(
         if (k < spike_cap) spikes[k] = make_uint2(blk.x, local);
         else pp_set_error_at(ctrl, t, PP_ERR_SPIKE_LIST, g, 0);
         if (pop_flags[blk.x] & 1u) {
-            uint32_t q = atomicAdd(&ctrl->n_rec, 1u);
+            uint32_t q = atomicAdd(n_rec, 1u);
             if (q < rec_cap) rec_ids[q] = g;
             else atomicAdd(&ctrl->rec_lost, 1u);
         }

@@ -46,11 +46,13 @@ __device__ __forceinline__ void pp_grid_barrier(cg::grid_group &grid)
 }
 
 /* Block 0, thread 0, after barrier A of step i: close the step in the record
- * buffer.  The counters were last changed before the barrier (atomics in L2). */
+ * buffer at n_rec, the record counter (last changed before the barrier: atomics in
+ * L2, or in shared memory in the one-block build). */
 __device__ __forceinline__ void pp_close_step(pp_ctrl *ctrl, uint32_t *rec_end, uint32_t rec_k,
-                                              uint32_t rec_chunk_steps, unsigned long long t)
+                                              uint32_t rec_chunk_steps, uint32_t n_rec,
+                                              unsigned long long t)
 {
-    if (rec_k < rec_chunk_steps) rec_end[rec_k] = __ldcg(&ctrl->n_rec);
+    if (rec_k < rec_chunk_steps) rec_end[rec_k] = n_rec;
     else pp_set_error_at(ctrl, t, PP_ERR_REC_STEPS, rec_k, 0);
 }
 
@@ -182,6 +184,50 @@ extern __shared__ __align__(16) int32_t pp_tile_acc[];  /* dynamic: accumulator,
 #ifndef PP_PERSISTENT_TILES
 #define PP_PERSISTENT_TILES 1
 #endif
+
+/* ---- the one-block build (one_block, opt-in) -----------------------------------------
+ * -DPP_ONE_BLOCK=1 (pyproc compiles it when one_block=True: with
+ * -DPP_PERSISTENT_MIN_BLOCKS=1 -DPP_PERSISTENT_TILES=0) runs the whole network on one
+ * block of PP_ONE_BLOCK_THREADS threads, for small networks whose step is latency, not
+ * work: the 1,000-neuron network at dt 0.1 ms has ~2 spikes per step.  Grid barriers are
+ * then __syncthreads (pp_grid_barrier), and the block keeps in dynamic shared memory, for
+ * the whole launch,
+ *   the delay ring (all ring_size int32, copied in at the start of the launch and back
+ *     at its end: the ring is the only state a step leaves to later steps besides the
+ *     neurons' own),
+ *   the spike list(s) (spike_cap uint2 each; two in the pipelined loop),
+ * and its spike and record counters in shared variables (written back to ctrl at the
+ * end).  So the neuron phase reads and clears ring slots, appends spikes, and the
+ * propagation adds synapses, all in shared memory: no L2 round trip on a step's
+ * critical path but the neuron state (V, Iex, Iin, ref: plain loads, only this SM
+ * touches them), the Poisson and sampler tables (read-only, L1) and the recorded ids.
+ * Thread x updates neuron x % PP_NEURON_BLOCK of block-table entries x / PP_NEURON_BLOCK,
+ * + PP_ONE_BLOCK_THREADS / PP_NEURON_BLOCK, ... (pp_neuron_phase); the propagation is
+ * pp_procedural_phase / pp_stored_phase on the block's 16 warps.  Same functions, same
+ * integer sums: the same spikes.  512 threads leave 128 registers a thread (the
+ * whole-warp bernoulli walks stay in).  The host checks that ring and lists fit the
+ * device's shared memory (pyproc.backends.cuda.one_block_smem_bytes). */
+#ifndef PP_ONE_BLOCK
+#define PP_ONE_BLOCK 0
+#endif
+#define PP_ONE_BLOCK_THREADS 512
+#if PP_ONE_BLOCK
+#if PP_SHARED_TABLES || PP_UNIT_MAP || PP_PERSISTENT_TILES
+#error "PP_ONE_BLOCK: build without PP_SHARED_TABLES, PP_UNIT_MAP and PP_PERSISTENT_TILES"
+#endif
+#define PP_PERSISTENT_THREADS PP_ONE_BLOCK_THREADS
+#else
+#define PP_PERSISTENT_THREADS PP_NEURON_BLOCK
+#endif
+/* loads of data other SMs write (spike list, counters) go through L2, except in the
+ * one-block build, where they are in shared memory */
+#define PP_COH (PP_ONE_BLOCK == 0)
+
+template <bool COHERENT>
+__device__ __forceinline__ uint32_t pp_load_u32(const unsigned int *p)
+{
+    return COHERENT ? __ldcg(p) : *p;
+}
 
 __device__ __forceinline__ uint32_t pp_round8(uint32_t n) { return (n + 7u) & ~7u; }
 
@@ -454,15 +500,24 @@ __device__ __forceinline__ void pp_persistent_body(
     __shared__ int32_t s_ref[PP_NEURON_BLOCK];
     __shared__ uint32_t s_ptab[PP_POISSON_SHARED];
     __shared__ uint32_t s_pop_idx, s_first, s_slot0, s_rec0, s_rec_cum;
-    __shared__ uint32_t s_red[PP_NEURON_BLOCK / 32];
+    __shared__ uint32_t s_red[PP_PERSISTENT_THREADS / 32];
+#if PP_ONE_BLOCK
+    __shared__ unsigned int s_spk[2], s_nrec;  /* the spike counters (even, odd steps) and
+                                                * the record counter */
+#endif
     __shared__ unsigned long long s_t0, s_n_spikes;
     cg::grid_group grid = cg::this_grid();
     const uint32_t x = threadIdx.x;
     const bool leader = blockIdx.x == 0 && x == 0;
-    const bool resident = n_blocks <= gridDim.x;               /* grid-uniform */
+    const bool resident = !PP_ONE_BLOCK && n_blocks <= gridDim.x;   /* grid-uniform */
     const bool owner = resident && blockIdx.x < n_blocks;      /* block-uniform */
     unsigned long long hits64 = 0;
     uint32_t spike_base = 0, spike_base_odd = 0, hits = 0, i, b;
+    /* where the phases find the ring, the spike lists and the counters: global memory,
+     * or shared memory in the one-block build (set below) */
+    int32_t *ring_l = ring;
+    uint2 *spikes_l = spikes;
+    unsigned int *ctr_even = &ctrl->n_spk, *ctr_odd = &ctrl->n_spk_odd, *rec_ctr = &ctrl->n_rec;
 
     if (n_steps == 0u) return;          /* uniform: no block reaches a barrier */
     /* launch constants in shared memory: registers are what the propagation needs */
@@ -499,6 +554,19 @@ __device__ __forceinline__ void pp_persistent_body(
             sampler_tables = st;
         }
     }
+#if PP_ONE_BLOCK
+    {   /* dynamic shared memory: the ring, then the spike list(s) (one_block_smem_bytes) */
+        const uint32_t n_ring = (uint32_t)ring_size;     /* the host checked it fits */
+        char *dyn = (char *)pp_tile_acc;
+        ring_l = (int32_t *)dyn;
+        spikes_l = (uint2 *)(dyn + pp_round8(4u * n_ring));
+        for (b = x; b < n_ring; b += blockDim.x) ring_l[b] = ring[b];
+        if (x == 0) { s_spk[0] = 0u; s_spk[1] = 0u; s_nrec = ctrl->n_rec; }
+        ctr_even = &s_spk[0];
+        ctr_odd = &s_spk[1];
+        rec_ctr = &s_nrec;
+    }
+#endif
     __syncthreads();
     if (owner) {
         /* what the block keeps for the launch goes to shared memory, not registers
@@ -527,7 +595,11 @@ __device__ __forceinline__ void pp_persistent_body(
     auto odd_step = [&](unsigned long long t) -> bool { return pipelined && (t & 1ull); };
     /* one step's neuron phase, appending to spike list `list` */
     auto neuron_step = [&](unsigned long long t, uint32_t step_i, uint2 *list) {
+#if PP_ONE_BLOCK
+        unsigned int *ctr = odd_step(t) ? ctr_odd : ctr_even;
+#else   /* the same, but through ctr_odd / ctr_even it cost the default build 2 registers */
         unsigned int *ctr = odd_step(t) ? &ctrl->n_spk_odd : &ctrl->n_spk;
+#endif
         const uint32_t base = odd_step(t) ? spike_base_odd : spike_base;
         if (PP_PROFILE_SKIP & 2) {
             /* profiling: no neuron phase */
@@ -544,11 +616,16 @@ __device__ __forceinline__ void pp_persistent_body(
                                    + local, list, spike_cap, base, rec_ids, rec_cap, ctrl, ctr,
                                    t);
             }
+        } else if (PP_ONE_BLOCK) {
+            for (b = x / PP_NEURON_BLOCK; b < n_blocks; b += blockDim.x / PP_NEURON_BLOCK)
+                pp_neuron_phase<false>(pops, blocks[b], x % PP_NEURON_BLOCK, pop_flags,
+                                       poisson_tables, seed, V, Iex, Iin, ref, ring_l, list,
+                                       spike_cap, base, rec_ids, rec_cap, ctrl, ctr, rec_ctr, t);
         } else {
             for (b = blockIdx.x; b < n_blocks; b += gridDim.x)
-                pp_neuron_phase(pops, blocks[b], x, pop_flags, poisson_tables, seed, V, Iex, Iin,
-                                ref, ring, list, spike_cap, base, rec_ids, rec_cap, ctrl, ctr,
-                                t);
+                pp_neuron_phase<true>(pops, blocks[b], x, pop_flags, poisson_tables, seed, V, Iex,
+                                      Iin, ref, ring, list, spike_cap, base, rec_ids, rec_cap,
+                                      ctrl, ctr, &ctrl->n_rec, t);
         }
     };
     /* after the barrier that ends step t's neuron phase: its spike count; block 0
@@ -558,14 +635,14 @@ __device__ __forceinline__ void pp_persistent_body(
      * to n_rec; the ids of a step stay contiguous, steps never append at once) */
     auto close_step = [&](unsigned long long t, uint32_t step_i, const uint2 *list) -> uint32_t {
         const bool odd = odd_step(t);
-        const uint32_t cum = __ldcg(odd ? &ctrl->n_spk_odd : &ctrl->n_spk);
+        const uint32_t cum = pp_load_u32<PP_COH>(odd ? ctr_odd : ctr_even);
         uint32_t ns = cum - (odd ? spike_base_odd : spike_base);
         if (odd) spike_base_odd = cum; else spike_base = cum;
         if (ns > spike_cap) ns = spike_cap;   /* PP_ERR_SPIKE_LIST is already set */
         if (pipelined && blockIdx.x == 0u) {                       /* block-uniform */
             uint32_t n = 0, j;
             for (j = x; j < ns; j += blockDim.x)
-                n += pop_flags[pp_load_spike<true>(list, j).x] & 1u;
+                n += pop_flags[pp_load_spike<PP_COH>(list, j).x] & 1u;
             for (j = 16u; j > 0u; j >>= 1) n += __shfl_xor_sync(0xffffffffu, n, (int)j);
             if ((x & 31u) == 0u) s_red[x >> 5] = n;
             __syncthreads();
@@ -576,7 +653,8 @@ __device__ __forceinline__ void pp_persistent_body(
                 else pp_set_error_at(ctrl, t, PP_ERR_REC_STEPS, rec_k, 0);
             }
         } else if (leader) {
-            pp_close_step(ctrl, rec_end, s_rec0 + step_i, rec_chunk_steps, t);
+            pp_close_step(ctrl, rec_end, s_rec0 + step_i, rec_chunk_steps,
+                          pp_load_u32<PP_COH>(rec_ctr), t);
         }
         if (leader) s_n_spikes += ns;
         return ns;
@@ -591,9 +669,9 @@ __device__ __forceinline__ void pp_persistent_body(
                                      max_out, list, ns, t, seed, row_base, indptr, targets,
                                      weights, delays, ring, ring_size, ctrl, &hits64))
 #endif
-            pp_stored_phase<true>(projs, pops, out_ptr, out_idx, max_out, list, ns, t,
-                                  row_base, indptr, targets, weights, delays, ring, ring_size,
-                                  ctrl, &hits64, PP_PARTS_PER_WARP_PERSISTENT);
+            pp_stored_phase<PP_COH>(projs, pops, out_ptr, out_idx, max_out, list, ns, t,
+                                    row_base, indptr, targets, weights, delays, ring_l,
+                                    ring_size, ctrl, &hits64, PP_PARTS_PER_WARP_PERSISTENT);
         } else if (PP_PERSISTENT_TILES && n_tiles && ns >= tile_min_spikes) { /* grid-uniform */
             pp_tile_phase<true>(projs, pops, sampler_tables, tiles, n_tiles, list, ns, t, seed,
                                 ring, ring_size, ctrl, pp_tile_acc, &hits);
@@ -606,9 +684,10 @@ __device__ __forceinline__ void pp_persistent_body(
                                       max_out, list, ns, t, seed, row_base, indptr, targets,
                                       weights, delays, ring, ring_size, ctrl, &hits))
 #endif
-            pp_procedural_phase<true, PP_WARP_SEGMENTS != 0>(projs, pops, rowlen, sampler_tables, out_ptr, out_idx,
-                                            max_out, list, ns, t, seed, ring, ring_size, ctrl,
-                                            &hits, PP_PARTS_PER_WARP_PERSISTENT);
+            pp_procedural_phase<PP_COH, PP_WARP_SEGMENTS != 0>(projs, pops, rowlen,
+                                            sampler_tables, out_ptr, out_idx, max_out, list, ns,
+                                            t, seed, ring_l, ring_size, ctrl, &hits,
+                                            PP_PARTS_PER_WARP_PERSISTENT);
         }
     };
 
@@ -623,7 +702,7 @@ __device__ __forceinline__ void pp_persistent_body(
 #if PP_PROFILE_TIMING
             if (leader) c0 = clock64();
 #endif
-            neuron_step(t, i, spikes);
+            neuron_step(t, i, spikes_l);
 #if PP_PROFILE_TIMING
             if (leader) c1 = clock64();
 #endif
@@ -635,8 +714,8 @@ __device__ __forceinline__ void pp_persistent_body(
                 pp_phase_cycles[2] += (unsigned long long)(c1 - c0);
             }
 #endif
-            ns = close_step(t, i, spikes);
-            propagate_step(t, ns, spikes);
+            ns = close_step(t, i, spikes_l);
+            propagate_step(t, ns, spikes_l);
             pp_grid_barrier(grid);                               /* barrier B */
 #if PP_PROFILE_TIMING
             if (leader) {
@@ -655,13 +734,19 @@ __device__ __forceinline__ void pp_persistent_body(
         uint32_t ns_prev = 0;
         for (i = 0; i <= n_steps; ++i) {
             const unsigned long long t = s_t0 + i;
-            if (i < n_steps) neuron_step(t, i, spikes + (size_t)(t & 1ull) * spike_cap);
+            if (i < n_steps) neuron_step(t, i, spikes_l + (size_t)(t & 1ull) * spike_cap);
             if (i > 0) propagate_step(t - 1ull, ns_prev,
-                                      spikes + (size_t)((t - 1ull) & 1ull) * spike_cap);
+                                      spikes_l + (size_t)((t - 1ull) & 1ull) * spike_cap);
             pp_grid_barrier(grid);
-            if (i < n_steps) ns_prev = close_step(t, i, spikes + (size_t)(t & 1ull) * spike_cap);
+            if (i < n_steps) ns_prev = close_step(t, i, spikes_l + (size_t)(t & 1ull) * spike_cap);
         }
     }
+#if PP_ONE_BLOCK
+    /* after the last barrier (__syncthreads): the ring back for the next launch, or the
+     * graph loop (the two loops take turns in auto), and the record counter */
+    for (b = x; b < (uint32_t)ring_size; b += blockDim.x) ring[b] = ring_l[b];
+    if (x == 0) ctrl->n_rec = s_nrec;
+#endif
     if (owner && s_first + x < s_pop.n) {
         const uint32_t g = s_pop.offset + s_first + x;
         V[g] = s_v[x]; Iex[g] = s_iex[x]; Iin[g] = s_iin[x]; ref[g] = s_ref[x];
@@ -723,7 +808,7 @@ __device__ __forceinline__ void pp_persistent_body(
  * CPU twin      : CPUSimulator.run_steps (pyproc/backends/cpu.py), n_steps
  *                 iterations.
  */
-extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK, PP_PERSISTENT_MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(PP_PERSISTENT_THREADS, PP_PERSISTENT_MIN_BLOCKS)
 pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__restrict__ blocks,
                               const uint32_t *__restrict__ pop_flags,
                               const uint32_t *__restrict__ poisson_tables, uint32_t seed,
@@ -765,7 +850,7 @@ pp_step_persistent_procedural(const pp_pop *__restrict__ pops, const uint2 *__re
  * Writes        : as pp_step_persistent_procedural (64-bit lane counts).
  * CPU twin      : CPUSimulator.run_steps with connectivity "stored".
  */
-extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK, PP_PERSISTENT_MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(PP_PERSISTENT_THREADS, PP_PERSISTENT_MIN_BLOCKS)
 pp_step_persistent_stored(const pp_pop *__restrict__ pops, const uint2 *__restrict__ blocks,
                           const uint32_t *__restrict__ pop_flags,
                           const uint32_t *__restrict__ poisson_tables, uint32_t seed,

@@ -279,7 +279,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 # CUDASimulator options the command line passes through (--cuda-option NAME=VALUE): name ->
 # type; the opt-in kernel builds and the grid/launch sizes (pyproc.backends.cuda).
 CUDA_OPTIONS = {"unit_map": bool, "shared_tables": bool, "pipelined": bool,
-                "throughput_build": bool, "bernoulli_tiles": bool, "tune_builds": bool,
+                "throughput_build": bool, "one_block": bool, "bernoulli_tiles": bool,
+                "tune_builds": bool,
                 "tile_min_spikes": int,
                 "persistent_blocks_per_sm": int, "persistent_grid": int, "graph_steps": int}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -310,7 +311,8 @@ def _cuda_option_arg(g) -> None:
     g.add_argument("--cuda-option", type=cuda_option, action="append", default=[],
                    metavar="NAME=VALUE",
                    help="a CUDA backend option (repeatable): unit_map, shared_tables, "
-                        "pipelined, throughput_build, bernoulli_tiles = 1/0 (opt-in kernel "
+                        "pipelined, throughput_build, one_block, bernoulli_tiles = 1/0 "
+                        "(opt-in kernel "
                         "builds, docs/performance.md), tune_builds = 1/0 (the auto loop times "
                         "those builds too, and tiles unless bernoulli_tiles=0); tile_min_spikes, persistent_blocks_per_sm, "
                         "persistent_grid, graph_steps = N; the spikes are the same")

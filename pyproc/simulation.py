@@ -102,7 +102,7 @@ class Simulation:
         # same wall time), and why a loop was not available
         for attr in ("device_name", "loop_mode", "loop_tuning", "persistent_error",
                      "graph_error", "persistent_grid", "unit_map", "shared_tables", "pipelined",
-                     "throughput_build", "bernoulli_tiles"):
+                     "throughput_build", "one_block", "bernoulli_tiles"):
             if hasattr(self.sim, attr):
                 meta[attr] = getattr(self.sim, attr)
         return Results(times=(steps + 1) * cnet.dt, senders=senders, pop_names=list(cnet.pop_names),

@@ -278,7 +278,8 @@ class FakeDriver:
         self.launches = 0
         drv = self
         self.Error = FakeError
-        self.device_attribute = types.SimpleNamespace(MULTIPROCESSOR_COUNT="sm")
+        self.device_attribute = types.SimpleNamespace(
+            MULTIPROCESSOR_COUNT="sm", MAX_SHARED_MEMORY_PER_BLOCK_OPTIN="smem_optin")
 
         class Context:
             def __init__(self):
@@ -321,7 +322,7 @@ class FakeDriver:
                 return "Fake GPU"
 
             def get_attribute(self, a):
-                return 4
+                return 227 * 1024 if a == "smem_optin" else 4   # an H100/H200's 227 KiB
 
             def compute_capability(self):
                 return (9, 0)
@@ -450,8 +451,9 @@ class _FakeCoopKernel(K.CooperativeKernel):
     value by value, then n_steps of the per-step emulations with the arguments mapped by
     position (COOPERATIVE_KERNELS) -- the control block ends as the device kernel leaves it."""
 
-    def __init__(self, owner, name):             # no driver: skip CooperativeKernel.__init__
+    def __init__(self, owner, name, defines=None):  # no driver: skip CooperativeKernel.__init__
         self.owner, self.name, self.shared_asked = owner, name, None
+        self.one_block = bool((defines or {}).get("PP_ONE_BLOCK"))
         self.shared_seen = set()     # every dynamic shared size an occupancy query asked
         self.fmt = K.COOPERATIVE_KERNELS[name][1]
         self.num_regs = 78
@@ -461,16 +463,17 @@ class _FakeCoopKernel(K.CooperativeKernel):
         self.owner.max_dynamic = max(nbytes, self.owner.max_dynamic or 0)
 
     def max_blocks_per_sm(self, block, shared=0):
-        assert block == 256 and 0 <= shared <= 227 * 1024
+        assert block == (512 if self.one_block else 256) and 0 <= shared <= 227 * 1024
         assert shared <= 48 * 1024 or self.owner.max_dynamic >= shared
         self.owner.shared_asked = self.shared_asked = shared
         self.shared_seen.add(shared)
-        return 3
+        return 1 if self.one_block else 3
 
     def launch_packed(self, grid, block, stream_handle, packed, shared=0):
         drv = self.owner.drv
         assert drv.stack, "launch without a current context"
         assert 1 <= grid <= 4 * 3        # at most the blocks resident at once (4 SMs x 3)
+        assert block == (512 if self.one_block else 256) and (grid == 1 or not self.one_block)
         self.owner.grids.append(grid)
         if self.owner.fail == "launch":
             raise K.CooperativeUnavailable("cuLaunchCooperativeKernel: too many blocks (test)")
@@ -491,13 +494,20 @@ class _FakeCoopKernel(K.CooperativeKernel):
                    a[14]]
             tiled = [projs, a[0], tab, tiles, n_tiles, a[10], a[4], a[9], ring_size, a[14]]
             assert (tile_bytes > 0) == (n_tiles > 0) and shared in self.shared_seen
-            assert shared == CU.persistent_smem_bytes(self.owner.cnet_of(n_pops, n_projs),
-                                                      "procedural", tile_bytes, flags)
+            if self.one_block:           # the ring and the spike list(s) (one_block_smem_bytes)
+                assert n_tiles == 0 and flags == 0
+                assert shared == 4 * ring_size + 4 * (ring_size & 1) + 8 * a[11] * (1 + pipelined)
+            else:
+                assert shared == CU.persistent_smem_bytes(self.owner.cnet_of(n_pops, n_projs),
+                                                          "procedural", tile_bytes, flags)
             step = emu.pp_propagate_procedural_spikes
         else:
             projs, out_ptr, out_idx, max_out, rb, ip, tg, w, d, n_pops, n_projs, flags, \
                 pipelined, ring_size, n = a[18:]
             assert flags in (0, 1) and shared in self.shared_seen
+            if self.one_block:
+                assert flags == 0
+                assert shared == 4 * ring_size + 4 * (ring_size & 1) + 8 * a[11] * (1 + pipelined)
             prop = [projs, a[0], out_ptr, out_idx, max_out, a[10], rb, ip, tg, w, d, a[9],
                     ring_size, a[14]]
             step = emu.pp_propagate_stored_spikes
@@ -537,7 +547,7 @@ class FakeCooperative:
         self.defines.append(defines)
         if self.fail == "load":
             raise K.CooperativeUnavailable("libcuda.so.1 lacks cuLaunchCooperativeKernel (test)")
-        return _FakeCoopKernel(self, name)
+        return _FakeCoopKernel(self, name, defines)
 
 
 @pytest.fixture

@@ -91,7 +91,7 @@ class SimtCoopKernel(_FakeCoopKernel):
     """A cooperative kernel whose launch runs the real kernel source in the emulator."""
 
     def __init__(self, owner, name, defines):
-        super().__init__(owner, name)
+        super().__init__(owner, name, defines)
         src = K.COOPERATIVE_KERNELS[name][0]
         self.lib = build(src, defines)
 

@@ -517,6 +517,7 @@ def test_cuda_option_parser():
     assert cli.cuda_option("unit_map=1") == ("unit_map", True)
     assert cli.cuda_option("shared-tables=off") == ("shared_tables", False)
     assert cli.cuda_option("persistent_blocks_per_sm=2") == ("persistent_blocks_per_sm", 2)
+    assert cli.cuda_option("one-block=yes") == ("one_block", True)
     from pyproc.backends.cuda import CUDASimulator
     import inspect
     params = inspect.signature(CUDASimulator.__init__).parameters

@@ -375,6 +375,29 @@ def test_throughput_build_identical_spikes(cuda_ctx, case):
                 assert sim.persistent_grid == 4 * sim.n_sm, (sim.persistent_grid, sim.n_sm)
 
 
+@pytest.mark.parametrize("case", ["decoder", "mixed", "balanced2000"])
+def test_one_block_identical_spikes(cuda_ctx, case):
+    """one_block=True (the whole network on one block of 512 threads, ring and spike lists
+    in shared memory, copied in and out at every launch): spikes and events equal the CPU
+    reference, both connectivities, pipelined too where the delays allow (balanced
+    2,000), and with launches of 7 steps (many copies of the ring in and out)."""
+    from pyproc.backends.cuda import CUDASimulator
+    build, steps = CASES[case]
+    cnet = build()
+    want, ev, _ = _cpu_ref(case, cnet, steps)
+    runs = [("procedural", {}), ("stored", {}), ("procedural", {"graph_steps": 7})]
+    if case == "balanced2000":
+        runs += [("procedural", {"pipelined": True}), ("stored", {"pipelined": True})]
+    for conn, opt in runs:
+        with CUDASimulator(cnet, conn, context=cuda_ctx, persistent=True, one_block=True,
+                           **opt) as sim:
+            rec = []
+            sim.run_steps(steps, rec)
+            assert sim.loop_mode == "persistent", sim.persistent_error
+            assert sim.persistent_grid == 1 and sim.one_block
+            assert _by_step(rec) == want and sim.n_events == ev, (conn, opt)
+
+
 def test_unit_map_both_bernoulli_modes(cuda_ctx):
     """Balanced 10,000 at dt 1 ms on one block per SM (1 to ~500 spikes per step): some
     unit-mapped steps have few enough bernoulli segments for whole-warp segments, others

@@ -199,6 +199,54 @@ def test_persistent_grid(fake):
     assert fake.stack == [] and fake.mem.live == 0
 
 
+def test_one_block_option(fake, caplog):
+    """one_block=True: the one-block build (ONE_BLOCK_BUILD) on a grid of 1 block of 512
+    threads, launched with the ring and the spike list(s) as dynamic shared memory (the
+    fake checks every launch: block 512, grid 1, one_block_smem_bytes); the CPU's spikes,
+    auto included (it times the build against the graph loop).  Refused, naming the
+    clash, before anything is allocated: with the other opt-in builds, forced tiles,
+    persistent=False, another grid; a network whose ring does not fit a block's shared
+    memory (the fake's 227 KiB, as an H100/H200) names the bytes.  tune_builds leaves the
+    build out of networks above ONE_BLOCK_TUNE_MAX_NEURONS and of those that do not fit."""
+    cnet = _mixed()
+    _, want = _cpu(cnet, 60)
+    for opt in ({"persistent": True}, {"persistent": True, "pipelined": False},
+                {"persistent": "auto"}):
+        with CU.CUDASimulator(cnet, "stored", graph_steps=20, one_block=True, **opt) as sim:
+            assert sim.persistent_grid == 1 and sim._build.block == CU.ONE_BLOCK_THREADS
+            assert sim.persistent_defines == CU.ONE_BLOCK_BUILD and sim.one_block
+            assert sim.persistent_smem == CU.one_block_smem_bytes(cnet)
+            rec = []
+            sim.run_steps(60, rec)
+            assert _by_step(rec) == want
+    assert CU.one_block_smem_bytes(cnet) == -(-4 * cnet.ring_size // 8) * 8 + 8 * cnet.n_neurons
+    for opt, word in (({"unit_map": True}, "unit_map"), ({"shared_tables": True}, "shared_tables"),
+                      ({"throughput_build": True}, "throughput_build"),
+                      ({"bernoulli_tiles": True}, "bernoulli_tiles"),
+                      ({"persistent": False}, "persistent=False"),
+                      ({"persistent_grid": 4}, "persistent_grid"),
+                      ({"persistent_blocks_per_sm": 1}, "persistent_blocks_per_sm")):
+        with pytest.raises(ValueError, match=word):
+            CU.CUDASimulator(cnet, "procedural", one_block=True, **opt)
+    big = pp.compile_network(balanced(20000, dt=0.1))       # ring 20,000 x 16 slots: 1.28 MB
+    need = CU.one_block_smem_bytes(big)
+    with pytest.raises(ValueError, match=rf"one_block=True: the delay ring \(1,280,000 bytes\) "
+                                         rf"and the spike list \(160,000 bytes\) need "
+                                         rf"{need:,d} bytes of shared memory; a block of Fake "
+                                         rf"GPU has at most 232,448"):
+        CU.CUDASimulator(big, "procedural", one_block=True)
+    assert fake.stack == [] and fake.mem.live == 0
+    caplog.set_level("INFO", logger="pyproc.cuda")
+    bal = pp.compile_network(balanced(9000, dt=1.0))        # above ONE_BLOCK_TUNE_MAX_NEURONS
+    with CU.CUDASimulator(bal, "procedural", graph_steps=20, tune_builds=True) as sim:
+        assert not any(b.one_block for b, _ in sim._tune_cands)
+    bal = pp.compile_network(balanced(8000, dt=0.1))        # small, but its ring is 512 KB
+    with CU.CUDASimulator(bal, "procedural", graph_steps=20, tune_builds=True) as sim:
+        assert not any(b.one_block for b, _ in sim._tune_cands)
+    assert "tune_builds: one_block left out: the delay ring (512,000 bytes)" in caplog.text
+    assert fake.stack == [] and fake.mem.live == 0
+
+
 def test_tune_candidates():
     """The grids persistent="auto" times: the default grid, plus one block per neuron block
     where those fill at most half of it (the 1,000-neuron network's 4 neuron blocks on
@@ -497,15 +545,16 @@ def test_auto_loop_times_the_small_grid(fake, monkeypatch):
 
 def test_auto_loop_tunes_builds(fake, monkeypatch):
     """tune_builds=True: auto also times the shared-tables, unit-map, both and throughput
-    builds and the default build with the tile phase on (the mixed network tiles C->A),
-    compiled at set-up (each with its shared-table flags, dynamic shared memory, tile
-    table and grid: the throughput build all 12 blocks that fit), two batches each, taking
-    turns with the user's build and the graph loop (also with the tile kernel), and keeps
-    the fastest (the fake makes the unit-map build fast); the spikes are the CPU's across
-    the switches.  The 16 tuning batches (320 steps) span several record chunks (60 steps)
+    builds, the default build with the tile phase on (the mixed network tiles C->A) and,
+    the network being small, the one-block build, compiled at set-up (each with its
+    shared-table flags, dynamic shared memory, tile table and grid: the throughput build
+    all 12 blocks that fit, the one-block build 1), two batches each, taking turns with
+    the user's build and the graph loop (also with the tile kernel), and keeps the
+    fastest (the fake makes the unit-map build fast); the spikes are the CPU's across the
+    switches.  The 18 tuning batches (360 steps) span several record chunks (60 steps)
     and two run_steps calls.  Refused with persistent=True."""
     cnet = _mixed()
-    _, want = _cpu(cnet, 440)
+    _, want = _cpu(cnet, 480)
     _delay_graphs(monkeypatch, fake, 0.05)
     _delay_kernels(monkeypatch, fake,
                    lambda defines, grid: 0.001 if defines == CU.UNIT_MAP_BUILD else 0.1)
@@ -513,39 +562,44 @@ def test_auto_loop_tunes_builds(fake, monkeypatch):
                           tune_builds=True) as sim:
         assert [(b.label, g) for b, g in sim._tune_cands] == [
             ("default", 4), ("shared", 4), ("units", 4), ("shared+units", 4), ("throughput", 12),
-            ("tiles", 4)]
-        assert [b.smem_tables for b, _ in sim._tune_cands] == [0, 3, 0, 3, 0, 0]
+            ("tiles", 4), ("one_block", 1)]
+        assert [b.smem_tables for b, _ in sim._tune_cands] == [0, 3, 0, 3, 0, 0, 0]
         tile_smem = 4 * 32 * 33                  # C->A: width 32 (p = 0.5)
-        assert [b.smem for b, _ in sim._tune_cands][-1] == tile_smem
-        assert [b.tiles for b, _ in sim._tune_cands] == [False] * 5 + [True]
+        assert [b.smem for b, _ in sim._tune_cands][-2] == tile_smem
+        assert sim._tune_cands[-1][0].smem == CU.one_block_smem_bytes(cnet)
+        assert [b.tiles for b, _ in sim._tune_cands] == [False] * 5 + [True, False]
+        assert [b.block for b, _ in sim._tune_cands] == [256] * 6 + [512]
         assert sim.persistent_defines == {} and not sim.unit_map and sim.n_tiles == 0
         rec = []
         sim.run_steps(250, rec)                  # 100 steps of warm-up, 7 tuning batches
         assert sim.loop_tuning is None and sim._tune_state["b"] == 7
-        sim.run_steps(190, rec)
+        sim.run_steps(230, rec)
         t = sim.loop_tuning
         assert {k for k in t if k.endswith("_s_per_step")} == {
             "persistent_s_per_step", "persistent_shared_s_per_step",
             "persistent_units_s_per_step", "persistent_shared_units_s_per_step",
             "persistent_throughput_s_per_step", "persistent_tiles_s_per_step",
-            "graph_s_per_step", "graph_tiles_s_per_step"}
+            "persistent_one_block_s_per_step", "graph_s_per_step", "graph_tiles_s_per_step"}
         assert t["chosen"] == "persistent_units" and sim.loop_mode == "persistent", t
         assert sim.unit_map and not sim.shared_tables and sim.persistent_grid == 4
         assert sim.persistent_defines == CU.UNIT_MAP_BUILD and sim.persistent_smem == 0
-        assert _by_step(rec) == want and sim.step == 440
+        assert _by_step(rec) == want and sim.step == 480
     with pytest.raises(ValueError, match="tune_builds=True times the persistent builds"):
         CU.CUDASimulator(cnet, "procedural", persistent=True, tune_builds=True)
     # every delay >= 2 steps (balanced, 1.5 ms at dt 0.1 ms): the pipelined loop of the
-    # default and shared-tables builds too, on spike lists planned for it
+    # default and shared-tables builds too, on spike lists planned for it, and of the
+    # one-block build (two spike lists in its shared memory)
     bal = pp.compile_network(balanced(200, dt=0.1))
-    _, want_b = _cpu(bal, 460)
+    _, want_b = _cpu(bal, 560)
     n_pipe = fake.coop.pipelined_launches
     with CU.CUDASimulator(bal, "stored", record_chunk_steps=100, graph_steps=20,
                           tune_builds=True) as sim:
-        assert [b.label for b, _ in sim._tune_cands][-2:] == ["pipelined", "shared+pipelined"]
+        assert [b.label for b, _ in sim._tune_cands][-4:] == [
+            "pipelined", "shared+pipelined", "one_block", "one_block+pipelined"]
+        assert sim._tune_cands[-1][0].smem == CU.one_block_smem_bytes(bal, 2)
         assert sim.plan.buffers["spikes"] == 2 * 8 * bal.n_neurons
         rec = []
-        sim.run_steps(460, rec)          # 100 warm-up + 2 x (8 + 1) x 20 tuning
+        sim.run_steps(560, rec)          # 100 warm-up + 2 x (10 + 1) x 20 tuning
         assert sim.loop_tuning is not None and "persistent_pipelined_s_per_step" in sim.loop_tuning
         assert _by_step(rec) == want_b and fake.coop.pipelined_launches >= n_pipe + 4
     # a grid that a build cannot hold at once leaves that build out, not the simulator:
@@ -590,20 +644,20 @@ def test_auto_loop_tunes_tiles(fake, monkeypatch):
     _delay_kernels(monkeypatch, fake,
                    lambda defines, grid, shared: 0.001 if shared and not defines else 0.15)
     cnet = _mixed()
-    _, want = _cpu(cnet, 440)
+    _, want = _cpu(cnet, 480)
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20,
                           tune_builds=True, tile_min_spikes=1) as sim:
-        assert sim._tune_cands[-1][0].label == "tiles" and sim.n_tiles == 0
+        assert sim._tune_cands[-2][0].label == "tiles" and sim.n_tiles == 0
         assert sim._graph_cands == [(None, 0), (None, 1)]
         rec = []
-        sim.run_steps(440, rec)             # 100 warm-up + 2 x 8 x 20 tuning + 20
+        sim.run_steps(480, rec)             # 100 warm-up + 2 x 9 x 20 tuning + 20
         t = sim.loop_tuning
         assert t is not None and t["chosen"] == "persistent_tiles", t
         assert {"graph_s_per_step", "graph_tiles_s_per_step"} <= set(t)
         assert sim.n_tiles == 1 and sim.persistent_smem == 4 * 32 * 33
         tiled = fake.coop.tile_steps
         assert tiled > 20                   # the tuning's tile batches and the steps after
-        assert _by_step(rec) == want and sim.step == 440
+        assert _by_step(rec) == want and sim.step == 480
     # the graph loop with the tile kernel fastest: auto keeps it (its own captured graph)
     replay = fake.graphs.replay
 
@@ -617,14 +671,14 @@ def test_auto_loop_tunes_tiles(fake, monkeypatch):
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20,
                           tune_builds=True) as sim:
         rec = []
-        sim.run_steps(440, rec)
+        sim.run_steps(480, rec)
         t = sim.loop_tuning
         assert t["chosen"] == "graph_tiles" and sim.loop_mode == "graph", t
-        assert sim.step_tiles and _by_step(rec) == want and sim.step == 440
+        assert sim.step_tiles and _by_step(rec) == want and sim.step == 480
     bal = pp.compile_network(balanced(200, dt=0.1))
     with CU.CUDASimulator(bal, "procedural", graph_steps=20, tune_builds=True) as sim:
-        assert [b.label for b, _ in sim._tune_cands][-2:] == ["tiles", "pipelined+tiles"]
-        assert all(b.smem > 0 for b, _ in sim._tune_cands[-2:])
+        assert [b.label for b, _ in sim._tune_cands][-4:-2] == ["tiles", "pipelined+tiles"]
+        assert all(b.smem > 0 for b, _ in sim._tune_cands[-4:-2])
     assert fake.stack == [] and fake.mem.live == 0
 
 

@@ -147,20 +147,28 @@ def _persistent_build(defines, arch, path):
 @pytest.mark.nvcc
 @pytest.mark.parametrize("arch", ["80", "90"])
 @pytest.mark.parametrize("build", ["shared_tables", "unit_map", "shared_tables+unit_map",
-                                   "throughput"])
+                                   "throughput", "one_block"])
 def test_opt_in_builds_fit_their_blocks_without_spills(build, arch, tmp_path):
     """Every opt-in build the backend compiles (pyproc.backends.cuda.persistent_build) fits
     the blocks per SM of its launch bounds without a spill, both kernels: 3 blocks of 256
     (<= 80 registers: 85 rounded down to the allocation unit of 8) for the shared-tables
     and the unit-map builds (before the integer samplers the first needed 2 and the second
     spilled 8 bytes for sm_90), 2 (<= 128) for both together, 4 (<= 64) for the throughput
-    build; the unit map's 17 KiB of item scratch is static shared memory."""
-    from pyproc.backends.cuda import persistent_build
-    defines = persistent_build("shared" in build, "unit" in build, "throughput" in build)
+    build; the unit map's 17 KiB of item scratch is static shared memory.  The one-block
+    build: one block of 512 threads (<= 128 registers), and no static per-neuron arrays
+    (its neuron phase is not resident: the block's shared memory is the ring's)."""
+    from pyproc.backends.cuda import ONE_BLOCK_THREADS, persistent_build
+    defines = persistent_build("shared" in build, "unit" in build, "throughput" in build,
+                               build == "one_block")
     blocks = int(defines.get("PP_PERSISTENT_MIN_BLOCKS", 3))
-    budget = {2: 128, 3: 80, 4: 64}[blocks]
+    threads = ONE_BLOCK_THREADS if build == "one_block" else 256
+    budget = min(255, 65536 // (blocks * threads) // 8 * 8)
+    assert budget == {"shared_tables+unit_map": 128, "throughput": 64,
+                      "one_block": 128}.get(build, 80)
     for name, (regs, st, ld, smem) in _persistent_build(defines, arch,
                                                          tmp_path / "b.cubin").items():
         assert regs <= budget and st == ld == 0, (name, regs, st, ld)
         if "unit" in build:
             assert smem >= 4 * 4 * 1024 + 1024, (name, smem)
+        if build == "one_block":
+            assert smem < 1024, (name, smem)

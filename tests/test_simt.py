@@ -189,6 +189,34 @@ def test_small_grids(simt_fake, net, grid, pipelined, connectivity):
     assert got == want and ev_g == ev
 
 
+@pytest.mark.parametrize("net,pipelined,connectivity", [
+    ("mixed", False, "procedural"), ("mixed", False, "stored"),
+    ("one_block", False, "procedural"), ("one_block", False, "stored"),
+    ("long", False, "procedural"), ("long", False, "stored"),
+    ("bal2000", False, "procedural"), ("bal2000", True, "procedural"),
+    ("bal2000", True, "stored")])
+def test_one_block_build(simt_fake, net, pipelined, connectivity):
+    """one_block=True: the whole network on one block of 512 threads, the ring and the
+    spike list(s) in shared memory, copied in and out at every launch of 50 steps (the
+    ring carries synapses due in later launches).  The mixed network's 4 neuron blocks
+    and balanced 2,000's 10 take 2 and 5 passes of the block's threads; a single neuron
+    block (200 neurons) leaves 312 threads idle; balanced 2,000 also pipelined (two
+    shared spike lists); the long rows' fixed-number items take several units."""
+    cnet, want, ev = {"mixed": lambda: _ref("mixed", _mixed, 160),
+                      "one_block": lambda: _ref("one", _one_block, 160),
+                      "long": lambda: _ref("long", _long_rows, 150),
+                      "bal2000": lambda: _ref("bal2000", _bal2000, 150)}[net]()
+    steps = 150 if net in ("bal2000", "long") else 160
+    assert sum(len(v) for v in want.values()) > 50
+    got, ev_g, sim = _run(cnet, connectivity, steps, one_block=True, pipelined=pipelined,
+                          persistent_grid=1)
+    assert sim.persistent_grid == 1 and sim.one_block and sim._build.block == 512
+    assert sim.persistent_defines == CU.ONE_BLOCK_BUILD
+    assert sim.persistent_smem == CU.one_block_smem_bytes(cnet, 2 if pipelined else 1)
+    assert simt_fake.coop.launches == -(-steps // 50)
+    assert got == want and ev_g == ev
+
+
 @pytest.mark.parametrize("net,connectivity", [("mixed", "procedural"), ("mixed", "stored"),
                                               ("bal2000", "procedural")])
 def test_auto_tunes_builds(simt_fake, net, connectivity):
@@ -196,7 +224,7 @@ def test_auto_tunes_builds(simt_fake, net, connectivity):
     shared-tables, unit-map, both and throughput builds (and where every delay is >= 2
     steps, balanced 2,000, the pipelined loop of the default and shared-tables builds),
     procedural also the default build with the tile phase on (and its pipelined loop),
-    and the graph loop (procedural also with the tile kernel) each run two batches in
+    the one-block build (and its pipelined loop), and the graph loop (procedural also with the tile kernel) each run two batches in
     turns, mid-run, on the same device state
     (tile_min_spikes=1: the tile batches run the tile phase in every step with a spike),
     and the run goes on with one of them: the CPU reference's spikes and events
@@ -208,11 +236,12 @@ def test_auto_tunes_builds(simt_fake, net, connectivity):
     if connectivity == "procedural":            # the tile phase on (bernoulli_tiles None)
         labels += ["tiles", "pipelined+tiles"] if net == "bal2000" else ["tiles"]
         graphs += ["graph_tiles"]
+    # small networks: the one-block build (ring in shared memory, copied in and out)
+    labels += ["one_block", "one_block+pipelined"] if net == "bal2000" else ["one_block"]
     steps = 50 + 2 * (len(labels) + len(graphs)) * 10 + 10   # warm-up, tuning, 10 after
     cnet, want, ev = _ref(f"{net}{steps}", {"mixed": _mixed, "bal2000": _bal2000}[net], steps)
     with CU.CUDASimulator(cnet, connectivity, graph_steps=10, record_chunk_steps=100,
-                          tune_builds=True, persistent_blocks_per_sm=1,
-                          tile_min_spikes=1) as sim:
+                          tune_builds=True, tile_min_spikes=1) as sim:
         assert [b.label for b, _ in sim._tune_cands] == labels
         rec = []
         sim.run_steps(steps, rec)

@@ -13,8 +13,9 @@
     PP_FLAT_WALK=0: an A/B of the flat constant-delay walk);
 (c) per-step overhead: a 1,000-neuron balanced network, 1 s of model time at
     dt = 0.1 ms (10,000 steps): the persistent kernel on one block per neuron block
-    (5; also with shared tables, and pipelined with shared tables) and on one block
-    (no grid barrier), with 1, 2 and 3 blocks per SM and the default (the fewest that
+    (5; also with shared tables, and pipelined with shared tables), on one block
+    (no grid barrier), the one-block build (one block of 512 threads, ring and spike
+    list in shared memory; also pipelined), with 1, 2 and 3 blocks per SM and the default (the fewest that
     hold the neuron blocks: 1 here), with shared tables, with the unit map, pipelined
     (one barrier per step), the graph loop, per-step launches and the default (auto,
     which also times the grid of 5);
@@ -193,6 +194,8 @@ def main(argv=None):
                     {"persistent": True, "persistent_grid": nb, "pipelined": True,
                      "shared_tables": True},
                     {"persistent": True, "persistent_grid": 1},
+                    {"persistent": True, "one_block": True},
+                    {"persistent": True, "one_block": True, "pipelined": True},
                     {"persistent": True, "persistent_blocks_per_sm": 1},
                     {"persistent": True, "persistent_blocks_per_sm": 2},
                     {"persistent": True, "persistent_blocks_per_sm": 3}, {"persistent": True},
@@ -260,7 +263,7 @@ def _loop_label(o, grid: bool = True) -> str:
         what += f" (auto over builds: {(o.get('loop_tuning') or {}).get('chosen')})"
     for key, word in (("bernoulli_tiles", "tiles"), ("shared_tables", "shared"),
                       ("unit_map", "units"), ("pipelined", "pipelined"),
-                      ("throughput_build", "throughput")):
+                      ("throughput_build", "throughput"), ("one_block", "one-block")):
         if opt.get(key):
             what += " " + word
     return what

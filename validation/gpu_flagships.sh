@@ -49,7 +49,7 @@ cd "$(dirname "$0")/.."
 . validation/gpu_env.sh || exit 1
 pack() { tar czf "$OUT/all.tgz" -C "$W" . ; cp "$W/stages.tsv" "$OUT/" 2>/dev/null; }
 # GPU tests of the opt-in builds (pytest -k expression)
-EXPERIMENTS="shared_tables or pipelined or unit_map or throughput_build or persistent_grid or tune_builds"
+EXPERIMENTS="shared_tables or pipelined or unit_map or throughput_build or persistent_grid or tune_builds or one_block"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$W/gpu.txt"
 # every kernel build the stages use, compiled into PyCUDA's disk cache on 8 of the
 # machine's cores while stage 1a runs (a fresh machine's cache is empty, and the stages

@@ -5,7 +5,7 @@
 
 A device session is short (15 minutes, the machine's start included), and a fresh
 machine starts with an empty compiler cache: the opt-in builds of the persistent kernel
-(shared tables, unit map, both, throughput; `tune_builds` compiles them all), the A/B
+(shared tables, unit map, both, throughput, one block; `tune_builds` compiles them all), the A/B
 and profiling variants would otherwise be compiled one after the other, each when a
 stage first asks for it (~3-5 s of nvcc each, one CPU core).  This compiles them all at
 once on the machine's cores, with exactly the calls pyproc.kernels makes (same source,
@@ -29,7 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def builds():
     """(source, defines) of every build: each per-step source as shipped, the A/B walk,
     the persistent kernel's builds (pyproc.backends.cuda.persistent_build of every
-    combination tune_builds times) and its profiling variants (profile_persistent.py)."""
+    combination tune_builds times, the one-block build included) and its profiling
+    variants (profile_persistent.py)."""
     from pyproc.backends.cuda import TUNE_BUILDS, persistent_build
     from pyproc.kernels import COOPERATIVE_KERNELS, KERNELS
     out = [(src, None) for src in dict.fromkeys(v[0] for v in KERNELS.values())]
@@ -41,6 +42,7 @@ def builds():
             d = persistent_build(sh, um, tp)
             if d not in seen:
                 seen.append(d)
+        seen.append(persistent_build(False, False, False, one_block=True))
         for d in list(seen):
             if not d.get("PP_PERSISTENT_MIN_BLOCKS") and "PP_SHARED_TABLES" not in d:
                 seen.append({**d, "PP_PROFILE_TIMING": 1})     # the default and unit-map

@@ -80,11 +80,18 @@ occupancy of the graph loop's propagation kernel, for throughput-bound runs such
 1e5-neuron balanced network or the multi-area model; a build with -DPP_WARP_SEGMENTS=0
 -DPP_PERSISTENT_MIN_BLOCKS=4 -DPP_PERSISTENT_TILES=0 (without the tile phase, whose
 flat walk would spill its 64 registers); not with unit_map, shared_tables or
-bernoulli_tiles; prepared, not yet run on a GPU), ``tune_builds`` (False: True makes ``persistent="auto"`` compile the
+bernoulli_tiles; prepared, not yet run on a GPU), ``one_block`` (False: True runs the
+persistent loop on a grid of one block of 512 threads that keeps the whole delay ring and
+the spike list(s) in shared memory for the launch -- kernels/step_persistent.cu, a build
+with -DPP_ONE_BLOCK=1; for small networks, whose step is a chain of latencies: no grid
+barrier and no L2 round trip on it; refused with the bytes named where ring and lists do
+not fit a block's shared memory; not with the other opt-in builds, bernoulli_tiles=True or
+another grid; prepared, not yet run on a GPU), ``tune_builds`` (False: True makes ``persistent="auto"`` compile the
 shared-tables, unit-map, both and throughput builds at set-up and time them too -- and
 where every delay is >= 2 steps the pipelined loop of the default and shared-tables
 builds, and with ``bernoulli_tiles`` None the default build (and its pipelined loop)
-and the graph loop with tiles -- two batches each on the live network, and keep the fastest
+and the graph loop with tiles, and for networks of up to 8,192 neurons whose ring fits the
+one-block build (and its pipelined loop) -- two batches each on the live network, and keep the fastest
 candidate; ``loop_tuning`` names it in ``chosen``; prepared, not yet run on a GPU).
 """
 from __future__ import annotations
@@ -218,6 +225,13 @@ SHARED_NET_TABLES_MAX = 32 * 1024   # shared_tables: network tables only up to t
 SHARED_TABLES_BUILD = {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_TILES": 0}
 UNIT_MAP_BUILD = {"PP_UNIT_MAP": 1}
 THROUGHPUT_BUILD = {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4, "PP_PERSISTENT_TILES": 0}
+# one_block: the whole network on one block of ONE_BLOCK_THREADS threads, ring and spike
+# list in shared memory (kernels/step_persistent.cu, "the one-block build")
+ONE_BLOCK_BUILD = {"PP_ONE_BLOCK": 1, "PP_PERSISTENT_MIN_BLOCKS": 1, "PP_PERSISTENT_TILES": 0}
+ONE_BLOCK_THREADS = 512             # PP_ONE_BLOCK_THREADS
+# tune_builds times the one-block build for networks up to this size (one SM updates
+# every neuron: 16 passes of its 512 threads at most)
+ONE_BLOCK_TUNE_MAX_NEURONS = 16 * ONE_BLOCK_THREADS
 
 
 # The builds persistent="auto" times with tune_builds=True: (shared_tables, unit_map,
@@ -235,12 +249,13 @@ TUNE_TILES = ((False, False, False),)
 
 
 def build_label(shared_tables: bool, unit_map: bool, throughput: bool,
-                pipelined: bool = False, tiles: bool = False) -> str:
+                pipelined: bool = False, tiles: bool = False, one_block: bool = False) -> str:
     """'default', 'shared', 'units', 'shared+units', 'throughput', 'pipelined',
-    'shared+pipelined', 'tiles', 'pipelined+tiles', ... (loop_tuning's keys)."""
+    'shared+pipelined', 'tiles', 'pipelined+tiles', 'one_block', ... (loop_tuning's
+    keys)."""
     parts = [w for on, w in ((shared_tables, "shared"), (unit_map, "units"),
-                             (throughput, "throughput"), (pipelined, "pipelined"),
-                             (tiles, "tiles")) if on]
+                             (throughput, "throughput"), (one_block, "one_block"),
+                             (pipelined, "pipelined"), (tiles, "tiles")) if on]
     return "+".join(parts) or "default"
 
 
@@ -250,20 +265,25 @@ class PersistentBuild:
     asked but nothing fits) and dynamic shared memory it is launched with, its packed
     arguments (with ``tiles`` the tile table: the tile phase runs in steps with at least
     tile_min_spikes spikes), the blocks per SM that fit (``occ``) and the grid it runs by
-    default."""
+    default; ``one_block``: the one-block build (one block of ONE_BLOCK_THREADS)."""
 
     def __init__(self, kernel, packed, shared_tables: bool, unit_map: bool, throughput: bool,
                  defines: Dict[str, int], smem_tables: int, smem: int, occ: int, grid: int,
-                 pipelined: bool = False, tiles: bool = False):
+                 pipelined: bool = False, tiles: bool = False, one_block: bool = False):
         self.kernel, self.packed, self.pipelined = kernel, packed, pipelined
         self.shared_tables, self.unit_map, self.throughput = shared_tables, unit_map, throughput
         self.defines, self.smem_tables, self.smem = defines, smem_tables, smem
-        self.occ, self.grid, self.tiles = occ, grid, tiles
+        self.occ, self.grid, self.tiles, self.one_block = occ, grid, tiles, one_block
+
+    @property
+    def block(self) -> int:
+        """Threads per block of its launches."""
+        return ONE_BLOCK_THREADS if self.one_block else NEURON_BLOCK
 
     @property
     def label(self) -> str:
         return build_label(self.shared_tables, self.unit_map, self.throughput, self.pipelined,
-                           self.tiles)
+                           self.tiles, self.one_block)
 
     @property
     def key(self) -> tuple:
@@ -276,13 +296,20 @@ def build_key(defines: Dict[str, int], smem_tables: int, pipelined: bool,
     return tuple(sorted(defines.items())), smem_tables, bool(pipelined), bool(tiles)
 
 
-def persistent_build(shared_tables: bool, unit_map: bool, throughput: bool) -> Dict[str, int]:
-    """The -D macros of the persistent kernels' build (empty: the default build).  Both
+def persistent_build(shared_tables: bool, unit_map: bool, throughput: bool,
+                     one_block: bool = False) -> Dict[str, int]:
+    """The -D macros of the persistent kernels' build (empty: the default build).  The
+    one-block build combines with none of the other three (ValueError).  Both
     the shared-tables and the unit-map builds fit 3 blocks of 256 per SM without a spill
     (80 registers) alone; together they would spill on sm_90, so they are compiled for 2
     (tests/test_kernels_compile.py checks the budgets).  The shared-tables and the
     throughput builds leave the tile phase out (bernoulli_tiles): with it they would
     spill."""
+    if one_block:
+        if shared_tables or unit_map or throughput:
+            raise ValueError("the one-block build cannot be combined with shared_tables, "
+                             "unit_map or throughput_build")
+        return dict(ONE_BLOCK_BUILD)
     d = {**(SHARED_TABLES_BUILD if shared_tables else {}),
          **(UNIT_MAP_BUILD if unit_map else {}),
          **(THROUGHPUT_BUILD if throughput else {})}
@@ -342,6 +369,13 @@ def persistent_smem_bytes(cnet: CompiledNetwork, connectivity: str, tile_bytes: 
     if flags & 2 and connectivity == "procedural":
         total += SAMPLER_TABLES_BYTES
     return total
+
+
+def one_block_smem_bytes(cnet: CompiledNetwork, spike_lists: int = 1) -> int:
+    """Dynamic shared memory of the one-block build: the whole delay ring (int32, rounded
+    up to 8 bytes), then ``spike_lists`` spike lists of one uint2 per neuron (two in the
+    pipelined loop), as kernels/step_persistent.cu lays them out."""
+    return _round8(4 * int(cnet.ring_size)) + 8 * int(cnet.n_neurons) * int(spike_lists)
 
 
 def min_delay_steps(cnet: CompiledNetwork) -> Tuple[int, int]:
@@ -427,7 +461,7 @@ class CUDASimulator:
                  bernoulli_tiles: Optional[bool] = None, tile_min_spikes: int = 64,
                  shared_tables: bool = False, pipelined: bool = False,
                  unit_map: bool = False, throughput_build: bool = False,
-                 tune_builds: bool = False):
+                 one_block: bool = False, tune_builds: bool = False):
         t0 = time.perf_counter()
         if connectivity not in ("stored", "procedural"):
             raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
@@ -493,6 +527,7 @@ class CUDASimulator:
         self.pipelined = bool(pipelined)
         self.unit_map = bool(unit_map)
         self.throughput_build = bool(throughput_build)
+        self.one_block = bool(one_block)
         self.tune_builds = bool(tune_builds)
         if self.tune_builds and persistent != "auto":
             raise ValueError(f"tune_builds=True times the persistent builds in "
@@ -506,6 +541,22 @@ class CUDASimulator:
             raise ValueError(f"{which}=True cannot be combined with bernoulli_tiles=True (the "
                              f"{which} build leaves the tile phase out: with it the kernel "
                              f"would not fit its registers)")
+        if self.one_block:
+            clash = [n for n, on in (("unit_map", self.unit_map),
+                                     ("shared_tables", self.shared_tables),
+                                     ("throughput_build", self.throughput_build),
+                                     ("bernoulli_tiles", self._tiles_on)) if on]
+            if clash:
+                raise ValueError(f"one_block=True cannot be combined with {clash[0]}=True (the "
+                                 f"one-block build is the default build on one block of "
+                                 f"{ONE_BLOCK_THREADS} threads, ring and spike lists in shared "
+                                 f"memory)")
+            if persistent is False:
+                raise ValueError("one_block=True is a build of the persistent loop: not with "
+                                 "persistent=False")
+            if persistent_blocks_per_sm is not None or persistent_grid not in (None, 1):
+                raise ValueError("one_block=True runs a grid of one block: give neither "
+                                 "persistent_blocks_per_sm nor persistent_grid (other than 1)")
         k, d = min_delay_steps(cnet)
         if self.pipelined and d < 2:
             raise ValueError(f"pipelined=True needs every delay >= 2 steps; projection "
@@ -614,6 +665,14 @@ class CUDASimulator:
         self.n_sm = dev.get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
         self._prop_grid = int(prop_blocks) if prop_blocks else propagation_grid(
             self.n_sm, self._k[prop].num_regs)
+        self._smem_optin = None          # shared memory a block may have (bytes), if known
+        attr = getattr(drv.device_attribute, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN", None)
+        if attr is not None:
+            self._smem_optin = int(dev.get_attribute(attr))
+        if self.one_block:               # refuse before anything is allocated
+            why = self._one_block_unfit(self.pipelined)
+            if why:
+                raise ValueError(f"one_block=True: {why}")
 
         # allocate exactly the plan
         buf = self._state.buffers
@@ -723,6 +782,18 @@ class CUDASimulator:
             except GraphUnavailable as e:
                 self._fall_back(str(e))
 
+    def _one_block_unfit(self, pipelined: bool) -> Optional[str]:
+        """Why the one-block build cannot hold this network's ring and spike lists in one
+        block's shared memory (None: it can, as far as the device's limit is known)."""
+        need = one_block_smem_bytes(self.cnet, 2 if pipelined else 1)
+        if self._smem_optin is not None and need > self._smem_optin:
+            return (f"the delay ring ({4 * int(self.cnet.ring_size):,d} bytes) and "
+                    f"{'two spike lists' if pipelined else 'the spike list'} "
+                    f"({need - _round8(4 * int(self.cnet.ring_size)):,d} bytes) need "
+                    f"{need:,d} bytes of shared memory; a block of {self.device_name} has at "
+                    f"most {self._smem_optin:,d}")
+        return None
+
     def _smem_flags(self, shared_tables: bool) -> int:
         """The shared-table flags of a build: bit 0 the network tables (if they fit
         SHARED_NET_TABLES_MAX), bit 1 the sampler tables (procedural)."""
@@ -730,37 +801,45 @@ class CUDASimulator:
             return 0
         return (1 if self._net_fits else 0) | (2 if self.connectivity == "procedural" else 0)
 
-    def _build_spec(self, shared_tables: bool, unit_map: bool,
-                    throughput: bool) -> Tuple[int, Dict[str, int]]:
+    def _build_spec(self, shared_tables: bool, unit_map: bool, throughput: bool,
+                    one_block: bool = False) -> Tuple[int, Dict[str, int]]:
         """(shared-table flags, -D macros) of a build as asked (shared tables that do not
         fit give the flags 0 and the default macros)."""
-        flags = self._smem_flags(shared_tables)
-        return flags, persistent_build(bool(flags), unit_map, throughput)
+        flags = self._smem_flags(shared_tables and not one_block)
+        return flags, persistent_build(bool(flags), unit_map, throughput, one_block)
 
     def _compile_build(self, shared_tables: bool, unit_map: bool, throughput: bool,
                        pipelined: Optional[bool] = None,
-                       tiles: Optional[bool] = None) -> PersistentBuild:
+                       tiles: Optional[bool] = None, one_block: bool = False) -> PersistentBuild:
         """Compile (or take from the cache) and size one build of the persistent kernel;
         CooperativeUnavailable if no block of it fits an SM; ValueError for a
         persistent_grid larger than what can be resident.  ``pipelined``: the loop's
         flag, ``tiles``: whether the tile phase runs (launch arguments: the tile table's
-        length and the accumulator's shared memory; defaults: the simulator's)."""
+        length and the accumulator's shared memory; defaults: the simulator's);
+        ``one_block``: the one-block build (a grid of one block, no tiles)."""
         name = "pp_step_persistent_" + self.connectivity
         pipelined = self.pipelined if pipelined is None else bool(pipelined)
-        tiles = (self._tiles_on if tiles is None else bool(tiles)) and self._n_tile_entries > 0
+        tiles = ((self._tiles_on if tiles is None else bool(tiles)) and self._n_tile_entries > 0
+                 and not one_block)
         tile_bytes = self._tile_table_smem if tiles else 0
-        flags, defines = self._build_spec(shared_tables, unit_map, throughput)
-        smem = persistent_smem_bytes(self.cnet, self.connectivity, tile_bytes, flags)
+        flags, defines = self._build_spec(shared_tables, unit_map, throughput, one_block)
+        if one_block:
+            smem = one_block_smem_bytes(self.cnet, 2 if pipelined else 1)
+        else:
+            smem = persistent_smem_bytes(self.cnet, self.connectivity, tile_bytes, flags)
+        block = ONE_BLOCK_THREADS if one_block else NEURON_BLOCK
         k = get_cooperative_kernel(name, defines=defines) if defines else get_cooperative_kernel(name)
         if smem > 48 * 1024:
             k.set_max_dynamic_shared(smem)
-        occ = k.max_blocks_per_sm(NEURON_BLOCK, smem)
+        occ = k.max_blocks_per_sm(block, smem)
         if occ < 1:
-            raise CooperativeUnavailable(f"{k.name}: no block of {NEURON_BLOCK} threads fits "
+            raise CooperativeUnavailable(f"{k.name}: no block of {block} threads fits "
                                          f"an SM ({k.num_regs} registers, "
                                          f"{smem} bytes of dynamic shared memory)")
         fit = int(self.n_sm) * occ
-        if self._persistent_grid_req is not None:
+        if one_block:
+            grid = 1
+        elif self._persistent_grid_req is not None:
             if self._persistent_grid_req > fit:
                 raise ValueError(
                     f"persistent_grid={self._persistent_grid_req} exceeds the {fit} blocks of "
@@ -782,7 +861,7 @@ class CUDASimulator:
             args[self._tile_bytes_arg_at] = np.uint32(tile_bytes)
         packed = k.pack(tuple(args) + (np.uint32(0),))
         return PersistentBuild(k, packed, bool(shared_tables), unit_map, throughput, defines,
-                               flags, smem, occ, grid, pipelined, tiles)
+                               flags, smem, occ, grid, pipelined, tiles, one_block)
 
     def _use_build(self, b: PersistentBuild, grid: int = 0) -> None:
         """Launch the persistent loop with build b (on ``grid`` blocks, default its own)."""
@@ -794,7 +873,7 @@ class CUDASimulator:
         self.persistent_grid = grid or b.grid
         self.shared_tables, self.unit_map, self.throughput_build = (b.shared_tables, b.unit_map,
                                                                     b.throughput)
-        self.pipelined = b.pipelined
+        self.pipelined, self.one_block = b.pipelined, b.one_block
 
     def _setup_persistent(self, dev) -> None:
         """Compile and size the persistent kernel (and with tune_builds the other builds
@@ -804,7 +883,8 @@ class CUDASimulator:
         if attr is not None and not dev.get_attribute(attr):
             raise CooperativeUnavailable(f"{self.device_name} does not support cooperative "
                                          "launches")
-        main = self._compile_build(self.shared_tables, self.unit_map, self.throughput_build)
+        main = self._compile_build(self.shared_tables, self.unit_map, self.throughput_build,
+                                   one_block=self.one_block)
         self._main_build = main
         self._use_build(main)
         user_grid = self._persistent_grid_req is not None or self._persistent_bps is not None
@@ -837,6 +917,21 @@ class CUDASimulator:
                     log.info("tune_builds: %s left out: %s", build_label(sh, um, tp, pl, tl), e)
                     continue
                 self._tune_cands.append((b, b.grid))
+            # small networks: the one-block build (and its pipelined loop where timed),
+            # unless the user fixed the grid or forced tiles (the build has neither)
+            if (not self.one_block and not user_grid and not self._tiles_on
+                    and self.cnet.n_neurons <= ONE_BLOCK_TUNE_MAX_NEURONS):
+                for pl in (self.pipelined, True) if self._tune_pipelined else (self.pipelined,):
+                    why = self._one_block_unfit(pl)
+                    try:
+                        if why:
+                            raise ValueError(why)
+                        b = self._compile_build(False, False, False, pl, False, one_block=True)
+                    except (CooperativeUnavailable, ValueError) as e:
+                        log.info("tune_builds: %s left out: %s",
+                                 build_label(False, False, False, pl, False, True), e)
+                        continue
+                    self._tune_cands.append((b, b.grid))
 
     @property
     def bernoulli_tiles(self) -> bool:
@@ -1023,7 +1118,7 @@ class CUDASimulator:
         if self.loop_mode == "persistent":
             try:
                 self._persist_packed[1][-1].value = m            # n_steps, the last argument
-                self._persist.launch_packed(self.persistent_grid, NEURON_BLOCK,
+                self._persist.launch_packed(self.persistent_grid, self._build.block,
                                             self._stream.handle, self._persist_packed,
                                             shared=self.persistent_smem)
             except CooperativeUnavailable as e:       # refused: nothing was enqueued
