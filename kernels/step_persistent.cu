@@ -201,8 +201,8 @@ extern __shared__ __align__(16) int32_t pp_tile_acc[];  /* dynamic: accumulator,
  * propagation adds synapses, all in shared memory: no L2 round trip on a step's
  * critical path but the neuron state (V, Iex, Iin, ref: plain loads, only this SM
  * touches them), the Poisson and sampler tables (read-only, L1) and the recorded ids.
- * Thread x updates neuron x % PP_NEURON_BLOCK of block-table entries x / PP_NEURON_BLOCK,
- * + PP_ONE_BLOCK_THREADS / PP_NEURON_BLOCK, ... (pp_neuron_phase); the propagation is
+ * Thread x updates neurons x, x + PP_ONE_BLOCK_THREADS, ... of the network
+ * (pp_neuron_phase, population by a scan of the table); the propagation is
  * pp_procedural_phase / pp_stored_phase on the block's 16 warps.  Same functions, same
  * integer sums: the same spikes.  512 threads leave 128 registers a thread (the
  * whole-warp bernoulli walks stay in).  The host checks that ring and lists fit the
@@ -617,10 +617,19 @@ __device__ __forceinline__ void pp_persistent_body(
                                    t);
             }
         } else if (PP_ONE_BLOCK) {
-            for (b = x / PP_NEURON_BLOCK; b < n_blocks; b += blockDim.x / PP_NEURON_BLOCK)
-                pp_neuron_phase<false>(pops, blocks[b], x % PP_NEURON_BLOCK, pop_flags,
+            /* neurons g = x, x + blockDim.x, ... of the whole network, each found in its
+             * population by a scan of the population table (small networks: few
+             * populations, the table in L1); no pass is left part-empty by a population's
+             * end, as passes over the block table would be (the 1k network: 2 passes
+             * instead of 3) */
+            const uint32_t n_all = pops[n_pops - 1u].offset + pops[n_pops - 1u].n;
+            for (uint32_t g = x; g < n_all; g += blockDim.x) {
+                uint32_t p = 0;
+                while (g >= pops[p].offset + pops[p].n) ++p;
+                pp_neuron_phase<false>(pops, make_uint2(p, g - pops[p].offset), 0u, pop_flags,
                                        poisson_tables, seed, V, Iex, Iin, ref, ring_l, list,
                                        spike_cap, base, rec_ids, rec_cap, ctrl, ctr, rec_ctr, t);
+            }
         } else {
             for (b = blockIdx.x; b < n_blocks; b += gridDim.x)
                 pp_neuron_phase<true>(pops, blocks[b], x, pop_flags, poisson_tables, seed, V, Iex,
