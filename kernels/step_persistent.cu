@@ -622,7 +622,7 @@ __device__ __forceinline__ void pp_persistent_body(
              * populations, the table in L1); no pass is left part-empty by a population's
              * end, as passes over the block table would be (the 1k network: 2 passes
              * instead of 3) */
-            const uint32_t n_all = pops[n_pops - 1u].offset + pops[n_pops - 1u].n;
+            const uint32_t n_all = n_pops ? pops[n_pops - 1u].offset + pops[n_pops - 1u].n : 0u;
             for (uint32_t g = x; g < n_all; g += blockDim.x) {
                 uint32_t p = 0;
                 while (g >= pops[p].offset + pops[p].n) ++p;
