@@ -192,15 +192,14 @@ extern __shared__ __align__(16) int32_t pp_tile_acc[];  /* dynamic: accumulator,
  * work: the 1,000-neuron network at dt 0.1 ms has ~2 spikes per step.  Grid barriers are
  * then __syncthreads (pp_grid_barrier), and the block keeps in dynamic shared memory, for
  * the whole launch,
- *   the delay ring (all ring_size int32, copied in at the start of the launch and back
- *     at its end: the ring is the only state a step leaves to later steps besides the
- *     neurons' own),
+ *   the delay ring (all ring_size int32) and the neuron state (V, Iex, Iin, ref of every
+ *     neuron), copied in at the start of the launch and back at its end (the state a
+ *     step leaves to later steps),
  *   the spike list(s) (spike_cap uint2 each; two in the pipelined loop),
  * and its spike and record counters in shared variables (written back to ctrl at the
  * end).  So the neuron phase reads and clears ring slots, appends spikes, and the
  * propagation adds synapses, all in shared memory: no L2 round trip on a step's
- * critical path but the neuron state (V, Iex, Iin, ref: plain loads, only this SM
- * touches them), the Poisson and sampler tables (read-only, L1) and the recorded ids.
+ * critical path but the Poisson and sampler tables (read-only, L1) and the recorded ids.
  * Thread x updates neurons x, x + PP_ONE_BLOCK_THREADS, ... of the network
  * (pp_neuron_phase, population by a scan of the table); the propagation is
  * pp_procedural_phase / pp_stored_phase on the block's 16 warps.  Same functions, same
@@ -517,6 +516,8 @@ __device__ __forceinline__ void pp_persistent_body(
      * or shared memory in the one-block build (set below) */
     int32_t *ring_l = ring;
     uint2 *spikes_l = spikes;
+    float *V_l = V, *Iex_l = Iex, *Iin_l = Iin;     /* the neuron state (the one-block */
+    int32_t *ref_l = ref;                            /* build: in shared memory as well) */
     unsigned int *ctr_even = &ctrl->n_spk, *ctr_odd = &ctrl->n_spk_odd, *rec_ctr = &ctrl->n_rec;
 
     if (n_steps == 0u) return;          /* uniform: no block reaches a barrier */
@@ -555,12 +556,21 @@ __device__ __forceinline__ void pp_persistent_body(
         }
     }
 #if PP_ONE_BLOCK
-    {   /* dynamic shared memory: the ring, then the spike list(s) (one_block_smem_bytes) */
+    {   /* dynamic shared memory: the ring, the spike list(s), then V, Iex, Iin and ref of
+         * every neuron (one_block_smem_bytes) */
         const uint32_t n_ring = (uint32_t)ring_size;     /* the host checked it fits */
+        const uint32_t n_all = n_pops ? pops[n_pops - 1u].offset + pops[n_pops - 1u].n : 0u;
         char *dyn = (char *)pp_tile_acc;
         ring_l = (int32_t *)dyn;
         spikes_l = (uint2 *)(dyn + pp_round8(4u * n_ring));
+        V_l = (float *)(spikes_l + (pipelined ? 2u : 1u) * spike_cap);
+        Iex_l = V_l + n_all;
+        Iin_l = Iex_l + n_all;
+        ref_l = (int32_t *)(Iin_l + n_all);
         for (b = x; b < n_ring; b += blockDim.x) ring_l[b] = ring[b];
+        for (b = x; b < n_all; b += blockDim.x) {
+            V_l[b] = V[b]; Iex_l[b] = Iex[b]; Iin_l[b] = Iin[b]; ref_l[b] = ref[b];
+        }
         if (x == 0) { s_spk[0] = 0u; s_spk[1] = 0u; s_nrec = ctrl->n_rec; }
         ctr_even = &s_spk[0];
         ctr_odd = &s_spk[1];
@@ -627,7 +637,7 @@ __device__ __forceinline__ void pp_persistent_body(
                 uint32_t p = 0;
                 while (g >= pops[p].offset + pops[p].n) ++p;
                 pp_neuron_phase<false>(pops, make_uint2(p, g - pops[p].offset), 0u, pop_flags,
-                                       poisson_tables, seed, V, Iex, Iin, ref, ring_l, list,
+                                       poisson_tables, seed, V_l, Iex_l, Iin_l, ref_l, ring_l, list,
                                        spike_cap, base, rec_ids, rec_cap, ctrl, ctr, rec_ctr, t);
             }
         } else {
@@ -754,6 +764,12 @@ __device__ __forceinline__ void pp_persistent_body(
     /* after the last barrier (__syncthreads): the ring back for the next launch, or the
      * graph loop (the two loops take turns in auto), and the record counter */
     for (b = x; b < (uint32_t)ring_size; b += blockDim.x) ring[b] = ring_l[b];
+    {
+        const uint32_t n_all = n_pops ? pops[n_pops - 1u].offset + pops[n_pops - 1u].n : 0u;
+        for (b = x; b < n_all; b += blockDim.x) {
+            V[b] = V_l[b]; Iex[b] = Iex_l[b]; Iin[b] = Iin_l[b]; ref[b] = ref_l[b];
+        }
+    }
     if (x == 0) ctrl->n_rec = s_nrec;
 #endif
     if (owner && s_first + x < s_pop.n) {

@@ -494,9 +494,10 @@ class _FakeCoopKernel(K.CooperativeKernel):
                    a[14]]
             tiled = [projs, a[0], tab, tiles, n_tiles, a[10], a[4], a[9], ring_size, a[14]]
             assert (tile_bytes > 0) == (n_tiles > 0) and shared in self.shared_seen
-            if self.one_block:           # the ring and the spike list(s) (one_block_smem_bytes)
+            if self.one_block:           # ring, spike list(s), neuron state (one_block_smem_bytes)
                 assert n_tiles == 0 and flags == 0
-                assert shared == 4 * ring_size + 4 * (ring_size & 1) + 8 * a[11] * (1 + pipelined)
+                assert shared == (4 * ring_size + 4 * (ring_size & 1)
+                                  + 8 * a[11] * (1 + pipelined) + 16 * a[11])
             else:
                 assert shared == CU.persistent_smem_bytes(self.owner.cnet_of(n_pops, n_projs),
                                                           "procedural", tile_bytes, flags)
@@ -507,7 +508,8 @@ class _FakeCoopKernel(K.CooperativeKernel):
             assert flags in (0, 1) and shared in self.shared_seen
             if self.one_block:
                 assert flags == 0
-                assert shared == 4 * ring_size + 4 * (ring_size & 1) + 8 * a[11] * (1 + pipelined)
+                assert shared == (4 * ring_size + 4 * (ring_size & 1)
+                                  + 8 * a[11] * (1 + pipelined) + 16 * a[11])
             prop = [projs, a[0], out_ptr, out_idx, max_out, a[10], rb, ip, tg, w, d, a[9],
                     ring_size, a[14]]
             step = emu.pp_propagate_stored_spikes

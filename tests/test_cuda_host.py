@@ -219,7 +219,7 @@ def test_one_block_option(fake, caplog):
             rec = []
             sim.run_steps(60, rec)
             assert _by_step(rec) == want
-    assert CU.one_block_smem_bytes(cnet) == -(-4 * cnet.ring_size // 8) * 8 + 8 * cnet.n_neurons
+    assert CU.one_block_smem_bytes(cnet) == -(-4 * cnet.ring_size // 8) * 8 + 24 * cnet.n_neurons
     for opt, word in (({"unit_map": True}, "unit_map"), ({"shared_tables": True}, "shared_tables"),
                       ({"throughput_build": True}, "throughput_build"),
                       ({"bernoulli_tiles": True}, "bernoulli_tiles"),
@@ -230,10 +230,10 @@ def test_one_block_option(fake, caplog):
             CU.CUDASimulator(cnet, "procedural", one_block=True, **opt)
     big = pp.compile_network(balanced(20000, dt=0.1))       # ring 20,000 x 16 slots: 1.28 MB
     need = CU.one_block_smem_bytes(big)
-    with pytest.raises(ValueError, match=rf"one_block=True: the delay ring \(1,280,000 bytes\) "
-                                         rf"and the spike list \(160,000 bytes\) need "
-                                         rf"{need:,d} bytes of shared memory; a block of Fake "
-                                         rf"GPU has at most 232,448"):
+    with pytest.raises(ValueError, match=rf"one_block=True: the delay ring \(1,280,000 bytes\), "
+                                         rf"the spike list \(160,000\) and the neuron state "
+                                         rf"\(320,000\) need {need:,d} bytes of shared "
+                                         rf"memory; a block of Fake GPU has at most 232,448"):
         CU.CUDASimulator(big, "procedural", one_block=True)
     assert fake.stack == [] and fake.mem.live == 0
     caplog.set_level("INFO", logger="pyproc.cuda")

@@ -84,8 +84,8 @@ bernoulli_tiles; prepared, not yet run on a GPU), ``one_block`` (False: True run
 persistent loop on a grid of one block of 512 threads that keeps the whole delay ring and
 the spike list(s) in shared memory for the launch -- kernels/step_persistent.cu, a build
 with -DPP_ONE_BLOCK=1; for small networks, whose step is a chain of latencies: no grid
-barrier and no L2 round trip on it; refused with the bytes named where ring and lists do
-not fit a block's shared memory; not with the other opt-in builds, bernoulli_tiles=True or
+barrier and no L2 round trip on it; the neuron state is kept there too; refused with the
+bytes named where they do not fit a block's shared memory; not with the other opt-in builds, bernoulli_tiles=True or
 another grid; prepared, not yet run on a GPU), ``tune_builds`` (False: True makes ``persistent="auto"`` compile the
 shared-tables, unit-map, both and throughput builds at set-up and time them too -- and
 where every delay is >= 2 steps the pipelined loop of the default and shared-tables
@@ -374,8 +374,10 @@ def persistent_smem_bytes(cnet: CompiledNetwork, connectivity: str, tile_bytes: 
 def one_block_smem_bytes(cnet: CompiledNetwork, spike_lists: int = 1) -> int:
     """Dynamic shared memory of the one-block build: the whole delay ring (int32, rounded
     up to 8 bytes), then ``spike_lists`` spike lists of one uint2 per neuron (two in the
-    pipelined loop), as kernels/step_persistent.cu lays them out."""
-    return _round8(4 * int(cnet.ring_size)) + 8 * int(cnet.n_neurons) * int(spike_lists)
+    pipelined loop), then the neuron state (V, Iex, Iin, ref: 16 bytes a neuron), as
+    kernels/step_persistent.cu lays them out."""
+    n = int(cnet.n_neurons)
+    return _round8(4 * int(cnet.ring_size)) + 8 * n * int(spike_lists) + 16 * n
 
 
 def min_delay_steps(cnet: CompiledNetwork) -> Tuple[int, int]:
@@ -787,11 +789,12 @@ class CUDASimulator:
         block's shared memory (None: it can, as far as the device's limit is known)."""
         need = one_block_smem_bytes(self.cnet, 2 if pipelined else 1)
         if self._smem_optin is not None and need > self._smem_optin:
-            return (f"the delay ring ({4 * int(self.cnet.ring_size):,d} bytes) and "
+            n = int(self.cnet.n_neurons)
+            return (f"the delay ring ({4 * int(self.cnet.ring_size):,d} bytes), "
                     f"{'two spike lists' if pipelined else 'the spike list'} "
-                    f"({need - _round8(4 * int(self.cnet.ring_size)):,d} bytes) need "
-                    f"{need:,d} bytes of shared memory; a block of {self.device_name} has at "
-                    f"most {self._smem_optin:,d}")
+                    f"({8 * n * (2 if pipelined else 1):,d}) and the neuron state "
+                    f"({16 * n:,d}) need {need:,d} bytes of shared memory; a block of "
+                    f"{self.device_name} has at most {self._smem_optin:,d}")
         return None
 
     def _smem_flags(self, shared_tables: bool) -> int:
