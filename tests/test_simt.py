@@ -224,7 +224,8 @@ def test_auto_tunes_builds(simt_fake, net, connectivity):
     shared-tables, unit-map, both and throughput builds (and where every delay is >= 2
     steps, balanced 2,000, the pipelined loop of the default and shared-tables builds),
     procedural also the default build with the tile phase on (and its pipelined loop),
-    the one-block build (and its pipelined loop), and the graph loop (procedural also with the tile kernel) each run two batches in
+    the one-block build (and its pipelined loop), and the graph loop (procedural also
+    with the tile kernel) each run two batches in
     turns, mid-run, on the same device state
     (tile_min_spikes=1: the tile batches run the tile phase in every step with a spike),
     and the run goes on with one of them: the CPU reference's spikes and events

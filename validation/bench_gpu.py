@@ -15,7 +15,8 @@
     dt = 0.1 ms (10,000 steps): the persistent kernel on one block per neuron block
     (5; also with shared tables, and pipelined with shared tables), on one block
     (no grid barrier), the one-block build (one block of 512 threads, ring and spike
-    list in shared memory; also pipelined), with 1, 2 and 3 blocks per SM and the default (the fewest that
+    list in shared memory; also pipelined), with 1, 2 and 3 blocks per SM and the
+    default (the fewest that
     hold the neuron blocks: 1 here), with shared tables, with the unit map, pipelined
     (one barrier per step), the graph loop, per-step launches and the default (auto,
     which also times the grid of 5);

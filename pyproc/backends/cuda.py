@@ -81,17 +81,19 @@ occupancy of the graph loop's propagation kernel, for throughput-bound runs such
 -DPP_PERSISTENT_MIN_BLOCKS=4 -DPP_PERSISTENT_TILES=0 (without the tile phase, whose
 flat walk would spill its 64 registers); not with unit_map, shared_tables or
 bernoulli_tiles; prepared, not yet run on a GPU), ``one_block`` (False: True runs the
-persistent loop on a grid of one block of 512 threads that keeps the whole delay ring and
-the spike list(s) in shared memory for the launch -- kernels/step_persistent.cu, a build
-with -DPP_ONE_BLOCK=1; for small networks, whose step is a chain of latencies: no grid
-barrier and no L2 round trip on it; the neuron state is kept there too; refused with the
-bytes named where they do not fit a block's shared memory; not with the other opt-in builds, bernoulli_tiles=True or
-another grid; prepared, not yet run on a GPU), ``tune_builds`` (False: True makes ``persistent="auto"`` compile the
+persistent loop on a grid of one block of 512 threads that keeps the whole delay ring,
+the spike list(s) and the neuron state in shared memory for the launch --
+kernels/step_persistent.cu, a build with -DPP_ONE_BLOCK=1; for small networks, whose
+step is a chain of latencies: no grid barrier and no L2 round trip on it; refused with
+the bytes named where they do not fit a block's shared memory; not with the other opt-in
+builds, bernoulli_tiles=True or another grid; prepared, not yet run on a GPU),
+``tune_builds`` (False: True makes ``persistent="auto"`` compile the
 shared-tables, unit-map, both and throughput builds at set-up and time them too -- and
 where every delay is >= 2 steps the pipelined loop of the default and shared-tables
 builds, and with ``bernoulli_tiles`` None the default build (and its pipelined loop)
-and the graph loop with tiles, and for networks of up to 8,192 neurons whose ring fits the
-one-block build (and its pipelined loop) -- two batches each on the live network, and keep the fastest
+and the graph loop with tiles, and for networks of up to 8,192 neurons that fit it the
+one-block build (and its pipelined loop) -- two batches each on the live network, and keep
+the fastest
 candidate; ``loop_tuning`` names it in ``chosen``; prepared, not yet run on a GPU).
 """
 from __future__ import annotations
@@ -225,8 +227,9 @@ SHARED_NET_TABLES_MAX = 32 * 1024   # shared_tables: network tables only up to t
 SHARED_TABLES_BUILD = {"PP_SHARED_TABLES": 1, "PP_PERSISTENT_TILES": 0}
 UNIT_MAP_BUILD = {"PP_UNIT_MAP": 1}
 THROUGHPUT_BUILD = {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4, "PP_PERSISTENT_TILES": 0}
-# one_block: the whole network on one block of ONE_BLOCK_THREADS threads, ring and spike
-# list in shared memory (kernels/step_persistent.cu, "the one-block build")
+# one_block: the whole network on one block of ONE_BLOCK_THREADS threads, ring, spike
+# list(s) and neuron state in shared memory (kernels/step_persistent.cu, "the one-block
+# build")
 ONE_BLOCK_BUILD = {"PP_ONE_BLOCK": 1, "PP_PERSISTENT_MIN_BLOCKS": 1, "PP_PERSISTENT_TILES": 0}
 ONE_BLOCK_THREADS = 512             # PP_ONE_BLOCK_THREADS
 # tune_builds times the one-block build for networks up to this size (one SM updates
