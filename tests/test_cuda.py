@@ -375,18 +375,33 @@ def test_throughput_build_identical_spikes(cuda_ctx, case):
                 assert sim.persistent_grid == 4 * sim.n_sm, (sim.persistent_grid, sim.n_sm)
 
 
-@pytest.mark.parametrize("case", ["decoder", "mixed", "balanced2000"])
+@pytest.mark.parametrize("case", ["decoder", "mixed", "balanced2000", "balanced1000"])
 def test_one_block_identical_spikes(cuda_ctx, case):
-    """one_block=True (the whole network on one block of 512 threads, ring and spike lists
-    in shared memory, copied in and out at every launch): spikes and events equal the CPU
-    reference, both connectivities, pipelined too where the delays allow (balanced
-    2,000), and with launches of 7 steps (many copies of the ring in and out)."""
-    from pyproc.backends.cuda import CUDASimulator
-    build, steps = CASES[case]
+    """one_block=True (the whole network on one block of 512 threads, ring, spike lists and
+    neuron state in shared memory, copied in and out at every launch): spikes and events
+    equal the CPU reference, both connectivities, pipelined too where the delays allow
+    (balanced 2,000 and 1,000), and with launches of 7 steps (many copies in and out).
+    A network that does not fit the device's shared memory per block (the mixed network
+    needs 233,040 bytes, an H100/H200 block has 232,448) is refused with a ValueError
+    before anything runs -- checked against the device's own limit."""
+    import pycuda.driver as drv
+    from pyproc.backends.cuda import CUDASimulator, one_block_smem_bytes
+    if case == "balanced1000":           # bench (c)'s network
+        build, steps = (lambda: pp.compile_network(balanced(1000, dt=0.1))), 10000
+    else:
+        build, steps = CASES[case]
     cnet = build()
+    limit = cuda_ctx.get_device().get_attribute(
+        drv.device_attribute.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+    pipelined = case.startswith("balanced")
+    if one_block_smem_bytes(cnet, 2 if pipelined else 1) > limit:
+        with pytest.raises(ValueError, match="one_block=True: the delay ring"):
+            CUDASimulator(cnet, "procedural", context=cuda_ctx, persistent=True,
+                          one_block=True)
+        return
     want, ev, _ = _cpu_ref(case, cnet, steps)
     runs = [("procedural", {}), ("stored", {}), ("procedural", {"graph_steps": 7})]
-    if case == "balanced2000":
+    if pipelined:
         runs += [("procedural", {"pipelined": True}), ("stored", {"pipelined": True})]
     for conn, opt in runs:
         with CUDASimulator(cnet, conn, context=cuda_ctx, persistent=True, one_block=True,
