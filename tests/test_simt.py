@@ -384,13 +384,17 @@ def test_documented_gpu_commands_on_the_emulator(simt_fake, tmp_path, monkeypatc
 @pytest.mark.parametrize("order", [(1, 1), (2, 7), (2, 8)], ids=["reversed", "shuffle7",
                                                                   "shuffle8"])
 @pytest.mark.parametrize("opt", [{}, {"unit_map": True}, {"unit_map": True, "pipelined": True},
-                                 {"bernoulli_tiles": True, "tile_min_spikes": 1}],
-                         ids=["default", "unit_map", "unit_map+pipelined", "tiles"])
+                                 {"bernoulli_tiles": True, "tile_min_spikes": 1},
+                                 {"one_block": True, "persistent_grid": 1},
+                                 {"one_block": True, "persistent_grid": 1, "pipelined": True}],
+                         ids=["default", "unit_map", "unit_map+pipelined", "tiles", "one_block",
+                              "one_block+pipelined"])
 def test_scheduling_orders(simt_fake, simt_order, order, opt):
     """Other interleavings of each block's threads (reversed, shuffled every pass): a
     shared-memory read that a missing __syncthreads leaves before its write would show
-    here, and the tile phase's column queues hand out spikes in other orders.  Balanced
-    2,000 (pipelined needs its 15-step delays), procedural."""
+    here, and the tile phase's column queues hand out spikes in other orders; the one-block
+    build's copies into and out of shared memory meet its first and last barriers.
+    Balanced 2,000 (pipelined needs its 15-step delays), procedural."""
     simt_order(*order)
     cnet, want, ev = _ref("bal2000", _bal2000, 150)
     got, ev_g, _ = _run(cnet, "procedural", 150, **opt)
