@@ -151,8 +151,15 @@ __device__ __forceinline__ void pp_ring_add(int32_t *ring, unsigned long long ri
  * of dependent loads a warp would pay again) was tried on an H200 (commit
  * 1092b45): the full microcircuit's persistent loop went from 8-9 % slower than
  * the graph loop (earlier runs) to 31 % slower, and the throughput-bound runs got
- * slower too, so the persistent kernel balances like the per-step kernels. */
+ * slower too, so the persistent kernel balances like the per-step kernels.  The
+ * one-block build (16 warps in all) takes 2 (-DPP_PARTS_PER_WARP_PERSISTENT=2): with 4,
+ * a step of the 1,000-neuron network (~2 spikes, 4-5 items of 2 or 7 bernoulli
+ * segments) hands a warp 4 virtual warps, each paying its item's chain, and the warp
+ * that draws the most segments sets the step (a model of the split, ~25 % longer than
+ * with 2; not measured). */
+#ifndef PP_PARTS_PER_WARP_PERSISTENT
 #define PP_PARTS_PER_WARP_PERSISTENT 4u
+#endif
 
 __device__ __forceinline__ uint32_t pp_split_for(unsigned long long items, unsigned int n_warps,
                                                  uint32_t parts_per_warp)

@@ -230,7 +230,8 @@ THROUGHPUT_BUILD = {"PP_WARP_SEGMENTS": 0, "PP_PERSISTENT_MIN_BLOCKS": 4, "PP_PE
 # one_block: the whole network on one block of ONE_BLOCK_THREADS threads, ring, spike
 # list(s) and neuron state in shared memory (kernels/step_persistent.cu, "the one-block
 # build")
-ONE_BLOCK_BUILD = {"PP_ONE_BLOCK": 1, "PP_PERSISTENT_MIN_BLOCKS": 1, "PP_PERSISTENT_TILES": 0}
+ONE_BLOCK_BUILD = {"PP_ONE_BLOCK": 1, "PP_PERSISTENT_MIN_BLOCKS": 1, "PP_PERSISTENT_TILES": 0,
+                   "PP_PARTS_PER_WARP_PERSISTENT": 2}
 ONE_BLOCK_THREADS = 512             # PP_ONE_BLOCK_THREADS
 # tune_builds times the one-block build for networks up to this size (one SM updates
 # every neuron: 16 passes of its 512 threads at most)
