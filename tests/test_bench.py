@@ -245,3 +245,23 @@ def test_tile_atomics_count():
     assert few["chunks"] == 2 and many["chunks"] == 2
     assert 0.4 < few["overall"] <= 1.0 and many["overall"] < 0.05
     assert set(few["atomics_per_synapse"]) == {"E", "I"}
+
+
+def test_one_block_split_model():
+    """validation/one_block_split.py: pp_split_for's formula, and the longest warp of two
+    spikes' items (7, 2, 7, 2 bernoulli segments) on 16 warps worked out by hand: with 4
+    parts per warp (split 16) warp 0 takes part 0 of all four items (4 chains, 4 segment
+    walks), with 2 (split 8) two items' part 0 (2 and 2); the model on the 1k network
+    ranks 2 parts per warp ahead of 4 at both chain costs."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), "validation"))
+    import one_block_split as m
+    assert m.split_for(4, 16, 4) == 16 and m.split_for(4, 16, 2) == 8
+    assert m.split_for(1, 16, 4) == 32 and m.split_for(64, 16, 4) == 1
+    assert m.longest_warp([7, 2, 7, 2], 16, 16, 200) == 4 * 200 + 4 * 700
+    assert m.longest_warp([7, 2, 7, 2], 8, 16, 200) == 2 * 200 + 2 * 700
+    cnet = pp.compile_network(balanced(1000, dt=0.1))
+    for c in (200, 600):
+        two = m.model(cnet, 23.0, 300, 2, c, np.random.default_rng(1))
+        four = m.model(cnet, 23.0, 300, 4, c, np.random.default_rng(1))
+        assert two < four
