@@ -204,8 +204,8 @@ extern __shared__ __align__(16) int32_t pp_tile_acc[];  /* dynamic: accumulator,
  * (pp_neuron_phase, population by a scan of the table); the propagation is
  * pp_procedural_phase / pp_stored_phase on the block's 16 warps.  Same functions, same
  * integer sums: the same spikes.  512 threads leave 128 registers a thread (the
- * whole-warp bernoulli walks stay in).  The host checks that ring and lists fit the
- * device's shared memory (pyproc.backends.cuda.one_block_smem_bytes). */
+ * whole-warp bernoulli walks stay in).  The host checks that ring, lists and state fit
+ * the device's shared memory (pyproc.backends.cuda.one_block_smem_bytes). */
 #ifndef PP_ONE_BLOCK
 #define PP_ONE_BLOCK 0
 #endif
@@ -226,6 +226,12 @@ template <bool COHERENT>
 __device__ __forceinline__ uint32_t pp_load_u32(const unsigned int *p)
 {
     return COHERENT ? __ldcg(p) : *p;
+}
+
+/* Neurons of the network: the last population's offset + size (0 without any). */
+__device__ __forceinline__ uint32_t pp_n_neurons(const pp_pop *pops, uint32_t n_pops)
+{
+    return n_pops ? pops[n_pops - 1u].offset + pops[n_pops - 1u].n : 0u;
 }
 
 __device__ __forceinline__ uint32_t pp_round8(uint32_t n) { return (n + 7u) & ~7u; }
@@ -559,7 +565,7 @@ __device__ __forceinline__ void pp_persistent_body(
     {   /* dynamic shared memory: the ring, the spike list(s), then V, Iex, Iin and ref of
          * every neuron (one_block_smem_bytes) */
         const uint32_t n_ring = (uint32_t)ring_size;     /* the host checked it fits */
-        const uint32_t n_all = n_pops ? pops[n_pops - 1u].offset + pops[n_pops - 1u].n : 0u;
+        const uint32_t n_all = pp_n_neurons(pops, n_pops);
         char *dyn = (char *)pp_tile_acc;
         ring_l = (int32_t *)dyn;
         spikes_l = (uint2 *)(dyn + pp_round8(4u * n_ring));
@@ -632,13 +638,14 @@ __device__ __forceinline__ void pp_persistent_body(
              * populations, the table in L1); no pass is left part-empty by a population's
              * end, as passes over the block table would be (the 1k network: 2 passes
              * instead of 3) */
-            const uint32_t n_all = n_pops ? pops[n_pops - 1u].offset + pops[n_pops - 1u].n : 0u;
+            const uint32_t n_all = pp_n_neurons(pops, n_pops);
             for (uint32_t g = x; g < n_all; g += blockDim.x) {
                 uint32_t p = 0;
                 while (g >= pops[p].offset + pops[p].n) ++p;
                 pp_neuron_phase<false>(pops, make_uint2(p, g - pops[p].offset), 0u, pop_flags,
-                                       poisson_tables, seed, V_l, Iex_l, Iin_l, ref_l, ring_l, list,
-                                       spike_cap, base, rec_ids, rec_cap, ctrl, ctr, rec_ctr, t);
+                                       poisson_tables, seed, V_l, Iex_l, Iin_l, ref_l, ring_l,
+                                       list, spike_cap, base, rec_ids, rec_cap, ctrl, ctr,
+                                       rec_ctr, t);
             }
         } else {
             for (b = blockIdx.x; b < n_blocks; b += gridDim.x)
@@ -761,11 +768,11 @@ __device__ __forceinline__ void pp_persistent_body(
         }
     }
 #if PP_ONE_BLOCK
-    /* after the last barrier (__syncthreads): the ring back for the next launch, or the
-     * graph loop (the two loops take turns in auto), and the record counter */
+    /* after the last barrier (__syncthreads): ring and neuron state back for the next
+     * launch, or the graph loop (the loops take turns in auto), and the record counter */
     for (b = x; b < (uint32_t)ring_size; b += blockDim.x) ring[b] = ring_l[b];
     {
-        const uint32_t n_all = n_pops ? pops[n_pops - 1u].offset + pops[n_pops - 1u].n : 0u;
+        const uint32_t n_all = pp_n_neurons(pops, n_pops);
         for (b = x; b < n_all; b += blockDim.x) {
             V[b] = V_l[b]; Iex[b] = Iex_l[b]; Iin[b] = Iin_l[b]; ref[b] = ref_l[b];
         }
@@ -801,7 +808,10 @@ __device__ __forceinline__ void pp_persistent_body(
  * Launch shape  : cuLaunchCooperativeKernel (pyproc/backends/cuda.py, through
  *                 ctypes: PyCUDA has no cooperative launch), grid <= the blocks
  *                 that fit the GPU at once (cuOccupancyMaxActiveBlocksPerMultiprocessor
- *                 x SMs), block = PP_NEURON_BLOCK (256) threads.
+ *                 x SMs), block = PP_NEURON_BLOCK (256) threads; the one-block
+ *                 build (PP_ONE_BLOCK): grid 1, block PP_ONE_BLOCK_THREADS (512),
+ *                 dynamic shared memory for ring, spike list(s) and neuron state
+ *                 (pyproc.backends.cuda.one_block_smem_bytes).
  * Step loop     : for i < n_steps, t = ctrl->step + i:
  *                   neuron phase: block b updates block-table entries
  *                     b, b + gridDim.x, ... < n_blocks (pp_neuron_phase);
