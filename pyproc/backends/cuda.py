@@ -555,8 +555,8 @@ class CUDASimulator:
             if clash:
                 raise ValueError(f"one_block=True cannot be combined with {clash[0]}=True (the "
                                  f"one-block build is the default build on one block of "
-                                 f"{ONE_BLOCK_THREADS} threads, ring and spike lists in shared "
-                                 f"memory)")
+                                 f"{ONE_BLOCK_THREADS} threads, ring, spike lists and neuron "
+                                 f"state in shared memory)")
             if persistent is False:
                 raise ValueError("one_block=True is a build of the persistent loop: not with "
                                  "persistent=False")
@@ -789,8 +789,9 @@ class CUDASimulator:
                 self._fall_back(str(e))
 
     def _one_block_unfit(self, pipelined: bool) -> Optional[str]:
-        """Why the one-block build cannot hold this network's ring and spike lists in one
-        block's shared memory (None: it can, as far as the device's limit is known)."""
+        """Why the one-block build cannot hold this network's ring, spike list(s) and neuron
+        state in one block's shared memory (None: it can, as far as the device's limit is
+        known)."""
         need = one_block_smem_bytes(self.cnet, 2 if pipelined else 1)
         if self._smem_optin is not None and need > self._smem_optin:
             n = int(self.cnet.n_neurons)
@@ -820,7 +821,8 @@ class CUDASimulator:
                        tiles: Optional[bool] = None, one_block: bool = False) -> PersistentBuild:
         """Compile (or take from the cache) and size one build of the persistent kernel;
         CooperativeUnavailable if no block of it fits an SM; ValueError for a
-        persistent_grid larger than what can be resident.  ``pipelined``: the loop's
+        persistent_grid larger than what can be resident, or a one-block build whose
+        ring, lists and state exceed a block's shared memory.  ``pipelined``: the loop's
         flag, ``tiles``: whether the tile phase runs (launch arguments: the tile table's
         length and the accumulator's shared memory; defaults: the simulator's);
         ``one_block``: the one-block build (a grid of one block, no tiles)."""
@@ -831,6 +833,9 @@ class CUDASimulator:
         tile_bytes = self._tile_table_smem if tiles else 0
         flags, defines = self._build_spec(shared_tables, unit_map, throughput, one_block)
         if one_block:
+            why = self._one_block_unfit(pipelined)
+            if why:
+                raise ValueError(why)
             smem = one_block_smem_bytes(self.cnet, 2 if pipelined else 1)
         else:
             smem = persistent_smem_bytes(self.cnet, self.connectivity, tile_bytes, flags)
@@ -900,45 +905,36 @@ class CUDASimulator:
         if self.tune_builds and self._tune:
             seen = {main.key}
             on = self._tiles_on
-            extra = [(sh, um, tp, self.pipelined, on) for sh, um, tp in TUNE_BUILDS]
+            # (shared tables, unit map, throughput, pipelined, tiles, one block)
+            extra = [(sh, um, tp, self.pipelined, on, False) for sh, um, tp in TUNE_BUILDS]
+            pls = (self.pipelined, True) if self._tune_pipelined else (self.pipelined,)
             if self._tune_pipelined:
-                extra += [(sh, um, tp, True, on) for sh, um, tp in TUNE_PIPELINED]
+                extra += [(sh, um, tp, True, on, False) for sh, um, tp in TUNE_PIPELINED]
             if self._tiles_tuned and self._n_tile_entries:
-                extra += [(sh, um, tp, self.pipelined, True) for sh, um, tp in TUNE_TILES]
-                if self._tune_pipelined:
-                    extra += [(sh, um, tp, True, True) for sh, um, tp in TUNE_TILES]
+                extra += [(sh, um, tp, pl, True, False) for sh, um, tp in TUNE_TILES for pl in pls]
+            # small networks: the one-block build (and its pipelined loop where timed),
+            # unless the user fixed the grid or forced tiles (the build has neither)
+            if (not self.one_block and not user_grid and not on
+                    and self.cnet.n_neurons <= ONE_BLOCK_TUNE_MAX_NEURONS):
+                extra += [(False, False, False, pl, False, True) for pl in pls]
             # the shared-tables and throughput builds have no tile phase: with tiles they
             # are not candidates
             extra = [c for c in extra if not ((c[0] or c[2]) and c[4])]
-            for sh, um, tp, pl, tl in extra:
-                flags, defines = self._build_spec(sh, um, tp)
+            for sh, um, tp, pl, tl, ob in extra:
+                flags, defines = self._build_spec(sh, um, tp, ob)
                 tl = tl and self._n_tile_entries > 0
                 key = build_key(defines, flags, pl, tl)
                 if key in seen:
                     continue              # the same kernel (e.g. shared tables that do not fit)
                 seen.add(key)
                 try:
-                    b = self._compile_build(sh, um, tp, pl, tl)
-                except (CooperativeUnavailable, ValueError) as e:   # no block fits, or
-                    # not the persistent_grid asked for: this build is not a candidate
-                    log.info("tune_builds: %s left out: %s", build_label(sh, um, tp, pl, tl), e)
+                    b = self._compile_build(sh, um, tp, pl, tl, ob)
+                except (CooperativeUnavailable, ValueError) as e:   # no block fits, not the
+                    # persistent_grid asked for, or a one-block build too large: not a candidate
+                    log.info("tune_builds: %s left out: %s",
+                             build_label(sh, um, tp, pl, tl, ob), e)
                     continue
                 self._tune_cands.append((b, b.grid))
-            # small networks: the one-block build (and its pipelined loop where timed),
-            # unless the user fixed the grid or forced tiles (the build has neither)
-            if (not self.one_block and not user_grid and not self._tiles_on
-                    and self.cnet.n_neurons <= ONE_BLOCK_TUNE_MAX_NEURONS):
-                for pl in (self.pipelined, True) if self._tune_pipelined else (self.pipelined,):
-                    why = self._one_block_unfit(pl)
-                    try:
-                        if why:
-                            raise ValueError(why)
-                        b = self._compile_build(False, False, False, pl, False, one_block=True)
-                    except (CooperativeUnavailable, ValueError) as e:
-                        log.info("tune_builds: %s left out: %s",
-                                 build_label(False, False, False, pl, False, True), e)
-                        continue
-                    self._tune_cands.append((b, b.grid))
 
     @property
     def bernoulli_tiles(self) -> bool:
