@@ -8,7 +8,7 @@ import pytest
 import pyproc as pp
 from pyproc.compile import compile_network
 from pyproc.models import balanced
-from pyproc.neuron import lif_step, poisson_counts
+from pyproc.neuron import lif_params, lif_step, poisson_counts
 from conftest import ptr
 
 
@@ -54,6 +54,63 @@ def test_poisson_draw_twin_equals_gcc_header(shim):
         shim.shim_poisson_draw(ctypes.c_size_t(1000), ptr(pop), ptr(tab), ctypes.c_uint32(cnet.seed),
                                ctypes.c_uint64(step), ptr(out))
         np.testing.assert_array_equal(out, poisson_counts(cnet.pops[0], tab, cnet.seed, step))
+
+
+def test_poisson_counts_for_many_steps_equal_one_step_at_a_time():
+    """The CPU backend draws Poisson input for many steps in one Philox call: the same
+    counts as one call per step, also across the 2^32-step boundary of the counter."""
+    cnet = _lif_net()
+    steps = np.array([0, 1, 2, 977, 2 ** 32 - 2, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 5], np.uint64)
+    many = poisson_counts(cnet.pops[0], cnet.poisson_tables, cnet.seed, steps)
+    assert many.shape == (steps.size, 1000) and many.sum() > 1000
+    for i, step in enumerate(steps):
+        np.testing.assert_array_equal(many[i], poisson_counts(cnet.pops[0], cnet.poisson_tables,
+                                                              cnet.seed, int(step)))
+
+
+def test_lif_step_of_all_populations_equals_one_per_population():
+    """One lif_step over the per-neuron fields of every population (what the CPU backend
+    runs) is bit for bit the update of each population with its own record."""
+    from pyproc.models import microcircuit
+    cnet = compile_network(microcircuit(0.02))
+    n, pops = cnet.n_neurons, cnet.pops
+    rng = np.random.default_rng(1)
+    state = [cnet.v0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.int32)]
+    per_pop = [a.copy() for a in state]
+    params = lif_params(pops)
+    spikes = 0
+    for _ in range(300):
+        pa = rng.normal([[300.0], [-150.0]], 300.0, size=(2, n))        # pA per step
+        acc = np.round(pa / np.stack([params["inv_scale_ex"], params["inv_scale_in"]])
+                       ).astype(np.int64)
+        spk = lif_step(*state, acc[0], acc[1], params)
+        for i in range(cnet.n_pops):
+            sl = slice(int(pops[i]["offset"]), int(pops[i]["offset"] + pops[i]["n"]))
+            spk_i = lif_step(*(a[sl] for a in per_pop), acc[0, sl], acc[1, sl], pops[i])
+            np.testing.assert_array_equal(spk[sl], spk_i)
+        spikes += int(spk.sum())
+    assert spikes > 500
+    for a, b in zip(state, per_pop):
+        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+@pytest.mark.parametrize("connectivity", ["procedural", "stored"])
+def test_run_in_uneven_pieces_equals_one_run(connectivity):
+    """Poisson input drawn ahead in chunks of steps does not depend on how the run is cut
+    into run_steps calls (pieces shorter and longer than a chunk)."""
+    from pyproc.backends.cpu import CPUSimulator
+    cnet = compile_network(balanced(600, seed=5))
+    whole, pieces = [], []
+    CPUSimulator(cnet, connectivity).run_steps(700, whole)
+    sim = CPUSimulator(cnet, connectivity)
+    sim._pois_chunk = 64
+    for n in (1, 7, 130, 3, 64, 495):
+        assert sim.run_steps(n, pieces) == n
+    flat = lambda rec: (np.concatenate([np.full(g.size, t) for t, g in rec]),
+                        np.concatenate([g for _, g in rec]))
+    assert sum(g.size for _, g in whole) > 500
+    for a, b in zip(flat(whole), flat(pieces)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_lif_refractory_and_reset_as_nest():

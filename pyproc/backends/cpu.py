@@ -17,7 +17,7 @@ import numpy as np
 from ..compile import INT32_MAX, CompiledNetwork
 from ..connectivity import materialise, rows
 from ..errors import OverflowDetected
-from ..neuron import lif_step, poisson_counts
+from ..neuron import lif_params, lif_step, poisson_counts
 
 __all__ = ["CPUSimulator"]
 
@@ -45,7 +45,65 @@ class CPUSimulator:
             self.csr = [materialise(cnet, k) for k in range(len(cnet.projs))]
         # projections grouped by source population
         self._out = [np.flatnonzero(cnet.projs["src_pop"] == i) for i in range(cnet.n_pops)]
+        self._setup_neuron_phase()
         self.setup_time = time.perf_counter() - t0
+
+    def _setup_neuron_phase(self) -> None:
+        """Per-neuron tables so that a step's neuron phase is a few array operations over
+        all populations at once (the model's 8 or 254 populations are not a Python loop
+        per step): LIF fields, where each neuron's input sits in the delay ring, which
+        neurons are recorded."""
+        cnet, pops = self.cnet, self.cnet.pops
+        n = pops["n"].astype(np.int64)
+        self._lif = lif_params(pops)
+        local = np.arange(cnet.n_neurons, dtype=np.int64) - np.repeat(
+            pops["offset"].astype(np.int64), n)
+        # ring index of channel 0 at slot s: base + s * stride; channel 1 is n further
+        self._ring_base = np.repeat(pops["ring_offset"].astype(np.int64), n) + local
+        self._ring_stride = np.repeat(pops["n_channels"].astype(np.int64) * n, n)
+        self._ring_slots = np.repeat(pops["ring_slots"].astype(np.int64), n)
+        self._two = np.flatnonzero(np.repeat(pops["n_channels"] == 2, n))
+        self._two_off = np.repeat(n, n)[self._two]
+        self._recorded = np.repeat(np.asarray(cnet.record, dtype=bool), n)
+        self._pop_ends = (pops["offset"].astype(np.int64) + n)
+        self._poisson = [i for i in range(cnet.n_pops) if pops[i]["poisson_len"]]
+        self._pois_t0, self._pois = 0, None
+        # steps of Poisson input drawn per call: ~1M entries, at most 128 steps
+        self._pois_chunk = int(min(128, max(1, (1 << 20) // max(1, cnet.n_neurons))))
+
+    def _poisson_input(self, t: int, n_ahead: int):
+        """(ex, in) fixed-point Poisson input of every neuron at step ``t`` (int64, or None
+        without Poisson input), drawn for up to ``n_ahead`` steps at a time."""
+        if not self._poisson:
+            return None, None
+        j = t - self._pois_t0
+        if self._pois is None or not 0 <= j < self._pois[0].shape[0]:
+            c = max(1, min(self._pois_chunk, n_ahead))
+            cnet, pops = self.cnet, self.cnet.pops
+            steps = np.arange(t, t + c, dtype=np.uint64)
+            ex = np.zeros((c, cnet.n_neurons), np.int64)
+            inh = np.zeros((c, cnet.n_neurons), np.int64)
+            for i in self._poisson:
+                pop = pops[i]
+                sl = slice(int(pop["offset"]), int(pop["offset"]) + int(pop["n"]))
+                cnt = poisson_counts(pop, cnet.poisson_tables, cnet.seed, steps)
+                (inh if int(pop["poisson_channel"]) else ex)[:, sl] = cnt * int(pop["poisson_w"])
+            self._pois_t0, self._pois, j = t, (ex, inh), 0
+        return self._pois[0][j], self._pois[1][j]
+
+    def _overflow(self, t: int, acc_ex: np.ndarray, acc_in: np.ndarray) -> OverflowDetected:
+        """The error for the first population (in order) whose input exceeds int32."""
+        cnet = self.cnet
+        for i in range(cnet.n_pops):
+            off, n = int(cnet.pops[i]["offset"]), int(cnet.pops[i]["n"])
+            acc = np.concatenate([acc_ex[off:off + n], acc_in[off:off + n]])
+            if acc.size and np.abs(acc).max() > INT32_MAX:
+                bad = int(np.argmax(np.abs(acc)))
+                return OverflowDetected(
+                    f"fixed-point input overflow at step {t}: population "
+                    f"{cnet.pop_names[i]!r}, neuron {bad % n}, channel "
+                    f"{'ex' if bad < n else 'in'}, value {acc[bad]} exceeds int32")
+        raise AssertionError("no population overflows")
 
     @property
     def n_synapses_stored(self) -> int:
@@ -71,40 +129,37 @@ class CPUSimulator:
         Returns the number of steps done (fewer if ``should_stop()`` became true)."""
         cnet = self.cnet
         pops, projs = cnet.pops, cnet.projs
+        V, Iex, Iin, ref, ring = self.V, self.Iex, self.Iin, self.ref, self.ring
         for s in range(n_steps):
             if should_stop is not None and should_stop():
                 return s
             t = self.step
-            spiking = []
-            for i in range(cnet.n_pops):
-                pop = pops[i]
-                n, off, nch = int(pop["n"]), int(pop["offset"]), int(pop["n_channels"])
-                base = int(pop["ring_offset"]) + (t % int(pop["ring_slots"])) * nch * n
-                acc = np.zeros(2 * n, np.int64)
-                acc[:nch * n] = self.ring[base:base + nch * n]
-                self.ring[base:base + nch * n] = 0
-                if pop["poisson_len"]:
-                    cnt = poisson_counts(pop, cnet.poisson_tables, cnet.seed, t)
-                    ch = int(pop["poisson_channel"])
-                    acc[ch * n:(ch + 1) * n] += cnt * int(pop["poisson_w"])
-                if acc.size and np.abs(acc).max() > INT32_MAX:
-                    bad = int(np.argmax(np.abs(acc)))
-                    raise OverflowDetected(
-                        f"fixed-point input overflow at step {t}: population "
-                        f"{cnet.pop_names[i]!r}, neuron {bad % n}, channel "
-                        f"{'ex' if bad < n else 'in'}, value {acc[bad]} exceeds int32")
-                sl = slice(off, off + n)
-                spk = lif_step(self.V[sl], self.Iex[sl], self.Iin[sl], self.ref[sl],
-                               acc[:n], acc[n:], pop)
-                local = np.flatnonzero(spk).astype(np.uint32)
-                spiking.append(local)
-                self.n_spikes_total += local.size
-                if cnet.record[i] and local.size:
-                    record.append((t, local.astype(np.int64) + off))
-            for i in range(cnet.n_pops):
-                pre = spiking[i]
-                if pre.size == 0:
-                    continue
+            # neuron phase of every population at once: this step's ring slot (cleared),
+            # Poisson input, the int32 check, the LIF update
+            idx = self._ring_base + (t % self._ring_slots) * self._ring_stride
+            idx_in = idx[self._two] + self._two_off
+            acc_ex = ring[idx]
+            acc_in = np.zeros_like(acc_ex)
+            acc_in[self._two] = ring[idx_in]
+            ring[idx] = 0
+            ring[idx_in] = 0
+            p_ex, p_in = self._poisson_input(t, n_steps - s)
+            if p_ex is not None:
+                acc_ex += p_ex
+                acc_in += p_in
+            if acc_ex.size and max(np.abs(acc_ex).max(), np.abs(acc_in).max()) > INT32_MAX:
+                raise self._overflow(t, acc_ex, acc_in)
+            spk = lif_step(V, Iex, Iin, ref, acc_ex, acc_in, self._lif)
+            ids = np.flatnonzero(spk)
+            self.n_spikes_total += ids.size
+            rec = ids[self._recorded[ids]]
+            if rec.size:
+                record.append((t, rec.astype(np.int64)))
+            # propagation, per spiking population and outgoing projection
+            ends = np.searchsorted(ids, self._pop_ends)
+            starts = np.r_[0, ends[:-1]]
+            for i in np.flatnonzero(ends > starts):
+                pre = (ids[starts[i]:ends[i]] - int(pops[i]["offset"])).astype(np.uint32)
                 for k in self._out[i]:
                     pj = projs[k]
                     tgt, w, d = self._synapses(k, pre)
@@ -115,7 +170,7 @@ class CPUSimulator:
                     slot = (t + d.astype(np.int64)) % int(tp["ring_slots"])
                     idx = (int(tp["ring_offset"]) + (slot * int(tp["n_channels"]) + int(pj["channel"]))
                            * n + tgt)
-                    np.add.at(self.ring, idx, w.astype(np.int64))
+                    np.add.at(ring, idx, w.astype(np.int64))
                     self.n_events += tgt.size
             self.step += 1
         return n_steps
