@@ -22,7 +22,7 @@ from . import sampling
 from .compile import DIST_CONST, RULE_BERNOULLI, RULE_DECODER, CompiledNetwork
 from .rng import TAG_BERNOULLI, TAG_FIXED, philox_words
 
-__all__ = ["rows", "weights_fixed", "delays_steps", "to_sparse", "Synapses",
+__all__ = ["rows", "fixed_rows_many", "weights_fixed", "delays_steps", "to_sparse", "Synapses",
            "bernoulli_words_per_draw"]
 
 Synapses = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -31,23 +31,48 @@ Synapses = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 def weights_fixed(pj, r1: np.ndarray, tab=None) -> np.ndarray:
     """Fixed-point weights from word 1 (twin of pp_weight_fixed; ``tab``: the sampler
     tables, default :func:`pyproc.sampling.sampler_tables`)."""
-    if pj["w_kind"] == DIST_CONST:
-        return np.full(r1.shape, pj["w_const"], dtype=np.int32)
-    f = np.maximum(_trunc_normal(pj, "w", r1, tab), 0)
-    return (int(pj["w_sign"]) * f).astype(np.int32)
+    return _weights_of(_one(pj), np.zeros(np.shape(r1), np.intp), r1, tab)
 
 
 def delays_steps(pj, r2: np.ndarray, tab=None) -> np.ndarray:
     """Delays in steps from word 2 (twin of pp_delay_steps; ``tab`` as weights_fixed)."""
-    if pj["d_kind"] == DIST_CONST:
-        return np.full(r2.shape, pj["d_const"], dtype=np.int32)
-    return np.clip(_trunc_normal(pj, "d", r2, tab), 1, int(pj["d_max"])).astype(np.int32)
+    return _delays_of(_one(pj), np.zeros(np.shape(r2), np.intp), r2, tab)
 
 
-def _trunc_normal(pj, x: str, r, tab):
-    return sampling.trunc_normal_fx(r, int(pj[x + "_plo"]), int(pj[x + "_pwidth"]),
-                                    int(pj[x + "_c0"]), int(pj[x + "_b"]),
-                                    int(pj[x + "_shift"]), tab)
+def _one(pj) -> np.ndarray:
+    """A projection record as a 1-element table."""
+    return np.asarray(pj).reshape(1)
+
+
+def _weights_of(pjs, q, r1, tab):
+    """Weights of draws r1 of projections pjs[q] (q: per draw; one array pass whatever
+    mix of constant and normal weights the projections have)."""
+    r1 = np.asarray(r1, dtype=np.uint32)
+    w = np.asarray(pjs["w_const"][q], dtype=np.int32)
+    rand = pjs["w_kind"][q] != DIST_CONST
+    if rand.any():
+        qr = q[rand]
+        f = np.maximum(_trunc_normal(pjs, "w", qr, r1[rand], tab), 0)
+        w[rand] = (pjs["w_sign"][qr].astype(np.int64) * f).astype(np.int32)
+    return w
+
+
+def _delays_of(pjs, q, r2, tab):
+    """Delays in steps of draws r2 of projections pjs[q] (as :func:`_weights_of`)."""
+    r2 = np.asarray(r2, dtype=np.uint32)
+    d = np.asarray(pjs["d_const"][q], dtype=np.int32)
+    rand = pjs["d_kind"][q] != DIST_CONST
+    if rand.any():
+        qr = q[rand]
+        d[rand] = np.clip(_trunc_normal(pjs, "d", qr, r2[rand], tab), 1,
+                          pjs["d_max"][qr].astype(np.int64)).astype(np.int32)
+    return d
+
+
+def _trunc_normal(pjs, x: str, q, r, tab):
+    return sampling.trunc_normal_fx(r, pjs[x + "_plo"][q], pjs[x + "_pwidth"][q],
+                                    pjs[x + "_c0"][q], pjs[x + "_b"][q],
+                                    pjs[x + "_shift"][q], tab)
 
 
 def rows(cnet: CompiledNetwork, k: int, pre) -> Synapses:
@@ -132,19 +157,29 @@ def _decoder_rows(seed, pj, pre, tab) -> Synapses:
 
 
 def _fixed_rows(seed, pj, pre, lens, tab) -> Synapses:
-    lens = lens.astype(np.int64)
+    _, row, tgt, w, d = fixed_rows_many(seed, _one(pj), pre, lens[None, :], tab)
+    return row, tgt, w, d
+
+
+def fixed_rows_many(seed: int, pjs: np.ndarray, pre, lens, tab=None):
+    """All synapses of the rows ``pre`` of several fixed-number projections at once (one
+    Philox call; the CPU backend's step): ``pjs`` their records (K,), ``lens`` their row
+    lengths (K, pre.size).  Returns ``(proj, row, target, weight, delay)``, ``proj`` the
+    position in ``pjs``; synapses in (proj, row, draw index) order."""
+    pre = np.asarray(pre, dtype=np.uint32).ravel()
+    lens = np.asarray(lens, dtype=np.int64).reshape(len(pjs), pre.size).ravel()
     total = int(lens.sum())
-    row = np.repeat(np.arange(pre.size, dtype=np.int64), lens)
-    start = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    qrow = np.repeat(np.arange(lens.size, dtype=np.int64), lens)
+    q, row = np.divmod(qrow, max(pre.size, 1))
+    start = np.cumsum(lens) - lens
     j = (np.arange(total, dtype=np.int64) - np.repeat(start, lens)).astype(np.uint32)
     src = pre[row]
-    r0, r1, r2, _ = philox_words(src, j, np.uint32(0), TAG_FIXED, seed, pj["stream"])
-    if pj["autapses"]:
-        tgt = sampling.uniform_int(r0, int(pj["n_post"]))
-    else:
-        tgt = sampling.uniform_int(r0, int(pj["n_post"]) - 1)
-        tgt = tgt + (tgt >= src).astype(np.uint32)
-    return row, tgt, weights_fixed(pj, r1, tab), delays_steps(pj, r2, tab)
+    stream = pjs["stream"][q] if len(pjs) > 1 else pjs["stream"][0]
+    r0, r1, r2, _ = philox_words(src, j, np.uint32(0), TAG_FIXED, seed, stream)
+    no_aut = pjs["autapses"][q] == 0
+    tgt = sampling.uniform_int(r0, pjs["n_post"][q].astype(np.int64) - no_aut)
+    tgt = tgt + (no_aut & (tgt >= src)).astype(np.uint32)
+    return q, row, tgt, _weights_of(pjs, q, r1, tab), _delays_of(pjs, q, r2, tab)
 
 
 def to_sparse(cnet: CompiledNetwork, projection, chunk: int = 4096):

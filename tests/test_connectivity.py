@@ -10,7 +10,7 @@ from scipy import stats
 
 import pyproc as pp
 from pyproc.compile import compile_network
-from pyproc.connectivity import materialise, rows, to_sparse
+from pyproc.connectivity import fixed_rows_many, materialise, rows, to_sparse
 from pyproc.sampling import sampler_tables
 from conftest import ptr
 
@@ -205,6 +205,38 @@ def test_rows_do_not_depend_on_which_rows_are_asked_together():
     sel = all_rows[0] == 123
     np.testing.assert_array_equal(one[1], all_rows[1][sel])
     np.testing.assert_array_equal(one[2], all_rows[2][sel])
+
+
+def test_fixed_rows_of_many_projections_equal_one_projection_at_a_time():
+    """The CPU backend regenerates all fixed-number projections of a spiking population
+    in one call: the same synapses, in the same order, as projection by projection
+    (constant and normal weights and delays, autapses on and off, other target sizes,
+    repeated and empty rows)."""
+    net = pp.Network(dt=0.1, seed=4)
+    for name, n in (("A", 300), ("B", 500), ("C", 40)):
+        net.add_population(name, n)
+    net.connect("A", "A", pp.fixed_total_number(5000, allow_autapses=False), weight=10.0,
+                delay=2.0)
+    net.connect("A", "B", pp.fixed_total_number(20000), weight=pp.normal(-351.2, 35.1),
+                delay=pp.normal(0.75, 0.375))
+    net.connect("A", "B", pp.pairwise_bernoulli(0.1), weight=5.0, delay=1.0, name="AB2")
+    net.connect("A", "C", pp.fixed_outdegree(3), weight=pp.normal(50.0, 5.0), delay=1.0)
+    net.connect("A", "C", pp.fixed_total_number(600), weight=7.0, name="AC2",
+                delay=pp.normal(1.0, 0.5))
+    cnet = compile_network(net)
+    ks = np.array([0, 1, 3, 4])
+    pre = np.array([5, 5, 0, 299, 17, 123], np.uint32)
+    lens = np.stack([cnet.rowlen_of(k) for k in ks])[:, pre]
+    lens[1, 4] = 0                                      # an empty row
+    q, row, t, w, d = fixed_rows_many(cnet.seed, cnet.projs[ks], pre, lens, sampler_tables())
+    assert np.bincount(q, minlength=4).tolist() == lens.sum(axis=1).tolist()
+    for pos, k in enumerate(ks):
+        sel = q == pos
+        ref = rows(cnet, int(k), pre)
+        keep = np.isin(ref[0], np.flatnonzero(lens[pos]))   # rows rows() did not empty
+        assert ref[1].size > 0
+        for a, b in zip((row[sel], t[sel], w[sel], d[sel]), ref):
+            np.testing.assert_array_equal(a, b[keep])
 
 
 def test_golden_layout():

@@ -14,10 +14,11 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from ..compile import INT32_MAX, CompiledNetwork
-from ..connectivity import materialise, rows
+from ..compile import INT32_MAX, RULE_FIXED, CompiledNetwork
+from ..connectivity import fixed_rows_many, materialise, rows
 from ..errors import OverflowDetected
 from ..neuron import lif_params, lif_step, poisson_counts
+from ..sampling import sampler_tables
 
 __all__ = ["CPUSimulator"]
 
@@ -45,6 +46,8 @@ class CPUSimulator:
             self.csr = [materialise(cnet, k) for k in range(len(cnet.projs))]
         # projections grouped by source population
         self._out = [np.flatnonzero(cnet.projs["src_pop"] == i) for i in range(cnet.n_pops)]
+        self._rowlens = {}
+        self._tab = sampler_tables()
         self._setup_neuron_phase()
         self.setup_time = time.perf_counter() - t0
 
@@ -68,6 +71,24 @@ class CPUSimulator:
         self._pop_ends = (pops["offset"].astype(np.int64) + n)
         self._poisson = [i for i in range(cnet.n_pops) if pops[i]["poisson_len"]]
         self._pois_t0, self._pois = 0, None
+        # delivery: ring index of a synapse of projection k = ring_off[k] + slot * stride[k]
+        # + target, slot = (t + delay) % slots[k]
+        projs = cnet.projs
+        tp = pops[projs["tgt_pop"].astype(np.int64)]
+        n_tgt = tp["n"].astype(np.int64)
+        self._p_ring_off = tp["ring_offset"].astype(np.int64) + projs["channel"] * n_tgt
+        self._p_stride = tp["n_channels"].astype(np.int64) * n_tgt
+        self._p_slots = tp["ring_slots"].astype(np.int64)
+        # procedural: a population's fixed-number projections are regenerated together
+        # (one Philox call per step), with their row lengths as one (K, n) table
+        self._fixed = [np.zeros(0, np.int64)] * cnet.n_pops
+        if self.connectivity == "procedural":
+            for i in range(cnet.n_pops):
+                ks = np.array([k for k in self._out[i] if projs[k]["rule"] == RULE_FIXED],
+                              np.int64)
+                if ks.size:
+                    self._fixed[i] = ks
+                    self._rowlens[i] = np.stack([cnet.rowlen_of(int(k)) for k in ks])
         # steps of Poisson input drawn per call: ~1M entries, at most 128 steps
         self._pois_chunk = int(min(128, max(1, (1 << 20) // max(1, cnet.n_neurons))))
 
@@ -123,6 +144,12 @@ class CPUSimulator:
                                                            counts)
         return tgt[idx], wt[idx], dl[idx]
 
+    def _ring_index(self, k, t: int, tgt: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Ring entries of synapses of projection(s) k (scalar, or one per synapse) with
+        targets ``tgt`` and delays ``d`` (steps) from a spike at step t."""
+        slot = (t + d.astype(np.int64)) % self._p_slots[k]
+        return self._p_ring_off[k] + slot * self._p_stride[k] + tgt
+
     def run_steps(self, n_steps: int, record: List, should_stop: Optional[Callable[[], bool]] = None
                   ) -> int:
         """Advance ``n_steps``; append (step, global ids) of recorded spikes to ``record``.
@@ -155,22 +182,28 @@ class CPUSimulator:
             rec = ids[self._recorded[ids]]
             if rec.size:
                 record.append((t, rec.astype(np.int64)))
-            # propagation, per spiking population and outgoing projection
+            # propagation, per spiking population (its fixed-number projections together
+            # when procedural, the others one by one); one scatter-add for the step
             ends = np.searchsorted(ids, self._pop_ends)
             starts = np.r_[0, ends[:-1]]
+            idx_parts, w_parts = [], []
             for i in np.flatnonzero(ends > starts):
                 pre = (ids[starts[i]:ends[i]] - int(pops[i]["offset"])).astype(np.uint32)
+                ks = self._fixed[i]
+                if ks.size:
+                    q, _, tgt, w, d = fixed_rows_many(cnet.seed, projs[ks], pre,
+                                                      self._rowlens[i][:, pre], self._tab)
+                    idx_parts.append(self._ring_index(ks[q], t, tgt, d))
+                    w_parts.append(w)
                 for k in self._out[i]:
-                    pj = projs[k]
-                    tgt, w, d = self._synapses(k, pre)
-                    if tgt.size == 0:
+                    if k in ks:
                         continue
-                    tp = pops[pj["tgt_pop"]]
-                    n = int(tp["n"])
-                    slot = (t + d.astype(np.int64)) % int(tp["ring_slots"])
-                    idx = (int(tp["ring_offset"]) + (slot * int(tp["n_channels"]) + int(pj["channel"]))
-                           * n + tgt)
-                    np.add.at(ring, idx, w.astype(np.int64))
-                    self.n_events += tgt.size
+                    tgt, w, d = self._synapses(k, pre)
+                    idx_parts.append(self._ring_index(k, t, tgt, d))
+                    w_parts.append(w)
+            if idx_parts:
+                idx = np.concatenate(idx_parts)
+                np.add.at(ring, idx, np.concatenate(w_parts).astype(np.int64))
+                self.n_events += idx.size
             self.step += 1
         return n_steps
