@@ -14,9 +14,10 @@ from .results import Results, load_results
 from .rules import fixed_outdegree, fixed_total_number, pairwise_bernoulli
 from .simulation import Simulation
 from .compile import compile_network
+from . import models            # pyproc.models.microcircuit(...) after `import pyproc`
 
 __version__ = "0.1.0"
 
 __all__ = ["Network", "LIF", "Simulation", "Results", "load_results", "compile_network",
            "pairwise_bernoulli", "fixed_total_number", "fixed_outdegree", "normal", "uniform",
-           "ModelError", "OverflowDetected", "BackendUnavailable", "__version__"]
+           "ModelError", "OverflowDetected", "BackendUnavailable", "models", "__version__"]

@@ -262,6 +262,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error: ``prog: error: message (see 'prog --help')``."""
 
     def error(self, message):
+        if message.startswith("argument MODEL: invalid choice"):
+            # `pyproc run --duration 10 balanced`: the option's value was taken for MODEL
+            message += f"; the model comes first, then its options: '{self.prog} MODEL [options]'"
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -434,6 +437,9 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     def plan_opts(mp):
         mp.add_argument("--seed", type=seed_type, default=DEFAULT_SEED, metavar="S",
                         help="seed, in [0, 2^32)")
+        mp.add_argument("--gpu-memory", type=positive_float, default=None, metavar="GIB",
+                        help="say whether the model fits a GPU of this many GiB (default: "
+                             "the memory of this machine's first GPU, if it has one)")
         mp.set_defaults(func=cmd_plan)
     _model_subparsers(p, "Plan", plan_opts)
 
@@ -711,7 +717,20 @@ def cmd_plan(args) -> int:
         raise _Fail(f"'pyproc plan' is not available yet: {why or 'pyproc.plan has no report()'}")
     fn, kwargs = _prepare_model(args)
     cnet = compile_network(_build_model(args, fn, kwargs))
-    out = mod.report(cnet)
+    gpu_bytes, gpu_name, note = None, None, None
+    if args.gpu_memory is not None:
+        gpu_bytes, gpu_name = int(args.gpu_memory * 2 ** 30), "--gpu-memory"
+    else:
+        gpus = machine_info()["gpus"]
+        if gpus:
+            gpu_bytes, gpu_name = int(gpus[0]["memory_GiB"] * 2 ** 30), gpus[0]["name"]
+        else:
+            note = ("  fit              not checked: no GPU here (--gpu-memory GIB compares "
+                    "with a GPU of that size)")
+    out = mod.report(cnet, gpu_bytes=gpu_bytes, gpu_name=gpu_name) if gpu_bytes else \
+        mod.report(cnet)
+    if note and isinstance(out, str):
+        out += "\n" + note
     if isinstance(out, str):
         print(out)
     elif out is not None:
@@ -830,11 +849,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        args._parser = _leaf_parser(parser, argv)
+        if extra:   # said by the (sub)command that was given, which lists its options
+            args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # --help, --version, or a usage error already printed
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     args._argv = argv
-    args._parser = _leaf_parser(parser, argv)
     if getattr(args, "backend", None) == "auto":
         args.backend = resolve_auto_backend(quiet=getattr(args, "quiet", False))
     try:
@@ -842,6 +863,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 getattr(args, "backend", None), getattr(args, "reference_backend", None)):
             args._parser.error(f"argument --cuda-option: needs the CUDA backend (the backend "
                                f"is {args.backend})")
+        _check_before_work(args)
         return args.func(args)
     except KeyboardInterrupt:  # Ctrl-C outside a run (set-up), or a second Ctrl-C
         _error("interrupted")
@@ -858,11 +880,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _error(str(e))
         return e.code
     except (ModelError, BackendUnavailable) as e:
-        _error(str(e))
+        # the library says backend='cpu' (the Python API); here it is an option
+        _error(str(e).replace("backend='cpu'", "--backend cpu"))
         return EXIT_USAGE
     except OverflowDetected as e:
         _error(f"{type(e).__name__}: {e}")
         return EXIT_OVERFLOW
+
+
+def _check_before_work(args) -> None:
+    """What ``validate`` and ``bench`` would otherwise find out only after minutes of work
+    (``run`` checks the same at its start): an output directory that cannot be made, and a
+    CUDA backend asked for by name on a machine where it is not usable."""
+    if args.command not in ("validate", "bench"):
+        return
+    why = _unwritable(args.out) if getattr(args, "out", None) else None
+    if why:
+        args._parser.error(f"argument --out: {why}")
+    named = [("--backend", getattr(args, "backend", None)),
+             ("--reference-backend", getattr(args, "reference_backend", None))]
+    if args.command == "bench":
+        # cuda named in the list (`all` means: what is usable here, as before)
+        raw = _raw_value(args._argv, ("--backends", "--backend"))
+        named = [("--backends", "cuda" if raw is not None and "cuda" in raw.split(",")
+                  else None)]
+    for flag, value in named:
+        if value == "cuda":
+            cuda = machine_info()["backends"]["cuda"]
+            if not cuda["usable"]:
+                raise BackendUnavailable(f"argument {flag} cuda: the CUDA backend is not usable "
+                                         f"here ({cuda['reason']}); see 'pyproc info', or use "
+                                         f"the CPU backend ({flag} cpu)")
+
+
+def _raw_value(argv: Sequence[str], flags: Sequence[str]) -> Optional[str]:
+    """The text given last to any of ``flags`` (``--flag V`` or ``--flag=V``), or None."""
+    value = None
+    for i, a in enumerate(argv):
+        name, eq, v = a.partition("=")
+        if name in flags:
+            value = v if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+    return value
 
 
 def resolve_auto_backend(quiet: bool = False) -> str:

@@ -69,7 +69,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -300,8 +300,26 @@ def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
                 n_synapses_bound=S, n_rows=n_rows, notes=notes)
 
 
-def report(cnet: CompiledNetwork, record_chunk_steps: int = DEFAULT_RECORD_CHUNK_STEPS) -> str:
-    """Model totals and the procedural and stored plans, as printable text."""
+# left free on the device for modules, graphs and the driver (at most 1/20 of the device)
+MEMORY_RESERVE = 256 * 2 ** 20
+
+
+def memory_reserve(total: int) -> int:
+    """Bytes the CUDA backend keeps free on a device of ``total`` bytes."""
+    return min(MEMORY_RESERVE, int(total) // 20)
+
+
+def fits(plan: "Plan", free: int, total: int) -> bool:
+    """Whether ``plan`` fits ``free`` bytes of a device of ``total``, the reserve kept (the
+    CUDA backend's check before it allocates)."""
+    return plan.total <= int(free) - memory_reserve(total)
+
+
+def report(cnet: CompiledNetwork, record_chunk_steps: int = DEFAULT_RECORD_CHUNK_STEPS,
+           gpu_bytes: Optional[int] = None, gpu_name: Optional[str] = None) -> str:
+    """Model totals and the procedural and stored plans, as printable text; with
+    ``gpu_bytes`` (a device's memory; ``gpu_name`` says whose) also whether each fits it
+    (all of it free, the reserve kept)."""
     pr = plan_network(cnet, "procedural", record_chunk_steps)
     st = plan_network(cnet, "stored", record_chunk_steps)
     lines = [f"populations {pr.n_pops:,d}   neurons {pr.n_neurons:,d}   "
@@ -318,6 +336,12 @@ def report(cnet: CompiledNetwork, record_chunk_steps: int = DEFAULT_RECORD_CHUNK
     lines.append(f"  {'total':<16} {_human(pr.total):>14} {_human(st.total):>14}")
     lines.append(f"  {'total bytes':<16} {pr.total:>14,d} {st.total:>14,d}")
     lines.extend("  " + n for n in st.notes)
+    if gpu_bytes is not None:
+        yes = {True: "fits", False: "does NOT fit"}
+        lines.append(f"  {'fit':<16} {yes[fits(pr, gpu_bytes, gpu_bytes)]:>14} "
+                     f"{yes[fits(st, gpu_bytes, gpu_bytes)]:>14}   ({_human(gpu_bytes)}"
+                     f"{' (' + gpu_name + ')' if gpu_name else ''}, "
+                     f"{_human(memory_reserve(gpu_bytes))} kept in reserve)")
     return "\n".join(lines)
 
 

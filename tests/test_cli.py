@@ -233,6 +233,68 @@ def test_cuda_backend_unavailable_is_one_line(capsys, tmp_path):
                            "--backend", "cuda", "--out", tmp_path / "o")
     assert_one_line_error(code, err, "--backend cuda")
     assert err.startswith("pyproc: error:")
+    assert "backend='cpu'" not in err          # the API's words, not the command line's
+
+
+@pytest.mark.parametrize("command", [["validate", "balanced", "--neurons", "50"],
+                                     ["bench", "--models", "balanced", "--sizes", "50"]])
+def test_validate_and_bench_refuse_a_file_as_out_before_work(capsys, tmp_path, command,
+                                                             monkeypatch):
+    """As `run`: a file given as --out is refused at once (exit 2, one line naming --out),
+    not after the runs with a traceback."""
+    import pyproc.validate
+    import pyproc.bench
+    monkeypatch.setattr(pyproc.validate, "main", lambda args: pytest.fail("validate ran"))
+    monkeypatch.setattr(pyproc.bench, "main", lambda args: pytest.fail("bench ran"))
+    f = tmp_path / "file"
+    f.write_text("")
+    code, _, err = run_cli(capsys, *command, "--duration", "10", "--out", f)
+    assert_one_line_error(code, err, "argument --out", "exists and is not a directory")
+    assert err.startswith(f"pyproc {command[0]}")
+
+
+@pytest.mark.skipif(_cuda_usable(), reason="a usable CUDA backend is present")
+@pytest.mark.parametrize("argv,flag", [
+    (["validate", "balanced", "--backend", "cuda"], "--backend cuda"),
+    (["validate", "balanced", "--reference-backend", "cuda"], "--reference-backend cuda"),
+    (["bench", "--backends", "cpu,cuda"], "--backends cuda"),
+    (["bench", "--backend=cuda"], "--backends cuda"),
+])
+def test_cuda_named_without_a_gpu_is_refused_before_work(capsys, tmp_path, monkeypatch,
+                                                         argv, flag):
+    """validate and bench refuse a CUDA backend named on a machine where it is not usable
+    before the connectivity check and the reference runs (exit 2, one line)."""
+    import pyproc.validate
+    import pyproc.bench
+    monkeypatch.setattr(pyproc.validate, "main", lambda args: pytest.fail("validate ran"))
+    monkeypatch.setattr(pyproc.bench, "main", lambda args: pytest.fail("bench ran"))
+    code, _, err = run_cli(capsys, *argv, "--duration", "10", "--out", tmp_path / "o")
+    assert_one_line_error(code, err, f"argument {flag}", "not usable here",
+                          f"({flag.split()[0]} cpu)")
+    assert not (tmp_path / "o").exists()
+
+
+def test_bench_all_backends_still_runs_what_is_usable(capsys, tmp_path, monkeypatch):
+    import pyproc.bench
+    seen = []
+    monkeypatch.setattr(pyproc.bench, "main", lambda args: seen.append(args.backends) or 0)
+    code, _, err = run_cli(capsys, "bench", "--backends", "all", "--out", tmp_path / "o")
+    assert code == 0 and seen == [["cpu", "cuda"]], err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["run", "--duration", "10", "balanced"], ["argument MODEL: invalid choice: '10'",
+                                               "the model comes first",
+                                               "'pyproc run MODEL [options]'"]),
+    (["run", "microcircuit", "--neurons", "100"], ["pyproc run microcircuit: error:",
+                                                   "unrecognized arguments: --neurons 100",
+                                                   "see 'pyproc run microcircuit --help'"]),
+    (["plan", "balanced", "--duration", "10"], ["pyproc plan balanced: error:",
+                                                "unrecognized arguments: --duration 10"]),
+])
+def test_misplaced_and_unknown_options_point_to_the_right_help(capsys, argv, words):
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, *words)
 
 
 # -- outputs ------------------------------------------------------------------------------
@@ -362,7 +424,11 @@ def test_plan_calls_plan_report(capsys, monkeypatch):
     seen = []
     monkeypatch.setattr(pyproc.plan, "report", lambda cnet: seen.append(cnet) or "PLAN TEXT")
     code, out, _ = run_cli(capsys, "plan", "balanced", "--neurons", "1000", "--seed", "4")
-    assert code == 0 and out.strip() == "PLAN TEXT"
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0] == "PLAN TEXT"
+    if not cli.machine_info()["gpus"]:              # and no --gpu-memory: said so
+        assert lines[1:] == ["  fit              not checked: no GPU here (--gpu-memory GIB "
+                             "compares with a GPU of that size)"]
     assert seen[0].n_neurons == 1000 and seen[0].seed == 4
 
 

@@ -189,3 +189,26 @@ def test_plans_large_model_without_synapses():
         pl = plan_network(cnet, c)
     assert pl.n_neurons == 4_000_000 and pl.n_projs == 8000
     assert pl.n_synapses == pytest.approx(8000 * 0.01 * 20000 * 20000, rel=1e-3)
+
+
+def test_report_says_whether_each_variant_fits_a_gpu(capsys):
+    """With a device size the report ends with the fit of each variant, by the backend's
+    own rule (free bytes minus the reserve >= the plan's total)."""
+    from pyproc.plan import fits, memory_reserve
+    cnet = pp.compile_network(pp.models.balanced(2000, seed=1))
+    pr, st = plan_network(cnet, "procedural"), plan_network(cnet, "stored")
+    assert pr.total < st.total
+    total = 10 ** 8                                     # reserve 5e6 bytes
+    assert memory_reserve(total) == 5 * 10 ** 6
+    free = st.total + memory_reserve(total) - 1        # one byte short for stored
+    assert fits(pr, free, total) and not fits(st, free, total)
+    assert fits(st, free + 1, total)
+    size = st.total + memory_reserve(st.total) - 1     # whole device free, short for stored
+    assert not fits(st, size, size) and fits(pr, size, size)
+    last = report(cnet, gpu_bytes=size, gpu_name="test GPU").splitlines()[-1].split()
+    assert last[:4] == ["fit", "fits", "does", "NOT"] and "(test" in last
+    assert memory_reserve(80 * 2 ** 30) == 256 * 2 ** 20 and memory_reserve(2 ** 30) == 2 ** 30 // 20
+    from pyproc import cli
+    assert cli.main(["plan", "balanced", "--neurons", "2000", "--gpu-memory", "1e-9"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].split()[:5] == ["fit", "does", "NOT", "fit", "does"]

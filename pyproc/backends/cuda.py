@@ -112,7 +112,7 @@ from ..errors import BackendUnavailable, OverflowDetected
 from ..kernels import (CTRL_DTYPE, ERROR_CODES, CooperativeUnavailable, cu_error_string,
                        forget_context, get_cooperative_kernel, get_kernels, import_pycuda,
                        load_libcuda)
-from ..plan import NEURON_BLOCK, Plan, device_tables, plan_network
+from ..plan import NEURON_BLOCK, Plan, device_tables, fits, memory_reserve, plan_network
 from ..sampling import TABLES_LEN
 
 __all__ = ["CUDASimulator", "CUDAKernelError", "device_tables", "GraphAPI", "propagation_grid",
@@ -121,7 +121,6 @@ __all__ = ["CUDASimulator", "CUDAKernelError", "device_tables", "GraphAPI", "pro
 log = logging.getLogger("pyproc.cuda")
 
 STEP_KERNELS = ("pp_neuron_lif_update", "{prop}", "pp_record_advance")
-MEMORY_RESERVE = 256 * 2 ** 20      # left free for modules, graphs and the driver
 TUNE_WARMUP_BATCHES = 5             # persistent="auto": batches before the loops are timed
 TUNE_ROUNDS = 2                     # timed batches per candidate loop, taking turns
 
@@ -652,8 +651,8 @@ class CUDASimulator:
             raise BackendUnavailable(f"record buffer of {plan.record_capacity:,d} ids exceeds "
                                      "uint32: lower record_chunk_steps\n" + plan.format())
         free, total = drv.mem_get_info()
-        reserve = min(MEMORY_RESERVE, total // 20)
-        if plan.total > free - reserve:
+        reserve = memory_reserve(total)
+        if not fits(plan, free, total):
             raise BackendUnavailable(
                 f"model does not fit the GPU: needs {plan.total:,d} bytes, "
                 f"{free:,d} of {total:,d} free ({reserve:,d} kept in reserve)\n" + plan.format())
