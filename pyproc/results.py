@@ -4,11 +4,27 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Dict, List, Optional
 
 import numpy as np
 
-__all__ = ["Results", "load_results"]
+__all__ = ["Results", "load_results", "step_times"]
+
+
+def step_times(steps, dt: float):
+    """Times in ms of whole steps of ``dt`` ms, as the double nearest the decimal value: dt
+    as written (``repr``) is a fraction a / b, and ``steps * a / b`` is one correctly rounded
+    division (92 steps of 0.1 ms are 9.2 ms; ``92 * 0.1`` is 9.200000000000001).  Falls
+    back to ``steps * dt`` where dt is not a short decimal or the product is not exact."""
+    q = Fraction(repr(float(dt)))
+    steps_a = np.asarray(steps)
+    if q.denominator <= 10 ** 9 and (steps_a.size == 0 or
+                                     int(np.max(np.abs(steps_a))) * q.numerator < 2 ** 53):
+        out = (steps_a.astype(np.int64) * q.numerator) / float(q.denominator)
+    else:
+        out = steps_a * float(dt)
+    return out if np.ndim(steps) else float(out)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import numpy as np
 from .compile import CompiledNetwork, compile_network
 from .errors import ModelError
 from .network import Network
-from .results import Results
+from .results import Results, step_times
 
 __all__ = ["Simulation", "BACKENDS", "CONNECTIVITIES"]
 
@@ -47,7 +47,7 @@ class Simulation:
     @property
     def t(self) -> float:
         """Model time simulated so far (ms)."""
-        return self.sim.step * self.cnet.dt
+        return step_times(self.sim.step, self.cnet.dt)
 
     def steps_for(self, duration: float) -> int:
         if isinstance(duration, (str, bytes, bool)):
@@ -105,7 +105,7 @@ class Simulation:
                      "throughput_build", "one_block", "bernoulli_tiles"):
             if hasattr(self.sim, attr):
                 meta[attr] = getattr(self.sim, attr)
-        return Results(times=(steps + 1) * cnet.dt, senders=senders, pop_names=list(cnet.pop_names),
+        return Results(times=step_times(steps + 1, cnet.dt), senders=senders, pop_names=list(cnet.pop_names),
                        pop_offsets=cnet.pops["offset"].astype(np.int64),
                        pop_sizes=cnet.pops["n"].astype(np.int64), recorded=cnet.record.copy(),
                        duration=self.t, dt=cnet.dt, meta=meta)

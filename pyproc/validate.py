@@ -547,12 +547,16 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
                  runs: Optional[List[dict]], figures: List[str], fig_note: str = "") -> str:
     """Write ``report.md`` and ``validation.json`` to ``out``; returns the report path."""
     os.makedirs(out, exist_ok=True)
-    L = [f"# Validation: {meta['model']} at scale {meta['scale']}", "",
+    size = (f"at scale {meta['scale']}" if meta.get("scale") is not None
+            else f"with {meta['neurons']:,d} neurons")
+    L = [f"# Validation: {meta['model']} {size}", "",
          f"- model options: {meta.get('options', {})}"]
     L.append(f"- date: {meta['date']}; git commit: `{meta['git']}`")
     L.append(f"- machine: {meta['machine']}; 1-min load average at start / end: "
              f"{meta.get('load_average_start')} / {meta.get('load_average_end')}")
-    L.append(f"- network: {meta['neurons']} neurons, {meta['synapses']} synapses, dt {meta['dt']} ms")
+    syn = (f"{meta['synapses']:,d} synapses" if meta.get("synapses_exact", True) else
+           f"{meta['synapses']:,d} synapses expected (pairwise_bernoulli draws the count)")
+    L.append(f"- network: {meta['neurons']:,d} neurons, {syn}, dt {meta['dt']} ms")
     L.append(f"- model time per run: {meta['duration']} ms, first {meta['t_discard']} ms discarded")
     if runs:
         L.append(f"- runs under test: {meta['connectivity']} connectivity on `{meta['backend']}`, "
@@ -793,12 +797,15 @@ def main(args) -> int:
     _check_options(g, t_discard, duration)
     os.makedirs(out, exist_ok=True)
     net = build_model(model, seed, **options)
-    n_syn = int(sum(getattr(p.rule, "N", 0) for p in net.projections.values()))
+    cnet = compile_network(net)
+    n_syn = int(round(sum(cnet.expected_synapses(k) for k in range(len(cnet.projs)))))
+    syn_exact = bool(np.all(cnet.projs["rule"] != RULE_BERNOULLI))
     from .models import MODELS
     params = inspect.signature(MODELS[model]).parameters
     scale = options.get("scale", params["scale"].default if "scale" in params else None)
     meta = {"model": model, "scale": scale, "options": options, "seed": seed, "dt": net.dt,
-            "neurons": net.n_neurons, "synapses": n_syn, "duration": duration,
+            "neurons": net.n_neurons, "synapses": n_syn, "synapses_exact": syn_exact,
+            "duration": duration,
             "t_discard": t_discard, "backend": g("backend", "cpu"),
             "connectivity": g("connectivity", "procedural"),
             "reference_backend": g("reference_backend", "cpu"), "jobs": int(g("jobs", 1)),

@@ -140,6 +140,15 @@ def test_scale_errors(bad):
         microcircuit(scale=bad)
 
 
+def test_scale_that_empties_a_population_names_it():
+    """L5I (1,065 neurons at full scale) is the smallest population: 0.0004 leaves it none
+    (0.426 rounds to 0) while 0.0005 keeps one; L5E (4,850) is still populated."""
+    with pytest.raises(ModelError, match=r"scale=0.0004 leaves a population without neurons "
+                                         r"\(L5I: 1065 x 0.0004 rounds to 0 neurons\)"):
+        microcircuit(scale=0.0004)
+    assert min(derived(0.0005)["N"]) == 1
+
+
 def test_scale_arithmetic():
     p = derived(0.1)
     np.testing.assert_array_equal(p["N"], [2068, 583, 2192, 548, 485, 106, 1440, 295])
@@ -247,6 +256,9 @@ def test_validation_activity_smoke(tmp_path):
     assert set(summ["activity"]["populations"]) == set(POPS)
     text = (out / "report.md").read_text()
     assert "identical spikes" in text and "### L5I" in text and "wall time" in text
+    assert text.startswith("# Validation: microcircuit at scale 0.02\n")
+    n_syn = int(derived(0.02)["synapses"].sum())
+    assert f"- network: 1,544 neurons, {n_syn:,d} synapses, dt 0.1 ms" in text
     try:
         import matplotlib  # noqa: F401
         assert (out / "raster.png").exists() and (out / "rates.png").exists()
@@ -365,6 +377,10 @@ def test_validate_report_not_tested_verdict(monkeypatch, tmp_path):
     summ = json.loads((out / "validation.json").read_text())
     assert summ["meta"]["pass"] is False and summ["meta"]["verdict"] == "NOT TESTED"
     text = (out / "report.md").read_text()
+    assert text.startswith("# Validation: balanced with 20 neurons\n")
+    # p = 0.1 of the 20 x 20 pairs, autapses excluded: 0.1 x 380
+    assert "- network: 20 neurons, 38 synapses expected (pairwise_bernoulli draws the count)" \
+        in text
     overall = [ln for ln in text.splitlines() if ln.startswith("- overall:")]
     assert len(overall) == 1 and "PASS" in overall[0] and "NOT PASSED" in overall[0]
     assert "not tested" in overall[0] and "B/cv" in overall[0]

@@ -221,3 +221,23 @@ def test_run_refuses_bad_duration(duration):
     sim = pp.Simulation(balanced(50, seed=1))
     with pytest.raises(pp.ModelError, match="duration"):
         sim.run(duration)
+
+
+def test_spike_times_are_the_decimal_grid():
+    """Spike times in ms are the doubles nearest k * dt as a decimal (9.2, not
+    9.200000000000001), so they compare equal to times typed or read from NEST's text
+    output; a dt that is no short decimal falls back to k * dt."""
+    from fractions import Fraction
+    from pyproc.results import step_times
+    k = np.arange(0, 100001)
+    for dt in (0.1, 0.025, 0.3, 1.0):
+        exact = np.array([float(int(i) * Fraction(repr(dt))) for i in k[::97]])
+        np.testing.assert_array_equal(step_times(k, dt)[::97], exact)
+    assert 92 * 0.1 != 9.2 and step_times(92, 0.1) == 9.2
+    assert step_times(5, 1 / 3) == 5 * (1 / 3)
+    net = pp.Network(dt=0.1, seed=1)
+    net.add_population("A", 50, pp.LIF(I_e=600.0))
+    res = pp.Simulation(net, "cpu").run(30.0)
+    assert res.times.size > 50 and res.duration == 30.0
+    steps = np.rint(res.times * 10).astype(np.int64)
+    np.testing.assert_array_equal(res.times, steps / 10.0)

@@ -123,7 +123,9 @@ def derived(scale: float = 1.0, k_scale=None, poisson: bool = True, w_E: float =
     tau_syn = NEURON["tau_syn_ex"]
     N = np.round(N_FULL * scale).astype(np.int64)
     if (N < 1).any():
-        raise ModelError(f"microcircuit: scale={scale} leaves a population without neurons")
+        t = int(np.flatnonzero(N < 1)[0])
+        raise ModelError(f"microcircuit: scale={scale:g} leaves a population without neurons "
+                         f"({POPULATIONS[t]}: {int(N_FULL[t])} x {scale:g} rounds to 0 neurons)")
     Q = synapses_float()
     syn = np.round(Q * scale * k_scale).astype(np.int64)
     W_full = np.where(np.tile(_EXC, (8, 1)), w_E, g * w_E)
