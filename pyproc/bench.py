@@ -630,6 +630,14 @@ def _size_list(text: str) -> List[int]:
     return [int(v) for v in out]
 
 
+def _scale_list(text: str) -> List[float]:
+    """Model scales: numbers in (0, 1], as ``pyproc run MODEL --scale``."""
+    out = _float_list(text)
+    if any(v > 1.0 for v in out):
+        raise argparse.ArgumentTypeError(f"expected scales in (0, 1], got {text!r}")
+    return out
+
+
 def _finite(lo: float, strict: bool) -> Callable[[str], float]:
     """A finite number > lo (``strict``) or >= lo."""
     rng = f"{'>' if strict else '>='} {lo:g}"
@@ -1140,8 +1148,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "[default: 1e4,5e4,1e5,5e5,1e6]")
     g.add_argument("--dts", type=_float_list, default=None, metavar="LIST",
                    help="balanced network time steps, ms [default: 0.1,1]")
-    g.add_argument("--scales", type=_float_list, default=None, metavar="LIST",
-                   help="microcircuit scales [default: 0.1,1]")
+    g.add_argument("--scales", type=_scale_list, default=None, metavar="LIST",
+                   help="microcircuit scales, in (0, 1] [default: 0.1,1]")
     g.add_argument("--microcircuit-dts", "--mc-dts", dest="microcircuit_dts",
                    type=_float_list, default=None, metavar="LIST",
                    help="time steps of the microcircuit and multi-area cases, ms [default: 0.1]")
@@ -1149,8 +1157,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="multi-area model structure file (adds the multiarea cases)")
     g.add_argument("--mam-state", choices=("ground", "metastable"), default="ground",
                    help="multi-area model state")
-    g.add_argument("--mam-scales", type=_float_list, default=None, metavar="LIST",
-                   help="multi-area model scales [default: 1]")
+    g.add_argument("--mam-scales", type=_scale_list, default=None, metavar="LIST",
+                   help="multi-area model scales, in (0, 1] [default: 1]")
     g.add_argument("--warmup", type=_nonneg, default=DEFAULT_WARMUP_MS, metavar="MS",
                    help="model time run before the measured window (first step included)")
     g.add_argument("--max-seconds", type=_positive, default=DEFAULT_MAX_SECONDS, metavar="S",
@@ -1213,6 +1221,14 @@ def main(args) -> int:
     if any(c["model"] == "multiarea" and not c.get("structure") for c in cases):
         sys.stderr.write("pyproc bench: error: the multiarea cases need --structure PATH\n")
         return 2
+    from .cli import _duration_problem       # the rule of `pyproc run --duration`
+    for c in cases:
+        for flag, ms in (("--duration", c["duration_ms"]), ("--warmup", c["warmup_ms"])):
+            why = _duration_problem(float(ms), c["dt"])
+            if why:
+                sys.stderr.write(f"pyproc bench: error: argument {flag}: {why} (the time step "
+                                 f"of the {c['model']} cases)\n")
+                return 2
     argv = getattr(args, "_argv", None)
     command = ("pyproc " + " ".join(argv)) if argv is not None else " ".join(
         [os.path.basename(sys.executable), "-m", "pyproc.bench"] + sys.argv[1:])
@@ -1233,12 +1249,16 @@ def main(args) -> int:
     def _terminated(signum, frame):   # `timeout` / a batch system: still write md + plot
         raise SystemExit(128 + signum)
     try:
-        signal.signal(signal.SIGTERM, _terminated)
+        old_handler = signal.signal(signal.SIGTERM, _terminated)
     except ValueError:                # not the main thread: keep the default
-        pass
-    doc = run_suite(cases, out, meta, in_process=getattr(args, "in_process", False),
-                    total_seconds=getattr(args, "total_seconds", None), say=say,
-                    plot=not getattr(args, "no_plot", False), reference=reference)
+        old_handler = None
+    try:
+        doc = run_suite(cases, out, meta, in_process=getattr(args, "in_process", False),
+                        total_seconds=getattr(args, "total_seconds", None), say=say,
+                        plot=not getattr(args, "no_plot", False), reference=reference)
+    finally:                          # a caller's process (pytest, a notebook) gets its own back
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
     if not quiet:
         print("\n".join(_short_table(doc)))
     bad = [r for r in doc["cases"] if r.get("status") in ("failed", "timeout")]

@@ -70,7 +70,10 @@ def test_tiny_suite_end_to_end(tmp_path):
     args = _parse(["--models", "balanced", "--sizes", "200", "--dts", "1", "--duration", "30",
                    "--warmup", "5", "--backends", "cpu", "--connectivity", "stored,procedural",
                    "--out", out, "--quiet"])
+    import signal
+    before = signal.getsignal(signal.SIGTERM)
     assert bench.main(args) == 0
+    assert signal.getsignal(signal.SIGTERM) is before    # its SIGTERM handler is not left
     with open(os.path.join(out, "results.json")) as f:
         doc = json.load(f)
     env = doc["environment"]
@@ -194,6 +197,8 @@ def test_cross_check_against_reference():
     (["--host-memory-gb", "-1"], "--host-memory-gb"),
     (["--device-memory-gb", "0"], "--device-memory-gb"),
     (["--render", "/nonexistent/pyproc-bench"], "--render"),
+    (["--scales", "2"], "--scales"),                 # as run --scale: in (0, 1]
+    (["--mam-scales", "0.5,1.5"], "--mam-scales"),
 ])
 def test_bad_options_exit_2_naming_the_option(capsys, argv, named):
     from pyproc import cli
@@ -203,6 +208,24 @@ def test_bad_options_exit_2_naming_the_option(capsys, argv, named):
     with pytest.raises(SystemExit) as e:             # python -m pyproc.bench: the same checks
         _parse(argv)
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--dts", "0.3", "--duration", "20", "--warmup", "9"],
+     ["argument --duration", "20 ms is not a whole number of steps of dt = 0.3 ms"]),
+    (["--dts", "0.3", "--duration", "21", "--warmup", "10"],
+     ["argument --warmup", "10 ms is not a whole number of steps of dt = 0.3 ms"]),
+])
+def test_duration_and_warmup_must_be_whole_steps_of_every_dt(capsys, tmp_path, argv, words,
+                                                             monkeypatch):
+    """As `pyproc run --duration`: refused before any case runs (they were run with the
+    times silently rounded to 9.9 and 20.1 ms)."""
+    from pyproc import cli
+    monkeypatch.setattr(bench, "run_suite", lambda *a, **k: pytest.fail("the suite ran"))
+    assert cli.main(["bench", "--models", "balanced", "--sizes", "50", *argv,
+                     "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(w in err[0] for w in words), err
 
 
 def test_good_options_parse(tmp_path):

@@ -16,8 +16,9 @@ These are static counts: they include rarely taken branches and say nothing abou
 latency or occupancy.  They measure what a change does to the instruction stream on
 a machine without a GPU; speed is measured on a GPU (validation/bench_gpu.py).
 
-cuobjdump ships with the CUDA toolkit; where the toolkit has no binary utilities,
-``pip install nvidia-cuda-cuobjdump`` provides it (found automatically).
+cuobjdump and nvdisasm (which ``cuobjdump -sass`` runs) ship with the CUDA toolkit;
+where the toolkit has no binary utilities, ``pip install nvidia-cuda-cuobjdump
+nvidia-cuda-nvdisasm`` provides them (found automatically).
 """
 from __future__ import annotations
 
@@ -87,15 +88,17 @@ extern "C" __global__ void probe_fixed_synapse(const pp_proj *pj, uint32_t seed,
 '''
 
 
-def find_cuobjdump():
-    exe = shutil.which("cuobjdump")
+def find_tool(name):
+    """A CUDA binary utility: on PATH, in $CUDA_HOME/bin, or from its pip wheel
+    (nvidia-cuda-NAME); exits with what to install where there is none."""
+    exe = shutil.which(name)
     if exe:
         return exe
-    cands = [os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "cuobjdump")]
+    cands = [os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", name)]
     try:
         import nvidia  # namespace package of the pip CUDA wheels
         for base in nvidia.__path__:
-            cands += glob.glob(os.path.join(base, "*", "bin", "cuobjdump"))
+            cands += glob.glob(os.path.join(base, "*", "bin", name))
     except ImportError:
         pass
     for c in cands:
@@ -103,8 +106,16 @@ def find_cuobjdump():
             if not os.access(c, os.X_OK):
                 os.chmod(c, 0o755)
             return c
-    sys.exit("cuobjdump not found: install the CUDA toolkit's binary utilities or "
-             "`pip install nvidia-cuda-cuobjdump`")
+    sys.exit(f"{name} not found: install the CUDA toolkit's binary utilities or "
+             f"`pip install nvidia-cuda-{name}` (cuobjdump -sass needs nvdisasm too)")
+
+
+def find_cuobjdump():
+    """cuobjdump, with nvdisasm (which its -sass runs) put on PATH beside it."""
+    exe = find_tool("cuobjdump")
+    nvdisasm = find_tool("nvdisasm")
+    os.environ["PATH"] = os.path.dirname(nvdisasm) + os.pathsep + os.environ.get("PATH", "")
+    return exe
 
 
 INS_RE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
@@ -178,8 +189,11 @@ def main(argv=None):
             f.write(PROBES)
         for src in sorted(glob.glob(os.path.join(ROOT, "kernels", "*.cu"))) + [probe]:
             cubin, regs = compile_cubin(src, args.arch, defines, tmp)
-            sass = subprocess.run([cuobjdump, "-sass", cubin], capture_output=True, text=True,
-                                  check=True).stdout
+            r = subprocess.run([cuobjdump, "-sass", cubin], capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(f"cuobjdump -sass {os.path.basename(src)} failed: "
+                         f"{(r.stderr or r.stdout).strip()}")
+            sass = r.stdout
             for name, info in analyse(sass).items():
                 info["registers"] = regs.get(name)
                 info["source"] = os.path.basename(src) if src != probe else "(probe)"
