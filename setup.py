@@ -1,4 +1,22 @@
+import os
+import runpy
+
 from setuptools import setup
+from setuptools.command.build_py import build_py
+
+
+class build_py_with_commit(build_py):
+    """Also writes pyproc/_build_commit.txt, the commit the package is built from: an
+    installed copy has no .git, and pyproc.provenance reads the file instead."""
+
+    def run(self):
+        super().run()
+        here = os.path.dirname(os.path.abspath(__file__))
+        commit = runpy.run_path(os.path.join(here, "pyproc", "provenance.py"))["git_commit"]()
+        if commit:
+            with open(os.path.join(self.build_lib, "pyproc", "_build_commit.txt"), "w") as f:
+                f.write(commit + "\n")
+
 
 setup(
     name="pyproc",
@@ -18,4 +36,5 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["pyproc=pyproc.cli:main"]},
+    cmdclass={"build_py": build_py_with_commit},
 )

@@ -588,3 +588,24 @@ def test_cuda_option_parser():
     import inspect
     params = inspect.signature(CUDASimulator.__init__).parameters
     assert set(cli.CUDA_OPTIONS) <= set(params)          # every name is a simulator option
+
+
+def test_installed_copy_reports_the_commit_it_was_built_from(tmp_path, monkeypatch):
+    """An installed copy has no .git: git_commit() reads _build_commit.txt, which setup.py's
+    build step writes from the source tree's git_commit() (the same file run the same way);
+    a copy without either reports None."""
+    import runpy
+    import shutil
+    from pyproc import provenance
+    monkeypatch.delenv("PYPROC_GIT_COMMIT", raising=False)
+    pkg = tmp_path / "site" / "pyproc"
+    pkg.mkdir(parents=True)
+    shutil.copy(provenance.__file__, pkg / "provenance.py")
+    installed = runpy.run_path(str(pkg / "provenance.py"))["git_commit"]
+    assert installed() is None
+    (pkg / "_build_commit.txt").write_text("0123abc+dirty\n")
+    assert installed() == "0123abc+dirty"
+    monkeypatch.setenv("PYPROC_GIT_COMMIT", "feed42")        # the GPU machines' override
+    assert installed() == "feed42"
+    setup_py = open(os.path.join(os.path.dirname(HERE), "setup.py")).read()
+    assert "_build_commit.txt" in setup_py and '"build_py": build_py_with_commit' in setup_py
