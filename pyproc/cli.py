@@ -159,6 +159,10 @@ class Option:
 
 
 _DT = Option("--dt", "dt", positive_float, "time step in ms", "MS")
+_K_SCALE = Option("--k-scale", "k_scale", unit_interval,
+                  "fraction of the full-size in-degrees, in (0, 1] (default: --scale); the "
+                  "in-degree lost is replaced by DC input of the same mean, weights scaled by "
+                  "1/sqrt(K) as in the NEST example", "K")
 MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
     "balanced": ("Balanced E/I network of iaf_psc_exp neurons (80 % E, 20 % I, "
                  "pairwise_bernoulli(p), Poisson background).", (
@@ -170,6 +174,7 @@ MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
         Option("--scale", "scale", unit_interval,
                "fraction of the full-size model's neurons, in (0, 1] (1 = 77,169 neurons)",
                "S"),
+        _K_SCALE,
         _DT)),
     "multiarea": ("Multi-area model read from a structure file.", (
         Option("--structure", "structure", existing_file,
@@ -178,6 +183,7 @@ MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
                "comma-separated subset of the areas to simulate (default: all)", "A,B,..."),
         Option("--scale", "scale", unit_interval, "fraction of each area's neurons, in (0, 1]",
                "S"),
+        _K_SCALE,
         Option("--state", "state", _one_of("ground", "metastable"),
                "network state, ground or metastable (sets the cortico-cortical factors chi)",
                "STATE"),
@@ -572,7 +578,7 @@ def _duration_problem(duration: float, dt: float) -> Optional[str]:
 
 
 def cmd_run(args) -> int:
-    from .compile import compile_network
+    from .compile import RULE_BERNOULLI, compile_network
     from .simulation import Simulation
 
     fn, kwargs = _prepare_model(args)
@@ -661,6 +667,9 @@ def cmd_run(args) -> int:
         "duration_requested_ms": args.duration,
         "steps": int(sim.sim.step),
         "neurons": n_neurons,
+        # drawn per pair for pairwise_bernoulli: then the expected count
+        "synapses": int(round(sum(cnet.expected_synapses(k) for k in range(len(cnet.projs))))),
+        "synapses_exact": bool((cnet.projs["rule"] != RULE_BERNOULLI).all()),
         "versions": _versions(),
         "git_commit": _git_commit(),
         "command": "pyproc " + " ".join(args._argv),

@@ -133,6 +133,8 @@ def test_run_validate_bench_share_defaults():
     (["run", "microcircuit", "--scale", "-0.1"], "--scale"),
     (["run", "microcircuit", "--scale", "0"], "--scale"),
     (["run", "microcircuit", "--scale", "1.5"], "--scale"),
+    (["run", "microcircuit", "--k-scale", "0"], "--k-scale"),
+    (["run", "multiarea", "--structure", __file__, "--k-scale", "2"], "--k-scale"),
     (["run", "multiarea", "--structure", __file__, "--scale", "2"], "--scale"),
     (["run", "multiarea"], "--structure"),
     (["run", "multiarea", "--structure", "no/such/file.json"], "--structure"),
@@ -609,3 +611,19 @@ def test_installed_copy_reports_the_commit_it_was_built_from(tmp_path, monkeypat
     assert installed() == "feed42"
     setup_py = open(os.path.join(os.path.dirname(HERE), "setup.py")).read()
     assert "_build_commit.txt" in setup_py and '"build_py": build_py_with_commit' in setup_py
+
+
+def test_k_scale_reaches_the_model(capsys, tmp_path):
+    """--k-scale sets the in-degrees' scale apart from the neurons' (default: --scale):
+    at scale 0.02 with full in-degrees the synapse count is Eq. 1's x 0.02, not x 0.02^2."""
+    from pyproc.models.microcircuit import derived
+    for extra, k in (([], 0.02), (["--k-scale", "1"], 1.0)):
+        code, _, err = run_cli(capsys, "run", "microcircuit", "--scale", "0.02", *extra,
+                               "--duration", "0", "--out", tmp_path / str(k), "--quiet",
+                               "--no-plots")
+        assert code == 0, err
+        summ = json.loads((tmp_path / str(k) / "summary.json").read_text())
+        assert summ["model_options"]["scale"] == 0.02
+        assert summ["model_options"]["k_scale"] == (1.0 if extra else None)
+        assert summ["synapses"] == int(derived(0.02, k)["synapses"].sum())
+        assert summ["synapses_exact"] is True                # fixed_total_number
