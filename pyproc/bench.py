@@ -1,4 +1,4 @@
-"""Benchmark suite: procedural vs stored, GPU vs CPU, cost as networks grow (issue 6).
+"""Benchmark suite: procedural vs stored, GPU vs CPU, cost as networks grow.
 
     python -m pyproc.bench --models balanced --sizes 1e4 --dts 0.1,1 \\
         --backends cpu --connectivity stored,procedural --duration 1000 --out DIR
@@ -138,23 +138,24 @@ PUBLISHED = [
      "model": "multi-area model", "figure": "real-time factor about 6",
      "rtf": 6.0,
      "source": "Tiddia G et al. (2022) Fast simulation of a multi-area spiking network model "
-               "of macaque cortex on an MPI-GPU cluster. Front. Neuroinform. 16:883333 "
-               "(figure as quoted in issue 6)"},
+               "of macaque cortex on an MPI-GPU cluster. Front. Neuroinform. 16:883333"},
     {"simulator": "NEST GPU", "hardware": "1 NVIDIA RTX 4090",
      "model": "'networks on the magnitude of 80 thousand neurons and 200 million synapses'",
      "figure": "real-time factor 0.4", "rtf": 0.4,
      "source": "Villamar J et al. (2025) Efficient simulations of spiking neural networks "
                "using NEST GPU, abstract FZJ-2025-03047 (juser.fz-juelich.de/record/1044145)"},
-    {"simulator": "GeNN 5.4.0 (stored / sparse)", "hardware": "NVIDIA H200 (this workplace)",
+    {"simulator": "GeNN 5.4.0 (stored / sparse)", "hardware": "NVIDIA H200",
      "model": "microcircuit, full scale, dt 0.1 ms",
      "figure": "0.224 s wall per model second; code generation + compile about 9 s, "
                "load 1.2-1.7 s", "rtf": 0.224,
-     "source": "shared/device/README.md, measured 2026-11-27 (GeNN's own PD example)"},
-    {"simulator": "GeNN 5.4.0 (procedural)", "hardware": "NVIDIA H200 (this workplace)",
+     "source": "measured by the pyproc developers on 2026-11-27 with GeNN 5.4.0's own "
+               "Potjans-Diesmann example"},
+    {"simulator": "GeNN 5.4.0 (procedural)", "hardware": "NVIDIA H200",
      "model": "microcircuit, full scale, dt 0.1 ms",
      "figure": "7.85 s wall per model second; code generation + compile about 9 s, "
                "load 7.3 s", "rtf": 7.85,
-     "source": "shared/device/README.md, measured 2026-11-27 (GeNN's own PD example)"},
+     "source": "measured by the pyproc developers on 2026-11-27 with GeNN 5.4.0's own "
+               "Potjans-Diesmann example"},
 ]
 
 
@@ -1234,7 +1235,7 @@ def main(args) -> int:
         [os.path.basename(sys.executable), "-m", "pyproc.bench"] + sys.argv[1:])
     opts = {k: v for k, v in vars(args).items()
             if not k.startswith("_") and not callable(v) and k not in ("case", "case_out")}
-    meta = {"suite": "pyproc bench (issue 6)", "command": command, "options": opts,
+    meta = {"suite": "pyproc bench", "command": command, "options": opts,
             "environment": environment()}
     reference: List[Dict] = []
     if getattr(args, "compare_with", None):

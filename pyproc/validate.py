@@ -439,6 +439,8 @@ def compare_activity(runs: List[dict], tolerance: float = 2.0) -> dict:
     verdicts = [e["consistent"] for p in result["populations"].values() for e in p.values()]
     result["not_tested"] = [f"{pop}/{m}" for pop, p in result["populations"].items()
                             for m, e in p.items() if e["consistent"] is None]
+    result["inconsistent"] = [f"{pop}/{m}" for pop, p in result["populations"].items()
+                              for m, e in p.items() if e["consistent"] is False]
     if not all(s["identical"] for s in same) or any(v is False for v in verdicts):
         result["verdict"] = "fail"
     elif result["not_tested"] or not verdicts:
@@ -465,11 +467,32 @@ def _verdict_text(meta: dict, act: Optional[dict], markdown: bool = True) -> str
     if v == "PASS":
         return "PASS"
     if v == "FAIL":
-        return "**FAIL**" if markdown else "FAIL"
+        why = _fail_reasons(meta, act)
+        return (f"**FAIL** ({why})" if markdown else f"FAIL: {why}") if why else \
+            ("**FAIL**" if markdown else "FAIL")
     missing = (act or {}).get("not_tested", [])
     text = (f"NOT PASSED: {len(missing)} statistic(s) not tested "
             f"({', '.join(missing) if missing else 'none computable'}), none failed")
     return f"**{text}**" if markdown else text
+
+
+def _fail_reasons(meta: dict, act: Optional[dict]) -> str:
+    """What failed, in a few words: connectivity tests, same-seed spikes, statistics
+    outside the seed-to-seed spread (by population/statistic)."""
+    out = []
+    bad_proj = meta.get("connectivity_failed") or []
+    if bad_proj:
+        out.append(f"connectivity of {len(bad_proj)} projection(s): " + ", ".join(bad_proj[:4]) +
+                   (" ..." if len(bad_proj) > 4 else ""))
+    if act is not None:
+        bad_seeds = [s["seed"] for s in act.get("same_seed", []) if not s["identical"]]
+        if bad_seeds:
+            out.append(f"same-seed spikes differ (seed {', '.join(map(str, bad_seeds))})")
+        bad = act.get("inconsistent", [])
+        if bad:
+            out.append("outside the seed-to-seed spread: " + ", ".join(bad[:6]) +
+                       (f" and {len(bad) - 6} more" if len(bad) > 6 else ""))
+    return "; ".join(out)
 
 
 # -- 3. report ------------------------------------------------------------------------
@@ -822,6 +845,8 @@ def main(args) -> int:
         log(f"[1/3] connectivity of {model} (scale {scale}, seed {seed})")
         conn = check_connectivity(net, float(g("alpha", 0.01)), log=log)
         meta["wall_connectivity_s"] = conn["wall_s"]
+        meta["connectivity_failed"] = [r["projection"] for r in conn["projections"]
+                                       if not r["pass"]]
     if not g("skip_activity", False):
         n_seeds = int(g("seeds", 3))
         meta["reference_seeds"] = [seed + j for j in range(n_seeds)]
@@ -850,7 +875,7 @@ def main(args) -> int:
     meta["wall_total_s"] = time.perf_counter() - t_start
     meta["load_average_end"] = _loadavg()
     path = write_report(out, meta, conn, act, runs, figures, note)
-    log(f"wrote {path} ({_verdict_text(meta, act, markdown=False)}, {meta['wall_total_s']:.1f} s)")
+    log(f"wrote {path} ({_verdict_text(meta, act, markdown=False)}; {meta['wall_total_s']:.1f} s)")
     return 0 if meta["pass"] else 1
 
 

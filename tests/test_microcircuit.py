@@ -389,3 +389,26 @@ def test_validate_report_not_tested_verdict(monkeypatch, tmp_path):
     assert "| not tested |" in text
     assert "effect-size screen, not a significance test" in text
     assert "single pair" in text and "10 % of a rate" in text
+
+
+def test_validate_fail_verdict_names_what_failed(monkeypatch, tmp_path, capsys):
+    """A FAIL says what failed, in the report's verdict line and on the terminal: the
+    projections whose connectivity tests failed and the population/statistic pairs outside
+    the seed-to-seed spread (here every one: tolerance 1e-6)."""
+    monkeypatch.setattr(validate, "run_activity", lambda *a, **k: _fake_runs(cv=True))
+    monkeypatch.setattr(validate, "_figures", lambda runs, out, t: [])
+    monkeypatch.setattr(validate, "check_connectivity", lambda net, alpha, log: {
+        "pass": False, "wall_s": 0.0, "n_synapses": 0, "alpha": alpha, "n_tests": 2,
+        "alpha_per_test": alpha, "projections": [{"projection": "E->I", "pass": False},
+                                                 {"projection": "I->E", "pass": True}]})
+    monkeypatch.setattr(validate, "write_report", lambda out, meta, conn, act, *a: (
+        (tmp_path / "line.txt").write_text(validate._verdict_text(meta, act)), "report.md")[1])
+    args = argparse.Namespace(model="balanced", model_options={"neurons": 20}, duration=100.0,
+                              seed=1, seeds=2, out=str(tmp_path / "v"), quiet=False,
+                              t_discard=10.0, tolerance=1e-6)
+    assert validate.main(args) == 1
+    line = (tmp_path / "line.txt").read_text()
+    assert line == ("**FAIL** (connectivity of 1 projection(s): E->I; outside the "
+                    "seed-to-seed spread: A/rate, A/cv, A/corr, B/rate, B/cv, B/corr)")
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("wrote report.md (FAIL: connectivity of 1 projection(s): E->I; ")
