@@ -100,8 +100,10 @@ def _int_at_least(lo: int, hi: Optional[int] = None) -> Callable[[str], int]:
         try:
             v = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number {rng}, got {text!r}"
-                                             ) from None
+            v = _whole_float(text)      # 1e5, as `bench --sizes` takes it
+            if v is None:
+                raise argparse.ArgumentTypeError(f"must be a whole number {rng}, got {text!r}"
+                                                 ) from None
         if v < lo or (hi is not None and v >= hi):
             raise argparse.ArgumentTypeError(f"must be a whole number {rng}, got {text!r}")
         return v
@@ -110,6 +112,17 @@ def _int_at_least(lo: int, hi: Optional[int] = None) -> Callable[[str], int]:
 
 
 seed_type = _int_at_least(0, 2 ** 32)
+
+
+def _whole_float(text: str) -> Optional[int]:
+    """``1e5`` or ``2000.0`` as an int (exactly representable whole numbers only), else None."""
+    try:
+        f = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(f) or f != math.floor(f) or abs(f) >= 2.0 ** 53:
+        return None
+    return int(f)
 
 
 def _one_of(*choices: str) -> Callable[[str], str]:

@@ -118,6 +118,9 @@ def test_run_validate_bench_share_defaults():
     (["run", "balanced", "--neurons", "0"], "--neurons"),
     (["run", "balanced", "--neurons", "4"], "--neurons"),
     (["run", "balanced", "--neurons", "ten"], "--neurons"),
+    (["run", "balanced", "--neurons", "1000.5"], "--neurons"),
+    (["run", "balanced", "--neurons", "inf"], "--neurons"),
+    (["run", "balanced", "--seed", "1e10"], "--seed"),          # a whole number, too large
     (["run", "balanced", "--p", "1.5"], "--p"),
     (["run", "balanced", "--p", "nan"], "--p"),
     (["run", "balanced", "--dt", "0"], "--dt"),
@@ -627,3 +630,12 @@ def test_k_scale_reaches_the_model(capsys, tmp_path):
         assert summ["model_options"]["k_scale"] == (1.0 if extra else None)
         assert summ["synapses"] == int(derived(0.02, k)["synapses"].sum())
         assert summ["synapses_exact"] is True                # fixed_total_number
+
+
+def test_whole_numbers_in_float_notation(capsys, tmp_path):
+    """--neurons 1e3 is 1000 (as bench --sizes takes it), 1000.5 is refused above."""
+    code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "1e3", "--duration", "1",
+                           "--seed", "2e0", "--out", tmp_path, "--quiet", "--no-plots")
+    assert code == 0, err
+    summ = json.loads((tmp_path / "summary.json").read_text())
+    assert summ["neurons"] == 1000 and summ["seed"] == 2
