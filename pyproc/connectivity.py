@@ -44,35 +44,42 @@ def _one(pj) -> np.ndarray:
     return np.asarray(pj).reshape(1)
 
 
+def _per_draw(pjs, name: str, q):
+    """Field ``name`` of projection pjs[q] per draw: a scalar when there is one projection
+    (no per-draw copy), else an array like q."""
+    return pjs[name][0].item() if len(pjs) == 1 else pjs[name][q]
+
+
 def _weights_of(pjs, q, r1, tab):
     """Weights of draws r1 of projections pjs[q] (q: per draw; one array pass whatever
     mix of constant and normal weights the projections have)."""
     r1 = np.asarray(r1, dtype=np.uint32)
-    w = np.asarray(pjs["w_const"][q], dtype=np.int32)
-    rand = pjs["w_kind"][q] != DIST_CONST
+    w = np.empty(r1.shape, np.int32)
+    w[...] = _per_draw(pjs, "w_const", q)
+    rand = np.broadcast_to(_per_draw(pjs, "w_kind", q) != DIST_CONST, r1.shape)
     if rand.any():
         qr = q[rand]
         f = np.maximum(_trunc_normal(pjs, "w", qr, r1[rand], tab), 0)
-        w[rand] = (pjs["w_sign"][qr].astype(np.int64) * f).astype(np.int32)
+        w[rand] = (np.asarray(_per_draw(pjs, "w_sign", qr), np.int64) * f).astype(np.int32)
     return w
 
 
 def _delays_of(pjs, q, r2, tab):
     """Delays in steps of draws r2 of projections pjs[q] (as :func:`_weights_of`)."""
     r2 = np.asarray(r2, dtype=np.uint32)
-    d = np.asarray(pjs["d_const"][q], dtype=np.int32)
-    rand = pjs["d_kind"][q] != DIST_CONST
+    d = np.empty(r2.shape, np.int32)
+    d[...] = _per_draw(pjs, "d_const", q)
+    rand = np.broadcast_to(_per_draw(pjs, "d_kind", q) != DIST_CONST, r2.shape)
     if rand.any():
         qr = q[rand]
         d[rand] = np.clip(_trunc_normal(pjs, "d", qr, r2[rand], tab), 1,
-                          pjs["d_max"][qr].astype(np.int64)).astype(np.int32)
+                          np.asarray(_per_draw(pjs, "d_max", qr), np.int64)).astype(np.int32)
     return d
 
 
 def _trunc_normal(pjs, x: str, q, r, tab):
-    return sampling.trunc_normal_fx(r, pjs[x + "_plo"][q], pjs[x + "_pwidth"][q],
-                                    pjs[x + "_c0"][q], pjs[x + "_b"][q],
-                                    pjs[x + "_shift"][q], tab)
+    return sampling.trunc_normal_fx(r, *(_per_draw(pjs, f"{x}_{f}", q)
+                                         for f in ("plo", "pwidth", "c0", "b", "shift")), tab)
 
 
 def rows(cnet: CompiledNetwork, k: int, pre) -> Synapses:

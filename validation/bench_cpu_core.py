@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""CPU benchmark of the two CPU ways (issue 2): the balanced network, stored (SciPy CSR)
-vs procedural (NumPy twin), same seed, same spikes.
+"""CPU benchmark of the two CPU ways: the balanced network (or the microcircuit), stored
+(SciPy CSR) vs procedural (NumPy twin), same seed, same spikes.
 
     python validation/bench_cpu_core.py --neurons 10000 --duration 1000 \
         --out validation/results/bench_cpu_core.json
+    python validation/bench_cpu_core.py --model microcircuit --scale 0.05 --duration 1000
 
 Records wall time of set-up and run, real-time factor (wall s per model s),
 synaptic events delivered and events per wall second, and checks that both ways
@@ -24,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pyproc as pp  # noqa: E402
-from pyproc.models import balanced  # noqa: E402
+from pyproc.models import balanced, microcircuit  # noqa: E402
 
 
 def machine():
@@ -45,13 +46,16 @@ def machine():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--neurons", type=int, default=10000)
+    ap.add_argument("--model", choices=("balanced", "microcircuit"), default="balanced")
+    ap.add_argument("--neurons", type=int, default=10000, help="balanced network size")
+    ap.add_argument("--scale", type=float, default=0.05, help="microcircuit scale")
     ap.add_argument("--duration", type=float, default=1000.0, help="model time, ms")
     ap.add_argument("--dt", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=None, help="JSON file to write")
     a = ap.parse_args(argv)
-    net = balanced(a.neurons, dt=a.dt, seed=a.seed)
+    net = (balanced(a.neurons, dt=a.dt, seed=a.seed) if a.model == "balanced" else
+           microcircuit(a.scale, dt=a.dt, seed=a.seed))
     rows, spikes = [], {}
     for conn in ("stored", "procedural"):
         t0 = time.perf_counter()
@@ -69,7 +73,8 @@ def main(argv=None):
               f"events {ev:.3e}  events/s {rows[-1]['events_per_s']:.3e}", flush=True)
     same = all(np.array_equal(x, y) for x, y in zip(spikes["stored"], spikes["procedural"]))
     print("identical spikes (stored vs procedural):", same)
-    result = {"benchmark": "balanced network, CPU backends", "neurons": a.neurons,
+    result = {"benchmark": f"{a.model}, CPU backends", "neurons": net.n_neurons,
+              "scale": a.scale if a.model == "microcircuit" else None,
               "duration_ms": a.duration, "dt_ms": a.dt, "seed": a.seed,
               "synapses_expected": float(sum(pp.compile_network(net).expected_synapses(k)
                                              for k in range(len(net.projections)))),
