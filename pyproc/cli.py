@@ -58,7 +58,6 @@ EXIT_INTERRUPTED = 130
 
 DEFAULT_DURATION_MS = 1000.0
 DEFAULT_SEED = 1
-PROGRESS_CHUNK_MS = 10.0
 
 
 # -- argument types: each message says the allowed range --------------------------------
@@ -638,10 +637,10 @@ def cmd_run(args) -> int:
         raise _Fail(f"argument --out: cannot create directory {out!r} ({e.strerror})") from None
 
     n_neurons = cnet.n_neurons
-    from .progress import Progress
+    from .progress import CHUNK_MS, Progress
     progress = Progress(cnet.dt, n_neurons, quiet=args.quiet,
                         spikes=lambda: getattr(sim.sim, "n_spikes_total", None))
-    chunk = max(1, int(round(PROGRESS_CHUNK_MS / cnet.dt)))
+    chunk = max(1, int(round(CHUNK_MS / cnet.dt)))
     error = crash = None
     with _StopOnSigint(args.quiet) as stop:
         _say(args, f"pyproc run {args.model}: {n_neurons} neurons, {len(cnet.projs)} "

@@ -21,7 +21,9 @@ from __future__ import annotations
 import sys
 from typing import Callable, Optional, TextIO
 
-__all__ = ["Progress", "format_seconds"]
+__all__ = ["Progress", "format_seconds", "CHUNK_MS"]
+
+CHUNK_MS = 10.0     # model time between progress callbacks (Simulation.run chunk_steps)
 
 
 def format_seconds(s: float) -> str:

@@ -69,6 +69,7 @@ from .results import json_default as _json_default
 from .compile import DIST_TNORM, RULE_BERNOULLI, RULE_FIXED, compile_network
 from .connectivity import rows, to_sparse
 from .errors import ModelError
+from .progress import CHUNK_MS, Progress
 
 __all__ = ["main", "add_arguments", "build_model", "check_connectivity", "run_activity",
            "compare_activity", "write_report", "chi2_discrete"]
@@ -292,7 +293,18 @@ def _one_run(job: dict) -> dict:
     backend_options = (job.get("cuda_options") or {}) if job["backend"] == "cuda" else {}
     sim = Simulation(net, backend=job["backend"], connectivity=job["connectivity"],
                      **backend_options)
-    res = sim.run(job["duration"])
+    if job.get("progress"):
+        # a plain line every 10 s from pool workers (their \r lines would share one line)
+        prog = Progress(sim.cnet.dt, sim.cnet.n_neurons,
+                        spikes=lambda: getattr(sim.sim, "n_spikes_total", None),
+                        tty=False if job.get("in_pool") else None,
+                        prefix=f"pyproc validate: {job['label']} {job['connectivity']} "
+                               f"{job['backend']} seed {job['seed']}: ")
+        res = sim.run(job["duration"], progress=prog,
+                      chunk_steps=max(1, int(round(CHUNK_MS / sim.cnet.dt))))
+        prog.close()
+    else:
+        res = sim.run(job["duration"])
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     st = analysis.population_statistics(res, job["t_discard"], None, analysis.CORR_BIN_MS,
                                         job["n_corr"])
@@ -312,10 +324,11 @@ def run_activity(model: str, options: dict, duration: float, seed: int, n_seeds:
                  backend: str, connectivity: str, reference_backend: str = "cpu",
                  t_discard: float = analysis.T_DISCARD_MS, n_corr: int = analysis.CORR_NEURONS,
                  jobs: int = 1, save_dir: Optional[str] = None, log=print,
-                 cuda_options: Optional[dict] = None) -> List[dict]:
+                 cuda_options: Optional[dict] = None, progress: bool = False) -> List[dict]:
     """Simulate the reference runs (stored, seeds seed..seed+n-1) and the runs under test
     (seed and seed+n..seed+2n-2); returns one dict per run (statistics and spikes).
-    ``cuda_options``: CUDASimulator options of the runs on the CUDA backend."""
+    ``cuda_options``: CUDASimulator options of the runs on the CUDA backend;
+    ``progress``: runs longer than 2 s of wall time report their progress on stderr."""
     if n_seeds < 2:
         raise ModelError(f"validate: seeds must be >= 2 (the baseline needs two reference "
                          f"seeds), got {n_seeds}")
@@ -329,13 +342,15 @@ def run_activity(model: str, options: dict, duration: float, seed: int, n_seeds:
         joblist.append(dict(label="test", seed=s, backend=backend, connectivity=connectivity))
     for j in joblist:
         j.update(model=model, options=dict(options), duration=duration, t_discard=t_discard,
-                 n_corr=n_corr, cuda_options=dict(cuda_options or {}))
+                 n_corr=n_corr, cuda_options=dict(cuda_options or {}), progress=progress)
         if save_dir:
             j["save_dir"] = os.path.join(save_dir, f"{j['label']}_{j['connectivity']}_"
                                                    f"{j['backend']}_seed{j['seed']}")
     out = []
     uses_gpu = backend == "cuda" or reference_backend == "cuda"
     if jobs > 1 and not uses_gpu:
+        for j in joblist:
+            j["in_pool"] = True
         with ProcessPoolExecutor(max_workers=jobs) as ex:
             for r in ex.map(_one_run, joblist):
                 log(f"  run {r['label']:9s} {r['connectivity']:10s} {r['backend']} seed {r['seed']}: "
@@ -857,7 +872,7 @@ def main(args) -> int:
                             meta["connectivity"], meta["reference_backend"], t_discard,
                             int(g("n_corr", analysis.CORR_NEURONS)), meta["jobs"],
                             os.path.join(out, "runs") if g("save_spikes", False) else None, log,
-                            cuda_options=meta["cuda_options"])
+                            cuda_options=meta["cuda_options"], progress=not quiet)
         meta["wall_runs_s"] = time.perf_counter() - t0
         act = compare_activity(runs, float(g("tolerance", 2.0)))
     log("[3/3] report")

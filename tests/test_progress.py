@@ -115,3 +115,27 @@ def test_with_a_real_simulation():
     assert seen == list(range(10, 51, 10))
     lines = s.getvalue().splitlines()
     assert len(lines) == 5 and "5.0 / 5.0 ms" in lines[-1] and "rate" in lines[-1]
+
+
+@pytest.mark.parametrize("in_pool", [False, True])
+def test_validate_runs_report_progress(capsys, monkeypatch, in_pool):
+    """Each validation run reports its progress, labelled with the run, as `pyproc run`
+    does (here shown from the start: delay 0); pool workers write plain lines."""
+    import functools
+    from pyproc import validate
+    from pyproc.progress import Progress
+    monkeypatch.setattr(validate, "Progress", functools.partial(Progress, delay_s=0.0,
+                                                                line_interval_s=0.0))
+    job = dict(label="reference", seed=3, backend="cpu", connectivity="stored",
+               model="balanced", options={"neurons": 50}, duration=30.0, t_discard=10.0,
+               n_corr=10, cuda_options={}, progress=True, in_pool=in_pool)
+    validate._one_run(job)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip()]
+    assert lines and all(ln.startswith("pyproc validate: reference stored cpu seed 3: ")
+                         for ln in lines)
+    assert "30.0 / 30.0 ms" in lines[-1] and "100%" in lines[-1]
+    assert ("\r" not in err) if in_pool else True
+    job["progress"] = False
+    validate._one_run(job)
+    assert capsys.readouterr().err == ""
