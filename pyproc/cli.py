@@ -590,7 +590,7 @@ def _duration_problem(duration: float, dt: float) -> Optional[str]:
 
 
 def cmd_run(args) -> int:
-    from .compile import RULE_BERNOULLI, compile_network
+    from .compile import compile_network
     from .simulation import Simulation
 
     fn, kwargs = _prepare_model(args)
@@ -680,8 +680,8 @@ def cmd_run(args) -> int:
         "steps": int(sim.sim.step),
         "neurons": n_neurons,
         # drawn per pair for pairwise_bernoulli: then the expected count
-        "synapses": int(round(sum(cnet.expected_synapses(k) for k in range(len(cnet.projs))))),
-        "synapses_exact": bool((cnet.projs["rule"] != RULE_BERNOULLI).all()),
+        "synapses": cnet.synapse_count()[0],
+        "synapses_exact": cnet.synapse_count()[1],
         "versions": _versions(),
         "git_commit": _git_commit(),
         "command": "pyproc " + " ".join(args._argv),

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -148,6 +148,12 @@ class CompiledNetwork:
         if not pj["autapses"]:
             pairs -= float(pj["n_pre"])
         return p * pairs
+
+    def synapse_count(self) -> Tuple[int, bool]:
+        """(synapses of the whole network, exact): the sum of :meth:`expected_synapses`,
+        exact unless a pairwise_bernoulli projection draws its count."""
+        total = sum(self.expected_synapses(k) for k in range(len(self.projs)))
+        return int(round(total)), bool((self.projs["rule"] != RULE_BERNOULLI).all())
 
     def max_delay_steps(self) -> int:
         return int(self.projs["d_max"].max()) if len(self.projs) else 0

@@ -836,8 +836,7 @@ def main(args) -> int:
     os.makedirs(out, exist_ok=True)
     net = build_model(model, seed, **options)
     cnet = compile_network(net)
-    n_syn = int(round(sum(cnet.expected_synapses(k) for k in range(len(cnet.projs)))))
-    syn_exact = bool(np.all(cnet.projs["rule"] != RULE_BERNOULLI))
+    n_syn, syn_exact = cnet.synapse_count()
     from .models import MODELS
     params = inspect.signature(MODELS[model]).parameters
     scale = options.get("scale", params["scale"].default if "scale" in params else None)
