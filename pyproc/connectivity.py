@@ -50,31 +50,30 @@ def _per_draw(pjs, name: str, q):
     return pjs[name][0].item() if len(pjs) == 1 else pjs[name][q]
 
 
-def _weights_of(pjs, q, r1, tab):
-    """Weights of draws r1 of projections pjs[q] (q: per draw; one array pass whatever
-    mix of constant and normal weights the projections have)."""
-    r1 = np.asarray(r1, dtype=np.uint32)
-    w = np.empty(r1.shape, np.int32)
-    w[...] = _per_draw(pjs, "w_const", q)
-    rand = np.broadcast_to(_per_draw(pjs, "w_kind", q) != DIST_CONST, r1.shape)
+def _sampled(pjs, q, r, x: str, tab, finish):
+    """Per draw r of projection pjs[q]: field ``x``_const where x (w: weight, d: delay) is
+    constant, else ``finish(qr, z)`` of the truncated normal z of the draws that are not
+    (one array pass whatever mix of constant and normal projections)."""
+    r = np.asarray(r, dtype=np.uint32)
+    out = np.empty(r.shape, np.int32)
+    out[...] = _per_draw(pjs, x + "_const", q)
+    rand = np.broadcast_to(_per_draw(pjs, x + "_kind", q) != DIST_CONST, r.shape)
     if rand.any():
         qr = q[rand]
-        f = np.maximum(_trunc_normal(pjs, "w", qr, r1[rand], tab), 0)
-        w[rand] = (np.asarray(_per_draw(pjs, "w_sign", qr), np.int64) * f).astype(np.int32)
-    return w
+        out[rand] = finish(qr, _trunc_normal(pjs, x, qr, r[rand], tab))
+    return out
+
+
+def _weights_of(pjs, q, r1, tab):
+    """Fixed-point weights of draws r1 of projections pjs[q] (twin of pp_weight_fixed)."""
+    return _sampled(pjs, q, r1, "w", tab, lambda qr, z: (
+        np.asarray(_per_draw(pjs, "w_sign", qr), np.int64) * np.maximum(z, 0)).astype(np.int32))
 
 
 def _delays_of(pjs, q, r2, tab):
-    """Delays in steps of draws r2 of projections pjs[q] (as :func:`_weights_of`)."""
-    r2 = np.asarray(r2, dtype=np.uint32)
-    d = np.empty(r2.shape, np.int32)
-    d[...] = _per_draw(pjs, "d_const", q)
-    rand = np.broadcast_to(_per_draw(pjs, "d_kind", q) != DIST_CONST, r2.shape)
-    if rand.any():
-        qr = q[rand]
-        d[rand] = np.clip(_trunc_normal(pjs, "d", qr, r2[rand], tab), 1,
-                          np.asarray(_per_draw(pjs, "d_max", qr), np.int64)).astype(np.int32)
-    return d
+    """Delays in steps of draws r2 of projections pjs[q] (twin of pp_delay_steps)."""
+    return _sampled(pjs, q, r2, "d", tab, lambda qr, z: np.clip(
+        z, 1, np.asarray(_per_draw(pjs, "d_max", qr), np.int64)).astype(np.int32))
 
 
 def _trunc_normal(pjs, x: str, q, r, tab):
