@@ -923,8 +923,8 @@ def _check_before_work(args) -> None:
     if args.command == "bench":
         # cuda named in the list (`all` means: what is usable here, as before)
         raw = _raw_value(args._argv, ("--backends", "--backend"))
-        named = [("--backends", "cuda" if raw is not None and "cuda" in raw.split(",")
-                  else None)]
+        named = [("--backends", "cuda" if raw is not None and
+                  "cuda" in raw.replace(" ", "").split(",") else None)]
     for flag, value in named:
         if value == "cuda":
             cuda = machine_info()["backends"]["cuda"]

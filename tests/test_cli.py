@@ -264,6 +264,7 @@ def test_validate_and_bench_refuse_a_file_as_out_before_work(capsys, tmp_path, c
     (["validate", "balanced", "--reference-backend", "cuda"], "--reference-backend cuda"),
     (["bench", "--backends", "cpu,cuda"], "--backends cuda"),
     (["bench", "--backend=cuda"], "--backends cuda"),
+    (["bench", "--backends", "cpu, cuda"], "--backends cuda"),
 ])
 def test_cuda_named_without_a_gpu_is_refused_before_work(capsys, tmp_path, monkeypatch,
                                                          argv, flag):
