@@ -481,6 +481,10 @@ def _verdict_text(meta: dict, act: Optional[dict], markdown: bool = True) -> str
     v = meta.get("verdict", "PASS" if meta["pass"] else "FAIL")
     if v == "PASS":
         return "PASS"
+    if v == "INCOMPLETE":
+        text = (f"INCOMPLETE: the activity runs stopped ({meta.get('error')}); the "
+                f"connectivity part is complete")
+        return f"**{text}**" if markdown else text
     if v == "FAIL":
         why = _fail_reasons(meta, act)
         return (f"**FAIL** ({why})" if markdown else f"FAIL: {why}") if why else \
@@ -856,7 +860,8 @@ def main(args) -> int:
         meta["full_scale_rates"] = dict(zip(POPULATIONS, FULL_MEAN_RATES.tolist()))
     conn = act = runs = None
     if not g("skip_connectivity", False):
-        log(f"[1/3] connectivity of {model} (scale {scale}, seed {seed})")
+        size = f"scale {scale}" if scale is not None else f"{net.n_neurons:,d} neurons"
+        log(f"[1/3] connectivity of {model} ({size}, seed {seed})")
         conn = check_connectivity(net, float(g("alpha", 0.01)), log=log)
         meta["wall_connectivity_s"] = conn["wall_s"]
         meta["connectivity_failed"] = [r["projection"] for r in conn["projections"]
@@ -867,11 +872,21 @@ def main(args) -> int:
         meta["test_seeds"] = [seed] + [seed + n_seeds + j for j in range(n_seeds - 1)]
         log(f"[2/3] activity: {2 * n_seeds} runs of {duration} ms")
         t0 = time.perf_counter()
-        runs = run_activity(model, options, duration, seed, n_seeds, meta["backend"],
-                            meta["connectivity"], meta["reference_backend"], t_discard,
-                            int(g("n_corr", analysis.CORR_NEURONS)), meta["jobs"],
-                            os.path.join(out, "runs") if g("save_spikes", False) else None, log,
-                            cuda_options=meta["cuda_options"], progress=not quiet)
+        try:
+            runs = run_activity(model, options, duration, seed, n_seeds, meta["backend"],
+                                meta["connectivity"], meta["reference_backend"], t_discard,
+                                int(g("n_corr", analysis.CORR_NEURONS)), meta["jobs"],
+                                os.path.join(out, "runs") if g("save_spikes", False) else None,
+                                log, cuda_options=meta["cuda_options"], progress=not quiet)
+        except BaseException as e:     # Ctrl-C or a backend error: keep the finished part
+            if conn is not None:
+                meta.update(verdict="INCOMPLETE", error=f"{type(e).__name__}: {e}".rstrip(": "),
+                            wall_total_s=time.perf_counter() - t_start,
+                            load_average_end=_loadavg())
+                meta["pass"] = False
+                path = write_report(out, meta, conn, None, None, [], "")
+                log(f"wrote {path} ({_verdict_text(meta, None, markdown=False)})")
+            raise
         meta["wall_runs_s"] = time.perf_counter() - t0
         act = compare_activity(runs, float(g("tolerance", 2.0)))
     log("[3/3] report")

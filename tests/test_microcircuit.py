@@ -412,3 +412,29 @@ def test_validate_fail_verdict_names_what_failed(monkeypatch, tmp_path, capsys):
                     "seed-to-seed spread: A/rate, A/cv, A/corr, B/rate, B/cv, B/corr)")
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("wrote report.md (FAIL: connectivity of 1 projection(s): E->I; ")
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("kernel fault")])
+def test_validate_keeps_the_connectivity_part_when_the_runs_stop(monkeypatch, tmp_path,
+                                                                 error):
+    """Ctrl-C or a backend error during the activity runs: the connectivity part (minutes
+    at full scale) is written as an INCOMPLETE report before the exception goes on."""
+    def stop(*a, **k):
+        raise error
+    monkeypatch.setattr(validate, "run_activity", stop)
+    monkeypatch.setattr(validate, "check_connectivity", lambda net, alpha, log: {
+        "pass": True, "wall_s": 0.0, "n_synapses": 0, "alpha": alpha, "n_tests": 0,
+        "alpha_per_test": alpha, "projections": []})
+    out = tmp_path / "v"
+    args = argparse.Namespace(model="balanced", model_options={"neurons": 20}, duration=100.0,
+                              seed=1, seeds=2, out=str(out), quiet=True, t_discard=10.0)
+    with pytest.raises(type(error)):
+        validate.main(args)
+    summ = json.loads((out / "validation.json").read_text())
+    assert summ["meta"]["verdict"] == "INCOMPLETE" and summ["meta"]["pass"] is False
+    text = (out / "report.md").read_text()
+    overall = [ln for ln in text.splitlines() if ln.startswith("- overall:")]
+    assert overall == [f"- overall: **INCOMPLETE: the activity runs stopped "
+                       f"({type(error).__name__}{': ' + str(error) if str(error) else ''}); "
+                       f"the connectivity part is complete**"]
+    assert "## Connectivity" in text
