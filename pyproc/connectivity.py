@@ -81,13 +81,16 @@ def _trunc_normal(pjs, x: str, q, r, tab):
                                          for f in ("plo", "pwidth", "c0", "b", "shift")), tab)
 
 
-def rows(cnet: CompiledNetwork, k: int, pre) -> Synapses:
-    """All synapses of the rows ``pre`` (local source indices) of projection k."""
+def rows(cnet: CompiledNetwork, k: int, pre, ordered: bool = True) -> Synapses:
+    """All synapses of the rows ``pre`` (local source indices) of projection k, in the
+    stored matrix's order (row, then target); ``ordered=False`` skips sorting the
+    pairwise_bernoulli draws where the order does not matter (a simulation step's input
+    is an integer sum)."""
     pj = cnet.projs[k]
     pre = np.asarray(pre, dtype=np.uint32).ravel()
     tab = sampling.sampler_tables()
     if pj["rule"] == RULE_BERNOULLI:
-        return _bernoulli_rows(cnet.seed, pj, pre, tab)
+        return _bernoulli_rows(cnet.seed, pj, pre, tab, ordered)
     if pj["rule"] == RULE_DECODER:
         return _decoder_rows(cnet.seed, pj, pre, tab)
     return _fixed_rows(cnet.seed, pj, pre, cnet.rowlen_of(k)[pre], tab)
@@ -100,7 +103,7 @@ def bernoulli_words_per_draw(pj) -> int:
     return 1 + int(pj["w_kind"] != DIST_CONST) + int(pj["d_kind"] != DIST_CONST)
 
 
-def _bernoulli_rows(seed, pj, pre, tab) -> Synapses:
+def _bernoulli_rows(seed, pj, pre, tab, ordered: bool = True) -> Synapses:
     n_seg, width, n_post = int(pj["n_seg"]), int(pj["seg_width"]), int(pj["n_post"])
     if pj["log1mp"] == 0.0 or pre.size == 0:
         return (np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.int32),
@@ -144,11 +147,11 @@ def _bernoulli_rows(seed, pj, pre, tab) -> Synapses:
         pos[alive] = cpos[:, -1]
         alive = alive[more]
         j0 += B
-    row = np.concatenate([o[0] for o in out])
-    tgt = np.concatenate([o[1] for o in out])
+    row, tgt, w, d = (np.concatenate([o[i] for o in out]) for i in range(4))
+    if not ordered:
+        return row, tgt, w, d
     order = np.lexsort((tgt, row))         # the order the stored matrix keeps
-    return (row[order], tgt[order], np.concatenate([o[2] for o in out])[order],
-            np.concatenate([o[3] for o in out])[order])
+    return row[order], tgt[order], w[order], d[order]
 
 
 def _decoder_rows(seed, pj, pre, tab) -> Synapses:

@@ -239,6 +239,21 @@ def test_fixed_rows_of_many_projections_equal_one_projection_at_a_time():
             np.testing.assert_array_equal(a, b[keep])
 
 
+def test_unordered_rows_are_the_same_synapses():
+    """rows(..., ordered=False), which the CPU simulation uses, gives the same synapses
+    (row, target, weight, delay) as the stored order, only not sorted (lanes that need a
+    second block of draws come last)."""
+    cnet = _net(pp.pairwise_bernoulli(0.1), weight=pp.normal(87.8, 8.78),
+                delay=pp.normal(1.5, 0.75))
+    pre = np.array([299, 3, 3, 150, 0], np.uint32)
+    a = rows(cnet, 0, pre)
+    b = rows(cnet, 0, pre, ordered=False)
+    assert a[1].size > 200
+    key = lambda r: np.lexsort((r[3], r[2], r[1], r[0]))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x[key(a)], y[key(b)])
+
+
 def test_golden_layout():
     """Frozen synapses: any change to the counter layout, samplers or stream ids shows here."""
     net = pp.Network(dt=0.1, seed=12345)

@@ -133,8 +133,8 @@ class CPUSimulator:
         return sum(int(c[0][-1]) for c in self.csr) if self.csr is not None else 0
 
     def _synapses(self, k: int, pre: np.ndarray):
-        if self.csr is None:
-            _, t, w, d = rows(self.cnet, k, pre)
+        if self.csr is None:                 # the order of a step's synapses is free
+            _, t, w, d = rows(self.cnet, k, pre, ordered=False)
             return t, w, d
         indptr, tgt, wt, dl = self.csr[k]
         starts = indptr[pre]
