@@ -322,6 +322,7 @@ class CooperativeKernel:
     not exceed times the SM count; ``launch(grid, block, stream_handle, *args, shared=0)``
     takes the arguments of :data:`COOPERATIVE_KERNELS`."""
 
+    _FUNC_ATTRIBUTE_SHARED_SIZE_BYTES = 1
     _FUNC_ATTRIBUTE_NUM_REGS = 4
     _CTYPES = {"P": ctypes.c_uint64, "Q": ctypes.c_uint64, "I": ctypes.c_uint32}
 
@@ -359,6 +360,10 @@ class CooperativeKernel:
         self._check(attr(ctypes.byref(n), self._FUNC_ATTRIBUTE_NUM_REGS, self.function),
                     "cuFuncGetAttribute")
         self.num_regs = int(n.value)
+        # static __shared__ bytes: with the dynamic ones they must fit a block's limit
+        self._check(attr(ctypes.byref(n), self._FUNC_ATTRIBUTE_SHARED_SIZE_BYTES,
+                         self.function), "cuFuncGetAttribute")
+        self.static_shared = int(n.value)
 
     def global_address(self, name: str) -> Tuple[int, int]:
         """(device address, bytes) of a ``__device__`` variable of the module

@@ -457,6 +457,7 @@ class _FakeCoopKernel(K.CooperativeKernel):
         self.shared_seen = set()     # every dynamic shared size an occupancy query asked
         self.fmt = K.COOPERATIVE_KERNELS[name][1]
         self.num_regs = 78
+        self.static_shared = owner.static_shared
 
     def set_max_dynamic_shared(self, nbytes):
         assert nbytes > 48 * 1024
@@ -538,6 +539,7 @@ class FakeCooperative:
         self.tile_steps, self.shared_asked, self.tile_smem = 0, None, 0
         self.max_dynamic, self.defines, self.pipelined_launches = 0, [], 0
         self.grids = []                   # grid of every launch
+        self.static_shared = 0            # the kernels' static __shared__ bytes
 
     @staticmethod
     def cnet_of(n_pops, n_projs):

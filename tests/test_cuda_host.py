@@ -236,6 +236,17 @@ def test_one_block_option(fake, caplog):
                                          rf"memory; a block of Fake GPU has at most 232,448"):
         CU.CUDASimulator(big, "procedural", one_block=True)
     assert fake.stack == [] and fake.mem.live == 0
+    # the compiled kernel's static __shared__ bytes count too: one byte too many
+    fake.coop.static_shared = 232_448 - CU.one_block_smem_bytes(cnet) + 1
+    with pytest.raises(ValueError, match=rf"the neuron state \({16 * cnet.n_neurons:,d}\), with "
+                                         rf"the kernel's {fake.coop.static_shared:,d} static "
+                                         rf"bytes, need 232,449 bytes of shared memory"):
+        CU.CUDASimulator(cnet, "stored", one_block=True)
+    assert fake.stack == [] and fake.mem.live == 0
+    fake.coop.static_shared -= 1                            # exactly the limit: fits
+    with CU.CUDASimulator(cnet, "stored", graph_steps=20, one_block=True) as sim:
+        assert sim.one_block
+    fake.coop.static_shared = 0
     caplog.set_level("INFO", logger="pyproc.cuda")
     bal = pp.compile_network(balanced(9000, dt=1.0))        # above ONE_BLOCK_TUNE_MAX_NEURONS
     with CU.CUDASimulator(bal, "procedural", graph_steps=20, tune_builds=True) as sim:
@@ -710,8 +721,8 @@ def test_cooperative_kernel_binds_libcuda_symbols():
         return 0
 
     def attr(pval, which, fn):
-        assert which == 4 and h(fn) == FN          # CU_FUNC_ATTRIBUTE_NUM_REGS
-        out(pval, 78)
+        assert which in (1, 4) and h(fn) == FN     # SHARED_SIZE_BYTES, NUM_REGS
+        out(pval, {1: 640, 4: 78}[which])
         return 0
 
     def occ(pn, fn, block, smem):
@@ -748,8 +759,9 @@ def test_cooperative_kernel_binds_libcuda_symbols():
                                 cuLaunchCooperativeKernel=launch, cuGetErrorString=errstr,
                                 cuModuleGetGlobal_v2=getglobal, cuFuncSetAttribute=setattr_)
     k = K.CooperativeKernel("pp_step_persistent_stored", b"\x7fELF-cubin", lib)
-    assert k.num_regs == 78 and calls[:2] == [("load", b"\x7fELF-cubin"),
-                                             ("getf", MOD, b"pp_step_persistent_stored")]
+    assert k.num_regs == 78 and k.static_shared == 640
+    assert calls[:2] == [("load", b"\x7fELF-cubin"),
+                         ("getf", MOD, b"pp_step_persistent_stored")]
     assert k.max_blocks_per_sm(256, 4096) == 3 and calls[-1] == ("occ", FN, 256, 4096)
     n_args = len(K.COOPERATIVE_KERNELS["pp_step_persistent_stored"][1])
     args = list(range(1, n_args + 1))

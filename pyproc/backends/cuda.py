@@ -787,17 +787,19 @@ class CUDASimulator:
             except GraphUnavailable as e:
                 self._fall_back(str(e))
 
-    def _one_block_unfit(self, pipelined: bool) -> Optional[str]:
+    def _one_block_unfit(self, pipelined: bool, static: int = 0) -> Optional[str]:
         """Why the one-block build cannot hold this network's ring, spike list(s) and neuron
-        state in one block's shared memory (None: it can, as far as the device's limit is
-        known)."""
-        need = one_block_smem_bytes(self.cnet, 2 if pipelined else 1)
+        state in one block's shared memory, beside ``static`` bytes of the kernel's own
+        (None: it can, as far as the device's limit is known)."""
+        need = one_block_smem_bytes(self.cnet, 2 if pipelined else 1) + int(static)
         if self._smem_optin is not None and need > self._smem_optin:
             n = int(self.cnet.n_neurons)
             return (f"the delay ring ({4 * int(self.cnet.ring_size):,d} bytes), "
                     f"{'two spike lists' if pipelined else 'the spike list'} "
                     f"({8 * n * (2 if pipelined else 1):,d}) and the neuron state "
-                    f"({16 * n:,d}) need {need:,d} bytes of shared memory; a block of "
+                    f"({16 * n:,d})" + (f", with the kernel's {static:,d} static bytes,"
+                                        if static else "") +
+                    f" need {need:,d} bytes of shared memory; a block of "
                     f"{self.device_name} has at most {self._smem_optin:,d}")
         return None
 
@@ -840,6 +842,10 @@ class CUDASimulator:
             smem = persistent_smem_bytes(self.cnet, self.connectivity, tile_bytes, flags)
         block = ONE_BLOCK_THREADS if one_block else NEURON_BLOCK
         k = get_cooperative_kernel(name, defines=defines) if defines else get_cooperative_kernel(name)
+        if one_block:       # the set-up check could not know the compiled static bytes
+            why = self._one_block_unfit(pipelined, getattr(k, "static_shared", 0))
+            if why:
+                raise ValueError(why)
         if smem > 48 * 1024:
             k.set_max_dynamic_shared(smem)
         occ = k.max_blocks_per_sm(block, smem)
