@@ -18,10 +18,19 @@
  * kernel at 64 registers without spills).
  */
 
+/* *p, through L2 when COHERENT (data other SMs write: spike lists, the ring, counters),
+ * a plain load otherwise (per-step kernels; the one-block build's shared memory, where
+ * __ldcg cannot go) */
+template <bool COHERENT, typename T>
+__device__ __forceinline__ T pp_load(const T *p)
+{
+    return COHERENT ? __ldcg(p) : *p;
+}
+
 template <bool COHERENT>
 __device__ __forceinline__ uint2 pp_load_spike(const uint2 *spikes, unsigned long long i)
 {
-    return COHERENT ? __ldcg(spikes + i) : spikes[i];
+    return pp_load<COHERENT>(spikes + i);
 }
 #ifndef PP_PHASES_CUH
 #define PP_PHASES_CUH
@@ -48,12 +57,6 @@ __device__ __forceinline__ uint2 pp_load_spike(const uint2 *spikes, unsigned lon
  * one-block persistent build), where __ldcg cannot go.
  * Errors: PP_ERR_INPUT_OVERFLOW, PP_ERR_SPIKE_LIST (dated t). */
 template <bool COHERENT>
-__device__ __forceinline__ int32_t pp_load_ring(const int32_t *p)
-{
-    return COHERENT ? __ldcg(p) : *p;
-}
-
-template <bool COHERENT>
 __device__ __forceinline__ void pp_neuron_phase(
     const pp_pop *__restrict__ pops, uint2 blk, uint32_t x,
     const uint32_t *__restrict__ pop_flags, const uint32_t *__restrict__ poisson_tables,
@@ -75,11 +78,11 @@ __device__ __forceinline__ void pp_neuron_phase(
     g = p->offset + local;
 
     i0 = pp_ring_index(p, slot, 0u, local);
-    acc_ex = pp_load_ring<COHERENT>(ring + i0);
+    acc_ex = pp_load<COHERENT>(ring + i0);
     ring[i0] = 0;
     if (p->n_channels == 2u) {
         i1 = pp_ring_index(p, slot, 1u, local);
-        acc_in = pp_load_ring<COHERENT>(ring + i1);
+        acc_in = pp_load<COHERENT>(ring + i1);
         ring[i1] = 0;
     }
     if (p->poisson_len) {

@@ -222,12 +222,6 @@ extern __shared__ __align__(16) int32_t pp_tile_acc[];  /* dynamic: accumulator,
  * one-block build, where they are in shared memory */
 #define PP_COH (PP_ONE_BLOCK == 0)
 
-template <bool COHERENT>
-__device__ __forceinline__ uint32_t pp_load_u32(const unsigned int *p)
-{
-    return COHERENT ? __ldcg(p) : *p;
-}
-
 /* Neurons of the network: the last population's offset + size (0 without any). */
 __device__ __forceinline__ uint32_t pp_n_neurons(const pp_pop *pops, uint32_t n_pops)
 {
@@ -661,7 +655,7 @@ __device__ __forceinline__ void pp_persistent_body(
      * to n_rec; the ids of a step stay contiguous, steps never append at once) */
     auto close_step = [&](unsigned long long t, uint32_t step_i, const uint2 *list) -> uint32_t {
         const bool odd = odd_step(t);
-        const uint32_t cum = pp_load_u32<PP_COH>(odd ? ctr_odd : ctr_even);
+        const uint32_t cum = pp_load<PP_COH>(odd ? ctr_odd : ctr_even);
         uint32_t ns = cum - (odd ? spike_base_odd : spike_base);
         if (odd) spike_base_odd = cum; else spike_base = cum;
         if (ns > spike_cap) ns = spike_cap;   /* PP_ERR_SPIKE_LIST is already set */
@@ -680,7 +674,7 @@ __device__ __forceinline__ void pp_persistent_body(
             }
         } else if (leader) {
             pp_close_step(ctrl, rec_end, s_rec0 + step_i, rec_chunk_steps,
-                          pp_load_u32<PP_COH>(rec_ctr), t);
+                          pp_load<PP_COH>(rec_ctr), t);
         }
         if (leader) s_n_spikes += ns;
         return ns;
