@@ -748,8 +748,7 @@ def cmd_plan(args) -> int:
         else:
             note = ("  fit              not checked: no GPU here (--gpu-memory GIB compares "
                     "with a GPU of that size)")
-    out = mod.report(cnet, gpu_bytes=gpu_bytes, gpu_name=gpu_name) if gpu_bytes else \
-        mod.report(cnet)
+    out = mod.report(cnet, gpu_bytes=gpu_bytes, gpu_name=gpu_name)
     if note and isinstance(out, str):
         out += "\n" + note
     if isinstance(out, str):
@@ -925,13 +924,13 @@ def _check_before_work(args) -> None:
         raw = _raw_value(args._argv, ("--backends", "--backend"))
         named = [("--backends", "cuda" if raw is not None and
                   "cuda" in raw.replace(" ", "").split(",") else None)]
-    for flag, value in named:
-        if value == "cuda":
-            cuda = machine_info()["backends"]["cuda"]
-            if not cuda["usable"]:
-                raise BackendUnavailable(f"argument {flag} cuda: the CUDA backend is not usable "
-                                         f"here ({cuda['reason']}); see 'pyproc info', or use "
-                                         f"the CPU backend ({flag} cpu)")
+    flag = next((f for f, value in named if value == "cuda"), None)
+    if flag is not None:                  # one look at the machine (it runs nvcc --version)
+        cuda = machine_info()["backends"]["cuda"]
+        if not cuda["usable"]:
+            raise BackendUnavailable(f"argument {flag} cuda: the CUDA backend is not usable "
+                                     f"here ({cuda['reason']}); see 'pyproc info', or use "
+                                     f"the CPU backend ({flag} cpu)")
 
 
 def _raw_value(argv: Sequence[str], flags: Sequence[str]) -> Optional[str]:

@@ -66,7 +66,7 @@ from scipy import stats
 from . import analysis
 from .provenance import git_commit
 from .results import json_default as _json_default
-from .compile import DIST_TNORM, RULE_BERNOULLI, RULE_FIXED, compile_network
+from .compile import DIST_TNORM, RULE_BERNOULLI, RULE_FIXED, CompiledNetwork, compile_network
 from .connectivity import rows, to_sparse
 from .errors import ModelError
 from .progress import CHUNK_MS, Progress
@@ -170,8 +170,10 @@ def _ks2(a: np.ndarray, b: np.ndarray) -> dict:
 
 # -- 1. connectivity ------------------------------------------------------------------
 def check_connectivity(net, alpha: float = 0.01, regen_batch: int = 997, log=print) -> dict:
-    """Part 1 of the suite for every projection of ``net``; see the module docstring."""
-    cnet = compile_network(net)
+    """Part 1 of the suite for every projection of ``net`` (a Network, or its compiled
+    form: the multi-area model's compile takes ~25 s); see the module docstring."""
+    cnet = net if isinstance(net, CompiledNetwork) else compile_network(net)
+    net = cnet.network
     dt = cnet.dt
     out = []
     t0 = time.perf_counter()
@@ -862,7 +864,7 @@ def main(args) -> int:
     if not g("skip_connectivity", False):
         size = f"scale {scale}" if scale is not None else f"{net.n_neurons:,d} neurons"
         log(f"[1/3] connectivity of {model} ({size}, seed {seed})")
-        conn = check_connectivity(net, float(g("alpha", 0.01)), log=log)
+        conn = check_connectivity(cnet, float(g("alpha", 0.01)), log=log)
         meta["wall_connectivity_s"] = conn["wall_s"]
         meta["connectivity_failed"] = [r["projection"] for r in conn["projections"]
                                        if not r["pass"]]

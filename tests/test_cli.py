@@ -428,7 +428,8 @@ def test_info(capsys):
 def test_plan_calls_plan_report(capsys, monkeypatch):
     import pyproc.plan
     seen = []
-    monkeypatch.setattr(pyproc.plan, "report", lambda cnet: seen.append(cnet) or "PLAN TEXT")
+    monkeypatch.setattr(pyproc.plan, "report",
+                        lambda cnet, **gpu: seen.append(cnet) or "PLAN TEXT")
     code, out, _ = run_cli(capsys, "plan", "balanced", "--neurons", "1000", "--seed", "4")
     lines = out.strip().splitlines()
     assert code == 0 and lines[0] == "PLAN TEXT"

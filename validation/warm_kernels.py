@@ -35,18 +35,17 @@ def builds():
     from pyproc.kernels import COOPERATIVE_KERNELS, KERNELS
     out = [(src, None) for src in dict.fromkeys(v[0] for v in KERNELS.values())]
     out.append(("propagate_procedural.cu", {"PP_FLAT_WALK": 0}))
-    coop = list(dict.fromkeys(v[0] for v in COOPERATIVE_KERNELS.values()))
-    for src in coop:
-        seen = []
-        for sh, um, tp in TUNE_BUILDS:
-            d = persistent_build(sh, um, tp)
-            if d not in seen:
-                seen.append(d)
-        seen.append(persistent_build(False, False, False, one_block=True))
-        for d in list(seen):
-            if not d.get("PP_PERSISTENT_MIN_BLOCKS") and "PP_SHARED_TABLES" not in d:
-                seen.append({**d, "PP_PROFILE_TIMING": 1})     # the default and unit-map
-        seen += [{"PP_PROFILE_SKIP": s} for s in (1, 3)]
+    seen = []                       # the same builds for every persistent source
+    for sh, um, tp in TUNE_BUILDS:
+        d = persistent_build(sh, um, tp)
+        if d not in seen:
+            seen.append(d)
+    seen.append(persistent_build(False, False, False, one_block=True))
+    for d in list(seen):
+        if not d.get("PP_PERSISTENT_MIN_BLOCKS") and "PP_SHARED_TABLES" not in d:
+            seen.append({**d, "PP_PROFILE_TIMING": 1})         # the default and unit-map
+    seen += [{"PP_PROFILE_SKIP": s} for s in (1, 3)]
+    for src in dict.fromkeys(v[0] for v in COOPERATIVE_KERNELS.values()):
         out += [(src, d or None) for d in seen]
     return out
 

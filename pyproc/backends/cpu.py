@@ -18,7 +18,6 @@ from ..compile import INT32_MAX, RULE_FIXED, CompiledNetwork
 from ..connectivity import fixed_rows_many, materialise, rows
 from ..errors import OverflowDetected
 from ..neuron import lif_params, lif_step, poisson_counts
-from ..sampling import sampler_tables
 
 __all__ = ["CPUSimulator"]
 
@@ -46,7 +45,6 @@ class CPUSimulator:
             self.csr = [materialise(cnet, k) for k in range(len(cnet.projs))]
         # projections grouped by source population
         self._out = [np.flatnonzero(cnet.projs["src_pop"] == i) for i in range(cnet.n_pops)]
-        self._tab = sampler_tables()
         self._setup_neuron_phase()
         self.setup_time = time.perf_counter() - t0
 
@@ -194,8 +192,7 @@ class CPUSimulator:
                 ks = self._fixed[i]
                 if ks.size:
                     lens = cnet.rowlen[self._rowlen_off[ks][:, None] + pre[None, :]]
-                    q, _, tgt, w, d = fixed_rows_many(cnet.seed, projs[ks], pre, lens,
-                                                      self._tab)
+                    q, _, tgt, w, d = fixed_rows_many(cnet.seed, projs[ks], pre, lens)
                     idx_parts.append(self._ring_index(ks[q], t, tgt, d))
                     w_parts.append(w)
                 for k in self._out[i]:
