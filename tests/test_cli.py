@@ -16,12 +16,12 @@ import pytest
 import pyproc as pp
 from pyproc import cli
 
+import reference_data
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = [os.path.join(ROOT, "docs", "cli.md"), os.path.join(ROOT, "README.md")]
-# the multi-area structure file (CC BY-NC-SA, not distributed), beside the checkout on
-# developer and CI machines
-MAM_STRUCTURE = os.path.join(os.path.dirname(ROOT), "shared", "data", "multiarea",
-                             "mam_structure.json")
+# the multi-area structure file (CC BY-NC-SA, not distributed), where this machine has it
+MAM_STRUCTURE = reference_data.path("mam_structure")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

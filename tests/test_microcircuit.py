@@ -22,16 +22,13 @@ from pyproc.results import Results
 from pyproc.rules import FixedTotalNumber
 from pyproc import validate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_JSON = os.path.join(os.path.dirname(ROOT), "shared", "data", "microcircuit",
-                           "microcircuit.json")
+import reference_data
+
 POPS = ["L23E", "L23I", "L4E", "L4I", "L5E", "L5I", "L6E", "L6I"]
 
 
 def _shared():
-    if not os.path.exists(SHARED_JSON):
-        pytest.skip(f"reference data {SHARED_JSON} not present")
-    with open(SHARED_JSON) as f:
+    with open(reference_data.require("microcircuit")) as f:
         return json.load(f)
 
 

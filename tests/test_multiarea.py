@@ -1,9 +1,9 @@
 """The multi-area model: structure-file validation, totals, weights/delays, scaling with
 DC compensation, and a reduced model whose procedural run equals the stored one.
 
-The real structure file (CC BY-NC-SA, kept outside the project) is used when
-``../shared/data/multiarea/mam_structure.json`` exists beside the checkout; those
-tests skip otherwise.  Everything else uses small synthetic structures."""
+The real structure file (CC BY-NC-SA, kept outside the project) is used where
+``tests/reference_data.py`` finds it (``PYPROC_MAM_STRUCTURE``); those tests skip
+otherwise.  Everything else uses small synthetic structures."""
 import copy
 import json
 import math
@@ -18,9 +18,11 @@ from pyproc.models import MODELS
 from pyproc.models.multiarea import (DEFAULT_RATES_HZ, GENN_DELAY_CLIP_SD, STATES, load_structure,
                                      multiarea, network_totals)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REAL = os.path.join(os.path.dirname(ROOT), "shared", "data", "multiarea", "mam_structure.json")
-needs_real = pytest.mark.skipif(not os.path.exists(REAL), reason=f"{REAL} not present")
+import reference_data  # noqa: E402  (tests/ is on sys.path)
+
+REAL = reference_data.path("mam_structure")
+needs_real = pytest.mark.skipif(not reference_data.available("mam_structure"),
+                                reason=reference_data.skip_reason("mam_structure"))
 
 from mam_structures import J_E, J_I, J_X, structure  # noqa: E402  (the toy structures)
 
