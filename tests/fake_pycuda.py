@@ -279,7 +279,8 @@ class FakeDriver:
         drv = self
         self.Error = FakeError
         self.device_attribute = types.SimpleNamespace(
-            MULTIPROCESSOR_COUNT="sm", MAX_SHARED_MEMORY_PER_BLOCK_OPTIN="smem_optin")
+            MULTIPROCESSOR_COUNT="sm", MAX_SHARED_MEMORY_PER_BLOCK_OPTIN="smem_optin",
+            MAX_SHARED_MEMORY_PER_MULTIPROCESSOR="smem_sm")
 
         class Context:
             def __init__(self):
@@ -322,7 +323,8 @@ class FakeDriver:
                 return "Fake GPU"
 
             def get_attribute(self, a):
-                return 227 * 1024 if a == "smem_optin" else 4   # an H100/H200's 227 KiB
+                # an H100/H200's 227 KiB per block and 228 KiB per SM; 4 SMs
+                return {"smem_optin": 227 * 1024, "smem_sm": 228 * 1024}.get(a, 4)
 
             def compute_capability(self):
                 return (9, 0)
@@ -401,6 +403,8 @@ class FakeDriver:
 class FakeFunction:
     def __init__(self, drv, name, defines=None):
         self.drv, self.name, self.num_regs, self.fmt = drv, name, 64, None
+        if name == "pp_propagate_procedural_tiles":      # as ptxas builds it for sm_90
+            self.num_regs, self.shared_size_bytes = 48, 128
         self.defines = defines or None              # -D macros of a variant build
 
     def prepare(self, fmt):

@@ -413,7 +413,7 @@ def test_graph_loop_tiles_same_spikes(fake):
                               persistent=False, debug=debug, bernoulli_tiles=tiles) as sim:
             launched = []
             run = fake.run_kernel
-            fake.run_kernel = lambda name, *a, **kw: (launched.append((name, a[3])),
+            fake.run_kernel = lambda name, *a, **kw: (launched.append((name, a[3], a[0][0])),
                                                       run(name, *a, **kw))
             try:
                 rec = []
@@ -422,10 +422,15 @@ def test_graph_loop_tiles_same_spikes(fake):
                 fake.run_kernel = run
             assert sim.loop_mode == ("debug" if debug else "graph") and sim.step_tiles == bool(tiles)
             assert _by_step(rec) == want
-            names = [n for n, _ in launched]
+            names = [n for n, _, _ in launched]
             assert names.count("pp_propagate_procedural_tiles") == (120 if tiles else 0)
-            assert {sh for n, sh in launched if n == "pp_propagate_procedural_tiles"} <= {
+            assert {sh for n, sh, _ in launched if n == "pp_propagate_procedural_tiles"} <= {
                 4 * 32 * 33}
+            # each kernel on its own occupancy: 48 registers fit 5 blocks of 256 per SM,
+            # the per-spike kernel's 64 fit 4 (4 SMs)
+            grids = {n: {g for m, _, g in launched if m == n} for n in names}
+            assert grids.get("pp_propagate_procedural_tiles", {20}) == {20}
+            assert grids["pp_propagate_procedural_spikes"] == {16}
     for tiles in (True, None):              # the run's summary says whether tiles ran
         res = pp.Simulation(cnet, backend="cuda", persistent=False,
                             bernoulli_tiles=tiles).run(2.0)
@@ -433,6 +438,41 @@ def test_graph_loop_tiles_same_spikes(fake):
     with pytest.raises(ValueError, match="bernoulli_tiles must be None, True or False"):
         CU.CUDASimulator(cnet, "procedural", bernoulli_tiles="yes")
     assert fake.stack == [] and fake.mem.live == 0
+
+
+def test_propagation_grid():
+    """Blocks per SM from registers (allocated per warp in units of 256) and, where given,
+    shared memory (CUDA keeps 1 KiB per block): 64 registers -> 4 blocks of 256, 48 -> 5,
+    33 -> 40 rounded up per warp -> 6; 100 KiB + 1 KiB per block in 228 KiB -> 2."""
+    assert CU.propagation_grid(132, 64) == 4 * 132
+    assert CU.propagation_grid(132, 48) == 5 * 132
+    assert CU.propagation_grid(132, 33) == 6 * 132
+    assert CU.propagation_grid(132, 48, smem_block=4 * 32 * 129 + 128,
+                               smem_sm=228 * 1024) == 5 * 132
+    assert CU.propagation_grid(132, 48, smem_block=100 * 1024, smem_sm=228 * 1024) == 2 * 132
+    assert CU.propagation_grid(132, 48, smem_block=300 * 1024, smem_sm=228 * 1024) == 132
+    assert CU.propagation_grid(132, 48, smem_block=100 * 1024) == 5 * 132   # SM size unknown
+
+
+def test_tile_kernel_grid(fake):
+    """The tile kernel runs on its own occupancy (5 blocks of 256 per SM for its 48
+    registers), the per-spike kernel on its own (4); prop_blocks sets both."""
+    cnet = _mixed()
+    spikes = np.array([[0, i] for i in range(0, 300, 7)], np.uint32)
+    for prop_blocks, want in ((None, (20, 16)), (7, (7, 7))):
+        with CU.CUDASimulator(cnet, "procedural", bernoulli_tiles=True,
+                              prop_blocks=prop_blocks) as sim:
+            launched = []
+            run = fake.run_kernel
+            fake.run_kernel = lambda name, *a, **kw: (launched.append((name, a[0][0])),
+                                                      run(name, *a, **kw))
+            try:
+                sim.time_propagation(spikes, repeats=1, tiles=True)
+            finally:
+                fake.run_kernel = run
+            grids = dict(launched)
+            assert (grids["pp_propagate_procedural_tiles"],
+                    grids["pp_propagate_procedural_spikes"]) == want
 
 
 def test_time_propagation_tiles_equal_per_spike(fake):

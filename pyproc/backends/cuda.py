@@ -61,7 +61,8 @@ kernels/phases.cuh pp_tile_phase, and the graph loop run the tile kernel in ever
 H200 with truncated-normal weights and the floating-point samplers of the second
 session; None: tiles only in the candidates that ``tune_builds`` times; False: never), ``csr_build`` ("device" or "host": stored CSR generated on the GPU, or
 materialised by the NumPy twin and uploaded),
-``prop_blocks`` (grid of the propagation kernel; default from occupancy),
+``prop_blocks`` (grid of the propagation kernels, the tile kernel's too; default: each
+kernel's occupancy),
 ``pipelined`` (False: True runs the persistent loop with one grid barrier per step,
 step t's neuron phase beside step t - 1's propagation; needs every delay >= 2 steps;
 prepared, not yet run on a GPU), ``shared_tables`` (False: True makes every persistent
@@ -396,15 +397,27 @@ def min_delay_steps(cnet: CompiledNetwork) -> Tuple[int, int]:
     return best
 
 
-def propagation_grid(n_sm: int, num_regs: int, block: int = 256) -> int:
+# shared memory CUDA keeps per block for itself (sm_80 and later:
+# cudaDevAttrReservedSharedMemoryPerBlock)
+SMEM_RESERVED_PER_BLOCK = 1024
+
+
+def propagation_grid(n_sm: int, num_regs: int, block: int = 256, smem_block: int = 0,
+                     smem_sm: Optional[int] = None) -> int:
     """Blocks for a grid-stride kernel: as many as fit on all SMs at once
-    (registers allocated per warp in units of 256, 64K registers and 64 warps per SM).
+    (registers allocated per warp in units of 256, 64K registers and 64 warps per SM;
+    with ``smem_block`` bytes of shared memory per block, static + dynamic, also at most
+    what ``smem_sm`` bytes per SM hold, counting CUDA's 1 KiB per block).
     The propagation kernels carry __launch_bounds__(256, 4), so ptxas keeps them at
-    <= 64 registers and this gives 4 blocks of 256 per SM; the kernels size their
-    work split (pp_split_for, step.cuh) from the grid they are launched with."""
+    <= 64 registers and this gives 4 blocks of 256 per SM; the tile kernel needs 48
+    registers (5 blocks).  The kernels size their work split (pp_split_for, step.cuh;
+    the tile phase's grid stride) from the grid they are launched with, so the grid
+    changes no result."""
     regs_warp = -(-max(int(num_regs), 1) * 32 // 256) * 256
     warps_sm = min(64, 65536 // regs_warp)
     per_sm = max(1, min(32, warps_sm // (block // 32)))
+    if smem_block and smem_sm:
+        per_sm = max(1, min(per_sm, int(smem_sm) // (int(smem_block) + SMEM_RESERVED_PER_BLOCK)))
     return int(n_sm) * per_sm
 
 
@@ -670,10 +683,15 @@ class CUDASimulator:
         self.n_sm = dev.get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
         self._prop_grid = int(prop_blocks) if prop_blocks else propagation_grid(
             self.n_sm, self._k[prop].num_regs)
+        self._prop_blocks = int(prop_blocks) if prop_blocks else 0
         self._smem_optin = None          # shared memory a block may have (bytes), if known
         attr = getattr(drv.device_attribute, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN", None)
         if attr is not None:
             self._smem_optin = int(dev.get_attribute(attr))
+        self._smem_sm = None             # shared memory of an SM (bytes), if known
+        attr = getattr(drv.device_attribute, "MAX_SHARED_MEMORY_PER_MULTIPROCESSOR", None)
+        if attr is not None:
+            self._smem_sm = int(dev.get_attribute(attr))
         if self.one_block:               # refuse before anything is allocated
             why = self._one_block_unfit(self.pipelined)
             if why:
@@ -695,6 +713,12 @@ class CUDASimulator:
                 self._upload(name, tabs[name])
         self._n_tile_entries = int(tabs["tiles"].shape[0]) if self._tiles_allowed else 0
         self._tile_table_smem = int(tabs["tile_smem_bytes"]) if self._n_tile_entries else 0
+        self._tile_grid = self._prop_grid   # the tile kernel's own occupancy (prop_blocks: that)
+        if self._n_tile_entries and not self._prop_blocks:
+            tk = self._k["pp_propagate_procedural_tiles"]
+            self._tile_grid = propagation_grid(
+                self.n_sm, tk.num_regs, smem_sm=self._smem_sm,
+                smem_block=self._tile_table_smem + int(getattr(tk, "shared_size_bytes", 0)))
         self.n_tiles = self._n_tile_entries if self._tiles_forced else 0
         self.step_tiles = self._tiles_forced       # the per-step loops' tile kernel
         self._upload("V", cnet.v0.astype(np.float32))
@@ -1080,7 +1104,7 @@ class CUDASimulator:
             return cached
         prop = ((self._prop_name, self._prop_grid, 256, self._args_prop, 0),)
         if self.step_tiles:
-            prop = (("pp_propagate_procedural_tiles", self._prop_grid, 256, self._args_tiles,
+            prop = (("pp_propagate_procedural_tiles", self._tile_grid, 256, self._args_tiles,
                      self._tile_table_smem),
                     (self._prop_name, self._prop_grid, 256, self._args_prop_gen, 0))
         out = (("pp_neuron_lif_update", self._n_blocks, NEURON_BLOCK, self._args_neuron, 0),
@@ -1366,7 +1390,7 @@ class CUDASimulator:
             def once():
                 if tiles:
                     kk["pp_propagate_procedural_tiles"].prepared_async_call(
-                        g, b, self._stream, *self._args_tiles,
+                        (self._tile_grid, 1), b, self._stream, *self._args_tiles,
                         shared_size=self._tile_table_smem)
                     k.prepared_async_call(g, b, self._stream, *self._args_prop_gen)
                 else:
