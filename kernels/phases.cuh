@@ -431,11 +431,46 @@ __device__ __forceinline__ void pp_procedural_phase(
  * fewer global atomics (consecutive addresses, coalesced).  Shared partial sums
  * stay within int32 under the bound check_input_range enforces.
  * Chunks: about two items per block, at least PP_TILE_MIN_CHUNK spikes each.
+ * Spike list (PP_TILE_COMPACT, the default): chunks of at most PP_TILE_BATCH spikes;
+ * the block reads its chunk, each spike once (coalesced, a warp ballot per 32), and
+ * keeps the ids of those from the projection's source in shared memory (pre_list, a
+ * shared atomicAdd per warp); the column queues then index that list.  Without it
+ * (PP_TILE_COMPACT=0, bench (b)'s A/B) each column's queue reads every spike of the
+ * chunk from the global list and skips those of other populations: per lane a global
+ * load per spike, and for a projection from a population with a fifth of the spikes
+ * (the balanced network's I) four skipped for every one walked.  The order in which
+ * lanes take spikes differs, the sums do not.
  * acc: dynamic shared memory, >= 32 * (largest tiled seg_width + 1) int32.
  * Philox calls shared among draws as in pp_procedural_phase.
  * Every thread of the block must call it (__syncthreads inside). */
 #define PP_TILE_MAX_WIDTH 256u
 #define PP_TILE_MIN_CHUNK 32u
+#ifndef PP_TILE_COMPACT
+#define PP_TILE_COMPACT 1
+#endif
+#define PP_TILE_BATCH 256u
+
+/* Lane ``lane``'s walk of segment seg (length len) of the rows whose presynaptic ids
+ * TAKE() yields (a lambda: true and *pre set, or false when the column has no more),
+ * each spike's draws in one flat loop, adding each weight to the lane's accumulator
+ * row. */
+template <typename TAKE>
+__device__ __forceinline__ void pp_tile_column_walk(
+    const pp_proj *pj, uint32_t seed, uint32_t seg, uint32_t len, const int32_t *tab,
+    int32_t *acc_row, uint32_t *hits, TAKE take)
+{
+    uint32_t pre = 0, jc = 0;
+    int32_t pos = (int32_t)len;                                   /* "take the next spike" */
+    for (;;) {
+        if (pos >= (int32_t)len) {
+            if (!take(&pre)) return;
+            pos = -1;
+            jc = 0;
+        }
+        pp_bernoulli_call(pj, seed, pre, seg, jc++, len, &pos, tab, hits,
+                          [&](uint32_t, uint32_t p, int32_t w) { atomicAdd(acc_row + p, w); });
+    }
+}
 
 template <bool COHERENT>
 __device__ __forceinline__ void pp_tile_phase(
@@ -446,6 +481,10 @@ __device__ __forceinline__ void pp_tile_phase(
 {
     const uint32_t lane = threadIdx.x & 31u;
     __shared__ uint32_t next[32];       /* per segment column: the next spike to take */
+#if PP_TILE_COMPACT
+    __shared__ uint32_t pre_list[PP_TILE_BATCH];   /* the chunk's spikes from the source */
+    __shared__ uint32_t n_pre;
+#endif
     uint32_t n_chunks, C, items, it, hits = *hits_io;
 
     if (ns == 0u || n_tiles == 0u) return;
@@ -453,6 +492,10 @@ __device__ __forceinline__ void pp_tile_phase(
     C = (ns + PP_TILE_MIN_CHUNK - 1u) / PP_TILE_MIN_CHUNK;        /* most chunks */
     if (n_chunks > C) n_chunks = C;
     if (n_chunks < 1u) n_chunks = 1u;
+#if PP_TILE_COMPACT
+    C = (ns + PP_TILE_BATCH - 1u) / PP_TILE_BATCH;                /* fewest chunks */
+    if (n_chunks < C) n_chunks = C;
+#endif
     C = (ns + n_chunks - 1u) / n_chunks;                          /* spikes per chunk */
     items = n_tiles * n_chunks;
     for (it = blockIdx.x; it < items; it += gridDim.x) {          /* block-uniform */
@@ -468,36 +511,57 @@ __device__ __forceinline__ void pp_tile_phase(
         uint32_t i;
 
         for (i = threadIdx.x; i < span; i += blockDim.x) acc[i] = 0;
-        if (threadIdx.x < 32u) next[threadIdx.x] = c * C;
+        /* lane l of every warp: segment seg of the rows of the chunk's spikes from the
+         * projection's source, taken from column l's queue (next[l]) one at a time */
+        const uint32_t len = seg < pj->n_seg ? pp_segment_length(pj, seg) : 0u;
+        int32_t *const acc_row = acc + lane * (W + 1u);
+#if PP_TILE_COMPACT
+        if (threadIdx.x < 32u) next[threadIdx.x] = 0u;
+        if (threadIdx.x == 0u) n_pre = 0u;
         __syncthreads();
-        if (seg < pj->n_seg) {
-            /* lane l of every warp: segment seg of the rows of the chunk's spikes from the
-             * projection's source, taken from column l's queue (next[l]) one at a time,
-             * in one flat loop (a Philox call per iteration) */
-            const uint32_t len = pp_segment_length(pj, seg);
-            uint32_t pre = 0, jc = 0;
-            int32_t pos = (int32_t)len;                           /* "take the next spike" */
-            for (;;) {
-                if (pos >= (int32_t)len) {      /* the column's next spike from the source */
-                    uint32_t si;
-                    uint2 sp;
-                    do {
-                        si = atomicAdd(next + lane, 1u);
-                        if (si >= s_end) break;
-                        sp = pp_load_spike<COHERENT>(spikes, si);
-                    } while (sp.x != pj->src_pop);
-                    if (si >= s_end) break;
-                    pre = sp.y;
-                    pos = -1;
-                    jc = 0;
-                }
-                pp_bernoulli_call(pj, seed, pre, seg, jc++, len, &pos, tab, &hits,
-                                  [&](uint32_t, uint32_t p, int32_t w) {
-                                      atomicAdd(acc + (lane * (W + 1u) + p), w);
-                                  });
+        /* warp-uniform loop: each warp reads 32 consecutive spikes of the chunk (at most
+         * PP_TILE_BATCH), keeps the source's (one shared atomicAdd per warp) */
+        for (uint32_t i0 = c * C + (threadIdx.x & ~31u); i0 < s_end; i0 += blockDim.x) {
+            uint32_t pre = 0, at = 0;
+            bool keep = false;
+            if (i0 + lane < s_end) {
+                const uint2 sp = pp_load_spike<COHERENT>(spikes, i0 + lane);
+                keep = sp.x == pj->src_pop;
+                pre = sp.y;
             }
+            const uint32_t m = __ballot_sync(0xffffffffu, keep);
+            if (lane == 0u && m) at = atomicAdd(&n_pre, (uint32_t)__popc(m));
+            at = __shfl_sync(0xffffffffu, at, 0);
+            if (keep) pre_list[at + (uint32_t)__popc(m & ((1u << lane) - 1u))] = pre;
         }
         __syncthreads();
+        if (seg < pj->n_seg)            /* (n_pre read where needed: a register less) */
+            pp_tile_column_walk(pj, seed, seg, len, tab, acc_row, &hits,
+                                [&](uint32_t *pre) {
+                                    const uint32_t k = atomicAdd(next + lane, 1u);
+                                    if (k >= n_pre) return false;
+                                    *pre = pre_list[k];
+                                    return true;
+                                });
+        __syncthreads();
+#else
+        if (threadIdx.x < 32u) next[threadIdx.x] = c * C;
+        __syncthreads();
+        if (seg < pj->n_seg)
+            pp_tile_column_walk(pj, seed, seg, len, tab, acc_row, &hits,
+                                [&](uint32_t *pre) {
+                                    uint32_t si;
+                                    uint2 sp;
+                                    do {                /* the column's next from the source */
+                                        si = atomicAdd(next + lane, 1u);
+                                        if (si >= s_end) return false;
+                                        sp = pp_load_spike<COHERENT>(spikes, si);
+                                    } while (sp.x != pj->src_pop);
+                                    *pre = sp.y;
+                                    return true;
+                                });
+        __syncthreads();
+#endif
         {
             const uint32_t rest = pj->n_post - base;
             const uint32_t tile_len = rest < 32u * W ? rest : 32u * W;

@@ -60,12 +60,16 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
 
 /* pp_propagate_procedural_tiles
  * Launch shape : any grid of whole warps, blockDim.x a multiple of 32 (<= 256:
- *                __launch_bounds__(256, 4)); dynamic shared memory
- *                4 * 32 * (largest tiled seg_width + 1) bytes (device_tables
- *                "tile_smem_bytes").  Grid-stride over (tile, spike chunk) items.
- * Thread map   : pp_tile_phase (phases.cuh): a block per item; lane l of every warp
- *                walks segment 32 * tile + l of the rows of the chunk's spikes, taking
- *                them one at a time from column l's queue (static shared next[32]).
+ *                __launch_bounds__(256, 5): <= 48 registers, 5 blocks per SM, the
+ *                backend's grid from this kernel's own occupancy); dynamic shared
+ *                memory 4 * 32 * (largest tiled seg_width + 1) bytes (device_tables
+ *                "tile_smem_bytes"), static 1,168 (the column queues and a chunk's
+ *                spike list).  Grid-stride over (tile, spike chunk) items.
+ * Thread map   : pp_tile_phase (phases.cuh): a block per item; the block first
+ *                copies the chunk's spikes from the projection's source into a shared
+ *                list (each spike read once); lane l of every warp walks segment
+ *                32 * tile + l of their rows, taking them one at a time from column
+ *                l's queue (static shared next[32]).
  * RNG counters : bernoulli (pre, segment, draw j, tag 1), key (seed, projection
  *                stream), as pp_propagate_procedural_spikes.
  * Reads        : ctrl->step, ctrl->n_spk, tables, sampler_tables, tile table
@@ -82,7 +86,7 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
  *                at least tile_min_spikes spikes.
  * CPU twin     : CPUSimulator.run_steps second loop (pyproc.connectivity.rows).
  */
-extern "C" __global__ void __launch_bounds__(256, 4)
+extern "C" __global__ void __launch_bounds__(256, 5)
 pp_propagate_procedural_tiles(const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,
                               const int32_t *__restrict__ sampler_tables,
                               const uint2 *__restrict__ tiles, uint32_t n_tiles,

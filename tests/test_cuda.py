@@ -6,7 +6,6 @@ Philox on the device matches the known answers."""
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 import pytest
@@ -439,16 +438,18 @@ def test_unit_map_both_bernoulli_modes(cuda_ctx):
 
 def test_time_propagation_tiles_equal_per_spike(cuda_ctx):
     """The propagation benchmark: tile kernel + per-spike kernel on the rest leave the same
-    ring and count the same events as the per-spike kernel on everything (1,024 spikes)."""
+    ring and count the same events as the per-spike kernel on everything (1,024 spikes),
+    and so does the tile kernel that takes spikes from the global list (PP_TILE_COMPACT=0,
+    bench (b)'s A/B)."""
     import pycuda.driver as drv
     from pyproc.backends.cuda import CUDASimulator
     cnet = pp.compile_network(balanced(20000, dt=1.0))
     rng = np.random.default_rng(3)
     spikes = cnet.spike_pairs(np.sort(rng.choice(cnet.n_neurons, 1024, replace=False)))
     rings, events = [], []
-    for tiles in (True, False):
+    for tiles, defines in ((True, None), (True, {"PP_TILE_COMPACT": 0}), (False, None)):
         with CUDASimulator(cnet, "procedural", context=cuda_ctx, bernoulli_tiles=True) as sim:
-            sec, ev = sim.time_propagation(spikes, repeats=3, tiles=tiles)
+            sec, ev = sim.time_propagation(spikes, repeats=3, tiles=tiles, defines=defines)
             assert sim.last_propagation_tiles == tiles and sim.n_tiles > 0
             cuda_ctx.push()
             try:
@@ -457,7 +458,8 @@ def test_time_propagation_tiles_equal_per_spike(cuda_ctx):
             finally:
                 drv.Context.pop()
             events.append(ev)
-    assert events[0] == events[1] > 0 and np.array_equal(rings[0], rings[1])
+    assert events[0] == events[1] == events[2] > 0
+    assert np.array_equal(rings[0], rings[2]) and np.array_equal(rings[1], rings[2])
 
 
 def test_bernoulli_lane_walk_several_segments(cuda_ctx):

@@ -57,9 +57,15 @@ def test_summary_names_the_ab_row(tmp_path):
     b["propagation"].append(row)
     with open(os.path.join(w, "bench_gpu.json"), "w") as f:
         json.dump(b, f)
+    b["propagation"].append(dict(row, connectivity="procedural tiles, spike queue",
+                                 events_per_s=6.0e10))
+    with open(os.path.join(w, "bench_gpu.json"), "w") as f:
+        json.dump(b, f)
     text = gpu_summary.summary(w)
     assert ("(b) propagation alone, procedural, the walk before the flat one (PP_FLAT_WALK=0, "
             "A/B only): 5e+10 events/s; target >= 1.5e11: not met") in text
+    assert ("(b) propagation alone, procedural tiles, spikes from the global list "
+            "(PP_TILE_COMPACT=0, A/B only): 6e+10 events/s; target >= 1.5e11: not met") in text
 
 
 def test_summary_flags_inexact_and_missing(tmp_path):

@@ -284,30 +284,35 @@ def test_graph_loop_kernels(simt_fake, connectivity, csr_build, tiles):
         assert _by_step(rec) == want and sim.n_events == ev
 
 
-def test_propagation_tiles_equal_per_spike(simt_fake):
+@pytest.mark.parametrize("n_spikes", [300, 700])
+def test_propagation_tiles_equal_per_spike(simt_fake, n_spikes):
     """The per-step tile kernel (dynamic shared memory) + the per-spike kernel on the rest
     leave the same delay ring and count the same events as the per-spike kernel on
-    everything (the propagation benchmark's path; 300 spikes of balanced 3,000 at dt 1 ms,
-    whose bernoulli projections are all tiled).  The ring, a NumPy-twin delivery of the
-    same rows, is the reference."""
+    everything (the propagation benchmark's path; spikes of balanced 3,000 at dt 1 ms,
+    whose 4 bernoulli projections are one tile each, on 4 blocks: 2 chunks of 150 spikes,
+    or, with 700, 3 chunks of 234, since a chunk's spike list holds at most 256), and so
+    does the tile kernel that takes spikes from the global list (PP_TILE_COMPACT=0, the
+    bench's A/B: 2 chunks of 350).  The ring, a NumPy-twin delivery of the same rows, is
+    the reference."""
     from kernel_example import twin_ring
     cnet = pp.compile_network(balanced(3000, dt=1.0))
     rng = np.random.default_rng(3)
-    spikes = cnet.spike_pairs(np.sort(rng.choice(cnet.n_neurons, 300, replace=False)))
+    spikes = cnet.spike_pairs(np.sort(rng.choice(cnet.n_neurons, n_spikes, replace=False)))
     rings, events = [], []
-    for tiles in (True, False):
+    for tiles, defines in ((True, None), (True, {"PP_TILE_COMPACT": 0}), (False, None)):
         with CU.CUDASimulator(cnet, "procedural", persistent=False, prop_blocks=4,
                               bernoulli_tiles=True) as sim:
-            sec, ev = sim.time_propagation(spikes, repeats=1, tiles=tiles)
-            assert sim.last_propagation_tiles == tiles and sim.n_tiles > 0
+            sec, ev = sim.time_propagation(spikes, repeats=1, tiles=tiles, defines=defines)
+            assert sim.last_propagation_tiles == tiles and sim.n_tiles == 4
             ring = np.empty(cnet.ring_size, np.int32)
             simt_fake.memcpy_dtoh(ring, sim._state.buffers["ring"])
             rings.append(ring)
             events.append(ev)
+    assert ("propagate_procedural.cu", (("PP_TILE_COMPACT", "0"),)) in simt._LIBS
     want, n_syn = twin_ring(cnet, spikes)
-    assert events[0] == events[1] == n_syn > 0
-    np.testing.assert_array_equal(rings[0], 2 * want)      # warm-up + 1 timed propagation
-    np.testing.assert_array_equal(rings[1], 2 * want)
+    assert events[0] == events[1] == events[2] == n_syn > 0
+    for ring in rings:                                      # warm-up + 1 timed propagation
+        np.testing.assert_array_equal(ring, 2 * want)
 
 
 def test_bernoulli_lane_walk_several_segments(simt_fake):

@@ -41,21 +41,22 @@ def test_warm_kernels_fills_the_cache(stub_compiler, tmp_path, capsys):
                                       UNIT_MAP_BUILD)
     from pyproc.kernels import compile_options, kernel_dir, read_source
     jobs = warm_kernels.builds()
-    assert len(jobs) == len({(s, tuple(sorted((d or {}).items()))) for s, d in jobs}) == 16
+    assert len(jobs) == len({(s, tuple(sorted((d or {}).items()))) for s, d in jobs}) == 17
     persistent = [d or {} for s, d in jobs if s == "step_persistent.cu"]
     for d in ({}, SHARED_TABLES_BUILD, UNIT_MAP_BUILD, THROUGHPUT_BUILD, ONE_BLOCK_BUILD,
               {**SHARED_TABLES_BUILD, **UNIT_MAP_BUILD, "PP_PERSISTENT_MIN_BLOCKS": 2}):
         assert d in persistent
     assert ("propagate_procedural.cu", {"PP_FLAT_WALK": 0}) in jobs
+    assert ("propagate_procedural.cu", {"PP_TILE_COMPACT": 0}) in jobs
     assert warm_kernels.main(["--arch", "sm_90", "--jobs", "1"]) == 0
     cache = tmp_path / "cache"
-    assert len(stub_compiler) == 16 and len(os.listdir(cache)) == 16     # no .warm- left
+    assert len(stub_compiler) == 17 and len(os.listdir(cache)) == 17     # no .warm- left
     for (src, d), (source, opts, arch, inc, no_extern_c, own) in zip(jobs, stub_compiler):
         assert source == read_source(src) and list(opts) == compile_options(d)
         assert arch == "sm_90" and inc == (kernel_dir(),) and no_extern_c
         assert os.path.dirname(own) == str(cache)                 # its own folder there
     out = capsys.readouterr().out
-    assert out.count(": ok (") == 16 and "16 builds for sm_90" in out
+    assert out.count(": ok (") == 17 and "17 builds for sm_90" in out
 
 
 def test_warm_kernels_reports_a_failed_build(stub_compiler, tmp_path, monkeypatch, capsys):

@@ -10,7 +10,9 @@
     shared-memory tiles, in the persistent and in the graph loop);
 (b) the propagation kernel alone on >= 512 spikes per launch of that network (and, on
     the same spikes, the build that walks bernoulli segments one by one,
-    PP_FLAT_WALK=0: an A/B of the flat constant-delay walk);
+    PP_FLAT_WALK=0: an A/B of the flat constant-delay walk; and the tiles with the tile
+    kernel that takes spikes from the global list, PP_TILE_COMPACT=0: an A/B of the
+    chunk's shared spike list);
 (c) per-step overhead: a 1,000-neuron balanced network, 1 s of model time at
     dt = 0.1 ms (10,000 steps): the persistent kernel on one block per neuron block
     (5; also with shared tables, and pipelined with shared tables), on one block
@@ -165,13 +167,16 @@ def main(argv=None):
                   f"set-up {out['setup_s']:.2f} s ({out['loop_mode']}, grid "
                   f"{out['persistent_grid']})", flush=True)
             # (row, tiles, variant build); the segment walk: an A/B on the same spikes, the
-            # build that walks bernoulli segments one by one (PP_FLAT_WALK=0)
+            # build that walks bernoulli segments one by one (PP_FLAT_WALK=0); the spike
+            # queue: the tile kernel reading the global spike list per column
+            # (PP_TILE_COMPACT=0)
             variants = [(conn, False, None)]
             if conn == "procedural":
                 variants += [("procedural segment walk", False, {"PP_FLAT_WALK": 0}),
-                             ("procedural tiles", True, None)]
+                             ("procedural tiles", True, None),
+                             ("procedural tiles, spike queue", True, {"PP_TILE_COMPACT": 0})]
             for key, tiles, defines in variants:
-                if tiles:                       # tiles are opt-in: a simulator with them
+                if tiles and not sim.n_tiles:   # tiles are opt-in: a simulator with them
                     sim.close()
                     sim = CUDASimulator(cnet, conn, context=ctx, bernoulli_tiles=True)
                 sec, ev = sim.time_propagation(spikes, repeats=20, tiles=tiles,

@@ -123,7 +123,10 @@ def summary(w: str) -> str:
                          f"; procedural >= stored {_met(p >= s)} ({p / s:.2f}x)")
         for o in b.get("propagation") or []:
             what = {"procedural segment walk": "procedural, the walk before the flat one "
-                                               "(PP_FLAT_WALK=0, A/B only)"}.get(
+                                               "(PP_FLAT_WALK=0, A/B only)",
+                    "procedural tiles, spike queue": "procedural tiles, spikes from the "
+                                                     "global list (PP_TILE_COMPACT=0, A/B "
+                                                     "only)"}.get(
                 o["connectivity"], o["connectivity"])
             lines.append(f"(b) propagation alone, {what}: {o['events_per_s']:.3g} "
                          f"events/s; target >= 1.5e11: "

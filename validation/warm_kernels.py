@@ -27,14 +27,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def builds():
-    """(source, defines) of every build: each per-step source as shipped, the A/B walk,
-    the persistent kernel's builds (pyproc.backends.cuda.persistent_build of every
+    """(source, defines) of every build: each per-step source as shipped, the A/B builds
+    of the walk and of the tiles' spike list, the persistent kernel's builds (pyproc.backends.cuda.persistent_build of every
     combination tune_builds times, the one-block build included) and its profiling
     variants (profile_persistent.py)."""
     from pyproc.backends.cuda import TUNE_BUILDS, persistent_build
     from pyproc.kernels import COOPERATIVE_KERNELS, KERNELS
     out = [(src, None) for src in dict.fromkeys(v[0] for v in KERNELS.values())]
     out.append(("propagate_procedural.cu", {"PP_FLAT_WALK": 0}))
+    out.append(("propagate_procedural.cu", {"PP_TILE_COMPACT": 0}))
     seen = []                       # the same builds for every persistent source
     for sh, um, tp in TUNE_BUILDS:
         d = persistent_build(sh, um, tp)
