@@ -60,7 +60,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -82,14 +82,8 @@ DEFAULT_DURATION_MS = 1000.0
 DEFAULT_WARMUP_MS = 100.0
 DEFAULT_MAX_SECONDS = 600.0
 
-# --- memory model of the CPU backends (pyproc.backends.cpu, pyproc.connectivity) ---------
-# materialise() keeps per synapse a uint32 target, an int32 weight and an int32 delay, and
-# builds each projection from chunks that are concatenated at the end (so the largest
-# projection exists twice for a moment); the ring is int64 on the CPU.
-CPU_STORED_BYTES_PER_SYNAPSE = 12
-CPU_ROW_BYTES = 8                       # int64 indptr per row
-CPU_NEURON_BYTES = 16                   # V, Iex, Iin (float32), ref (int32)
-CPU_RING_BYTES = 8                      # int64 per ring element
+# --- memory: the CPU backends' model is pyproc.plan.cpu_bytes -----------------------------
+HOST_STATE_BYTES = 16                   # CUDA runs: V, Iex, Iin (float32), ref (int32) on the host
 HOST_OVERHEAD_BYTES = 400 * 2 ** 20     # interpreter + NumPy + SciPy + temporaries
 DEVICE_HEADROOM = 0.97                  # use at most this fraction of the free device memory
 
@@ -239,21 +233,15 @@ def _synapses(cnet) -> float:
 
 
 def host_bytes_estimate(cnet, connectivity: str, backend: str = "cpu") -> int:
-    """Host bytes a case needs: interpreter overhead, neuron state and ring and, for
-    stored on the CPU, the CSR (12 B per synapse + 8 B per row) plus the largest
-    projection once more while it is concatenated."""
-    n = cnet.n_neurons
-    need = HOST_OVERHEAD_BYTES + CPU_NEURON_BYTES * n + CPU_RING_BYTES * int(cnet.ring_size)
-    if backend == "cpu" and connectivity == "stored":
-        try:
-            from .plan import synapse_bound
-            per = synapse_bound(cnet)
-        except Exception:
-            per = np.array([cnet.expected_synapses(k) for k in range(len(cnet.projs))])
-        rows = int(cnet.projs["n_pre"].astype(np.int64).sum()) if len(cnet.projs) else 0
-        biggest = int(per.max()) if len(per) else 0
-        need += CPU_STORED_BYTES_PER_SYNAPSE * (int(per.sum()) + biggest) + CPU_ROW_BYTES * rows
-    return int(need)
+    """Host bytes a case needs: interpreter overhead and, on the CPU, what the backend
+    allocates (:func:`pyproc.plan.cpu_bytes`: neuron state, ring and, for stored, the
+    CSR with the peak of its set-up); for CUDA runs the host's copies of the state and
+    the ring."""
+    from .plan import CPU_RING_BYTES, cpu_bytes
+    if backend == "cpu":
+        return int(HOST_OVERHEAD_BYTES + sum(cpu_bytes(cnet, connectivity).values()))
+    return int(HOST_OVERHEAD_BYTES + HOST_STATE_BYTES * cnet.n_neurons +
+               CPU_RING_BYTES * int(cnet.ring_size))
 
 
 def device_bytes_estimate(cnet, connectivity: str) -> Optional[int]:
@@ -266,18 +254,9 @@ def device_bytes_estimate(cnet, connectivity: str) -> Optional[int]:
 
 
 def host_available_bytes() -> Optional[int]:
-    """MemAvailable of /proc/meminfo (None where unreadable)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
+    """MemAvailable of /proc/meminfo (None where unreadable): pyproc.hostmem."""
+    from .hostmem import available_bytes
+    return available_bytes()
 
 
 def _nvidia_smi(fields: str) -> Optional[List[List[str]]]:

@@ -11,3 +11,8 @@ class OverflowDetected(ArithmeticError):
 
 class BackendUnavailable(RuntimeError):
     """The requested backend cannot run on this machine (the message says why and what to do)."""
+
+
+class InsufficientMemory(BackendUnavailable, MemoryError):
+    """The model needs more memory than this machine has available; raised before the
+    allocation, with both sizes and what to change (also a MemoryError)."""

@@ -78,7 +78,8 @@ from .sampling import TABLES_LEN, sampler_tables
 
 __all__ = ["Plan", "plan_network", "report", "main", "device_tables", "record_capacity",
            "synapse_bound", "tile_projections", "neuron_blocks", "NEURON_BLOCK", "MIN_ALLOC",
-           "DEFAULT_RECORD_CHUNK_STEPS", "CTRL_BYTES", "TILE_SEGMENTS", "TILE_MAX_WIDTH"]
+           "DEFAULT_RECORD_CHUNK_STEPS", "CTRL_BYTES", "TILE_SEGMENTS", "TILE_MAX_WIDTH",
+           "cpu_bytes"]
 
 NEURON_BLOCK = 256                 # threads per neuron-kernel block (PP_NEURON_BLOCK)
 MIN_ALLOC = 8                      # smallest device allocation, bytes
@@ -134,6 +135,36 @@ def synapse_bound(cnet: CompiledNetwork) -> np.ndarray:
         else:
             out[k] = int(round(cnet.expected_synapses(k)))
     return out
+
+
+# --- host memory of the CPU backends (pyproc.backends.cpu, pyproc.connectivity) ---------
+# materialise() keeps per synapse a uint32 target, an int32 weight and an int32 delay, and
+# builds each projection from chunks of about 2^20 synapses that are concatenated at the
+# end (so the largest projection exists twice for a moment, besides one chunk's
+# temporaries); the ring is int64 on the CPU.  Per neuron: the state (16 B) and the
+# per-neuron tables of the vectorised step loop; measured with tracemalloc 30-118 B per
+# neuron besides the ring and the CSR (balanced 2e4, microcircuit 5 %), and
+# 16.4 B per synapse at the peak of a stored set-up (balanced 2e4: 40 M synapses).
+CPU_STORED_BYTES_PER_SYNAPSE = 12
+CPU_ROW_BYTES = 8                       # int64 indptr per row
+CPU_NEURON_BYTES = 128
+CPU_RING_BYTES = 8                      # int64 per ring element
+CPU_CHUNK_BYTES = 128 * 2 ** 20         # rows() temporaries of one materialise chunk
+
+
+def cpu_bytes(cnet: CompiledNetwork, connectivity: str) -> Dict[str, int]:
+    """Host bytes the CPU backend allocates for ``cnet`` (by part): neuron state and the
+    delay ring, and for ``connectivity`` 'stored' the CSR of every projection (synapse
+    counts bounded as the GPU plan does) with the peak of its set-up."""
+    parts = {"neuron state": CPU_NEURON_BYTES * int(cnet.n_neurons),
+             "delay ring": CPU_RING_BYTES * int(cnet.ring_size)}
+    if connectivity == "stored" and len(cnet.projs):
+        per = synapse_bound(cnet)
+        rows = int(cnet.projs["n_pre"].astype(np.int64).sum())
+        parts["stored synapses"] = CPU_STORED_BYTES_PER_SYNAPSE * int(per.sum()) + \
+            CPU_ROW_BYTES * rows
+        parts["set-up peak"] = CPU_STORED_BYTES_PER_SYNAPSE * int(per.max()) + CPU_CHUNK_BYTES
+    return parts
 
 
 def tile_projections(cnet: CompiledNetwork) -> np.ndarray:

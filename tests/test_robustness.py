@@ -575,3 +575,76 @@ def test_git_commit_provenance(monkeypatch):
     head = git_commit()
     if head is not None:                     # a git checkout (CI clones one)
         assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", head), head
+
+
+# -- host memory: refused before the allocation ------------------------------------------
+def _big_stored():
+    net = pp.Network(dt=0.1, seed=1)
+    net.add_population("E", 100)
+    net.add_population("I", 50)
+    net.connect("E", "I", pp.fixed_total_number(10 ** 9), weight=1.0, delay=1.0)
+    return pp.compile_network(net)
+
+
+def test_cpu_stored_that_does_not_fit_is_refused_before_allocating(monkeypatch):
+    """1e9 stored synapses on a machine with 4 GiB available: an InsufficientMemory (a
+    MemoryError and a BackendUnavailable) naming both sizes and the way out, at once
+    (the audit's run was killed by the OOM killer after minutes); procedural fits."""
+    from pyproc import hostmem
+    from pyproc.errors import BackendUnavailable, InsufficientMemory
+    from pyproc.plan import cpu_bytes
+    cnet = _big_stored()
+    parts = cpu_bytes(cnet, "stored")
+    assert parts["stored synapses"] == 12 * 10 ** 9 + 8 * 100
+    assert parts["set-up peak"] == 12 * 10 ** 9 + 128 * 2 ** 20
+    monkeypatch.setattr(hostmem, "available_bytes", lambda: 4 * 2 ** 30)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InsufficientMemory) as e:
+            pp.Simulation(cnet, backend="cpu", connectivity="stored")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2 ** 20
+    assert isinstance(e.value, MemoryError) and isinstance(e.value, BackendUnavailable)
+    msg = str(e.value)
+    assert "connectivity='stored' on the CPU needs about 22.5 GiB" in msg
+    assert "stored synapses 11.2 GiB" in msg and "4.0 GiB is available" in msg
+    assert "connectivity='procedural'" in msg and hostmem.SKIP_VARIABLE in msg
+    sim = pp.Simulation(cnet, backend="cpu", connectivity="procedural")   # fits: no CSR
+    assert sim.sim.csr is None
+    monkeypatch.setenv(hostmem.SKIP_VARIABLE, "1")        # the escape hatch: no check
+    hostmem.check("x", {"a": 10 ** 15}, "")
+    monkeypatch.setenv(hostmem.SKIP_VARIABLE, "0")
+    with pytest.raises(InsufficientMemory):
+        hostmem.check("x", {"a": 10 ** 15}, "")
+    hostmem.check("x", {"a": 4 * 2 ** 30}, "")            # exactly what is available: fits
+
+
+def test_compile_refuses_a_network_larger_than_memory(monkeypatch):
+    """2^31 - 1 neurons pass add_population (the limit is the id range) but need ~168 GiB
+    to compile: refused before any array is made."""
+    from pyproc import hostmem
+    from pyproc.errors import InsufficientMemory
+    monkeypatch.setattr(hostmem, "available_bytes", lambda: 16 * 2 ** 30)
+    net = pp.Network(dt=0.1, seed=1)
+    net.add_population("E", 2 ** 31 - 1)
+    with pytest.raises(InsufficientMemory, match=r"compiling the network \(2,147,483,647 "
+                                                 r"neurons\) needs about 168\.0 GiB"):
+        pp.compile_network(net)
+    monkeypatch.setattr(hostmem, "available_bytes", lambda: None)    # unknown: no refusal
+    small = pp.Network(dt=0.1, seed=1)
+    small.add_population("E", 10)
+    assert pp.compile_network(small).n_neurons == 10
+
+
+def test_materialise_chunks_do_not_change_the_csr():
+    """materialise() sizes its chunks by synapses (balanced 2,000: 1 row of 1,600
+    synapses... ); any chunking gives the same arrays."""
+    from pyproc.connectivity import materialise
+    cnet = pp.compile_network(pp.models.balanced(2000, dt=0.1))
+    for k in range(len(cnet.projs)):
+        want = materialise(cnet, k, chunk=4096)
+        for chunk in (None, 1, 7):
+            got = materialise(cnet, k, chunk)
+            assert all(np.array_equal(a, b) for a, b in zip(want, got)), (k, chunk)

@@ -14,10 +14,12 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from .. import hostmem
 from ..compile import INT32_MAX, RULE_FIXED, CompiledNetwork
 from ..connectivity import fixed_rows_many, materialise, rows
 from ..errors import OverflowDetected
 from ..neuron import lif_params, lif_step, poisson_counts
+from ..plan import cpu_bytes
 
 __all__ = ["CPUSimulator"]
 
@@ -28,6 +30,11 @@ class CPUSimulator:
     def __init__(self, cnet: CompiledNetwork, connectivity: str = "procedural"):
         if connectivity not in ("stored", "procedural"):
             raise ValueError(f"connectivity must be 'stored' or 'procedural', got {connectivity!r}")
+        # refuse before allocating what this machine cannot hold (pyproc.hostmem)
+        hostmem.check(f"connectivity={connectivity!r} on the CPU", cpu_bytes(cnet, connectivity),
+                      "Use connectivity='procedural' (no stored synapses), a smaller network, "
+                      "or a machine with more memory." if connectivity == "stored" else
+                      "Use a smaller network, or a machine with more memory.")
         self.cnet = cnet
         self.connectivity = connectivity
         t0 = time.perf_counter()
