@@ -58,7 +58,7 @@ import sys
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 from scipy import stats

@@ -4,10 +4,8 @@ DC compensation, and a reduced model whose procedural run equals the stored one.
 The real structure file (CC BY-NC-SA, kept outside the project) is used where
 ``tests/reference_data.py`` finds it (``PYPROC_MAM_STRUCTURE``); those tests skip
 otherwise.  Everything else uses small synthetic structures."""
-import copy
 import json
 import math
-import os
 
 import numpy as np
 import pytest

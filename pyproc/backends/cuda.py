@@ -1051,7 +1051,7 @@ class CUDASimulator:
         self.n_synapses_stored = total
 
     def _build_csr_host(self) -> None:
-        drv, cnet, buf = self._drv, self.cnet, self._state.buffers
+        cnet = self.cnet
         cap = self.plan.n_synapses_bound
         parts = [materialise(cnet, k) for k in range(len(cnet.projs))]
         counts = [np.diff(p[0]) for p in parts]
