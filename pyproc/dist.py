@@ -20,23 +20,16 @@ intervals with knots from Acklam's approximation, the two outermost intervals
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import ModelError
+from .errors import ModelError, number
 
 __all__ = ["Constant", "Normal", "Uniform", "normal", "uniform", "as_dist"]
 
 
 def _finite(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ModelError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise ModelError(f"{name} must be finite, got {value!r}")
-    return v
+    return number(name, value)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import ModelError
+from .errors import ModelError, flag, number
 
 __all__ = ["PairwiseBernoulli", "FixedTotalNumber", "FixedOutdegree", "Decoder",
            "pairwise_bernoulli", "fixed_total_number", "fixed_outdegree", "decoder",
@@ -89,31 +89,28 @@ def _count(field: str, value) -> int:
 
 
 def pairwise_bernoulli(p: float, allow_autapses: bool = True) -> PairwiseBernoulli:
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise ModelError(f"pairwise_bernoulli: p must be a number in [0, 1], got {p!r}") from None
+    p = number("pairwise_bernoulli: p", p, "in [0, 1]")
     if not (0.0 <= p <= 1.0):
         raise ModelError(f"pairwise_bernoulli: p must be in [0, 1], got {p}")
-    return PairwiseBernoulli(p, bool(allow_autapses))
+    return PairwiseBernoulli(p, flag("pairwise_bernoulli: allow_autapses", allow_autapses))
 
 
 def fixed_total_number(N: int, allow_autapses: bool = True, allow_multapses: bool = True
                        ) -> FixedTotalNumber:
     N = _count("fixed_total_number: N", N)
-    if not allow_multapses:
+    if not flag("fixed_total_number: allow_multapses", allow_multapses):
         raise ModelError("fixed_total_number: allow_multapses=False is not supported "
                          "(targets are drawn with replacement)")
-    return FixedTotalNumber(N, bool(allow_autapses), True)
+    return FixedTotalNumber(N, flag("fixed_total_number: allow_autapses", allow_autapses), True)
 
 
 def fixed_outdegree(k: int, allow_autapses: bool = True, allow_multapses: bool = True
                     ) -> FixedOutdegree:
     k = _count("fixed_outdegree: k", k)
-    if not allow_multapses:
+    if not flag("fixed_outdegree: allow_multapses", allow_multapses):
         raise ModelError("fixed_outdegree: allow_multapses=False is not supported "
                          "(targets are drawn with replacement)")
-    return FixedOutdegree(k, bool(allow_autapses), True)
+    return FixedOutdegree(k, flag("fixed_outdegree: allow_autapses", allow_autapses), True)
 
 
 def segment_width(p: float) -> int:

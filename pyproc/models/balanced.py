@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from ..dist import normal
+from ..errors import ModelError, number
 from ..network import LIF, Network
 from ..rules import pairwise_bernoulli
 
@@ -20,11 +21,24 @@ __all__ = ["balanced"]
 def balanced(neurons: int = 10000, p: float = 0.1, dt: float = 0.1, seed: int = 1,
              g: float = 5.0, w_E: float = 87.8, rate_ext: float = 8.0, K_ext: int = 1000,
              delay: float = 1.5, weight_sd: float = 0.1) -> Network:
-    """Build the balanced network (``neurons`` in total; ``weight_sd`` relative)."""
-    if isinstance(neurons, bool) or int(neurons) != neurons or neurons < 5:
-        from ..errors import ModelError
+    """Build the balanced network (``neurons`` in total).  ``g`` >= 0: an inhibitory
+    weight is -g times the excitatory one (NEST's brunel example's convention; the
+    microcircuit's ``g`` is negative, as in Potjans & Diesmann); ``w_E`` > 0 pA;
+    ``weight_sd`` >= 0, relative to the weight (0: constant weights)."""
+    try:
+        ok = number("balanced: neurons", neurons).is_integer() and neurons >= 5
+    except ModelError:
+        ok = False
+    if not ok:
         raise ModelError(f"balanced: neurons must be a whole number >= 5, got {neurons!r}")
     neurons = int(neurons)
+    for name, v, low, strict in (("g", g, 0.0, False), ("w_E", w_E, 0.0, True),
+                                 ("weight_sd", weight_sd, 0.0, False)):
+        v = number(f"balanced: {name}", v)
+        if v < low or (strict and v == low):
+            raise ModelError(f"balanced: {name} must be {'>' if strict else '>='} {low:g}, "
+                             f"got {v:g}" + (" (the inhibitory weight is -g * w_E)"
+                                             if name == "g" else ""))
     n_e = int(round(0.8 * neurons))
     n_i = neurons - n_e
     params = LIF(C_m=250.0, tau_m=10.0, E_L=-65.0, V_th=-50.0, V_reset=-65.0, t_ref=2.0,

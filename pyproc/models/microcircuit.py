@@ -34,7 +34,7 @@ from typing import Dict
 import numpy as np
 
 from ..dist import normal
-from ..errors import ModelError
+from ..errors import ModelError, number
 from ..network import LIF, Network
 from ..rules import fixed_total_number
 
@@ -120,6 +120,15 @@ def derived(scale: float = 1.0, k_scale=None, poisson: bool = True, w_E: float =
     ``w_ext`` external weight (pA), ``I_e`` DC input (pA)."""
     scale = _scale_arg("scale", scale)
     k_scale = scale if k_scale is None else _scale_arg("k_scale", k_scale)
+    w_E, g, bg_rate = (number(f"microcircuit: {n}", v) for n, v in
+                       (("w_E", w_E), ("g", g), ("bg_rate", bg_rate)))
+    if not w_E > 0:
+        raise ModelError(f"microcircuit: w_E must be > 0 pA, got {w_E:g}")
+    if g > 0:
+        raise ModelError(f"microcircuit: g must be <= 0 (an inhibitory weight is g * w_E, "
+                         f"g = -4 in Potjans & Diesmann), got {g:g}")
+    if bg_rate < 0:
+        raise ModelError(f"microcircuit: bg_rate must be >= 0 Hz, got {bg_rate:g}")
     tau_syn = NEURON["tau_syn_ex"]
     N = np.round(N_FULL * scale).astype(np.int64)
     if (N < 1).any():
@@ -159,7 +168,7 @@ def microcircuit(scale: float = 1.0, k_scale=None, dt: float = 0.1, seed: int = 
     if v_init not in ("optimized", "original"):
         raise ModelError(f"microcircuit: v_init must be 'optimized' or 'original', got {v_init!r}")
     for name, v in (("weight_rel_sd", weight_rel_sd), ("delay_rel_sd", delay_rel_sd)):
-        if not (isinstance(v, (int, float)) and 0.0 <= v < math.inf):
+        if number(f"microcircuit: {name}", v) < 0:
             raise ModelError(f"microcircuit: {name} must be a number >= 0, got {v!r}")
     p = derived(scale, k_scale, poisson, w_E, g, bg_rate)
     net = Network(dt=dt, seed=seed)
