@@ -227,8 +227,18 @@ COMPILE_ROW_BYTES = 12
 COMPILE_PEAK_BYTES = 80
 
 
+def whole_steps(ms: float, dt: float) -> int:
+    """A constant delay or refractory period in steps: the nearest whole number of steps,
+    halves rounded up as NEST rounds them (0.15 ms at dt 0.1 ms is 2 steps, 0.25 ms 3,
+    0.35 ms 4), a half up to float rounding counting as a half (0.15 / 0.1 is
+    1.4999999999999998)."""
+    return int(math.floor(ms / dt + 0.5 + 1e-9))
+
+
 def compile_network(net: Network) -> CompiledNetwork:
     """Build the flat-array form of ``net`` (validates cross-references once)."""
+    if not isinstance(net, Network):
+        raise ModelError(f"compile_network needs a pyproc Network, got {type(net).__name__}")
     if not net.populations:
         raise ModelError("network has no populations")
     dt, seed = net.dt, net.seed
@@ -321,7 +331,7 @@ def compile_network(net: Network) -> CompiledNetwork:
         # delay
         dd = pr.delay
         if isinstance(dd, Constant):
-            steps = max(1, int(sampling.round_nonneg(dd.value / dt)))
+            steps = max(1, whole_steps(dd.value, dt))
             if steps >= 2 ** 16:
                 raise ModelError(f"{where}: delay of {steps} steps exceeds 65535 steps")
             row["d_kind"], row["d_const"], row["d_max"] = DIST_CONST, steps, steps
@@ -428,7 +438,7 @@ def compile_network(net: Network) -> CompiledNetwork:
         row["V_reset"] = par.V_reset - par.E_L
         row["inv_scale_ex"] = np.float32(1.0 / scale[i, 0])
         row["inv_scale_in"] = np.float32(1.0 / scale[i, 1])
-        row["ref_steps"] = int(sampling.round_nonneg(par.t_ref / dt))
+        row["ref_steps"] = whole_steps(par.t_ref, dt)
         row["offset"], row["n"], row["stream"] = offsets[i], sizes[i], p.stream
         incoming = projs["d_max"][projs["tgt_pop"] == i] if len(projs) else np.zeros(0)
         row["ring_slots"] = (int(incoming.max()) + 1) if incoming.size else 1

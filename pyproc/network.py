@@ -1,7 +1,10 @@
 """Model description: populations, projections, Poisson inputs, recorders.
 
-Units as NEST: ms, mV, pA, pF, Hz.  All validation of user input happens
-here, once, with messages that name the field and the allowed range.
+Units as NEST: ms, mV, pA, pF, Hz.  Each argument is checked here, when it is given,
+with a message that names the field and the allowed range; what depends on the whole
+network (delays in steps, stream collisions, the fixed-point range of a target's input,
+memory) is checked by ``compile_network`` (which ``Simulation`` calls), before anything
+is simulated.
 
 Example::
 
@@ -12,19 +15,21 @@ Example::
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import Dict, List, Optional, Union
 
 from .dist import Constant, Normal, Uniform, as_dist
-from .errors import ModelError
+from .errors import ModelError, flag, number
 from .rng import stream_id
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli
 
 __all__ = ["LIF", "Population", "Projection", "PoissonInput", "Network"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
+# largest mean Poisson count per neuron and step (the count's threshold table has about
+# mean + 20 sd entries, 4 bytes each, on the host and the GPU)
+POISSON_MAX_MEAN = 2 ** 20
 
 
 @dataclass(frozen=True)
@@ -35,21 +40,14 @@ class LIF:
     E_L: float = -70.0          # mV
     V_th: float = -55.0         # mV
     V_reset: float = -70.0      # mV
-    t_ref: float = 2.0          # ms
+    t_ref: float = 2.0          # ms (rounded to the nearest whole step, halves up)
     tau_syn_ex: float = 2.0     # ms
     tau_syn_in: float = 2.0     # ms
     I_e: float = 0.0            # pA
 
     def __post_init__(self):
         for f in fields(self):
-            v = getattr(self, f.name)
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise ModelError(f"LIF.{f.name} must be a number, got {v!r}") from None
-            if not math.isfinite(v):
-                raise ModelError(f"LIF.{f.name} must be finite, got {v!r}")
-            object.__setattr__(self, f.name, v)
+            object.__setattr__(self, f.name, number(f"LIF.{f.name}", getattr(self, f.name)))
         for name in ("C_m", "tau_m", "tau_syn_ex", "tau_syn_in"):
             if getattr(self, name) <= 0:
                 raise ModelError(f"LIF.{name} must be > 0, got {getattr(self, name)}")
@@ -100,11 +98,8 @@ class Network:
     poisson: Dict[str, PoissonInput] = field(default_factory=dict)
 
     def __post_init__(self):
-        try:
-            dt = float(self.dt)
-        except (TypeError, ValueError):
-            raise ModelError(f"Network.dt must be a number of ms, got {self.dt!r}") from None
-        if not (math.isfinite(dt) and dt > 0):
+        dt = number("Network.dt (ms)", self.dt)
+        if not dt > 0:
             raise ModelError(f"Network.dt must be > 0 ms and finite, got {self.dt!r}")
         self.dt = dt
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not (
@@ -154,7 +149,10 @@ class Network:
                 stream: Optional[int] = None) -> str:
         """Add a projection ``source -> target`` with a rule (pairwise_bernoulli,
         fixed_total_number, fixed_outdegree), a weight in pA (negative: inhibitory) and a
-        delay in ms (>= dt).  ``name`` (default ``"source->target"``) fixes the RNG stream."""
+        delay in ms (>= dt; a constant delay is rounded to the nearest whole step, halves
+        up, as NEST does: 1.55 ms at dt 0.1 is 1.6 ms; a normal delay is sampled in steps,
+        see pyproc.dist.normal).  ``name`` (default ``"source->target"``) fixes the RNG
+        stream."""
         src = self._pop_name("connect: source", source)
         tgt = self._pop_name("connect: target", target)
         name = self._check_name("projection", name if name is not None else f"{src}->{tgt}")
@@ -194,27 +192,25 @@ class Network:
         """Poisson background onto every neuron of ``target``: K independent inputs at
         ``rate`` Hz, each event adding ``weight`` pA (one count per neuron per step)."""
         tgt = self._pop_name("add_poisson: target", target)
-        vals = {}
-        for fname, v in (("rate", rate), ("K", K), ("weight", weight)):
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise ModelError(f"Poisson input onto {tgt!r}: {fname} must be a number, "
-                                 f"got {v!r}") from None
-            if not math.isfinite(v):
-                raise ModelError(f"Poisson input onto {tgt!r}: {fname} must be finite, got {v!r}")
-            vals[fname] = v
+        vals = {f: number(f"Poisson input onto {tgt!r}: {f}", v)
+                for f, v in (("rate", rate), ("K", K), ("weight", weight))}
         if vals["rate"] < 0:
             raise ModelError(f"Poisson input onto {tgt!r}: rate must be >= 0 Hz, got {vals['rate']}")
         if vals["K"] < 0:
             raise ModelError(f"Poisson input onto {tgt!r}: K must be >= 0, got {vals['K']}")
+        lam = vals["rate"] * vals["K"] * self.dt * 1e-3
+        if lam > POISSON_MAX_MEAN:
+            raise ModelError(f"Poisson input onto {tgt!r}: rate * K * dt = {lam:.4g} events per "
+                             f"neuron per step exceeds {POISSON_MAX_MEAN:,d} (its count table "
+                             f"grows with it); model such a drive as DC (LIF I_e)")
         if tgt in self.poisson:
             raise ModelError(f"population {tgt!r} already has a Poisson input")
         self.poisson[tgt] = PoissonInput(tgt, vals["rate"], vals["K"], vals["weight"])
 
     def record(self, population: str, on: bool = True) -> None:
         """Record (or stop recording) the spikes of a population (all are recorded by default)."""
-        self.populations[self._pop_name("record: population", population)].record = bool(on)
+        name = self._pop_name("record: population", population)
+        self.populations[name].record = flag("record: on", on)
 
     # -- queries ----------------------------------------------------------
     @property
