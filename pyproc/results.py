@@ -9,6 +9,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .errors import ModelError, number
+
 __all__ = ["Results", "load_results", "step_times"]
 
 
@@ -87,6 +89,14 @@ class Results:
         recorded population) and ``rates.png`` (population rates in bins of ``bin_ms``,
         default duration / 100, at least 1 ms, in whole steps) to ``out_dir``; returns the paths.
         Needs matplotlib (``pip install pyproc[plot]``): raises ImportError without it."""
+        if bin_ms is not None:                 # checked before anything is written
+            bin_ms = number("save_plots: bin_ms", bin_ms)
+            if not bin_ms > 0:
+                raise ModelError(f"save_plots: bin_ms must be > 0 ms, got {bin_ms:g}")
+        if isinstance(max_per_population, bool) or not isinstance(
+                max_per_population, (int, np.integer)) or max_per_population < 1:
+            raise ModelError(f"save_plots: max_per_population must be a whole number >= 1, "
+                             f"got {max_per_population!r}")
         from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
         os.makedirs(out_dir, exist_ok=True)
@@ -130,8 +140,8 @@ class Results:
                 continue
             counts, _ = np.histogram(self.times[pop == i], bins=edges)
             rate = counts / (self.pop_sizes[i] * bin_ms * 1e-3)
-            ax.step(edges[:-1], rate, where="post", color=colors[i],
-                    label=f"{name} ({self.rates()[i]:.2f} Hz)")
+            ax.stairs(rate, edges, color=colors[i],      # every bin drawn to its right edge
+                      label=f"{name} ({self.rates()[i]:.2f} Hz)")
         ax.set_xlim(0, end)
         ax.set_xlabel("time (ms)")
         ax.set_ylabel(f"rate (Hz, {bin_ms:g} ms bins)")
@@ -152,16 +162,39 @@ def json_default(o):
 
 def load_results(out_dir: str) -> Results:
     """Load what :meth:`Results.save` wrote (complete or partial runs alike: ``meta`` holds
-    everything of ``summary.json`` but the per-population table, which is recomputed)."""
-    with np.load(os.path.join(out_dir, "spikes.npz")) as z:
-        arrays = {k: z[k] for k in ("times", "senders", "pop_names", "pop_offsets", "pop_sizes",
-                                    "recorded")}
-    with open(os.path.join(out_dir, "summary.json")) as f:
-        summ = json.load(f)
+    everything of ``summary.json`` but the per-population table, which is recomputed).
+    A folder without those files raises FileNotFoundError; files that are not what
+    ``save`` writes raise ValueError naming the file and what is wrong with it."""
+    path = os.path.join(out_dir, "spikes.npz")
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":            # every .npz is a zip archive
+                raise ValueError("not a NumPy .npz archive")
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("times", "senders", "pop_names", "pop_offsets",
+                                        "pop_sizes", "recorded")}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{out_dir!r} is not a pyproc results folder: no spikes.npz "
+                                f"(written by Results.save and 'pyproc run')") from None
+    except (ValueError, KeyError, OSError, EOFError) as e:     # not an npz, or not ours
+        raise ValueError(f"{path}: not a pyproc spike file ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+    path = os.path.join(out_dir, "summary.json")
+    try:
+        with open(path) as f:
+            summ = json.load(f)
+        duration, dt = float(summ["duration_ms"]), float(summ["dt_ms"])
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{out_dir!r} is not a complete pyproc results folder: no "
+                                f"summary.json beside spikes.npz") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: not a pyproc summary (missing or bad field {e})") from None
     meta = {k: v for k, v in summ.items()
             if k not in ("populations", "duration_ms", "dt_ms", "total_spikes")}
     return Results(times=arrays["times"], senders=arrays["senders"],
                    pop_names=[str(s) for s in arrays["pop_names"]],
                    pop_offsets=arrays["pop_offsets"], pop_sizes=arrays["pop_sizes"],
-                   recorded=arrays["recorded"], duration=summ["duration_ms"], dt=summ["dt_ms"],
+                   recorded=arrays["recorded"], duration=duration, dt=dt,
                    meta=meta)
