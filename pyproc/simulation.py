@@ -1,6 +1,7 @@
 """The user-facing simulation object: one network, one backend, one connectivity."""
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Callable, Optional, Union
 
@@ -18,27 +19,46 @@ CONNECTIVITIES = ("procedural", "stored")
 
 
 class Simulation:
-    """Simulate ``network`` with ``backend`` ('cpu' or 'cuda') and ``connectivity``
-    ('procedural' or 'stored').  Call :meth:`run` one or more times."""
+    """Simulate ``network`` with ``backend`` ('cpu', 'cuda', or 'auto': 'cuda' where that
+    backend is usable here, as ``pyproc info`` says, else 'cpu'; ``self.backend`` says
+    which) and ``connectivity`` ('procedural' or 'stored').  Call :meth:`run` one or more
+    times: each run continues where the last ended.
+
+    The network is compiled here, once: changing ``network`` afterwards (populations,
+    projections, inputs, recording) does not change this simulation; build a new
+    Simulation for the changed network.  ``backend_options`` go to the backend
+    (``pyproc.backends.cuda.CUDASimulator``'s for 'cuda'; the CPU backend has none)."""
 
     def __init__(self, network: Union[Network, CompiledNetwork], backend: str = "cpu",
                  connectivity: str = "procedural", **backend_options):
-        if backend not in BACKENDS:
-            raise ModelError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend not in BACKENDS + ("auto",):
+            raise ModelError(f"backend must be one of {', '.join(BACKENDS)} or auto, got "
+                             f"{backend!r}")
         if connectivity not in CONNECTIVITIES:
             raise ModelError(f"connectivity must be one of {', '.join(CONNECTIVITIES)}, "
                              f"got {connectivity!r}")
+        if not isinstance(network, (Network, CompiledNetwork)):
+            raise ModelError(f"network must be a pyproc Network (or a compiled one), got "
+                             f"{type(network).__name__}")
+        if backend == "auto":
+            from .cli import machine_info
+            backend = "cuda" if machine_info()["backends"]["cuda"]["usable"] else "cpu"
+        if backend == "cpu":
+            from .backends.cpu import CPUSimulator as cls
+        else:
+            from .backends.cuda import CUDASimulator as cls
+        known = inspect.signature(cls.__init__).parameters
+        unknown = [k for k in backend_options if k not in known or k in ("self", "cnet",
+                                                                        "connectivity")]
+        if unknown:
+            raise ModelError(f"backend={backend!r} has no option {', '.join(map(repr, unknown))}"
+                             + ("" if backend == "cuda" else " (the CPU backend takes none)"))
         t0 = time.perf_counter()
         self.cnet = network if isinstance(network, CompiledNetwork) else compile_network(network)
         self.compile_time = time.perf_counter() - t0
         self.backend = backend
         self.connectivity = connectivity
-        if backend == "cpu":
-            from .backends.cpu import CPUSimulator
-            self.sim = CPUSimulator(self.cnet, connectivity, **backend_options)
-        else:
-            from .backends.cuda import CUDASimulator
-            self.sim = CUDASimulator(self.cnet, connectivity, **backend_options)
+        self.sim = cls(self.cnet, connectivity, **backend_options)
         self.setup_time = time.perf_counter() - t0
         self._record = []
         self.wall_run = 0.0
@@ -52,6 +72,7 @@ class Simulation:
     def steps_for(self, duration: float) -> int:
         if isinstance(duration, (str, bytes, bool)):
             raise ModelError(f"duration must be a number of ms, got {duration!r}")
+        orig = duration
         try:
             duration = float(duration)
         except (TypeError, ValueError):
@@ -59,7 +80,12 @@ class Simulation:
         if not (np.isfinite(duration) and duration >= 0):
             raise ModelError(f"duration must be >= 0 ms and finite, got {duration}")
         steps = int(round(duration / self.cnet.dt))
-        if abs(steps * self.cnet.dt - duration) > 1e-9 * max(1.0, duration):
+        # a whole number of steps up to rounding: float64's, or float32's for a float32
+        # duration (np.float32(0.3) is 0.30000001192092896)
+        tol = 1e-9 * max(1.0, duration)
+        if isinstance(orig, np.floating) and np.finfo(orig.dtype).eps > 1e-12:
+            tol = max(tol, 4 * float(np.finfo(orig.dtype).eps) * max(abs(duration), self.cnet.dt))
+        if abs(steps * self.cnet.dt - duration) > tol:
             raise ModelError(f"duration {duration} ms is not a whole number of steps of "
                              f"dt = {self.cnet.dt} ms")
         return steps
