@@ -648,3 +648,128 @@ def test_materialise_chunks_do_not_change_the_csr():
         for chunk in (None, 1, 7):
             got = materialise(cnet, k, chunk)
             assert all(np.array_equal(a, b) for a, b in zip(want, got)), (k, chunk)
+
+
+# -- the API audit's findings (tenth session): refused early, naming the field -----------
+@pytest.mark.parametrize("make,words", [
+    (lambda: pp.Network(dt="0.1"), "Network.dt (ms) must be a number, got '0.1'"),
+    (lambda: pp.LIF(C_m="250"), "LIF.C_m must be a number, got '250'"),
+    (lambda: pp.LIF(C_m=True), "LIF.C_m must be a number, got True"),
+    (lambda: pp.pairwise_bernoulli("0.1"), "pairwise_bernoulli: p must be a number in [0, 1]"),
+    (lambda: pp.pairwise_bernoulli(0.1, allow_autapses="no"),
+     "pairwise_bernoulli: allow_autapses must be True or False, got 'no'"),
+    (lambda: pp.fixed_total_number(10, allow_multapses="no"),
+     "fixed_total_number: allow_multapses must be True or False, got 'no'"),
+    (lambda: pp.fixed_outdegree(3, allow_autapses=None),
+     "fixed_outdegree: allow_autapses must be True or False, got None"),
+    (lambda: pp.normal("58", 1.0), "normal: mean must be a number, got '58'"),
+])
+def test_strings_and_bools_are_not_numbers(make, words):
+    _raises_naming(make, words)
+
+
+def test_numpy_numbers_and_bools_are_accepted():
+    assert pp.LIF(C_m=np.float32(250.0)).C_m == 250.0
+    assert pp.pairwise_bernoulli(np.float64(0.1), np.bool_(False)).allow_autapses is False
+    assert pp.fixed_outdegree(3, allow_autapses=0).allow_autapses is False
+    from pyproc.models import microcircuit
+    assert microcircuit(scale=0.01, weight_rel_sd=np.float32(0.1)).n_neurons == 771
+
+
+def test_network_argument_checks():
+    net = pp.Network(dt=0.1)
+    net.add_population("A", 10)
+    _raises_naming(lambda: net.connect("A", "A", pp.pairwise_bernoulli(0.1), weight="87.8",
+                                       delay=1.0), "projection 'A->A': weight must be a number")
+    _raises_naming(lambda: net.add_poisson("A", rate="8", K=10, weight=1.0),
+                   "Poisson input onto 'A': rate must be a number")
+    # 1e9 Hz x 1000 inputs x 0.1 ms = 1e8 events per step: its count table would be 0.4 GB
+    _raises_naming(lambda: net.add_poisson("A", rate=1e9, K=1000, weight=87.8),
+                   "rate * K * dt = 1e+08 events per neuron per step exceeds 1,048,576")
+    net.add_poisson("A", rate=1e6, K=10000, weight=1.0)             # 1e6 per step: allowed
+    _raises_naming(lambda: net.record("A", on="no"), "record: on must be True or False")
+    net.record("A", on=np.bool_(False))
+    assert net.populations["A"].record is False
+
+
+@pytest.mark.parametrize("kw,words", [
+    ({"g": -5.0}, "balanced: g must be >= 0, got -5"),
+    ({"weight_sd": -0.1}, "balanced: weight_sd must be >= 0"),
+    ({"w_E": -87.8}, "balanced: w_E must be > 0"),
+    ({"neurons": None}, "balanced: neurons must be a whole number >= 5, got None"),
+    ({"neurons": "1000"}, "balanced: neurons must be a whole number >= 5, got '1000'"),
+])
+def test_balanced_arguments(kw, words):
+    from pyproc.models import balanced
+    _raises_naming(lambda: balanced(**{"neurons": 100, **kw}), words)
+
+
+@pytest.mark.parametrize("kw,words", [
+    ({"g": 4.0}, "microcircuit: g must be <= 0"),
+    ({"bg_rate": -8.0, "poisson": False}, "microcircuit: bg_rate must be >= 0 Hz, got -8"),
+    ({"w_E": 0.0}, "microcircuit: w_E must be > 0 pA"),
+    ({"weight_rel_sd": float("nan")}, "microcircuit: weight_rel_sd must be finite"),
+])
+def test_microcircuit_arguments(kw, words):
+    from pyproc.models import microcircuit
+    _raises_naming(lambda: microcircuit(scale=0.01, **kw), words)
+
+
+def test_constant_delays_round_half_up_as_nest():
+    """0.15 / 0.1 is 1.4999999999999998 and 0.35 / 0.1 is 3.4999999999999996 in floating
+    point: they were rounded down while 0.25 went up.  Now every half goes up."""
+    from pyproc.compile import whole_steps
+    from pyproc.connectivity import to_sparse
+    assert [whole_steps(d, 0.1) for d in (0.1, 0.15, 0.25, 0.35, 1.5, 1.55, 2.0)] == \
+        [1, 2, 3, 4, 15, 16, 20]
+    net = pp.Network(dt=0.1, seed=2)
+    net.add_population("A", 20, pp.LIF(t_ref=0.15))
+    for i, d in enumerate((0.15, 0.25, 0.35)):
+        net.connect("A", "A", pp.fixed_outdegree(2), weight=10.0, delay=d, name=f"p{i}")
+    cnet = pp.compile_network(net)
+    assert cnet.pops["ref_steps"][0] == 2
+    for i, want in enumerate((0.2, 0.3, 0.4)):
+        _, D = to_sparse(cnet, f"p{i}")
+        assert np.allclose(D.data, want)
+
+
+def test_simulation_arguments():
+    from pyproc.models import balanced
+    net = balanced(200)
+    sim = pp.Simulation(net, backend="auto")
+    assert sim.backend == ("cuda" if cli.machine_info()["backends"]["cuda"]["usable"] else "cpu")
+    _raises_naming(lambda: pp.Simulation(net, foo=1), "backend='cpu' has no option 'foo'")
+    _raises_naming(lambda: pp.Simulation(net, backend="cuda", prop_block=4),
+                   "backend='cuda' has no option 'prop_block'")
+    _raises_naming(lambda: pp.Simulation(None), "network must be a pyproc Network")
+    _raises_naming(lambda: pp.compile_network(None), "compile_network needs a pyproc Network")
+    cpu = pp.Simulation(net, backend="cpu")
+    assert cpu.steps_for(np.float32(0.3)) == 3          # 0.30000001192092896 as float32
+    assert cpu.steps_for(np.float32(100.1)) == 1001
+    _raises_naming(lambda: cpu.steps_for(np.float32(0.35)), "not a whole number of steps")
+    _raises_naming(lambda: cpu.steps_for(0.30000001), "not a whole number of steps")
+
+
+def test_save_plots_and_load_results_errors(tmp_path):
+    pytest.importorskip("matplotlib")
+    from pyproc.models import balanced
+    res = pp.Simulation(balanced(200), backend="cpu").run(20.0)
+    for b, words in ((0, "bin_ms must be > 0 ms"), (-1, "bin_ms must be > 0 ms"),
+                     ("1", "bin_ms must be a number")):
+        _raises_naming(lambda: res.save_plots(str(tmp_path / "p"), bin_ms=b), words)
+    assert not (tmp_path / "p").exists()                # refused before anything is written
+    res.save(str(tmp_path / "r"))
+    assert pp.load_results(str(tmp_path / "r")).times.size == res.times.size
+    with pytest.raises(FileNotFoundError, match="is not a pyproc results folder: no spikes.npz"):
+        pp.load_results(str(tmp_path / "nothing"))
+    (tmp_path / "r" / "summary.json").write_text("{bad")
+    with pytest.raises(ValueError, match=r"summary.json: not valid JSON"):
+        pp.load_results(str(tmp_path / "r"))
+    (tmp_path / "r" / "summary.json").write_text('{"dt_ms": 0.1}')
+    with pytest.raises(ValueError, match=r"not a pyproc summary \(missing or bad field "
+                                         r"'duration_ms'\)"):
+        pp.load_results(str(tmp_path / "r"))
+    (tmp_path / "r" / "spikes.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"spikes.npz: not a pyproc spike file \(ValueError: "
+                                         r"not a NumPy .npz archive\)"):
+        pp.load_results(str(tmp_path / "r"))

@@ -292,6 +292,7 @@ def table(res) -> str:
     row("(a) firing rate (Hz)", lambda o: f"{o['rate_hz']:.2f}", w, "")
     row("(b) propagation alone: events/s", lambda o: f"{o['events_per_s']:.3g}", p, ">=1.5e11")
     for key, what in (("procedural tiles", "with tiles"),
+                      ("procedural tiles, spike queue", "tiles, queue (A/B)"),
                       ("procedural segment walk", "segment walk (A/B)")):
         if key in p:
             lines.append(f"{'(b) procedural ' + what + ': events/s':<44} "
