@@ -641,3 +641,20 @@ def test_whole_numbers_in_float_notation(capsys, tmp_path):
     assert code == 0, err
     summ = json.loads((tmp_path / "summary.json").read_text())
     assert summ["neurons"] == 1000 and summ["seed"] == 2
+
+
+def test_run_refuses_a_model_larger_than_memory(tmp_path, monkeypatch, capsys):
+    """A model that does not fit the host's memory: one line, exit 2, nothing written
+    (compile_network's check and the stored CPU backend's)."""
+    from pyproc import hostmem
+    monkeypatch.setattr(hostmem, "available_bytes", lambda: 64 * 2 ** 20)
+    code, out, err = run_cli(capsys, "run", "microcircuit", "--scale", "0.05", "--duration",
+                             "10", "--connectivity", "stored", "--out", tmp_path / "a")
+    assert_one_line_error(code, err, "argument --backend cpu: connectivity='stored' on the "
+                                     "CPU needs about", "64.0 MiB is available")
+    assert not (tmp_path / "a").exists()
+    monkeypatch.setattr(hostmem, "available_bytes", lambda: 2 ** 20)
+    code, out, err = run_cli(capsys, "run", "balanced", "--neurons", "20000", "--duration",
+                             "10", "--out", tmp_path / "b")
+    assert_one_line_error(code, err, "compiling the network (20,000 neurons) needs about")
+    assert not (tmp_path / "b").exists()
