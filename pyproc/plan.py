@@ -367,6 +367,9 @@ def report(cnet: CompiledNetwork, record_chunk_steps: int = DEFAULT_RECORD_CHUNK
     lines.append(f"  {'total':<16} {_human(pr.total):>14} {_human(st.total):>14}")
     lines.append(f"  {'total bytes':<16} {pr.total:>14,d} {st.total:>14,d}")
     lines.extend("  " + n for n in st.notes)
+    host = [sum(cpu_bytes(cnet, c).values()) for c in ("procedural", "stored")]
+    lines.append(f"  {'CPU backend':<16} {_human(host[0]):>14} {_human(host[1]):>14}   "
+                 f"(host memory: state, ring; stored: the synapses and their set-up peak)")
     if gpu_bytes is not None:
         yes = {True: "fits", False: "does NOT fit"}
         lines.append(f"  {'fit':<16} {yes[fits(pr, gpu_bytes, gpu_bytes)]:>14} "

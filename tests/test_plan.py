@@ -205,8 +205,14 @@ def test_report_says_whether_each_variant_fits_a_gpu(capsys):
     assert fits(st, free + 1, total)
     size = st.total + memory_reserve(st.total) - 1     # whole device free, short for stored
     assert not fits(st, size, size) and fits(pr, size, size)
-    last = report(cnet, gpu_bytes=size, gpu_name="test GPU").splitlines()[-1].split()
+    text = report(cnet, gpu_bytes=size, gpu_name="test GPU").splitlines()
+    last = text[-1].split()
     assert last[:4] == ["fit", "fits", "does", "NOT"] and "(test" in last
+    # the CPU backend's host memory (pyproc.plan.cpu_bytes), procedural and stored
+    from pyproc.plan import _human, cpu_bytes
+    cpu = text[-2].split("(")[0].split()
+    assert cpu == ["CPU", "backend", *_human(sum(cpu_bytes(cnet, "procedural").values())).split(),
+                   *_human(sum(cpu_bytes(cnet, "stored").values())).split()]
     assert memory_reserve(80 * 2 ** 30) == 256 * 2 ** 20 and memory_reserve(2 ** 30) == 2 ** 30 // 20
     from pyproc import cli
     assert cli.main(["plan", "balanced", "--neurons", "2000", "--gpu-memory", "1e-9"]) == 0
