@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -16,6 +17,18 @@ __all__ = ["Simulation", "BACKENDS", "CONNECTIVITIES"]
 
 BACKENDS = ("cpu", "cuda")
 CONNECTIVITIES = ("procedural", "stored")
+
+
+def _shape(net: Optional[Network]):
+    """What a change to ``net`` after compiling would change: dt, seed, the populations
+    (size, parameters, initial V_m, recording), the projections' names, the Poisson
+    inputs."""
+    if net is None:
+        return None
+    return (net.dt, net.seed,
+            tuple((p.name, p.size, p.params, p.v_init, p.record)
+                  for p in net.populations.values()),
+            tuple(net.projections), tuple(net.poisson.items()))
 
 
 class Simulation:
@@ -54,6 +67,9 @@ class Simulation:
             raise ModelError(f"backend={backend!r} has no option {', '.join(map(repr, unknown))}"
                              + ("" if backend == "cuda" else " (the CPU backend takes none)"))
         t0 = time.perf_counter()
+        self._network = network if isinstance(network, Network) else None
+        self._shape = _shape(self._network)
+        self._warned_change = False
         self.cnet = network if isinstance(network, CompiledNetwork) else compile_network(network)
         self.compile_time = time.perf_counter() - t0
         self.backend = backend
@@ -96,6 +112,11 @@ class Simulation:
         ``progress(done_steps, total_steps, wall_s)`` is called after each chunk;
         ``should_stop()`` is polled every step (a stop ends the run early, partial)."""
         total = self.steps_for(duration)
+        if not self._warned_change and _shape(self._network) != self._shape:
+            self._warned_change = True
+            warnings.warn("the network was changed after this Simulation compiled it; the "
+                          "change does not apply here (pyproc compiles once: make a new "
+                          "Simulation to simulate the changed network)", stacklevel=2)
         if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, (int, np.integer)) or \
                 chunk_steps < 1:
             raise ModelError(f"chunk_steps must be a whole number >= 1, got {chunk_steps!r}")

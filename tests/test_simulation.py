@@ -241,3 +241,28 @@ def test_spike_times_are_the_decimal_grid():
     assert res.times.size > 50 and res.duration == 30.0
     steps = np.rint(res.times * 10).astype(np.int64)
     np.testing.assert_array_equal(res.times, steps / 10.0)
+
+
+def test_changing_the_network_after_simulation_warns_once():
+    """A Simulation compiles its network once; a later change (here: recording turned off,
+    a population resized) does not apply to it, and run() says so, once."""
+    import warnings
+    from pyproc.models import balanced
+    net = balanced(200)
+    sim = pp.Simulation(net, backend="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        first = sim.run(5.0)                         # unchanged: no warning
+    net.record("I", False)
+    with pytest.warns(UserWarning, match="changed after this Simulation compiled it"):
+        res = sim.run(5.0)
+    assert res.recorded.all() and res.duration == 10.0       # the compiled network ran
+    net.populations["E"].size += 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sim.run(5.0)                                 # said once
+    assert first.times.size <= res.times.size
+    other = pp.Simulation(pp.compile_network(balanced(200)), backend="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        other.run(5.0)                               # a compiled network cannot change
