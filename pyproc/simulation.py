@@ -53,9 +53,12 @@ class Simulation:
         if not isinstance(network, (Network, CompiledNetwork)):
             raise ModelError(f"network must be a pyproc Network (or a compiled one), got "
                              f"{type(network).__name__}")
+        chose = ""
         if backend == "auto":
             from .cli import machine_info
-            backend = "cuda" if machine_info()["backends"]["cuda"]["usable"] else "cpu"
+            cuda = machine_info()["backends"]["cuda"]
+            backend = "cuda" if cuda["usable"] else "cpu"
+            chose = "" if cuda["usable"] else f"; backend='auto' chose it: {cuda['reason']}"
         if backend == "cpu":
             from .backends.cpu import CPUSimulator as cls
         else:
@@ -65,7 +68,8 @@ class Simulation:
                                                                         "connectivity")]
         if unknown:
             raise ModelError(f"backend={backend!r} has no option {', '.join(map(repr, unknown))}"
-                             + ("" if backend == "cuda" else " (the CPU backend takes none)"))
+                             + ("" if backend == "cuda" else
+                                f" (the CPU backend takes none{chose})"))
         t0 = time.perf_counter()
         self._network = network if isinstance(network, Network) else None
         self._shape = _shape(self._network)
