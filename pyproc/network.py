@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field, fields
 from typing import Dict, List, Optional, Union
 
@@ -53,6 +54,10 @@ class LIF:
                 raise ModelError(f"LIF.{name} must be > 0, got {getattr(self, name)}")
         if self.t_ref < 0:
             raise ModelError(f"LIF.t_ref must be >= 0 ms, got {self.t_ref}")
+        if self.C_m < 1.0:
+            warnings.warn(f"LIF.C_m = {self.C_m:g} pF: NEST's unit is pF (PyNN's cm is in nF, "
+                          f"0.25 nF = 250 pF); a capacitance this small makes each pA of "
+                          f"input a large PSP", stacklevel=3)
         if not self.V_reset < self.V_th:
             raise ModelError(f"LIF.V_reset must be < V_th, got V_reset={self.V_reset}, "
                              f"V_th={self.V_th}")

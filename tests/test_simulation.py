@@ -266,3 +266,14 @@ def test_changing_the_network_after_simulation_warns_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         other.run(5.0)                               # a compiled network cannot change
+
+
+def test_capacitance_in_nf_warns():
+    """LIF.C_m is in pF as in NEST; PyNN's cm is in nF, and C_m=0.25 would be 1000x too
+    small a capacitance: a warning, not an error (it is a valid value)."""
+    import warnings
+    with pytest.warns(UserWarning, match=r"LIF.C_m = 0.25 pF: NEST's unit is pF"):
+        assert pp.LIF(C_m=0.25).C_m == 0.25
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pp.LIF(C_m=250.0)
