@@ -322,6 +322,22 @@ def _one_run(job: dict) -> dict:
             "duration": res.duration}
 
 
+def check_run_memory(cnet: CompiledNetwork, jobs: int, n_runs: int, backend: str,
+                     connectivity: str, reference_backend: str) -> None:
+    """Refuse (InsufficientMemory) activity runs whose CPU runs, ``jobs`` at a time, need
+    more host memory together than is available: each worker builds its own simulator
+    (the stored reference's CSR among them), so a check inside each would pass while
+    their sum does not fit.  One run at a time is the backend's own check."""
+    at_once = min(int(jobs), int(n_runs))
+    if at_once < 2 or "cuda" in (backend, reference_backend):   # the GPU runs go one by one
+        return
+    from .hostmem import check
+    from .plan import cpu_bytes
+    per_run = max(sum(cpu_bytes(cnet, c).values()) for c in ("stored", connectivity))
+    check(f"validate with --jobs {jobs} ({at_once} CPU runs at once)",
+          {f"{at_once} runs": at_once * per_run}, "Use fewer --jobs.")
+
+
 def run_activity(model: str, options: dict, duration: float, seed: int, n_seeds: int,
                  backend: str, connectivity: str, reference_backend: str = "cpu",
                  t_discard: float = analysis.T_DISCARD_MS, n_corr: int = analysis.CORR_NEURONS,
@@ -860,6 +876,9 @@ def main(args) -> int:
     if model == "microcircuit":
         from .models.microcircuit import FULL_MEAN_RATES, POPULATIONS
         meta["full_scale_rates"] = dict(zip(POPULATIONS, FULL_MEAN_RATES.tolist()))
+    if not g("skip_activity", False):       # before the connectivity part's minutes
+        check_run_memory(cnet, meta["jobs"], 2 * int(g("seeds", 3)), meta["backend"],
+                         meta["connectivity"], meta["reference_backend"])
     conn = act = runs = None
     if not g("skip_connectivity", False):
         size = f"scale {scale}" if scale is not None else f"{net.n_neurons:,d} neurons"

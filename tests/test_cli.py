@@ -658,3 +658,23 @@ def test_run_refuses_a_model_larger_than_memory(tmp_path, monkeypatch, capsys):
                              "10", "--out", tmp_path / "b")
     assert_one_line_error(code, err, "compiling the network (20,000 neurons) needs about")
     assert not (tmp_path / "b").exists()
+
+
+def test_validate_refuses_parallel_runs_that_do_not_fit(tmp_path, monkeypatch, capsys):
+    """validate --jobs N runs N CPU simulators at once, each with its own stored reference:
+    refused when together they exceed the available memory, before the connectivity
+    part; --jobs 1 fits the same memory."""
+    from pyproc import hostmem
+    from pyproc.plan import cpu_bytes
+    cnet = pp.compile_network(pp.models.balanced(200, seed=1))
+    one = sum(cpu_bytes(cnet, "stored").values())
+    monkeypatch.setattr(hostmem, "available_bytes", lambda: 2 * one)
+    code, out, err = run_cli(capsys, "validate", "balanced", "--neurons", "200", "--seeds", "2",
+                             "--duration", "100", "--t-discard", "50", "--jobs", "4",
+                             "--out", tmp_path / "v", "--quiet")
+    assert_one_line_error(code, err, "validate with --jobs 4 (4 CPU runs at once) needs about",
+                          "Use fewer --jobs")
+    assert not (tmp_path / "v" / "validation.json").exists()
+    from pyproc.validate import check_run_memory
+    check_run_memory(cnet, 1, 4, "cpu", "procedural", "cpu")       # one at a time: fits
+    check_run_memory(cnet, 2, 4, "cpu", "procedural", "cpu")       # two: exactly fits
