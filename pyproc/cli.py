@@ -680,8 +680,7 @@ def cmd_run(args) -> int:
         "steps": int(sim.sim.step),
         "neurons": n_neurons,
         # drawn per pair for pairwise_bernoulli: then the expected count
-        "synapses": cnet.synapse_count()[0],
-        "synapses_exact": cnet.synapse_count()[1],
+        **dict(zip(("synapses", "synapses_exact"), cnet.synapse_count())),
         "versions": _versions(),
         "git_commit": _git_commit(),
         "command": "pyproc " + " ".join(args._argv),

@@ -189,8 +189,8 @@ def fixed_rows_many(seed: int, pjs: np.ndarray, pre, lens, tab=None):
     start = np.cumsum(lens) - lens
     j = (np.arange(total, dtype=np.int64) - np.repeat(start, lens)).astype(np.uint32)
     src = pre[row]
-    stream = pjs["stream"][q] if len(pjs) > 1 else pjs["stream"][0]
-    r0, r1, r2, _ = philox_words(src, j, np.uint32(0), TAG_FIXED, seed, stream)
+    r0, r1, r2, _ = philox_words(src, j, np.uint32(0), TAG_FIXED, seed,
+                                 _per_draw(pjs, "stream", q))
     no_aut = pjs["autapses"][q] == 0
     tgt = sampling.uniform_int(r0, pjs["n_post"][q].astype(np.int64) - no_aut)
     tgt = tgt + (no_aut & (tgt >= src)).astype(np.uint32)

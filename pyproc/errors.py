@@ -23,16 +23,10 @@ def number(field: str, value, allowed: str = "") -> float:
     range, e.g. "in [0, 1]", if given).  Python and NumPy numbers only: a string ('0.1')
     or a bool (True) is refused, not converted, so that a quoted or misplaced argument
     cannot pass silently."""
-    import numbers
-    if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
-        try:
-            import numpy as np
-            ok = isinstance(value, np.number) and not isinstance(value, np.bool_)
-        except ImportError:
-            ok = False
-        if not ok or isinstance(value, (bool, str, bytes)):
-            raise ModelError(f"{field} must be a number{' ' + allowed if allowed else ''}, "
-                             f"got {value!r}")
+    import numbers                 # NumPy's real numbers are numbers.Real, its bools not
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ModelError(f"{field} must be a number{' ' + allowed if allowed else ''}, "
+                         f"got {value!r}")
     v = float(value)
     import math
     if not math.isfinite(v):

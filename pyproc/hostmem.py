@@ -31,13 +31,14 @@ def available_bytes() -> Optional[int]:
         return None
 
 
-def human(n: float) -> str:
+def human(n: float, digits: int = 1) -> str:
+    """Bytes in B, KiB, MiB, GiB or TiB, ``digits`` after the point (none for B)."""
     n = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.{digits}f} {unit}"
         n /= 1024
-    return f"{n:.1f} TiB"
+    return f"{n:.{digits}f} TiB"
 
 
 def check(what: str, parts: Dict[str, int], advice: str,

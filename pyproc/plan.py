@@ -74,6 +74,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .compile import POP_DTYPE, PROJ_DTYPE, RULE_BERNOULLI, CompiledNetwork
+from .hostmem import human
 from .sampling import TABLES_LEN, sampler_tables
 
 __all__ = ["Plan", "plan_network", "report", "main", "device_tables", "record_capacity",
@@ -271,10 +272,7 @@ class Plan:
 
 
 def _human(n: int) -> str:
-    for unit, f in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
-        if n >= f:
-            return f"{n / f:.2f} {unit}"
-    return f"{n} B"
+    return human(n, digits=2)
 
 
 def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",

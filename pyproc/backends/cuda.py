@@ -683,7 +683,6 @@ class CUDASimulator:
         self.n_sm = dev.get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
         self._prop_grid = int(prop_blocks) if prop_blocks else propagation_grid(
             self.n_sm, self._k[prop].num_regs)
-        self._prop_blocks = int(prop_blocks) if prop_blocks else 0
         self._smem_optin = None          # shared memory a block may have (bytes), if known
         attr = getattr(drv.device_attribute, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN", None)
         if attr is not None:
@@ -714,7 +713,7 @@ class CUDASimulator:
         self._n_tile_entries = int(tabs["tiles"].shape[0]) if self._tiles_allowed else 0
         self._tile_table_smem = int(tabs["tile_smem_bytes"]) if self._n_tile_entries else 0
         self._tile_grid = self._prop_grid   # the tile kernel's own occupancy (prop_blocks: that)
-        if self._n_tile_entries and not self._prop_blocks:
+        if self._n_tile_entries and not prop_blocks:
             tk = self._k["pp_propagate_procedural_tiles"]
             self._tile_grid = propagation_grid(
                 self.n_sm, tk.num_regs, smem_sm=self._smem_sm,
