@@ -11,13 +11,22 @@ from .dist import normal, uniform
 from .errors import BackendUnavailable, ModelError, OverflowDetected
 from .network import LIF, Network
 from .results import Results, load_results
-from .rules import fixed_outdegree, fixed_total_number, pairwise_bernoulli
+from .rules import all_to_all, fixed_outdegree, fixed_total_number, pairwise_bernoulli
 from .simulation import Simulation
 from .compile import compile_network
 from . import models            # pyproc.models.microcircuit(...) after `import pyproc`
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # NEST rules a user may look for here: say why they are missing, not just that
+    from .rules import _NOT_AVAILABLE
+    if name in _NOT_AVAILABLE:
+        raise AttributeError(f"pyproc has no {name}: {_NOT_AVAILABLE[name]}")
+    raise AttributeError(f"module 'pyproc' has no attribute {name!r}")
+
 __all__ = ["Network", "LIF", "Simulation", "Results", "load_results", "compile_network",
-           "pairwise_bernoulli", "fixed_total_number", "fixed_outdegree", "normal", "uniform",
+           "pairwise_bernoulli", "fixed_total_number", "fixed_outdegree", "all_to_all",
+           "normal", "uniform",
            "ModelError", "OverflowDetected", "BackendUnavailable", "models", "__version__"]

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Union
 from .dist import Constant, Normal, Uniform, as_dist
 from .errors import ModelError, flag, number
 from .rng import stream_id
-from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli
+from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, from_conn_spec
 
 __all__ = ["LIF", "Population", "Projection", "PoissonInput", "Network"]
 
@@ -153,7 +153,8 @@ class Network:
     def connect(self, source: str, target: str, rule, weight, delay, name: Optional[str] = None,
                 stream: Optional[int] = None) -> str:
         """Add a projection ``source -> target`` with a rule (pairwise_bernoulli,
-        fixed_total_number, fixed_outdegree), a weight in pA (negative: inhibitory) and a
+        fixed_total_number, fixed_outdegree, all_to_all; or a NEST conn_spec dict such as
+        ``{"rule": "pairwise_bernoulli", "p": 0.1}``, see pyproc.rules.from_conn_spec), a weight in pA (negative: inhibitory) and a
         delay in ms (>= dt; a constant delay is rounded to the nearest whole step, halves
         up, as NEST does: 1.55 ms at dt 0.1 is 1.6 ms; a normal delay is sampled in steps,
         see pyproc.dist.normal).  ``name`` (default ``"source->target"``) fixes the RNG
@@ -164,9 +165,12 @@ class Network:
         if name in self.projections:
             raise ModelError(f"projection {name!r} already exists (give a distinct name=)")
         where = f"projection {name!r}"
+        if isinstance(rule, (str, dict)):
+            rule = from_conn_spec(rule, f"{where}: conn_spec")
         if not isinstance(rule, (PairwiseBernoulli, FixedTotalNumber, FixedOutdegree, Decoder)):
-            raise ModelError(f"{where}: rule must be pairwise_bernoulli(p), fixed_total_number(N) "
-                             f"or fixed_outdegree(k), got {rule!r}")
+            raise ModelError(f"{where}: rule must be pairwise_bernoulli(p), fixed_total_number(N), "
+                             f"fixed_outdegree(k), all_to_all() or a NEST conn_spec dict, "
+                             f"got {rule!r}")
         if isinstance(rule, FixedOutdegree) and src == tgt and not rule.allow_autapses and \
                 self.populations[tgt].size < 2:
             raise ModelError(f"{where}: fixed_outdegree without autapses needs >= 2 targets")

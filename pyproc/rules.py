@@ -24,6 +24,13 @@ decoder()
 ``allow_autapses=False`` (only meaningful when source and target are the same
 population) removes i -> i: pairwise_bernoulli skips the pair, the
 fixed-number rules draw targets uniformly among the other n - 1 neurons.
+
+all_to_all() is pairwise_bernoulli(1.0).  ``Network.connect`` also takes NEST's
+conn_spec dicts and strings (:func:`from_conn_spec`).  Not available:
+fixed_indegree (a source neuron regenerates its outgoing synapses alone, and a fixed
+in-degree ties every target's count to all sources' draws; fixed_total_number with
+N = K x targets gives binomial in-degrees of mean K, as the microcircuit uses),
+one_to_one, symmetric_pairwise_bernoulli and pairwise_poisson.
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ from .errors import ModelError, flag, number
 
 __all__ = ["PairwiseBernoulli", "FixedTotalNumber", "FixedOutdegree", "Decoder",
            "pairwise_bernoulli", "fixed_total_number", "fixed_outdegree", "decoder",
-           "segment_width"]
+           "all_to_all", "from_conn_spec", "segment_width"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,63 @@ def fixed_outdegree(k: int, allow_autapses: bool = True, allow_multapses: bool =
         raise ModelError("fixed_outdegree: allow_multapses=False is not supported "
                          "(targets are drawn with replacement)")
     return FixedOutdegree(k, flag("fixed_outdegree: allow_autapses", allow_autapses), True)
+
+
+def all_to_all(allow_autapses: bool = True) -> PairwiseBernoulli:
+    """Every source to every target once: pairwise_bernoulli(1.0) (NEST's all_to_all)."""
+    return pairwise_bernoulli(1.0, allow_autapses)
+
+
+# NEST rule name -> (constructor, {NEST parameter: constructor argument})
+_NEST_RULES = {
+    "pairwise_bernoulli": (pairwise_bernoulli, {"p": "p"}),
+    "fixed_total_number": (fixed_total_number, {"N": "N"}),
+    "fixed_outdegree": (fixed_outdegree, {"outdegree": "k"}),
+    "all_to_all": (all_to_all, {}),
+}
+_NOT_AVAILABLE = {
+    "fixed_indegree": "a source neuron regenerates its outgoing synapses alone, and a fixed "
+                      "in-degree ties each target's count to every source's draws; "
+                      "{'rule': 'fixed_total_number', 'N': indegree * targets} gives "
+                      "binomial in-degrees of that mean (the microcircuit's rule)",
+    "one_to_one": "not implemented",
+    "symmetric_pairwise_bernoulli": "not implemented",
+    "pairwise_poisson": "not implemented (pairwise_bernoulli allows no multapses)",
+}
+
+
+def from_conn_spec(spec, where: str = "conn_spec"):
+    """A rule from a NEST conn_spec: a dict such as ``{"rule": "pairwise_bernoulli",
+    "p": 0.1, "allow_autapses": False}`` or ``{"rule": "fixed_outdegree", "outdegree":
+    100}``, or a rule name without parameters (``"all_to_all"``).  NEST's defaults:
+    autapses and multapses allowed.  Unknown rules and keys are named in the error."""
+    if isinstance(spec, str):
+        spec = {"rule": spec}
+    if not isinstance(spec, dict):
+        raise ModelError(f"{where}: a conn_spec is a dict with a 'rule' key or a rule "
+                         f"name, got {spec!r}")
+    if "rule" not in spec:
+        raise ModelError(f"{where}: a conn_spec needs a 'rule' key, got keys "
+                         f"{', '.join(map(repr, spec)) or 'none'}")
+    rule = spec["rule"]
+    if rule in _NOT_AVAILABLE:
+        raise ModelError(f"{where}: rule {rule!r} is not available: {_NOT_AVAILABLE[rule]}")
+    if rule not in _NEST_RULES:
+        raise ModelError(f"{where}: unknown rule {rule!r}; available: "
+                         + ", ".join(sorted(_NEST_RULES)))
+    make, names = _NEST_RULES[rule]
+    allowed = set(names) | {"rule", "allow_autapses"} | (
+        {"allow_multapses"} if rule in ("fixed_total_number", "fixed_outdegree") else set())
+    unknown = sorted(set(spec) - allowed, key=str)
+    if unknown:
+        raise ModelError(f"{where}: {rule} takes no {', '.join(map(repr, unknown))}; its "
+                         f"keys: {', '.join(sorted(allowed))}")
+    missing = [k for k in names if k not in spec]
+    if missing:
+        raise ModelError(f"{where}: {rule} needs {', '.join(map(repr, missing))}")
+    kwargs = {arg: spec[key] for key, arg in names.items()}
+    kwargs.update({k: spec[k] for k in ("allow_autapses", "allow_multapses") if k in spec})
+    return make(**kwargs)
 
 
 def segment_width(p: float) -> int:

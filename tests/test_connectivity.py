@@ -103,6 +103,41 @@ def test_pairwise_bernoulli_p0_and_p1_exact():
     assert t.size == 200 * 199 and not np.any(row == t)
 
 
+def test_all_to_all_and_nest_conn_specs():
+    """all_to_all: every pair once (p = 1); NEST conn_spec dicts give the same rules as
+    the constructors, so the same synapses; unsupported NEST rules and bad keys named."""
+    row, t, _, _ = rows(_net(pp.all_to_all()), 0, np.arange(300))
+    assert t.size == 300 * 500
+    np.testing.assert_array_equal(np.bincount(t, minlength=500), np.full(500, 300))
+    row, t, _, _ = rows(_net("all_to_all"), 0, np.arange(300))
+    assert t.size == 300 * 500
+    row, t, _, _ = rows(_net({"rule": "all_to_all", "allow_autapses": False}, n_pre=50,
+                             same=True), 0, np.arange(50))
+    assert t.size == 50 * 49 and not np.any(row == t)
+    for spec, rule in (
+            ({"rule": "pairwise_bernoulli", "p": 0.1, "allow_autapses": False},
+             pp.pairwise_bernoulli(0.1, allow_autapses=False)),
+            ({"rule": "fixed_total_number", "N": 1234}, pp.fixed_total_number(1234)),
+            ({"rule": "fixed_outdegree", "outdegree": 7, "allow_multapses": True},
+             pp.fixed_outdegree(7))):
+        a, b = _net(spec), _net(rule)
+        assert np.array_equal(a.projs, b.projs)
+        for x, y in zip(rows(a, 0, np.arange(300)), rows(b, 0, np.arange(300))):
+            np.testing.assert_array_equal(x, y)
+    for spec, words in (({"rule": "fixed_indegree", "indegree": 10}, "fixed_total_number"),
+                        ("one_to_one", "not implemented"),
+                        ({"rule": "pairwise_bernoulli", "prob": 0.1}, "takes no 'prob'"),
+                        ({"rule": "pairwise_bernoulli"}, "needs 'p'"),
+                        ({"p": 0.1}, "needs a 'rule' key"),
+                        ({"rule": "pairwise_bernouli", "p": 0.1}, "unknown rule"),
+                        ({"rule": "fixed_outdegree", "outdegree": 3, "allow_multapses": False},
+                         "allow_multapses=False is not supported")):
+        with pytest.raises(pp.ModelError, match=words):
+            _net(spec)
+    with pytest.raises(AttributeError, match="fixed_total_number"):
+        pp.fixed_indegree
+
+
 def test_fixed_total_number_exact_total_and_binomial_indegree():
     n_syn, n_pre, n_post = 200_000, 400, 1000
     cnet = _net(pp.fixed_total_number(n_syn), n_pre=n_pre, n_post=n_post)
