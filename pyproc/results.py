@@ -50,7 +50,9 @@ class Results:
         return np.bincount(self.population_of(), minlength=len(self.pop_names))
 
     def rates(self) -> np.ndarray:
-        """Mean rate per population in Hz (NaN for unrecorded populations)."""
+        """Mean rate per population in Hz over the whole run, (0, duration], initial
+        transient included (NaN for unrecorded populations); rates over a window, e.g.
+        without the transient as the validation suite: pyproc.analysis.rates_per_neuron."""
         sec = self.duration * 1e-3
         r = self.spike_counts() / (self.pop_sizes * sec) if sec > 0 else np.zeros(len(self.pop_names))
         return np.where(self.recorded, r, np.nan)
@@ -82,6 +84,28 @@ class Results:
         with open(tmp, "w") as f:
             json.dump(self.summary(), f, indent=2, default=json_default)
         os.replace(tmp, os.path.join(out_dir, "summary.json"))
+
+    def binned_rates(self, bin_ms: Optional[float] = None):
+        """(edges in ms, rates in Hz of shape (populations, bins)): each population's rate
+        in bins of ``bin_ms`` (default duration / 100, at least 1 ms, in whole steps),
+        a spike in the bin (edge, edge + bin_ms] that holds its stamp (the end of its
+        step).  The last bin ends with the run and may be shorter; each bin is divided by
+        its own width.  NaN for unrecorded populations."""
+        end = max(self.duration, self.dt)
+        if bin_ms is None:
+            bin_ms = max(1, round(max(end / 100, 1.0) / self.dt)) * self.dt
+        bin_ms = number("binned_rates: bin_ms", bin_ms)
+        if not bin_ms > 0:
+            raise ModelError(f"binned_rates: bin_ms must be > 0 ms, got {bin_ms:g}")
+        n_bins = max(1, int(np.ceil(end / bin_ms - 1e-9)))
+        edges = np.minimum(np.arange(n_bins + 1) * bin_ms, end)
+        b = np.clip(np.ceil(self.times / bin_ms - 1e-9).astype(np.int64) - 1, 0, n_bins - 1)
+        pop = self.population_of()
+        counts = np.zeros((len(self.pop_names), n_bins))
+        np.add.at(counts, (pop, b), 1.0)
+        rates = counts / (self.pop_sizes[:, None] * np.diff(edges)[None, :] * 1e-3)
+        rates[~np.asarray(self.recorded, bool)] = np.nan
+        return edges, rates
 
     def save_plots(self, out_dir: str, max_per_population: int = 200,
                    bin_ms: Optional[float] = None) -> List[str]:
@@ -130,17 +154,14 @@ class Results:
         raster = os.path.join(out_dir, "raster.png")
         fig.savefig(raster, dpi=120)
 
-        if bin_ms is None:
-            bin_ms = max(1, round(max(end / 100, 1.0) / self.dt)) * self.dt
-        edges = np.arange(0.0, end + bin_ms, bin_ms)
+        edges, rates_t = self.binned_rates(bin_ms)
+        bin_ms = edges[1] - edges[0]
         fig = Figure(figsize=(8, 4), layout="constrained")
         ax = fig.add_subplot()
         for i, name in enumerate(self.pop_names):
             if not self.recorded[i]:
                 continue
-            counts, _ = np.histogram(self.times[pop == i], bins=edges)
-            rate = counts / (self.pop_sizes[i] * bin_ms * 1e-3)
-            ax.stairs(rate, edges, color=colors[i],      # every bin drawn to its right edge
+            ax.stairs(rates_t[i], edges, color=colors[i],  # every bin drawn to its right edge
                       label=f"{name} ({self.rates()[i]:.2f} Hz)")
         ax.set_xlim(0, end)
         ax.set_xlabel("time (ms)")

@@ -30,7 +30,9 @@ and PNG figures to ``args.out``:
    of reference seeds gives the baseline spread (van Albada et al. 2018;
    Knight & Nowotny 2021).  A (population, statistic) is *consistent* when the
    mean test D is at most ``--tolerance`` (default 2) times the largest baseline
-   D, and the mean test |d| at most that multiple of the largest baseline |d|
+   D or at most the two-sample KS critical value at 0.05 for the sample sizes
+   (:func:`ks_floor`: a population silent in every reference run has a baseline
+   D of 0, and one stray spike must not fail it), and the mean test |d| at most that multiple of the largest baseline |d|
    (or below 0.2, Cohen's "small" effect).  With a handful of seeds the baseline is itself noisy, so this
    is an effect-size screen for gross differences (a wrong weight or delay moves
    rates by D ~ 0.3-1 against a seed spread of a few 0.01), not a significance
@@ -72,10 +74,20 @@ from .errors import ModelError
 from .progress import CHUNK_MS, Progress
 
 __all__ = ["main", "add_arguments", "build_model", "check_connectivity", "run_activity",
-           "compare_activity", "write_report", "chi2_discrete"]
+           "compare_activity", "write_report", "chi2_discrete", "ks_floor"]
 
 METRICS = ("rate", "cv", "corr")
 D_FLOOR = 0.2     # |Cohen's d| below Cohen's (1988) "small" effect is negligible whatever the baseline
+KS_FLOOR_ALPHA = 0.05   # a KS D below this level's two-sample critical value is sampling noise
+
+
+def ks_floor(n: float, m: float) -> float:
+    """The asymptotic two-sample KS critical value at KS_FLOOR_ALPHA for samples of n and
+    m values: a test D at or below it is consistent whatever the baseline.  Without it a
+    population silent in every reference run (baseline D exactly 0) failed on one spike."""
+    if not (n > 0 and m > 0):
+        return math.nan
+    return float(stats.kstwobign.isf(KS_FLOOR_ALPHA) * math.sqrt((n + m) / (n * m)))
 METRIC_LABEL = {"rate": "rate (Hz)", "cv": "CV ISI", "corr": "correlation"}
 
 
@@ -440,13 +452,14 @@ def compare_activity(runs: List[dict], tolerance: float = 2.0) -> dict:
                 v = v[np.isfinite(v)]
                 return float(fn(v)) if v.size else math.nan
 
-            e = {"test_mean": float(np.mean([np.nanmean(t["stats"][pop][m]) if
-                                              t["stats"][pop][m].size else np.nan for t in test])),
-                 "reference_mean": float(np.mean([np.nanmean(r["stats"][pop][m]) if
-                                                   r["stats"][pop][m].size else np.nan
-                                                   for r in ref])),
-                 "test_n": int(np.mean([t["stats"][pop][m].size for t in test])),
-                 "reference_n": int(np.mean([r["stats"][pop][m].size for r in ref])),
+            def mean_of(rs):          # mean over the runs that have values
+                v = [np.nanmean(r["stats"][pop][m]) for r in rs if r["stats"][pop][m].size]
+                v = [x for x in v if np.isfinite(x)]
+                return float(np.mean(v)) if v else math.nan
+
+            e = {"test_mean": mean_of(test), "reference_mean": mean_of(ref),
+                 "test_n": float(np.mean([t["stats"][pop][m].size for t in test])),
+                 "reference_n": float(np.mean([r["stats"][pop][m].size for r in ref])),
                  "ks_test_mean": agg(tests, "D", np.mean), "ks_test_max": agg(tests, "D", np.max),
                  "ks_base_mean": agg(base, "D", np.mean), "ks_base_max": agg(base, "D", np.max),
                  "p_test_min": agg(tests, "p", np.min), "p_base_min": agg(base, "p", np.min),
@@ -455,8 +468,10 @@ def compare_activity(runs: List[dict], tolerance: float = 2.0) -> dict:
                  "pairs_test": len(tests), "pairs_base": len(base)}
             e["p_rank_D"] = _rank_p([x["D"] for x in tests], [x["D"] for x in base])
             e["p_rank_d"] = _rank_p([abs(x["d"]) for x in tests], [abs(x["d"]) for x in base])
+            e["ks_floor"] = ks_floor(e["test_n"], e["reference_n"])
             if np.isfinite(e["ks_test_mean"]) and np.isfinite(e["ks_base_max"]):
-                ok_D = e["ks_test_mean"] <= tolerance * e["ks_base_max"] + 1e-12
+                ok_D = e["ks_test_mean"] <= max(tolerance * e["ks_base_max"],
+                                                e["ks_floor"]) + 1e-12
                 ok_d = (not np.isfinite(e["d_test_mean"]) or not np.isfinite(e["d_base_max"]) or
                         e["d_test_mean"] <= max(tolerance * e["d_base_max"], D_FLOOR))
                 e["consistent"] = bool(ok_D and ok_d)
@@ -603,6 +618,11 @@ def _figures(runs: List[dict], out: str, t_discard: float) -> List[str]:
     return files
 
 
+def _count(v) -> str:
+    """A count averaged over runs: whole numbers as such, else one decimal."""
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+
 def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict],
                  runs: Optional[List[dict]], figures: List[str], fig_note: str = "") -> str:
     """Write ``report.md`` and ``validation.json`` to ``out``; returns the report path."""
@@ -618,6 +638,15 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
            f"{meta['synapses']:,d} synapses expected (pairwise_bernoulli draws the count)")
     L.append(f"- network: {meta['neurons']:,d} neurons, {syn}, dt {meta['dt']} ms")
     L.append(f"- model time per run: {meta['duration']} ms, first {meta['t_discard']} ms discarded")
+    if runs and "corr_bin_ms" in meta:
+        L.append(f"- statistics per population over ({meta['t_discard']}, {meta['duration']}] ms: "
+                 f"rate of every neuron; CV of the ISIs of neurons with >= "
+                 f"{meta['cv_min_spikes']} spikes; correlations of spike counts in "
+                 f"{meta['corr_bin_ms']:g} ms bins (whole bins) for all pairs of "
+                 f"{meta['n_corr']} neurons sampled per population (NumPy seed "
+                 f"{meta['corr_seed']} + population index, the same neurons in every run), "
+                 f"pairs with a neuron of constant count (e.g. silent) left out; 'n': values "
+                 f"per run, averaged over runs")
     if runs:
         L.append(f"- runs under test: {meta['connectivity']} connectivity on `{meta['backend']}`, "
                  f"seeds {meta['test_seeds']}; reference: stored connectivity on "
@@ -669,6 +698,9 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
         L += ["", f"Consistent: over the {act['pairs_test']} (test, reference) pairs of different "
               f"seeds, the mean KS D is at most {act['tolerance']:g} x the largest of the "
               f"{act['pairs_base']} reference-vs-reference D values (the seed-to-seed spread), "
+              f"or at most the two-sample KS critical value at alpha {KS_FLOOR_ALPHA:g} for "
+              f"the sample sizes ('KS floor': a smaller D is sampling noise, e.g. where every "
+              f"reference run is silent and the baseline D is 0), "
               f"and likewise the mean |Cohen's d| (or it is < {D_FLOOR}). 'MWU p': one-sided "
               f"Mann-Whitney p that test-pair D exceed baseline-pair D, for information only "
               f"(smallest attainable: {_fmt(act['min_attainable_p'], '.2g')}). 'not tested': the "
@@ -682,17 +714,19 @@ def write_report(out: str, meta: dict, conn: Optional[dict], act: Optional[dict]
         for pop, e in act["populations"].items():
             L += [f"### {pop}", "",
                   "| statistic | n test | n ref | mean test | mean ref | KS D test mean / max "
-                  "| KS D base mean / max | min p test / base | Cohen's d test mean / max "
+                  "| KS D base mean / max | KS floor | min p test / base | Cohen's d test mean / max "
                   "| Cohen's d base mean / max | MWU p (D) | consistent |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
             for m in METRICS:
                 x = e[m]
                 spec = ".4f" if m == "corr" else ".3f"
                 verdict = "not tested" if x["consistent"] is None else _fmt(x["consistent"])
-                L.append(f"| {METRIC_LABEL[m]} | {x['test_n']} | {x['reference_n']} "
+                L.append(f"| {METRIC_LABEL[m]} | {_count(x['test_n'])} "
+                         f"| {_count(x['reference_n'])} "
                          f"| {_fmt(x['test_mean'], spec)} | {_fmt(x['reference_mean'], spec)} "
                          f"| {_fmt(x['ks_test_mean'])} / {_fmt(x['ks_test_max'])} "
                          f"| {_fmt(x['ks_base_mean'])} / {_fmt(x['ks_base_max'])} "
+                         f"| {_fmt(x.get('ks_floor'))} "
                          f"| {_fmt(x['p_test_min'], '.2g')} / {_fmt(x['p_base_min'], '.2g')} "
                          f"| {_fmt(x['d_test_mean'])} / {_fmt(x['d_test_max'])} "
                          f"| {_fmt(x['d_base_mean'])} / {_fmt(x['d_base_max'])} "
@@ -865,7 +899,9 @@ def main(args) -> int:
     meta = {"model": model, "scale": scale, "options": options, "seed": seed, "dt": net.dt,
             "neurons": net.n_neurons, "synapses": n_syn, "synapses_exact": syn_exact,
             "duration": duration,
-            "t_discard": t_discard, "backend": g("backend", "cpu"),
+            "t_discard": t_discard, "corr_bin_ms": analysis.CORR_BIN_MS,
+            "n_corr": int(g("n_corr", analysis.CORR_NEURONS)), "corr_seed": 0,
+            "cv_min_spikes": analysis.CV_MIN_SPIKES, "backend": g("backend", "cpu"),
             "connectivity": g("connectivity", "procedural"),
             "reference_backend": g("reference_backend", "cpu"), "jobs": int(g("jobs", 1)),
             "cuda_options": dict(g("cuda_option", None) or []),

@@ -279,6 +279,63 @@ def test_analysis_window_rejects_negative_start():
         rates_per_neuron(res, "A", t_start=-100.0)
 
 
+def test_analysis_window_and_bins_follow_nest():
+    """(t_start, t_stop] as NEST's spike recorder (a spike is stamped at the end of its
+    step): a neuron firing in every step of a 1,000 ms run has exactly 10,000 Hz over the
+    last 500 ms, the stamp 500.0 (the transient's last step) left out, 1000.0 (the run's
+    last step) kept.  Windows past the run and unrecorded populations are refused."""
+    t = np.round(np.arange(1, 10001) * 0.1, 10)             # every step's stamp
+    res = _results(t, np.zeros(t.size))
+    np.testing.assert_array_equal(rates_per_neuron(res, "A"), [10000.0, 0, 0, 0])
+    np.testing.assert_array_equal(rates_per_neuron(res, "A", 0.0, 0.3), [10000.0, 0, 0, 0])
+    res = _results([500.0, 1000.0], [0, 1])
+    np.testing.assert_array_equal(rates_per_neuron(res, "A"), [0.0, 2.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="t_stop <= the simulated 1000.0 ms"):
+        rates_per_neuron(res, "A", 500.0, 2000.0)
+    res.recorded[1] = False
+    for f in (rates_per_neuron, cv_isi, pairwise_correlations):
+        with pytest.raises(ValueError, match="'B' was not recorded"):
+            f(res, "B")
+
+
+def test_analysis_cv_equals_scipy_variation():
+    """CV per neuron = scipy.stats.variation of its ISIs (ddof 0), to 1e-12, also for a
+    long regular train (a one-pass variance gave 8.5e-7 there instead of ~0); neurons
+    with fewer than 3 spikes are left out, and min_spikes < 3 is refused."""
+    rng = np.random.default_rng(5)
+    trains = [np.sort(rng.uniform(500.0, 1000.0, k)) for k in (2, 3, 17, 400)]
+    trains.append(500.0 + 3.7 * np.arange(1, 130))
+    times = np.concatenate(trains)
+    senders = np.concatenate([np.full(x.size, i) for i, x in enumerate(trains)])
+    res = _results(times, senders, sizes=(5,))
+    want = [stats.variation(np.diff(x)) for x in trains[1:]]
+    np.testing.assert_allclose(cv_isi(res, "A"), want, rtol=1e-12, atol=1e-12)
+    assert cv_isi(res, "A")[-1] < 1e-12
+    np.testing.assert_allclose(cv_isi(res, "A", min_spikes=20), want[2:], rtol=1e-12,
+                               atol=1e-12)
+    with pytest.raises(ValueError, match="min_spikes must be a whole number >= 3"):
+        cv_isi(res, "A", min_spikes=2)
+
+
+def test_analysis_correlation_bins():
+    """Counts in (edge, edge + 2] bins from t_start, whole bins only (a 201 ms window has
+    100 bins; spikes in the last 1 ms are left out, as Elephant's BinnedSpikeTrain does):
+    equal to np.corrcoef of counts made by np.digitize(right=True).  A neuron with a
+    constant count (one spike in every bin) has no correlation and is left out."""
+    rng = np.random.default_rng(9)
+    trains = [np.round(rng.uniform(500.0, 701.0, 40), 1) for _ in range(2)]
+    trains.append(np.arange(502.0, 701.0, 2.0))              # one per bin, on the edges
+    times = np.concatenate(trains)
+    senders = np.concatenate([np.full(x.size, i) for i, x in enumerate(trains)])
+    res = _results(times, senders, sizes=(3,), duration=701.0)
+    edges = 500.0 + 2.0 * np.arange(101)
+    counts = [np.bincount(np.digitize(x[x <= 700.0], edges, right=True) - 1, minlength=100)
+              for x in trains]
+    assert all(c.size == 100 for c in counts) and np.ptp(counts[2]) == 0
+    c = pairwise_correlations(res, "A", n_neurons=3)
+    np.testing.assert_allclose(c, [np.corrcoef(counts[0], counts[1])[0, 1]], rtol=1e-12)
+
+
 # -- validate: usage errors before anything runs, and "not tested" is not a pass -----------
 def _no_runs(monkeypatch):
     def boom(*a, **k):
@@ -347,6 +404,35 @@ def _fake_runs(cv=True):
             _fake_run("test", 1, cv), _fake_run("test", 3, cv)]
 
 
+def test_compare_activity_ks_floor():
+    """A population silent in both reference runs has a baseline KS D of exactly 0; a test
+    run with one spike among 414 neurons (D = 1/414, |d| small) is consistent, because D
+    is under the two-sample KS critical value at 0.05 (1.358 * sqrt(2 / 414) = 0.094,
+    the floor); a real difference (D = 0.5 against that floor) still fails."""
+    assert validate.ks_floor(414, 414) == pytest.approx(
+        stats.kstwobign.isf(0.05) * math.sqrt(2 / 414), rel=1e-12)
+    assert 0.0943 < validate.ks_floor(414, 414) < 0.0945
+
+    def runs(test_rates):
+        out = _fake_runs()
+        for r in out:
+            r["stats"]["A"]["rate"] = np.zeros(414)
+        for r, x in zip(out[2:], test_rates):
+            r["stats"]["A"]["rate"] = x
+        return out
+    one = np.zeros(414)
+    one[7] = 1.0
+    act = validate.compare_activity(runs([np.zeros(414), one]), tolerance=2.0)
+    e = act["populations"]["A"]["rate"]
+    # test pairs: seed 1 (silent) vs reference 2, seed 3 (one spike) vs references 1, 2
+    assert e["ks_base_max"] == 0.0 and e["ks_test_mean"] == pytest.approx(2 / 3 / 414)
+    assert e["consistent"] is True
+    half = np.where(np.arange(414) < 207, 2.0, 0.0)
+    act = validate.compare_activity(runs([half, half]), tolerance=2.0)
+    assert act["populations"]["A"]["rate"]["consistent"] is False
+    assert "A/rate" in act["inconsistent"]
+
+
 def test_compare_activity_not_tested_is_not_a_pass():
     """A statistic that cannot be computed (no CV or correlation values in population B)
     is 'not tested': nothing failed, yet the activity part does not pass."""
@@ -385,13 +471,20 @@ def test_validate_report_not_tested_verdict(monkeypatch, tmp_path):
     assert "| not tested |" in text
     assert "effect-size screen, not a significance test" in text
     assert "single pair" in text and "10 % of a rate" in text
+    # what the statistics are, in the report and the JSON
+    assert "over (10.0, 100.0] ms" in text and "correlations of spike counts in 2 ms bins" \
+        in text and "all pairs of 200 neurons sampled per population" in text
+    assert (summ["meta"]["corr_bin_ms"], summ["meta"]["n_corr"],
+            summ["meta"]["cv_min_spikes"]) == (2.0, 200, 3)
 
 
 def test_validate_fail_verdict_names_what_failed(monkeypatch, tmp_path, capsys):
     """A FAIL says what failed, in the report's verdict line and on the terminal: the
     projections whose connectivity tests failed and the population/statistic pairs outside
-    the seed-to-seed spread (here every one: tolerance 1e-6)."""
+    the seed-to-seed spread (here every one: tolerance 1e-6 and no KS floor; the fake runs
+    draw every run from one distribution, which the floor would rightly pass)."""
     monkeypatch.setattr(validate, "run_activity", lambda *a, **k: _fake_runs(cv=True))
+    monkeypatch.setattr(validate, "ks_floor", lambda n, m: 0.0)
     monkeypatch.setattr(validate, "_figures", lambda runs, out, t: [])
     monkeypatch.setattr(validate, "check_connectivity", lambda net, alpha, log: {
         "pass": False, "wall_s": 0.0, "n_synapses": 0, "alpha": alpha, "n_tests": 2,

@@ -750,6 +750,28 @@ def test_simulation_arguments():
     _raises_naming(lambda: cpu.steps_for(0.30000001), "not a whole number of steps")
 
 
+def test_binned_rates_last_bin_and_edges():
+    """Rates in (edge, edge + bin] bins; the last bin ends with the run and is divided by
+    its own width: 1,000 ms in 3 ms bins is 333 bins of 3 ms and one of 1 ms, and one
+    neuron of two firing once in that last 1 ms is 500 Hz there, not 167 Hz.  A spike
+    stamped on an edge belongs to the bin it closes."""
+    from pyproc.results import Results
+    res = Results(times=np.array([3.0, 3.1, 999.5]), senders=np.array([0, 1, 0]),
+                  pop_names=["A", "B"], pop_offsets=np.array([0, 2]),
+                  pop_sizes=np.array([2, 5]), recorded=np.array([True, False]),
+                  duration=1000.0, dt=0.1)
+    edges, r = res.binned_rates(3.0)
+    assert edges.size == 335 and edges[-1] == 1000.0 and edges[-2] == 999.0
+    assert r.shape == (2, 334) and np.isnan(r[1]).all()
+    # 3.0 closes bin 0, 3.1 opens bin 1
+    assert r[0, 0] == r[0, 1] == pytest.approx(1 / (2 * 3e-3))
+    assert r[0, -1] == pytest.approx(1 / (2 * 1e-3))
+    assert np.count_nonzero(r[0]) == 3
+    np.testing.assert_array_equal(res.binned_rates()[0][:3], [0.0, 10.0, 20.0])
+    with pytest.raises(pp.ModelError, match="bin_ms must be > 0 ms"):
+        res.binned_rates(0)
+
+
 def test_save_plots_and_load_results_errors(tmp_path):
     pytest.importorskip("matplotlib")
     from pyproc.models import balanced
