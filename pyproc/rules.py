@@ -163,8 +163,9 @@ def from_conn_spec(spec, where: str = "conn_spec"):
         raise ModelError(f"{where}: unknown rule {rule!r}; available: "
                          + ", ".join(sorted(_NEST_RULES)))
     make, names = _NEST_RULES[rule]
-    allowed = set(names) | {"rule", "allow_autapses"} | (
-        {"allow_multapses"} if rule in ("fixed_total_number", "fixed_outdegree") else set())
+    # every NEST rule takes allow_multapses; pairwise rules never make a multapse, so
+    # either value means the same there
+    allowed = set(names) | {"rule", "allow_autapses", "allow_multapses"}
     unknown = sorted(set(spec) - allowed, key=str)
     if unknown:
         raise ModelError(f"{where}: {rule} takes no {', '.join(map(repr, unknown))}; its "
@@ -174,6 +175,8 @@ def from_conn_spec(spec, where: str = "conn_spec"):
         raise ModelError(f"{where}: {rule} needs {', '.join(map(repr, missing))}")
     kwargs = {arg: spec[key] for key, arg in names.items()}
     kwargs.update({k: spec[k] for k in ("allow_autapses", "allow_multapses") if k in spec})
+    if rule in ("pairwise_bernoulli", "all_to_all") and "allow_multapses" in kwargs:
+        flag(f"{where}: allow_multapses", kwargs.pop("allow_multapses"))
     return make(**kwargs)
 
 

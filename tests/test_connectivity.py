@@ -117,6 +117,8 @@ def test_all_to_all_and_nest_conn_specs():
     for spec, rule in (
             ({"rule": "pairwise_bernoulli", "p": 0.1, "allow_autapses": False},
              pp.pairwise_bernoulli(0.1, allow_autapses=False)),
+            ({"rule": "pairwise_bernoulli", "p": 0.1, "allow_multapses": False},
+             pp.pairwise_bernoulli(0.1)),
             ({"rule": "fixed_total_number", "N": 1234}, pp.fixed_total_number(1234)),
             ({"rule": "fixed_outdegree", "outdegree": 7, "allow_multapses": True},
              pp.fixed_outdegree(7))):
@@ -128,6 +130,8 @@ def test_all_to_all_and_nest_conn_specs():
                         ("one_to_one", "not implemented"),
                         ({"rule": "pairwise_bernoulli", "prob": 0.1}, "takes no 'prob'"),
                         ({"rule": "pairwise_bernoulli"}, "needs 'p'"),
+                        ({"rule": "all_to_all", "allow_multapses": "no"},
+                         "allow_multapses must be True or False"),
                         ({"p": 0.1}, "needs a 'rule' key"),
                         ({"rule": "pairwise_bernouli", "p": 0.1}, "unknown rule"),
                         ({"rule": "fixed_outdegree", "outdegree": 3, "allow_multapses": False},
