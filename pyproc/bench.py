@@ -493,6 +493,7 @@ def run_case(case: Dict, log: Callable[[str], None] = lambda s: None) -> Dict:
             sim.run(warm_steps * dt, should_stop=lambda: time.perf_counter() > deadline_warm)
             sim.interrupted = False
         rec["warmup_ms"] = sim.t
+        warm_short = warm_steps and int(sim.sim.step) < warm_steps + 1
         ev0 = int(sim.sim.n_events) if hasattr(sim.sim, "n_events") else None
         step0 = int(sim.sim.step)
         n_rec0 = sum(g.size for _, g in sim._record) if hasattr(sim, "_record") else None
@@ -515,9 +516,15 @@ def run_case(case: Dict, log: Callable[[str], None] = lambda s: None) -> Dict:
     run_wall = wall["s"] if wall["s"] is not None else t_end - t_meas
     meas_steps = int(sim.sim.step) - step0
     meas_ms = meas_steps * dt
+    notes = []
+    if warm_short:
+        # the measured part then starts earlier in the transient than the other cases'
+        notes.append(f"warm-up shortened to {rec['warmup_ms']:g} ms of "
+                     f"{float(case['warmup_ms']):g} ms")
     if meas_steps < steps:
-        rec["note"] = (f"shortened to {meas_ms:g} ms of {steps * dt:g} ms by the budget "
-                       f"({budget:g} s, --max-seconds)")
+        notes.append(f"measured part shortened to {meas_ms:g} ms of {steps * dt:g} ms")
+    if notes:
+        rec["note"] = "; ".join(notes) + f" by the budget ({budget:g} s, --max-seconds)"
     if meas_steps == 0:
         rec.update(status="skipped", note=f"skipped: no step measured within the budget "
                                           f"{budget:g} s (--max-seconds)")
@@ -652,6 +659,7 @@ def _choice_list(choices: Sequence[str]) -> Callable[[str], List[str]]:
         out = [x for x in str(text).replace(" ", "").split(",") if x]
         if out == ["all"] or out == ["both"]:
             return list(choices)
+        out = list(dict.fromkeys(out))          # a name given twice is one case
         bad = [x for x in out if x not in choices]
         if bad or not out:
             raise argparse.ArgumentTypeError(
@@ -678,11 +686,13 @@ def build_cases(args) -> List[Dict]:
     backends = _as_list(getattr(args, "backends", None) or getattr(args, "backend", None),
                         BACKENDS, ["cpu"])
     conns = _as_list(getattr(args, "connectivity", None), CONNECTIVITIES, list(CONNECTIVITIES))
-    dts = getattr(args, "dts", None) or list(DEFAULT_DTS)
-    sizes = getattr(args, "sizes", None) or list(DEFAULT_SIZES)
-    scales = getattr(args, "scales", None) or list(DEFAULT_SCALES)
-    mam_scales = getattr(args, "mam_scales", None) or [1.0]
-    mc_dts = getattr(args, "microcircuit_dts", None) or [0.1]
+    def once(xs):                               # a value given twice is one case
+        return list(dict.fromkeys(xs))
+    dts = once(getattr(args, "dts", None) or DEFAULT_DTS)
+    sizes = once(getattr(args, "sizes", None) or DEFAULT_SIZES)
+    scales = once(getattr(args, "scales", None) or DEFAULT_SCALES)
+    mam_scales = once(getattr(args, "mam_scales", None) or [1.0])
+    mc_dts = once(getattr(args, "microcircuit_dts", None) or [0.1])
     duration = float(getattr(args, "duration", DEFAULT_DURATION_MS))
     warmup = float(getattr(args, "warmup", DEFAULT_WARMUP_MS))
     gib = 2 ** 30
@@ -769,6 +779,15 @@ def run_suite(cases: List[Dict], out_dir: str, meta: Dict, in_process: bool = Fa
     os.makedirs(out_dir, exist_ok=True)
     logs = os.path.join(out_dir, "logs")
     os.makedirs(logs, exist_ok=True)
+    # an earlier suite's files in the same folder would pass for this one's: its plot
+    # (this suite may write none) and its case logs (named after other cases)
+    stale = [os.path.join(out_dir, "plot.png")] + [
+        os.path.join(logs, f) for f in os.listdir(logs) if f.endswith(".log")]
+    for path in stale:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
     doc = dict(meta)
     doc["cases"] = []
     doc["published"] = PUBLISHED
@@ -796,7 +815,7 @@ def run_suite(cases: List[Dict], out_dir: str, meta: Dict, in_process: bool = Fa
                     name = f"{i + 1:03d}-" + _case_label(c).replace(" ", "_") + ".log"
                     rec = _run_in_subprocess(c, limit, os.path.join(logs, name))
             doc["cases"].append(rec)
-            cross_check(doc["cases"], reference)
+            cross_check(doc["cases"], reference, (doc.get("environment") or {}).get("git_commit"))
             say("      " + _one_line(rec))
             _write_json(os.path.join(out_dir, "results.json"), doc)
     finally:
@@ -809,12 +828,33 @@ def run_suite(cases: List[Dict], out_dir: str, meta: Dict, in_process: bool = Fa
     return doc
 
 
-def cross_check(records: List[Dict], reference: Sequence[Dict] = ()) -> None:
+def _network_key(c: Dict):
+    """What makes two cases the same network: model, size, dt, seed and, for the
+    multi-area model, its state and structure file (by name: the path differs between
+    machines)."""
+    st = c.get("structure")
+    return (c["model"], c["size"], c["dt"], c.get("seed", 1), c.get("mam_state"),
+            os.path.basename(st) if st else None)
+
+
+def same_as_failed(rec: Dict) -> bool:
+    """Whether the case's cross-check found a difference that counts as a failure: not one
+    against a reference recorded from other code (another commit)."""
+    same = rec.get("same_as")
+    return bool(same) and not (same["spikes"] and same["events"]) and \
+        not same.get("other_commit")
+
+
+def cross_check(records: List[Dict], reference: Sequence[Dict] = (),
+                commit: Optional[str] = None) -> None:
     """Stored and procedural, CPU and CUDA must emit the same spikes and deliver the same
     events (bit-exact backends).  For each completed case, compare with the first earlier
-    completed case of the same model, size and dt that ran the same number of steps, and
-    store the outcome in ``rec["same_as"]``.  ``reference`` records (another suite's
-    results.json, e.g. the CPU results in the repo) come first, labelled ``[ref]``."""
+    completed case of the same network (:func:`_network_key`: model, size, dt, seed, ...)
+    that ran the same number of steps, and store the outcome in ``rec["same_as"]``.
+    ``reference`` records (another suite's results.json) come first, labelled ``[ref]``;
+    where they carry ``git_commit`` and it is not ``commit`` (this tree's), the outcome
+    says so (``other_commit``) and a difference is not a failure: the code changed in
+    between, and with it possibly the network."""
     refs = [dict(r, label="[ref] " + r.get("label", "")) for r in reference
             if r.get("status") == "ok"]
     done = refs + [r for r in records if r.get("status") == "ok"]
@@ -822,9 +862,8 @@ def cross_check(records: List[Dict], reference: Sequence[Dict] = ()) -> None:
         if i < len(refs) or "same_as" in r:
             continue
         c = r["case"]
-        for o in done[:i]:
-            oc = o["case"]
-            if (oc["model"], oc["size"], oc["dt"]) != (c["model"], c["size"], c["dt"]):
+        for j, o in enumerate(done[:i]):
+            if _network_key(o["case"]) != _network_key(c):
                 continue
             if o.get("warmup_ms", 0) + o.get("measured_ms", 0) != \
                     r.get("warmup_ms", 0) + r.get("measured_ms", 0):
@@ -833,7 +872,19 @@ def cross_check(records: List[Dict], reference: Sequence[Dict] = ()) -> None:
                             "spikes": r.get("spikes_total") == o.get("spikes_total"),
                             "events": r.get("synaptic_events_total") == o.get(
                                 "synaptic_events_total")}
+            other = o.get("git_commit") if j < len(refs) else None
+            if other and commit and other != commit:
+                r["same_as"]["other_commit"] = other
             break
+
+
+def _same_text(same: Dict) -> str:
+    if same["spikes"] and same["events"]:
+        return "same spikes+events as " + same["case"]
+    if same.get("other_commit"):
+        return (f"differs from {same['case']} (recorded at commit {same['other_commit']}: "
+                f"other code, not a failure)")
+    return "DIFFERS from " + same["case"]
 
 
 def render(out_dir: str, reference: Sequence[Dict] = (), plot: bool = True) -> Dict:
@@ -843,7 +894,8 @@ def render(out_dir: str, reference: Sequence[Dict] = (), plot: bool = True) -> D
         doc = json.load(f)
     for r in doc.get("cases", []):
         r.pop("same_as", None)
-    cross_check(doc.get("cases", []), reference)
+    cross_check(doc.get("cases", []), reference,
+                (doc.get("environment") or {}).get("git_commit"))
     _write_json(os.path.join(out_dir, "results.json"), doc)
     write_markdown(doc, os.path.join(out_dir, "results.md"))
     if plot:
@@ -861,8 +913,7 @@ def _one_line(rec: Dict) -> str:
                                        else "  EVENTS CHECK MISMATCH")
     same = rec.get("same_as")
     if same:
-        c += ("  same spikes+events as " if same["spikes"] and same["events"]
-              else "  DIFFERS from ") + same["case"]
+        c += "  " + _same_text(same)
     return (f"set-up {rec['setup_s']:.2f} s  RTF {rec['rtf']:.3g}  "
             f"events/s {_num(rec.get('events_per_s'))}  spikes {rec.get('spikes')}{c}"
             + (f"  ({rec['note']})" if rec.get("note") else ""))
@@ -1013,8 +1064,7 @@ def write_markdown(doc: Dict, path: str) -> None:
         check = "-" if "equal" not in chk else ("equal" if chk["equal"] else
                                                 f"MISMATCH ({chk['from_spikes']})")
         same = r.get("same_as")
-        same_txt = "-" if not same else (
-            ("" if same["spikes"] and same["events"] else "DIFFERS: ") + same["case"])
+        same_txt = "-" if not same else _same_text(same)
         dev = _bytes(r.get("peak_device_bytes"))
         if r.get("peak_device_source") in ("plan", "allocated"):
             dev += f" *{r['peak_device_source']}*"
@@ -1116,10 +1166,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # lists (replace pyproc.cli's single-valued --backend / --connectivity)
     _add(g, "--backends", "--backend", dest="backends", type=_choice_list(BACKENDS),
          default=None, override=True, metavar="LIST",
-         help="comma-separated backends: cpu,cuda [default: cpu]")
+         help="comma-separated backends: cpu,cuda, or all [default: cpu]")
     _add(g, "--connectivity", dest="connectivity", type=_choice_list(CONNECTIVITIES),
          default=None, override=True, metavar="LIST",
-         help="comma-separated: procedural,stored [default: both]")
+         help="comma-separated: procedural,stored, or all / both [default: both]")
     g.add_argument("--models", type=_choice_list(MODEL_NAMES), default=None, metavar="LIST",
                    help="comma-separated: balanced,microcircuit,multiarea [default: balanced,"
                         "microcircuit, plus multiarea when --structure is given]")
@@ -1134,7 +1184,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    type=_float_list, default=None, metavar="LIST",
                    help="time steps of the microcircuit and multi-area cases, ms [default: 0.1]")
     g.add_argument("--structure", metavar="PATH", default=None,
-                   help="multi-area model structure file (adds the multiarea cases)")
+                   help="multi-area model structure file (adds the multiarea cases "
+                        "where --models is not given)")
     g.add_argument("--mam-state", choices=("ground", "metastable"), default="ground",
                    help="multi-area model state")
     g.add_argument("--mam-scales", type=_scale_list, default=None, metavar="LIST",
@@ -1155,9 +1206,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "CUDA stored when its CSR fits half the free RAM, procedural up "
                         "to 2e7 synapses)")
     g.add_argument("--compare-with", metavar="RESULTS_JSON", default=None,
-                   help="another suite's results.json (e.g. the CPU results in the repo): "
-                        "cases of the same model, size, dt and steps must have the same "
-                        "spikes and events (bit-exact backends)")
+                   help="another suite's results.json (e.g. a CPU run of the same "
+                        "commit): cases of the same network (model, size, dt, seed) and "
+                        "steps must have the same spikes and events (bit-exact backends); "
+                        "against results of another commit a difference is reported, not "
+                        "counted as a failure")
     g.add_argument("--render", metavar="DIR", default=None, type=_results_dir,
                    help="only rewrite DIR/results.md and plot.png from DIR/results.json")
     g.add_argument("--in-process", action="store_true",
@@ -1201,7 +1254,20 @@ def main(args) -> int:
     if any(c["model"] == "multiarea" and not c.get("structure") for c in cases):
         sys.stderr.write("pyproc bench: error: the multiarea cases need --structure PATH\n")
         return 2
+    structure = getattr(args, "structure", None)
+    if structure and any(c["model"] == "multiarea" for c in cases) and \
+            not os.path.isfile(structure):
+        sys.stderr.write(f"pyproc bench: error: argument --structure: {structure!r} is not a "
+                         f"file\n")
+        return 2
+    if structure and not any(c["model"] == "multiarea" for c in cases):
+        sys.stderr.write("pyproc bench: warning: --structure is not used: --models has no "
+                         "multiarea\n")
     from .cli import _duration_problem       # the rule of `pyproc run --duration`
+    if cases and not min(float(c["duration_ms"]) for c in cases) > 0:
+        sys.stderr.write("pyproc bench: error: argument --duration: must be > 0 ms (the "
+                         "model time measured after the warm-up)\n")
+        return 2
     for c in cases:
         for flag, ms in (("--duration", c["duration_ms"]), ("--warmup", c["warmup_ms"])):
             why = _duration_problem(float(ms), c["dt"])
@@ -1220,8 +1286,11 @@ def main(args) -> int:
     if getattr(args, "compare_with", None):
         try:
             with open(args.compare_with) as f:
-                reference = list(json.load(f).get("cases", []))
-        except (OSError, ValueError) as e:
+                ref_doc = json.load(f)
+            ref_commit = (ref_doc.get("environment") or {}).get("git_commit")
+            reference = [dict(r, git_commit=ref_commit) if ref_commit else r
+                         for r in ref_doc.get("cases", [])]
+        except (OSError, ValueError, AttributeError, TypeError) as e:
             sys.stderr.write(f"pyproc bench: warning: --compare-with {args.compare_with}: "
                              f"{e}; no reference comparison\n")
         meta["compare_with"] = args.compare_with
@@ -1243,7 +1312,7 @@ def main(args) -> int:
         print("\n".join(_short_table(doc)))
     bad = [r for r in doc["cases"] if r.get("status") in ("failed", "timeout")]
     mismatch = [r for r in doc["cases"] if (r.get("events_check") or {}).get("equal") is False
-                or (r.get("same_as") and not (r["same_as"]["spikes"] and r["same_as"]["events"]))]
+                or same_as_failed(r)]
     return 1 if (bad or mismatch) else 0
 
 

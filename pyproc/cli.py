@@ -574,6 +574,16 @@ def _unwritable(out: str) -> Optional[str]:
         return f"cannot create {out!r}: {parent!r} is not a directory"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot create {out!r}: {parent!r} is not writable"
+    # os.access says yes for root and for file systems such as /proc: try it, and take
+    # away what the try made
+    try:
+        os.makedirs(out)
+    except OSError as e:
+        return f"cannot create {out!r}: {e.strerror or e}"
+    d = os.path.abspath(out)
+    while d != parent:
+        os.rmdir(d)
+        d = os.path.dirname(d)
     return None
 
 
@@ -701,6 +711,12 @@ def cmd_run(args) -> int:
         except ImportError:
             res.meta["plots"] = ("not written: matplotlib is not installed "
                                  "(pip install 'pyproc[plot]')")
+    for fn in ("raster.png", "rates.png"):    # an earlier run's plots would pass for this one's
+        if not any(os.path.basename(p) == fn for p in plots):
+            try:
+                os.remove(os.path.join(out, fn))
+            except FileNotFoundError:
+                pass
     res.save(out)
 
     if not args.quiet:
@@ -927,9 +943,10 @@ def _check_before_work(args) -> None:
     if flag is not None:                  # one look at the machine (it runs nvcc --version)
         cuda = machine_info()["backends"]["cuda"]
         if not cuda["usable"]:
-            raise BackendUnavailable(f"argument {flag} cuda: the CUDA backend is not usable "
-                                     f"here ({cuda['reason']}); see 'pyproc info', or use "
-                                     f"the CPU backend ({flag} cpu)")
+            # the subcommand's own parser: "pyproc bench: error: ..." as its other errors
+            args._parser.error(f"argument {flag} cuda: the CUDA backend is not usable here "
+                               f"({cuda['reason']}); see 'pyproc info', or use the CPU "
+                               f"backend ({flag} cpu)")
 
 
 def _raw_value(argv: Sequence[str], flags: Sequence[str]) -> Optional[str]:

@@ -956,6 +956,12 @@ def main(args) -> int:
         except ImportError:
             note = ("matplotlib is not installed, so no figures were drawn "
                     "(pip install 'pyproc[plot]').")
+    for fn in ("raster.png", "rates.png", "cv_isi.png", "correlations.png"):
+        if fn not in figures:        # an earlier validation's figure would pass for this one's
+            try:
+                os.remove(os.path.join(out, fn))
+            except FileNotFoundError:
+                pass
     meta["verdict"] = _overall(conn, act)
     meta["pass"] = meta["verdict"] == "PASS"
     meta["wall_total_s"] = time.perf_counter() - t_start

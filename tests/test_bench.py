@@ -137,6 +137,12 @@ def test_skip_and_shorten_by_budget():
                                duration_ms=1e5, max_seconds=0.6))
     assert rec["status"] == "ok"
     assert 0 < rec["measured_ms"] < 1e5 and "shortened" in rec["note"]
+    # a warm-up cut by the budget is said too (the measured part then starts earlier in
+    # the transient than another case's)
+    rec = bench.run_case(_case(size=500, dt=0.1, connectivity="procedural",
+                               warmup_ms=1e5, duration_ms=10.0, max_seconds=0.6))
+    assert rec["status"] == "ok" and rec["warmup_ms"] < 1e5
+    assert rec["note"].startswith(f"warm-up shortened to {rec['warmup_ms']:g} ms of 100000 ms")
 
 
 def test_case_selection_and_memory_override(tmp_path):
@@ -182,6 +188,23 @@ def test_cross_check_against_reference():
     assert ours[1]["same_as"]["spikes"] is False
     assert "same_as" not in ours[2]                  # other number of steps: not comparable
     assert "same_as" not in ref[0]
+    assert bench.same_as_failed(ours[1]) and not bench.same_as_failed(ours[0])
+    # another seed is another network: no comparison
+    other_seed = rec("seed 2", "procedural", 12, 120)
+    other_seed["case"]["seed"] = 2
+    bench.cross_check([other_seed], ref)
+    assert "same_as" not in other_seed
+    # a reference of another commit: compared, a difference reported but not a failure
+    old = [dict(ref[0], git_commit="abc1234")]
+    mine = [rec("now", "stored", 11, 100)]
+    bench.cross_check(mine, old, commit="def5678")
+    assert mine[0]["same_as"]["other_commit"] == "abc1234"
+    assert not bench.same_as_failed(mine[0])
+    assert "recorded at commit abc1234: other code, not a failure" in bench._one_line(
+        dict(mine[0], setup_s=1.0, rtf=1.0))
+    same = [rec("now", "stored", 11, 100)]
+    bench.cross_check(same, old, commit="abc1234")
+    assert bench.same_as_failed(same[0]) and "other_commit" not in same[0]["same_as"]
 
 
 @pytest.mark.parametrize("argv,named", [
@@ -215,7 +238,8 @@ def test_bad_options_exit_2_naming_the_option(capsys, argv, named):
      ["argument --duration", "20 ms is not a whole number of steps of dt = 0.3 ms"]),
     (["--dts", "0.3", "--duration", "21", "--warmup", "10"],
      ["argument --warmup", "10 ms is not a whole number of steps of dt = 0.3 ms"]),
-])
+    (["--duration", "0"], ["argument --duration", "must be > 0 ms"]),   # was: every case
+])                                                                      # "skipped", exit 0
 def test_duration_and_warmup_must_be_whole_steps_of_every_dt(capsys, tmp_path, argv, words,
                                                              monkeypatch):
     """As `pyproc run --duration`: refused before any case runs (they were run with the

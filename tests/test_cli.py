@@ -224,6 +224,44 @@ def test_bad_out_directory(capsys, tmp_path):
     assert_one_line_error(code, err, "--out")
 
 
+@pytest.mark.parametrize("command", [["run", "balanced", "--neurons", "20"],
+                                     ["validate", "balanced", "--neurons", "20"],
+                                     ["bench", "--models", "balanced", "--sizes", "20"]])
+def test_out_that_cannot_be_made_is_refused_before_work(capsys, tmp_path, monkeypatch,
+                                                        command):
+    """A directory os.access allows but mkdir refuses (root, /proc): one line, exit 2,
+    before any work; an --out that can be made is tried and left uncreated."""
+    import pyproc.validate
+    import pyproc.bench
+    monkeypatch.setattr(pyproc.validate, "main", lambda args: pytest.fail("validate ran"))
+    monkeypatch.setattr(pyproc.bench, "main", lambda args: pytest.fail("bench ran"))
+    real = os.makedirs
+
+    def refuse(path, *a, **k):
+        if "nope" in str(path):
+            raise FileNotFoundError(2, "No such file or directory")
+        return real(path, *a, **k)
+    monkeypatch.setattr(os, "makedirs", refuse)
+    code, _, err = run_cli(capsys, *command, "--duration", "1", "--out", tmp_path / "nope")
+    assert_one_line_error(code, err, "argument --out", "cannot create",
+                          "No such file or directory")
+    assert cli._unwritable(str(tmp_path / "a" / "b")) is None
+    assert not (tmp_path / "a").exists()
+
+
+def test_run_removes_an_earlier_runs_plots(capsys, tmp_path):
+    """--no-plots into a folder with an earlier run's plots: they go, so no plot of
+    another run sits beside this run's summary.json."""
+    for fn in ("raster.png", "rates.png"):
+        (tmp_path / fn).write_bytes(b"old")
+    (tmp_path / "mine.txt").write_text("kept")
+    code, _, _ = run_cli(capsys, "run", "balanced", "--neurons", "20", "--duration", "1",
+                         "--out", tmp_path, "--quiet", "--no-plots")
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt", "spikes.npz",
+                                                          "summary.json"]
+
+
 def test_model_error_from_a_structure_file_is_one_line(capsys, tmp_path):
     bad = tmp_path / "mam.json"
     bad.write_text('{"areas": 3}')
@@ -277,6 +315,7 @@ def test_cuda_named_without_a_gpu_is_refused_before_work(capsys, tmp_path, monke
     code, _, err = run_cli(capsys, *argv, "--duration", "10", "--out", tmp_path / "o")
     assert_one_line_error(code, err, f"argument {flag}", "not usable here",
                           f"({flag.split()[0]} cpu)")
+    assert err.startswith(f"pyproc {argv[0]}")
     assert not (tmp_path / "o").exists()
 
 
