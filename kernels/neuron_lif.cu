@@ -5,8 +5,9 @@
 #include "phases.cuh"
 
 /* pp_neuron_lif_update
- * Launch shape : grid = n_blocks (host block table, pyproc/backends/cuda.py
- *                build_block_table), block = PP_NEURON_BLOCK threads (256).
+ * Launch shape : grid = n_blocks (host block table: pyproc.plan.neuron_blocks,
+ *                uploaded as device_tables()["blocks"]), block = PP_NEURON_BLOCK
+ *                threads (256).
  *                Each block covers PP_NEURON_BLOCK consecutive neurons of ONE
  *                population, so a block never straddles two populations.
  * Thread map   : thread x of block b owns neuron blocks[b].y + x (local index)
@@ -24,7 +25,7 @@
  *                (input outside int32, the CPU raises OverflowDetected),
  *                PP_ERR_SPIKE_LIST.
  * Body         : pp_neuron_phase (phases.cuh; spike_base 0).
- * CPU twin     : CPUSimulator.run_steps first loop (pyproc/backends/cpu.py),
+ * CPU twin     : the neuron phase of CPUSimulator.run_steps (pyproc/backends/cpu.py),
  *                pyproc.neuron.lif_step and poisson_counts.
  */
 extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK)

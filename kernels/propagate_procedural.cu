@@ -36,8 +36,9 @@
  *                ctrl->n_events (pp_add_events; more only if a lane counts
  *                2^31 synapses).  Errors: PP_ERR_BAD_RULE, PP_ERR_RING_INDEX.
  * Body         : pp_procedural_phase (phases.cuh).
- * CPU twin     : CPUSimulator.run_steps second loop with connectivity
- *                "procedural" (pyproc.connectivity.rows); shim_row in
+ * CPU twin     : the propagation part of CPUSimulator.run_steps with connectivity
+ *                "procedural" (pyproc.connectivity.fixed_rows_many for the
+ *                fixed-number rules, rows for the others); shim_row in
  *                tests/csrc/shim.c walks a row in the same way.
  */
 extern "C" __global__ void __launch_bounds__(256, 4)
@@ -84,7 +85,7 @@ pp_propagate_procedural_spikes(const pp_proj *__restrict__ projs, const pp_pop *
  *                they deliver what pp_propagate_procedural_spikes does on the full
  *                tables.  The persistent kernel does this per step when the step has
  *                at least tile_min_spikes spikes.
- * CPU twin     : CPUSimulator.run_steps second loop (pyproc.connectivity.rows).
+ * CPU twin     : the propagation part of CPUSimulator.run_steps (pyproc.connectivity.rows).
  */
 extern "C" __global__ void __launch_bounds__(256, 5)
 pp_propagate_procedural_tiles(const pp_proj *__restrict__ projs, const pp_pop *__restrict__ pops,

@@ -23,7 +23,7 @@
  *                atomicAdd per warp into ctrl->n_events.  Errors:
  *                PP_ERR_RING_INDEX.
  * Body         : pp_stored_phase (phases.cuh).
- * CPU twin     : CPUSimulator.run_steps second loop with connectivity "stored"
+ * CPU twin     : the propagation part of CPUSimulator.run_steps, connectivity "stored"
  *                (CPUSimulator._synapses).
  */
 extern "C" __global__ void __launch_bounds__(256, 4)

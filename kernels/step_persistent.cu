@@ -799,7 +799,7 @@ __device__ __forceinline__ void pp_persistent_body(
  * dynamic shared memory 4 * 32 * (largest tiled seg_width + 1) bytes) and the rest
  * per (spike, projection) on gen_out_ptr / gen_out_idx; any other step all of them
  * per (spike, projection) on out_ptr / out_idx.
- * Launch shape  : cuLaunchCooperativeKernel (pyproc/backends/cuda.py, through
+ * Launch shape  : cuLaunchCooperativeKernel (pyproc.kernels.CooperativeKernel, through
  *                 ctypes: PyCUDA has no cooperative launch), grid <= the blocks
  *                 that fit the GPU at once (cuOccupancyMaxActiveBlocksPerMultiprocessor
  *                 x SMs), block = PP_NEURON_BLOCK (256) threads; the one-block

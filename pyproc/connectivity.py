@@ -22,7 +22,7 @@ from . import sampling
 from .compile import DIST_CONST, RULE_BERNOULLI, RULE_DECODER, CompiledNetwork
 from .rng import TAG_BERNOULLI, TAG_FIXED, philox_words
 
-__all__ = ["rows", "fixed_rows_many", "weights_fixed", "delays_steps", "to_sparse", "Synapses",
+__all__ = ["rows", "fixed_rows_many", "ring_after", "weights_fixed", "delays_steps", "to_sparse", "Synapses",
            "bernoulli_words_per_draw"]
 
 Synapses = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -195,6 +195,27 @@ def fixed_rows_many(seed: int, pjs: np.ndarray, pre, lens, tab=None):
     tgt = sampling.uniform_int(r0, pjs["n_post"][q].astype(np.int64) - no_aut)
     tgt = tgt + (no_aut & (tgt >= src)).astype(np.uint32)
     return q, row, tgt, _weights_of(pjs, q, r1, tab), _delays_of(pjs, q, r2, tab)
+
+
+def ring_after(cnet: CompiledNetwork, spikes):
+    """(delay ring, synapses): the NumPy twin of one propagation at step 0 -- every
+    synapse of ``spikes`` ((population, local index) pairs) added into a zeroed delay ring
+    (int64, ``cnet.ring_size`` entries, each population's [slot][channel][neuron] block at
+    its ring_offset, slot = delay steps % ring_slots) -- and the number of synapses.  What
+    a propagation kernel leaves in its int32 ring (the pyproc.kernels example)."""
+    ring = np.zeros(cnet.ring_size, np.int64)
+    n = 0
+    for pop, pre in np.asarray(spikes, dtype=np.int64).reshape(-1, 2):
+        for k in np.flatnonzero(cnet.projs["src_pop"] == pop):
+            pj = cnet.projs[k]
+            _, tgt, w, d = rows(cnet, int(k), [int(pre)], ordered=False)
+            tp = cnet.pops[pj["tgt_pop"]]
+            idx = (int(tp["ring_offset"]) + ((d.astype(np.int64) % int(tp["ring_slots"]))
+                                             * int(tp["n_channels"]) + int(pj["channel"]))
+                   * int(tp["n"]) + tgt.astype(np.int64))
+            np.add.at(ring, idx, w)
+            n += tgt.size
+    return ring, n
 
 
 def to_sparse(cnet: CompiledNetwork, projection, chunk: Optional[int] = None):

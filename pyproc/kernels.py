@@ -16,6 +16,7 @@ into a delay ring; here two spikes of the balanced network::
     import pycuda.driver as drv
     import pyproc
     from pyproc import kernels
+    from pyproc.connectivity import ring_after
     from pyproc.models import balanced
     from pyproc.plan import device_tables
 
@@ -38,7 +39,10 @@ into a delay ring; here two spikes of the balanced network::
                         P["sampler_tables"], P["out_ptr"], P["out_idx"], tab["max_out"],
                         P["spikes"], cnet.seed, P["ring"], cnet.ring_size, P["ctrl"])
         ring_host = drv.from_device(gpu["ring"], (cnet.ring_size,), np.int32)
-        print("synapses delivered:", drv.from_device_like(gpu["ctrl"], ctrl)["n_events"][0])
+        n_gpu = drv.from_device_like(gpu["ctrl"], ctrl)["n_events"][0]
+        ring_twin, n_twin = ring_after(cnet, spikes)      # the NumPy twin
+        print("synapses delivered:", n_gpu, "ring equal to the twin's:",
+              np.array_equal(ring_host, ring_twin) and n_gpu == n_twin)
         del gpu, k
     finally:
         kernels.forget_context()   # drop the modules compiled in this context
@@ -46,7 +50,8 @@ into a delay ring; here two spikes of the balanced network::
         ctx.detach()
 
 ``ring_host`` then equals the CPU twin's ring after the same two spikes
-(layout [slot][channel][neuron] per population, ``pp_ring_index``).
+(:func:`pyproc.connectivity.ring_after`; layout [slot][channel][neuron] per
+population, ``pp_ring_index``), and the example prints True.
 ``sampler_tables`` is :func:`pyproc.sampling.sampler_tables` (the normal
 quantile and log tables the truncated-normal and geometric samplers
 interpolate, ``PP_TABLES_LEN`` int32 as (knot, step) intervals); every kernel

@@ -10,7 +10,7 @@ import numpy as np
 
 import pyproc as pp
 from pyproc import kernels
-from pyproc.connectivity import rows
+from pyproc.connectivity import ring_after
 
 
 def run_example() -> dict:
@@ -23,21 +23,9 @@ def run_example() -> dict:
 
 
 def twin_ring(cnet, spikes):
-    """The delay ring after delivering every synapse of ``spikes`` ((population, local)
-    pairs) at step 0, by the NumPy twin (int64), and the number of synapses."""
-    ring = np.zeros(cnet.ring_size, np.int64)
-    n = 0
-    for pop, pre in np.asarray(spikes).reshape(-1, 2):
-        for k in np.flatnonzero(cnet.projs["src_pop"] == pop):
-            pj = cnet.projs[k]
-            _, tgt, w, d = rows(cnet, k, [int(pre)])
-            tp = cnet.pops[pj["tgt_pop"]]
-            idx = (int(tp["ring_offset"]) + ((d.astype(np.int64) % int(tp["ring_slots"]))
-                                             * int(tp["n_channels"]) + int(pj["channel"]))
-                   * int(tp["n"]) + tgt.astype(np.int64))
-            np.add.at(ring, idx, w)
-            n += tgt.size
-    return ring, n
+    """The delay ring after delivering every synapse of ``spikes`` at step 0, by the NumPy
+    twin (int64), and the number of synapses (the public pyproc.connectivity.ring_after)."""
+    return ring_after(cnet, spikes)
 
 
 def long_bernoulli():

@@ -415,3 +415,4 @@ def test_kernels_module_example_on_the_emulator(simt_fake):
     ns = run_example()
     ring, n = twin_ring(ns["cnet"], ns["spikes"])
     assert np.array_equal(ns["ring_host"].astype(np.int64), ring) and n > 0
+    assert ns["n_gpu"] == ns["n_twin"] == n          # the example's own comparison
