@@ -295,7 +295,9 @@ def device_available_bytes() -> Optional[int]:
 
 
 def _gb(n: Optional[float]) -> str:
-    return "?" if n is None else f"{n / 1e9:.3g} GB"
+    # binary units, as --host-memory-gb / --device-memory-gb (GiB) and `pyproc plan`
+    from .hostmem import human
+    return "?" if n is None else human(n, 2)
 
 
 def fit_check(cnet, backend: str, connectivity: str,
@@ -441,7 +443,8 @@ def run_case(case: Dict, log: Callable[[str], None] = lambda s: None) -> Dict:
     t_compiled = time.perf_counter()
     backend, conn = case["backend"], case["connectivity"]
     n_neurons = cnet.n_neurons
-    rec.update(neurons=n_neurons, synapses=int(round(_synapses(cnet))), dt_ms=cnet.dt,
+    rec.update(neurons=n_neurons, synapses=int(round(_synapses(cnet))),
+               synapses_exact=bool(cnet.synapse_count()[1]), dt_ms=cnet.dt,
                populations=cnet.n_pops, projections=int(len(cnet.projs)),
                build_s=t_built - t_start, compile_s=t_compiled - t_built,
                plan_device_bytes=device_bytes_estimate(cnet, conn),
@@ -1014,13 +1017,14 @@ def _num(v, fmt="{:.3g}") -> str:
     return fmt.format(v)
 
 
+def _warmup_text(doc: Dict) -> str:
+    w = {r["case"].get("warmup_ms") for r in doc.get("cases", []) if "case" in r}
+    return " / ".join(f"{x:g} ms" for x in sorted(w)) if w else "-"
+
+
 def _bytes(v) -> str:
-    if v is None:
-        return "-"
-    for unit, f in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if v >= f:
-            return f"{v / f:.3g} {unit}"
-    return f"{v} B"
+    from .hostmem import human
+    return "-" if v is None else human(v, 2)
 
 
 def _size_text(case: Dict) -> str:
@@ -1045,13 +1049,18 @@ def write_markdown(doc: Dict, path: str) -> None:
                                           if gpu else ""),
              f"- command: `{doc.get('command')}`",
              "",
+             f"Each case: a warm-up of {_warmup_text(doc)} of model time (first step "
+             "included), then the measured run ('model ms'). "
              "RTF = wall seconds per model second (after the warm-up). Set-up = build + "
              "compile + backend set-up + first step. Events = synaptic events delivered in the "
              "measured window (check: recomputed from the spikes, over the whole run). Peak "
              "device = the bytes the CUDA backend allocated (its memory plan, exactly: "
              "*allocated*), else the planner's prediction (*plan*); the CUDA context itself "
              "is not included (see process_device_bytes in the JSON). Peak host = the case "
-             "process's max RSS.",
+             "process's max RSS. Synapses: the exact count, or '~' the expected count where "
+             "pairwise_bernoulli draws it. Rate Hz: mean over all neurons in the measured "
+             "run; updates/s: neuron updates (neurons x steps) per wall second. Memory in "
+             "binary units (KiB, MiB, GiB).",
              "",
              "| model | size | neurons | synapses | dt ms | backend | connectivity | status | "
              "set-up s | RTF | model ms | spikes | rate Hz | events | events/s | "
@@ -1070,7 +1079,8 @@ def write_markdown(doc: Dict, path: str) -> None:
             dev += f" *{r['peak_device_source']}*"
         lines.append("| " + " | ".join([
             c["model"], _size_text(c), _num(r.get("neurons"), "{:,d}"),
-            _num(r.get("synapses"), "{:.3g}"), f"{c['dt']:g}", c["backend"], c["connectivity"],
+            ("" if r.get("synapses_exact", True) else "~") + _num(r.get("synapses"), "{:.3g}"),
+            f"{c['dt']:g}", c["backend"], c["connectivity"],
             r.get("status", "?"), _num(r.get("setup_s")), _num(r.get("rtf")),
             _num(r.get("measured_ms"), "{:g}"), _num(r.get("spikes"), "{:,d}"),
             _num(r.get("mean_rate_Hz"), "{:.2f}"), _num(r.get("synaptic_events"), "{:.4g}"),

@@ -66,7 +66,6 @@ allocation is an upper bound that the device build checks.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -77,7 +76,7 @@ from .compile import POP_DTYPE, PROJ_DTYPE, RULE_BERNOULLI, CompiledNetwork
 from .hostmem import human
 from .sampling import TABLES_LEN, sampler_tables
 
-__all__ = ["Plan", "plan_network", "report", "main", "device_tables", "record_capacity",
+__all__ = ["Plan", "plan_network", "report", "device_tables", "record_capacity",
            "synapse_bound", "tile_projections", "neuron_blocks", "NEURON_BLOCK", "MIN_ALLOC",
            "DEFAULT_RECORD_CHUNK_STEPS", "CTRL_BYTES", "TILE_SEGMENTS", "TILE_MAX_WIDTH",
            "cpu_bytes"]
@@ -321,8 +320,9 @@ def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
     if connectivity == "stored":
         raw += [("csr_row_base", 8 * (n_projs + 1)), ("csr_indptr", 8 * (n_rows + 1)),
                 ("csr_targets", 4 * S), ("csr_weights", 4 * S), ("csr_delays", 2 * S)]
-        notes.append(f"CSR sized for {S:,d} synapses (expected {expected:,d}; "
-                     "pairwise_bernoulli: + 10 sd)")
+        notes.append(f"CSR sized for {S:,d} synapses" + (
+            "" if S == expected else f" (expected {expected:,d}; pairwise_bernoulli draws "
+                                     f"the count: + 10 sd)"))
     return Plan(connectivity=connectivity, buffers={k: _alloc(v) for k, v in raw},
                 record_chunk_steps=record_chunk_steps, record_capacity=rec_cap,
                 n_pops=n_pops, n_neurons=N, n_projs=n_projs, n_synapses=expected,
@@ -375,22 +375,3 @@ def report(cnet: CompiledNetwork, record_chunk_steps: int = DEFAULT_RECORD_CHUNK
                      f"{' (' + gpu_name + ')' if gpu_name else ''}, "
                      f"{_human(memory_reserve(gpu_bytes))} kept in reserve)")
     return "\n".join(lines)
-
-
-def main(args) -> int:
-    """``pyproc plan``: print :func:`report` for ``args.cnet`` or ``args.network``."""
-    cnet = getattr(args, "cnet", None)
-    if cnet is None:
-        from .compile import compile_network
-        net = getattr(args, "network", None)
-        if net is None:
-            raise ValueError("pyproc.plan.main: args needs a 'cnet' or a 'network'")
-        cnet = compile_network(net)
-    chunk = getattr(args, "record_chunk_steps", None) or DEFAULT_RECORD_CHUNK_STEPS
-    print(report(cnet, chunk))
-    path = getattr(args, "json", None)
-    if path:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({c: plan_network(cnet, c, chunk).to_dict()
-                       for c in ("procedural", "stored")}, f, indent=1)
-    return 0

@@ -154,7 +154,7 @@ def test_case_selection_and_memory_override(tmp_path):
     assert {c["model"] for c in cases} == {"balanced", "microcircuit"}
     assert all(c["host_memory"] == 2 ** 29 for c in cases)
     rec = bench.run_case(cases[0])                   # balanced 1e4 stored: 1e7 synapses
-    assert rec["status"] == "skipped" and "0.537 GB available" in rec["note"]
+    assert rec["status"] == "skipped" and "512.00 MiB available" in rec["note"]
     with pytest.raises(SystemExit):
         _parse(["--backends", "tpu"])
 

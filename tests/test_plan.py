@@ -3,13 +3,12 @@ network, derived here by hand from the model (not from the planner's code)."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import pyproc as pp
-from pyproc.plan import MIN_ALLOC, device_tables, main, plan_network, record_capacity, report
+from pyproc.plan import MIN_ALLOC, device_tables, plan_network, record_capacity, report
 from pyproc.rules import decoder
 
 
@@ -157,7 +156,7 @@ def test_tile_projections():
     assert plan_network(cnet).buffers["tiles"] == 16
 
 
-def test_report_and_main(capsys):
+def test_report(capsys):
     cnet = pp.compile_network(_net())
     text = report(cnet, 100)
     assert "procedural" in text and "stored" in text and "csr_targets" in text
@@ -168,9 +167,13 @@ def test_report_and_main(capsys):
             list(plan_network(cnet, "stored", 100).buffers):
         assert name in rows, name
     assert rows["tiles"][-1] == "-" and rows["csr_targets"][0] == "-"
-    assert main(SimpleNamespace(cnet=cnet, record_chunk_steps=100)) == 0
-    assert "total" in capsys.readouterr().out
-    assert main(SimpleNamespace(network=_net())) == 0
+    # the CSR's margin is named only where a count is drawn (pairwise_bernoulli)
+    assert "pairwise_bernoulli draws the count: + 10 sd" in text
+    net = pp.Network(dt=0.1, seed=7)
+    net.add_population("A", 30, pp.LIF())
+    net.connect("A", "A", pp.fixed_total_number(100), weight=1.0, delay=1.0)
+    fixed = report(pp.compile_network(net), 100)
+    assert "CSR sized for 100 synapses\n" in fixed + "\n" and "10 sd" not in fixed
 
 
 def test_plans_large_model_without_synapses():
