@@ -240,10 +240,14 @@ def check_connectivity(net, alpha: float = 0.01, regen_batch: int = 997, log=pri
                              "quantum_pA": q, "target": f"truncnorm({mu:g}, {sd:g}) on [0, inf)"}
         else:
             row["weight"] = {"D": math.nan, "p": math.nan, "sign_ok": True}
-        # delays: truncnorm on [dt, inf), rounded to steps
+        # delays: truncnorm on [max(dt, low), high] (high: inf, or the model's cut-off,
+        # e.g. the multi-area model's mean + 3.719 sd), rounded to steps
         if pj["d_kind"] == DIST_TNORM and D.nnz:
             mu, sd = float(pj["d_mean"]), float(pj["d_sd"])
-            tn = stats.truncnorm((dt - mu) / sd, np.inf, loc=mu, scale=sd)
+            dd = net.projections[name].delay
+            d_low = dt if dd.low is None else max(dt, float(dd.low))
+            d_high = np.inf if dd.high is None else float(dd.high)
+            tn = stats.truncnorm((d_low - mu) / sd, (d_high - mu) / sd, loc=mu, scale=sd)
             steps = np.rint(D.data / dt).astype(np.int64)
             dmax = int(pj["d_max"])
 
@@ -256,7 +260,8 @@ def check_connectivity(net, alpha: float = 0.01, regen_batch: int = 997, log=pri
             kk = np.arange(1, dmax + 1)
             row["delay"].update(mean=float(D.data.mean()), expected_mean=float(
                 (kk * dt * np.diff(np.concatenate(([0.0], cdf(kk))))).sum()),
-                target=f"truncnorm({mu:g}, {sd:g}) on [{dt:g}, inf), rounded to {dt:g} ms steps")
+                target=f"truncnorm({mu:g}, {sd:g}) on [{d_low:g}, "
+                       f"{d_high:g}{')' if np.isinf(d_high) else ']'}, rounded to {dt:g} ms steps")
         else:
             row["delay"] = {"stat": math.nan, "p": math.nan, "bins": 0}
         # procedural regeneration in another order and batch size == stored matrices

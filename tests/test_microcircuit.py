@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import pyproc as pp
 from pyproc import Simulation
 from pyproc.analysis import cv_isi, pairwise_correlations, rates_per_neuron
 from pyproc.dist import Normal
@@ -234,6 +235,22 @@ def test_validation_connectivity_smoke():
     assert res["pass"]
     d = derived(0.02)
     assert res["n_synapses"] == int(d["synapses"].sum())
+
+
+def test_validation_delay_theory_has_the_delay_bounds():
+    """The delay test's theory is the truncated normal on [max(dt, low), high] the
+    sampler draws from: with a cut-off at 3 ms (mean + 2 sd: 2.3 % of the normal's mass
+    beyond it) 50,000 synapses pass it (p = 0.90, seed 4), where the theory on [dt, inf)
+    used before rejected them at p ~ 1e-201 (the multi-area model's clipped delays
+    failed so); likewise a lower bound of 1 ms."""
+    for dist, words in ((pp.normal(1.5, 0.75, high=3.0), "on [0.1, 3]"),
+                        (pp.normal(1.5, 0.75, low=1.0), "on [1, inf)")):
+        net = pp.Network(dt=0.1, seed=4)
+        net.add_population("A", 1000, pp.LIF())
+        net.connect("A", "A", pp.fixed_total_number(50_000), weight=10.0, delay=dist)
+        r = validate.check_connectivity(net, alpha=0.01, log=lambda *a: None)
+        d = r["projections"][0]["delay"]
+        assert r["pass"] and d["p"] > 0.01 and words in d["target"], d
 
 
 def test_validation_activity_smoke(tmp_path):
