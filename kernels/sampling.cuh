@@ -20,11 +20,11 @@
  *       pairs (Z[k], Z[k+1] - Z[k]), k = 0..4095, at tab[PP_ZTAB_OFFSET + 2k]
  *   L[k], k = 0..2048   L[k] = round(log2(1 + k / 2048) * 2^30) (log2 = pp_log(x) / ln 2);
  *       pairs k = 0..2047 at tab[PP_LTAB_OFFSET + 2k]
- *   T[t], t = 0..641    T[t] = round(z_t * 2^28), the lower tail:
+ *   T[t], t = 0..737    T[t] = round(z_t * 2^28), the lower tail:
  *       z_t = pp_norm_quantile(2^(t / 32 - 32) (1 + (t % 32) / 32)), t / 32 rounded down;
- *       pairs t = 0..640 at tab[PP_TTAB_OFFSET + 2t]
+ *       pairs t = 0..736 at tab[PP_TTAB_OFFSET + 2t]
  *
- * PP_TABLES_LEN = 2 x (4096 + 2048 + 641) int32 (53 KiB; the offsets are even, so an
+ * PP_TABLES_LEN = 2 x (4096 + 2048 + 737) int32 (54 KiB; the offsets are even, so an
  * 8-byte aligned tab keeps every pair aligned).  The host builds it once with the
  * NumPy twins of pp_norm_quantile and pp_log (pyproc.sampling.sampler_tables)
  * and hands the same array to the gcc shim and to the CUDA kernels (device
@@ -138,11 +138,12 @@ PP_HD double pp_norm_quantile(double p)
 /* ---- sampler tables (integer) ------------------------------------------------ */
 #define PP_ZTAB_N 4096                       /* equal-probability intervals of z */
 #define PP_LTAB_N 2048                       /* intervals of log2 on [1, 2] */
-#define PP_TTAB_N 641                        /* intervals of the lower tail (knots 0..641) */
+#define PP_TTAB_N 737                        /* intervals of the lower tail (knots 0..737) */
 #define PP_ZTAB_OFFSET 0                     /* Z pairs k = 0..4095 */
 #define PP_LTAB_OFFSET 8192                  /* L pairs k = 0..2047 */
-#define PP_TTAB_OFFSET 12288                 /* T pairs t = 0..640 */
-#define PP_TABLES_LEN 13570                  /* 2 x (4096 + 2048 + 641) int32 */
+#define PP_TTAB_OFFSET 12288                 /* T pairs t = 0..736 */
+#define PP_TABLES_LEN 13762                  /* 2 x (4096 + 2048 + 737) int32 */
+#define PP_ZTAB_TAIL 8u                      /* Z intervals i < 8 and > 4087: the tail table */
 #define PP_Z_FRAC 28                         /* Z: normal quantiles in units of 2^-28 */
 #define PP_L_FRAC 30                         /* L: log2 in units of 2^-30 */
 
@@ -170,17 +171,17 @@ PP_HD int32_t pp_lerp_fx(const int32_t *t, uint32_t k, uint32_t f)
     const pp_interval p = ((const pp_interval *)t)[k];
     return p.knot + (int32_t)(((uint64_t)(uint32_t)p.step * f) >> 32);
 }
-/* The same with two 4-byte loads: for the normal's tails (2^-11 of the draws), where the
+/* The same with two 4-byte loads: for the normal's tails (2^-8 of the draws), where the
  * 8-byte load's aligned register pair made the 64-register per-step kernel spill. */
 PP_HD int32_t pp_lerp_fx_split(const int32_t *t, uint32_t k, uint32_t f)
 {
     return t[2u * k] + (int32_t)(((uint64_t)(uint32_t)t[2u * k + 1u] * f) >> 32);
 }
 
-/* The lower tail of the standard normal quantile, z at P / 2^32 for 1 <= P <= 2^20
- * (p <= 2^-12), in units of 2^-28: piecewise linear in p on 32 equal intervals per
+/* The lower tail of the standard normal quantile, z at P / 2^32 for 1 <= P <= 2^23
+ * (p <= 2^-9), in units of 2^-28: piecewise linear in p on 32 equal intervals per
  * octave of P (knots T[t] at P = 2^n (1 + j / 32), t = 32 n + j), so the relative
- * resolution is the same from 2^-32 to 2^-12: n = 31 - clz(P), the 5 bits after the
+ * resolution is the same from 2^-32 to 2^-9: n = 31 - clz(P), the 5 bits after the
  * leading one pick j, the rest is the position f in the interval (absolute error in z
  * <= 4e-5 from the chords; the tails stay normal, which equal-probability intervals
  * could not give: linear interpolation to the extreme knot would make P(z < -5)
@@ -195,17 +196,22 @@ PP_HD int32_t pp_norm_tail_fx(uint32_t P, const int32_t *tab)
  * probability), in units of 2^-28 (|z| < 6.3), all integer: piecewise linear on
  * PP_ZTAB_N equal-probability intervals, i = P >> 20 (the interval), f = the low 20
  * bits (the position inside it), z = Z[i] + floor((Z[i+1] - Z[i]) f / 2^20) for
- * 1 <= i <= 4094; the two outermost intervals (P < 2^20 or P >= 4095 * 2^20,
- * probability 2^-11 together) from the tail table, pp_norm_tail_fx (P = 0 as P = 1;
- * the upper tail mirrored: z(P) = -tail(2^32 - P)).  Absolute error in z
- * (tests/test_sampling.py): <= 1.6e-2 on the intervals next to the tails, <= 5.5e-3
- * for p in [2^-11, 1 - 2^-11], <= 2.5e-5 for p in [0.01, 0.99], <= 3.3e-7 for p in
- * [0.1, 0.9], <= 4e-5 in the tails. */
+ * 8 <= i <= 4087; the 8 outermost intervals on either side (P < 2^23 or
+ * P >= 4088 * 2^20, probability 2^-8 together) from the tail table, pp_norm_tail_fx
+ * (P = 0 as P = 1; the upper tail mirrored: z(P) = -tail(2^32 - P)).  Equal-probability
+ * intervals are too wide in z near the tails: the density sampled there is constant
+ * per interval, and in the intervals 1..3 next to a tail of probability 2^-12 it was
+ * 0.74-1.41 times the normal's (a delay step of the full-scale microcircuit 15 % too
+ * frequent, a chi-square test of its 4.6e7 delays rejected); from 2^-9 on it is within
+ * a factor 1.06 of the normal's, and within 1.02 on the tail table's 32 intervals per
+ * octave.  Absolute error in z (tests/test_sampling.py): <= 5e-4 for p in [2^-9, 1 - 2^-9],
+ * <= 2.5e-5 for p in [0.01, 0.99], <= 3.3e-7 for p in [0.1, 0.9], <= 4e-5 in the
+ * tails. */
 PP_HD int32_t pp_norm_quantile_fx(uint32_t P, const int32_t *tab)
 {
     const uint32_t i = P >> 20;
-    if (i < 1u) return pp_norm_tail_fx(P > 1u ? P : 1u, tab);
-    if (i > PP_ZTAB_N - 2u) return -pp_norm_tail_fx(0u - P, tab);
+    if (i < PP_ZTAB_TAIL) return pp_norm_tail_fx(P > 1u ? P : 1u, tab);
+    if (i > PP_ZTAB_N - 1u - PP_ZTAB_TAIL) return -pp_norm_tail_fx(0u - P, tab);
     return pp_lerp_fx(tab + PP_ZTAB_OFFSET, i, P << 12);      /* the low 20 bits */
 }
 

@@ -20,14 +20,15 @@ next knot - knot), so that the kernels read an interval with one 8-byte load::
            pairs k = 0..4095 at ZTAB_OFFSET = 0
     L[k] = round(pp_log(1 + k / 2048) / ln 2 * 2^30), k = 0..2048: pairs k = 0..2047 at
            LTAB_OFFSET = 8192
-    T[t] = round(norm_quantile(2^n (1 + j / 32) / 2^32) * 2^28), t = 32 n + j = 0..641 (the
-           lower tail, 32 knots per octave): pairs t = 0..640 at TTAB_OFFSET = 12288
+    T[t] = round(norm_quantile(2^n (1 + j / 32) / 2^32) * 2^28), t = 32 n + j = 0..737 (the
+           lower tail, 32 knots per octave): pairs t = 0..736 at TTAB_OFFSET = 12288
 
 :func:`sampler_knots` gives the three knot arrays (what the twins interpolate in).
 
 :func:`quantile_fx` (piecewise linear on 4096 equal-probability intervals of a 32-bit
-fixed-point probability; the two outermost intervals, probability 2^-11 together,
-from the tail table, 32 intervals per octave of p, so the tails stay normal) is what
+fixed-point probability; the 8 outermost intervals on either side, probability 2^-8
+together, from the tail table, 32 intervals per octave of p, so the tails stay normal:
+the sampled density is within a factor 1.06 of the normal's everywhere) is what
 :func:`trunc_normal_fx` uses; the log2 table is what :func:`geometric_skip` uses.
 The constants a projection's sampler needs come from :func:`trunc_normal_params` and
 :func:`geometric_params` (host, once per projection; stored in the projection table).
@@ -43,7 +44,7 @@ from scipy import special, stats
 __all__ = ["u01", "uniform_int", "pp_log", "norm_quantile", "sampler_tables",
            "quantile_fx", "prob_fx", "trunc_prob_fx", "trunc_normal_fx", "trunc_normal_params",
            "trunc_bounds", "neg_log2_fx", "geometric_skip", "geometric_params", "poisson_table",
-           "poisson_count", "round_nonneg", "sampler_knots", "ZTAB_N", "LTAB_N", "ZTAB_OFFSET",
+           "poisson_count", "round_nonneg", "sampler_knots", "ZTAB_N", "ZTAB_TAIL", "LTAB_N", "ZTAB_OFFSET",
            "LTAB_OFFSET",
            "TTAB_N", "TTAB_OFFSET", "TABLES_LEN", "LN2", "Z_FRAC", "L_FRAC"]
 
@@ -71,11 +72,12 @@ AK_PLOW = 0.02425
 # Sampler tables (PP_* in kernels/sampling.cuh).
 ZTAB_N = 4096                    # equal-probability intervals of the normal quantile
 LTAB_N = 2048                    # intervals of log on [1, 2]
-TTAB_N = 641                     # intervals of the lower tail, knots T[0..641]
+TTAB_N = 737                     # intervals of the lower tail, knots T[0..737]
+ZTAB_TAIL = 8                    # Z intervals i < 8 and > 4087 come from the tail table
 ZTAB_OFFSET = 0                  # Z intervals k = 0..4095, two int32 each
 LTAB_OFFSET = 2 * ZTAB_N         # L intervals k = 0..2047 (8192)
-TTAB_OFFSET = LTAB_OFFSET + 2 * LTAB_N   # T intervals t = 0..640 (12288)
-TABLES_LEN = TTAB_OFFSET + 2 * TTAB_N    # 13570
+TTAB_OFFSET = LTAB_OFFSET + 2 * LTAB_N   # T intervals t = 0..736 (12288)
+TABLES_LEN = TTAB_OFFSET + 2 * TTAB_N    # 13762
 LN2 = 6.93147180559945286227e-01
 Z_FRAC = 28                      # Z: quantiles in units of 2^-28
 L_FRAC = 30                      # L: log2 in units of 2^-30
@@ -197,7 +199,7 @@ def _lerp_fx(t, k, f):
 
 
 def _tail_fx(P, T):
-    """The lower-tail quantile for 1 <= P <= 2^20 (twin of pp_norm_tail_fx)."""
+    """The lower-tail quantile for 1 <= P <= 2^23 (twin of pp_norm_tail_fx)."""
     c = 32 - np.frexp(P.astype(np.float64))[1].astype(np.int64)        # clz(P), exact
     m = (P.astype(_U64) << c.astype(_U64)) & _U64(0xFFFFFFFF)
     t = ((31 - c) << 5) | ((m >> _U64(26)) & _U64(31)).astype(np.int64)
@@ -207,19 +209,19 @@ def _tail_fx(P, T):
 def quantile_fx(P, tab=None):
     """Standard normal quantile at the 32-bit fixed-point probability P / 2^32, in units
     of 2^-28 (int64), integer arithmetic: piecewise linear on 4096 equal-probability
-    intervals; the two outermost (probability 2^-11 together) from the tail table, 32
-    intervals per octave of p (twin of pp_norm_quantile_fx; ``tab``: the sampler
-    tables, default :func:`sampler_tables`)."""
+    intervals; the 8 outermost on either side (probability 2^-8 together) from the tail
+    table, 32 intervals per octave of p (twin of pp_norm_quantile_fx; ``tab``: the
+    sampler tables, default :func:`sampler_tables`)."""
     z, _, T = sampler_knots(tab)
     P = np.asarray(P, dtype=np.uint32)
     i = (P >> np.uint32(20)).astype(np.int64)
-    inner = (i >= 1) & (i <= ZTAB_N - 2)
-    ii = np.where(inner, i, 1)
+    inner = (i >= ZTAB_TAIL) & (i <= ZTAB_N - 1 - ZTAB_TAIL)
+    ii = np.where(inner, i, ZTAB_TAIL)
     out = np.asarray(_lerp_fx(z, ii, (P.astype(_U64) << _U64(12)) & _U64(0xFFFFFFFF)))
-    low = i < 1
+    low = i < ZTAB_TAIL
     if low.any():
         out[low] = _tail_fx(np.maximum(P[low], np.uint32(1)), T)
-    high = i > ZTAB_N - 2
+    high = i > ZTAB_N - 1 - ZTAB_TAIL
     if high.any():
         out[high] = -_tail_fx((np.uint64(1 << 32) - P[high].astype(_U64)).astype(np.uint32), T)
     return out

@@ -855,7 +855,7 @@ def test_persistent_smem_layout():
     assert CU.persistent_smem_bytes(cnet, "procedural", 4228, 0) == 4232
     assert CU.persistent_smem_bytes(cnet, "procedural", 0, 1) == net + 2 * outs
     assert CU.persistent_smem_bytes(cnet, "stored", 0, 1) == net + outs
-    assert CU.persistent_smem_bytes(cnet, "procedural", 100, 3) == 104 + net + 2 * outs + 4 * 13570
+    assert CU.persistent_smem_bytes(cnet, "procedural", 100, 3) == 104 + net + 2 * outs + 4 * 13762
     assert CU.persistent_smem_bytes(cnet, "stored", 0, 2) == 0     # no sampler tables
 
 

@@ -49,13 +49,13 @@ def test_quantile_bits_and_accuracy(shim, words):
 
 def test_sampler_tables_layout_and_knots(shim, tables):
     """One int32 array of intervals (knot, next knot - knot): Z (4096 of them, knots
-    0..4096), L (2048, knots 0..2048), T (641, knots 0..641), at the even offsets of
+    0..4096), L (2048, knots 0..2048), T (737, knots 0..737), at the even offsets of
     sampling.cuh; knots equal to the gcc-compiled exact functions, rounded to 2^-28 (z)
     and 2^-30 (log2); sampler_knots reads the same knots back."""
     S = sampling
-    assert shim.shim_tables_len() == S.TABLES_LEN == tables.size == 2 * (4096 + 2048 + 641)
+    assert shim.shim_tables_len() == S.TABLES_LEN == tables.size == 2 * (4096 + 2048 + 737)
     assert shim.shim_ltab_offset() == S.LTAB_OFFSET == 8192 and S.ZTAB_OFFSET == 0
-    assert S.TTAB_OFFSET == 12288 and S.TTAB_N == 641
+    assert S.TTAB_OFFSET == 12288 and S.TTAB_N == 737
     assert tables.dtype == np.int32 and not tables.flags.writeable
     assert tables.ctypes.data % 8 == 0                  # every interval 8-byte aligned
     assert S.sampler_tables() is S.sampler_tables()                     # built once
@@ -77,7 +77,7 @@ def test_sampler_tables_layout_and_knots(shim, tables):
     lc = _call_f64(shim.shim_log, 1.0 + np.arange(2049) / 2048.0) / S.LN2
     np.testing.assert_array_equal(L, np.floor(lc * 2.0 ** 30 + 0.5).astype(np.int64))
     assert L[0] == 0 and L[2048] == 2 ** 30 and np.all(np.diff(L) > 0)
-    t = np.arange(642)
+    t = np.arange(S.TTAB_N + 1)
     tc = _call_f64(shim.shim_quantile, np.ldexp(1.0 + (t % 32) / 32.0, t // 32 - 32))
     np.testing.assert_array_equal(T, np.floor(tc * 2.0 ** 28 + 0.5).astype(np.int64))
     assert T[640] == Z[1] and np.all(np.diff(T) > 0)       # p = 2^-12 in both tables
@@ -104,9 +104,9 @@ def test_quantile_fx_bits_and_accuracy(shim, words, tables):
                                      .astype(np.uint32)]))
     p = grid.astype(np.float64) / 2.0 ** 32
     err = np.abs(sampling.quantile_fx(grid) / 2.0 ** 28 - stats.norm.ppf(p))
-    for lo, bound in ((2.0 ** -12, 1.6e-2), (2.0 ** -11, 5.5e-3), (0.01, 2.5e-5), (0.1, 3.3e-7)):
+    for lo, bound in ((2.0 ** -9, 5e-4), (0.01, 2.5e-5), (0.1, 3.3e-7)):
         assert err[(p >= lo) & (p <= 1.0 - lo)].max() < bound, lo
-    tails = (p < 2.0 ** -12) | (p >= 1.0 - 2.0 ** -12)
+    tails = (p < 2.0 ** -9) | (p >= 1.0 - 2.0 ** -9)
     assert tails[:N].sum() > 200 and err[tails].max() < 4e-5
     # monotone in P, symmetric tails, P = 0 as P = 1
     q = np.sort(P)
@@ -115,6 +115,48 @@ def test_quantile_fx_bits_and_accuracy(shim, words, tables):
     np.testing.assert_array_equal(sampling.quantile_fx(low.astype(np.uint32)),
                                   -sampling.quantile_fx((2 ** 32 - low).astype(np.uint32)))
     assert c[-13] == c[-12] == tables[sampling.TTAB_OFFSET]       # P = 0 and 1: z(2^-32)
+
+
+def test_quantile_density_near_the_tails():
+    """The density the table quantile samples is constant on each interval; it stays
+    within a factor 1.06 of the normal's on every equal-probability interval used
+    (8..4087) and within 1.02 on the tail table's, and the full-scale microcircuit's
+    delays (1.5 +- 0.75 ms, dt 0.1 ms, its largest projection's 4.55e7 synapses) pass a
+    chi-square test against the truncated normal: the expected excess of the statistic
+    over its degrees of freedom is < 3 (the sampled distribution exactly: the sampler is
+    monotone in its 32-bit word, so the words giving at most k steps are found by
+    bisection).  With the tail table below 2^-12 only, intervals 1..3 sampled
+    0.74-1.41 times the density, one delay step was 15 % too frequent and the excess was
+    158 (a certain rejection at the validation's alpha of ~5e-5)."""
+    S = sampling
+    z, _, T = S.sampler_knots()
+    zs, ts = z / 2.0 ** 28, T / 2.0 ** 28
+
+    def ratio(a, b, mass):
+        dens = mass / (b - a)
+        fa, fb = stats.norm.pdf(a), stats.norm.pdf(b)
+        return np.max(np.maximum.reduce([dens / fa, dens / fb, fa / dens, fb / dens]))
+    i = np.arange(S.ZTAB_TAIL, S.ZTAB_N - S.ZTAB_TAIL)
+    assert ratio(zs[i], zs[i + 1], 1.0 / S.ZTAB_N) < 1.06
+    t = np.arange(S.TTAB_N - 1)
+    pk = np.ldexp(1.0 + (np.arange(S.TTAB_N) % 32) / 32.0, np.arange(S.TTAB_N) // 32 - 32)
+    assert ratio(ts[t], ts[t + 1], np.diff(pk)) < 1.02
+    lo, width = S.trunc_bounds(1.5, 0.75, 0.1)
+    params = S.trunc_normal_params(15.0, 7.5, lo, width)
+    k_max = int(S.trunc_normal_fx(np.uint32(2 ** 32 - 1), *params))
+    k = np.arange(1, k_max + 1)
+    first, end = np.zeros(k.size, np.int64), np.full(k.size, 2 ** 32, np.int64)
+    while np.any(first < end):                 # first word with more than k steps
+        mid = (first + end) // 2
+        more = np.maximum(1, S.trunc_normal_fx(np.minimum(mid, 2 ** 32 - 1).astype(np.uint32),
+                                               *params)) > k
+        end, first = np.where(more, mid, end), np.where(more, first, mid + 1)
+    pmf = np.diff(np.concatenate(([0], first))) / 2.0 ** 32
+    tn = stats.truncnorm((0.1 - 1.5) / 0.75, np.inf, loc=1.5, scale=0.75)
+    th = np.diff(np.concatenate(([0.0], np.where(k >= k[-1], 1.0, tn.cdf((k + 0.5) * 0.1)))))
+    n = 4.55e7
+    m = th * n >= 5
+    assert n * np.sum((pmf[m] - th[m]) ** 2 / th[m]) < 3.0
 
 
 def _tn_c(shim, words, params, tables):
