@@ -42,6 +42,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -587,6 +588,15 @@ def _unwritable(out: str) -> Optional[str]:
     return None
 
 
+def _effective_options(fn, kwargs) -> Dict[str, object]:
+    """The model options a run used: the signature's defaults, the given ones, and
+    k_scale resolved where its default (None) means 'the same as scale'."""
+    opts = {**{k: v for k, v in _signature_defaults(fn).items() if k != "seed"}, **kwargs}
+    if "k_scale" in opts and opts["k_scale"] is None and "scale" in opts:
+        opts["k_scale"] = opts["scale"]
+    return opts
+
+
 def _duration_problem(duration: float, dt: float) -> Optional[str]:
     """Why ``duration`` ms cannot be simulated with steps of ``dt`` ms, or None: it must be
     a whole number of steps, and a duration > 0 must be at least one step."""
@@ -684,8 +694,7 @@ def cmd_run(args) -> int:
             "ctrl-c" if stop.requested and sim.interrupted else None),
         "error": error,
         "model": args.model,
-        "model_options": {**{k: v for k, v in _signature_defaults(fn).items() if k != "seed"},
-                          **kwargs},
+        "model_options": _effective_options(fn, kwargs),
         "duration_requested_ms": args.duration,
         "steps": int(sim.sim.step),
         "neurons": n_neurons,
@@ -899,7 +908,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args._parser.error(f"argument --cuda-option: needs the CUDA backend (the backend "
                                f"is {args.backend})")
         _check_before_work(args)
-        return args.func(args)
+        with warnings.catch_warnings():       # the library's warnings as one plain line
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except KeyboardInterrupt:  # Ctrl-C outside a run (set-up), or a second Ctrl-C
         _error("interrupted")
         return EXIT_INTERRUPTED
@@ -968,6 +979,10 @@ def resolve_auto_backend(quiet: bool = False) -> str:
         why = "" if cuda["usable"] else f" (cuda not usable: {cuda['reason']})"
         sys.stderr.write(f"pyproc: --backend auto: {choice}{why}\n")
     return choice
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(f"pyproc: warning: {' '.join(str(message).split())}\n")
 
 
 def _error(message: str) -> None:

@@ -668,7 +668,7 @@ def test_k_scale_reaches_the_model(capsys, tmp_path):
         assert code == 0, err
         summ = json.loads((tmp_path / str(k) / "summary.json").read_text())
         assert summ["model_options"]["scale"] == 0.02
-        assert summ["model_options"]["k_scale"] == (1.0 if extra else None)
+        assert summ["model_options"]["k_scale"] == k          # the default resolved: = scale
         assert summ["synapses"] == int(derived(0.02, k)["synapses"].sum())
         assert summ["synapses_exact"] is True                # fixed_total_number
 

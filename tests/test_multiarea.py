@@ -231,6 +231,22 @@ def test_areas_subset_and_scaling():
         multiarea(d, scale=2.0)
 
 
+def test_small_k_scale_warns_that_the_model_falls_silent():
+    """In-degrees scaled below 0.25 with the default DC (negative: the MAM's input is
+    inhibitory) make a silent model (measured on V1 + V2): warned, naming --k-scale 1;
+    not with k_scale >= 0.25, nor with rates=0 (external compensation only)."""
+    import warnings
+    d = tiny()
+    with pytest.warns(UserWarning, match=r"k_scale = 0.1 .*falls silent.*--k-scale 1"):
+        multiarea(d, scale=0.5, k_scale=0.1)
+    with pytest.warns(UserWarning, match="k_scale = 0.2 "):
+        multiarea(d, scale=0.2)                         # the default k_scale = scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        multiarea(d, scale=0.5, k_scale=0.25)
+        multiarea(d, scale=0.5, k_scale=0.1, rates=0)
+
+
 def test_dc_compensation_formula():
     """I_DC = 1e-3 tau sum_s nu_s (K J - K' J') + the same for the Poisson input."""
     d = tiny()

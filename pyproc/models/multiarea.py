@@ -43,8 +43,9 @@ Model (as INM-6/multi-area-model builds it for NEST)
   follows; the file's ``delays.rule`` note): it moves 1e-4 of the delays and
   sizes the delay rings (longest delay 51.4 ms).  ``delay_clip_sd=None`` gives
   the NEST reference's unbounded tail, where the largest delay a 32-bit
-  uniform gives is about mean + 6.2 sd (75 ms): the full model's int32 delay
-  ring then needs 9.31 GB instead of 6.39 GB, over a 10 GB device budget.
+  uniform gives is about mean + 6.1 sd (730 steps, 73.0 ms): the full model's
+  int32 delay ring then needs 9.07 GB instead of 6.39 GB, and the whole
+  procedural plan 10.76 GB, over a 10 GB device budget.
 * External input: K_ext Poisson inputs per neuron at 10 Hz
   (``external_input.rate_ext_Hz``), weight ``J_ext_pA`` (no sd).
 
@@ -95,6 +96,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -392,6 +394,11 @@ def _positive(name: str, value) -> float:
     return v
 
 
+# below this in-degree scale a reduced model with the default DC falls silent (measured:
+# V1 + V2 at scale 0.01, 500 ms: all populations < 0.1 Hz at k_scale 0.1, active at 0.3)
+SILENT_K_SCALE = 0.25
+
+
 def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] = None,
               scale: float = 1.0, k_scale: Optional[float] = None, dt: float = 0.1, seed: int = 1,
               chi: Optional[float] = None, chi_I: Optional[float] = None, rates=None,
@@ -488,6 +495,13 @@ def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] =
         if K_ext_red[t] > 0 and st.rate_ext > 0:
             net.add_poisson(st.pop_labels[t], rate=st.rate_ext, K=float(K_ext_red[t]),
                             weight=w["J_ext_pA"] / w_div)
+    if k_scale < SILENT_K_SCALE and rates is None:
+        warnings.warn(f"multiarea: k_scale = {k_scale:g} (the default is scale): with the "
+                      f"in-degrees scaled below {SILENT_K_SCALE:g} the DC standing for the "
+                      f"lost input is inhibitory and the network falls silent (V1 + V2 at "
+                      f"scale 0.01: every population < 0.1 Hz at k_scale 0.01 and 0.1, "
+                      f"0.04-8 Hz at 0.3); k_scale=1 (--k-scale 1) keeps the full in-degrees",
+                      stacklevel=2)
     return net
 
 
