@@ -142,6 +142,16 @@ def unit_interval(text: str) -> float:
     return v
 
 
+NO_BOUND = "none"      # an option value that asks for None (no bound), not the default
+
+
+def clip_sd(text: str):
+    """A positive number of sd, or 'none' (no upper bound)."""
+    if str(text).strip().lower() == NO_BOUND:
+        return NO_BOUND
+    return positive_float(text)
+
+
 def existing_file(text: str) -> str:
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
@@ -200,6 +210,9 @@ MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
         Option("--state", "state", _one_of("ground", "metastable"),
                "network state, ground or metastable (sets the cortico-cortical factors chi)",
                "STATE"),
+        Option("--delay-clip-sd", "delay_clip_sd", clip_sd,
+               "delays cut off at mean + SD sd (default 3.719, the 0.9999 quantile, as "
+               "GeNN's port); 'none': NEST's unbounded tail (a larger delay ring)", "SD"),
         _DT)),
 }
 
@@ -254,7 +267,7 @@ def _model_kwargs(parser: argparse.ArgumentParser, args, fn) -> Dict[str, object
         if opt.dest != "structure" and not _accepts(fn, opt.dest):
             parser.error(f"argument {opt.flag}: model {args.model!r} has no {opt.dest!r} "
                          f"parameter")
-        kwargs[opt.dest] = value
+        kwargs[opt.dest] = None if value == NO_BOUND else value
     return kwargs
 
 

@@ -200,6 +200,29 @@ def _mam_file(tmp_path):
     return f, d
 
 
+def test_multiarea_delay_clip_option(capsys, tmp_path):
+    """--delay-clip-sd reaches the model: 'none' is NEST's unbounded tail (None), a number
+    the cut-off in sd; the default is GeNN's 3.719; 0 is refused before work."""
+    from pyproc.models.multiarea import GENN_DELAY_CLIP_SD
+    f, _ = _mam_file(tmp_path)
+    dmax = {}
+    for extra, want in (([], GENN_DELAY_CLIP_SD), (["--delay-clip-sd", "none"], None),
+                        (["--delay-clip-sd", "2"], 2.0)):
+        out = tmp_path / str(want)
+        code, _, err = run_cli(capsys, "run", "multiarea", "--structure", f, "--k-scale", "1",
+                               *extra, "--duration", "0", "--out", out, "--quiet",
+                               "--no-plots")
+        assert code == 0, err
+        summ = json.loads((out / "summary.json").read_text())
+        assert summ["model_options"]["delay_clip_sd"] == want
+        code, text, _ = run_cli(capsys, "plan", "multiarea", "--structure", f, *extra)
+        dmax[want] = [l for l in text.splitlines() if l.strip().startswith("ring ")][0]
+    assert len(set(dmax.values())) == 3                # three different delay rings
+    code, _, err = run_cli(capsys, "run", "multiarea", "--structure", f, "--delay-clip-sd",
+                           "0", "--duration", "0", "--out", tmp_path / "x")
+    assert_one_line_error(code, err, "--delay-clip-sd", "must be > 0")
+
+
 def test_multiarea_unknown_area_and_bad_structure_fields(capsys, tmp_path):
     f, d = _mam_file(tmp_path)
     code, _, err = run_cli(capsys, "run", "multiarea", "--structure", f, "--areas", "A,V9",
