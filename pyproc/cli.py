@@ -708,6 +708,9 @@ def cmd_run(args) -> int:
         "error": error,
         "model": args.model,
         "model_options": _effective_options(fn, kwargs),
+        # constant input per population (a model's DC: the input a down-scaled model
+        # lost, the areas left out): what the run added besides the synapses
+        "I_e_pA": {name: float(p.params.I_e) for name, p in net.populations.items()},
         "duration_requested_ms": args.duration,
         "steps": int(sim.sim.step),
         "neurons": n_neurons,

@@ -215,6 +215,7 @@ def test_multiarea_delay_clip_option(capsys, tmp_path):
         assert code == 0, err
         summ = json.loads((out / "summary.json").read_text())
         assert summ["model_options"]["delay_clip_sd"] == want
+        assert set(summ["I_e_pA"]) == {"A-23E", "A-23I", "B-23E", "B-23I"}
         code, text, _ = run_cli(capsys, "plan", "multiarea", "--structure", f, *extra)
         dmax[want] = [l for l in text.splitlines() if l.strip().startswith("ring ")][0]
     assert len(set(dmax.values())) == 3                # three different delay rings
@@ -394,6 +395,7 @@ def test_summary_json_has_populations_and_metadata(stored_run):
         assert s[k] >= 0, k
     assert s["wall_per_model_s"] == pytest.approx(s["wall_run_s"] / 0.030)
     assert s["command"].startswith("pyproc run balanced")
+    assert s["I_e_pA"] == {"E": 0.0, "I": 0.0}          # the balanced network adds no DC
 
 
 def test_spikes_npz_and_load_results_round_trip(stored_run):
