@@ -490,7 +490,10 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
             _shared_options(mp, out_default="runs/validate-MODEL-YYYYmmdd-HHMMSS"
                             if name == "validate" else "bench-results/YYYYmmdd-HHMMSS")
             if mod is not None and hasattr(mod, "add_arguments"):
-                mod.add_arguments(mp)
+                if name == "validate":          # per model: its own options only
+                    mod.add_arguments(mp, model=mp.prog.split()[-1])
+                else:
+                    mod.add_arguments(mp)
             if name == "validate":
                 _cuda_option_arg(mp)
             mp.set_defaults(func=_optional_command(name), optional_missing=why)

@@ -796,10 +796,12 @@ def _add(parser, *flags, **kw):
         pass
 
 
-def add_arguments(parser: argparse.ArgumentParser, common: bool = False) -> None:
+def add_arguments(parser: argparse.ArgumentParser, common: bool = False,
+                  model: Optional[str] = None) -> None:
     """Add the validate-specific options to ``parser``; with ``common=True`` also the
     options ``pyproc run`` shares (model, --scale, --duration, --seed, --backend,
-    --connectivity, --out, --quiet), for a standalone script."""
+    --connectivity, --out, --quiet), for a standalone script.  ``model``: the model the
+    parser is for (its own options only; None: every model's)."""
     if common:
         _add(parser, "model", nargs="?", default="microcircuit",
              help="model name")
@@ -826,8 +828,9 @@ def add_arguments(parser: argparse.ArgumentParser, common: bool = False) -> None
     _add(parser, "--tolerance", type=float, default=2.0,
          help="activity: largest ratio of test to baseline KS D / |Cohen's d|")
     _add(parser, "--jobs", type=int, default=1, help="CPU processes for the runs")
-    _add(parser, "--dc", action="store_true",
-         help="DC background instead of Poisson (microcircuit)")
+    if model in (None, "microcircuit"):
+        _add(parser, "--dc", action="store_true",
+             help="DC background instead of Poisson (microcircuit)")
     _add(parser, "--skip-connectivity", dest="skip_connectivity", action="store_true",
          help="leave out part 1")
     _add(parser, "--skip-activity", dest="skip_activity", action="store_true",
