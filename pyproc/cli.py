@@ -152,6 +152,14 @@ def clip_sd(text: str):
     return positive_float(text)
 
 
+def missing_areas(text: str) -> bool:
+    """How the input from areas left out is replaced: 'dc' (True) or 'none' (False)."""
+    choices = {"dc": True, "none": False}
+    if text not in choices:
+        raise argparse.ArgumentTypeError(f"must be dc or none, got {text!r}")
+    return choices[text]
+
+
 def existing_file(text: str) -> str:
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
@@ -210,6 +218,9 @@ MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
         Option("--state", "state", _one_of("ground", "metastable"),
                "network state, ground or metastable (sets the cortico-cortical factors chi)",
                "STATE"),
+        Option("--missing-areas", "compensate_missing", missing_areas,
+               "input from the areas --areas leaves out: dc (default: a DC of the same "
+               "mean, from stand-in rates) or none (dropped)", "dc|none"),
         Option("--delay-clip-sd", "delay_clip_sd", clip_sd,
                "delays cut off at mean + SD sd (default 3.719, the 0.9999 quantile, as "
                "GeNN's port); 'none': NEST's unbounded tail (a larger delay ring)", "SD"),
