@@ -295,9 +295,7 @@ def device_available_bytes() -> Optional[int]:
 
 
 def _gb(n: Optional[float]) -> str:
-    # binary units, as --host-memory-gb / --device-memory-gb (GiB) and `pyproc plan`
-    from .hostmem import human
-    return "?" if n is None else human(n, 2)
+    return _bytes(n, none="?")
 
 
 def fit_check(cnet, backend: str, connectivity: str,
@@ -784,13 +782,9 @@ def run_suite(cases: List[Dict], out_dir: str, meta: Dict, in_process: bool = Fa
     os.makedirs(logs, exist_ok=True)
     # an earlier suite's files in the same folder would pass for this one's: its plot
     # (this suite may write none) and its case logs (named after other cases)
-    stale = [os.path.join(out_dir, "plot.png")] + [
-        os.path.join(logs, f) for f in os.listdir(logs) if f.endswith(".log")]
-    for path in stale:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
+    from .results import remove_stale
+    remove_stale([os.path.join(out_dir, "plot.png")] + [
+        os.path.join(logs, f) for f in os.listdir(logs) if f.endswith(".log")])
     doc = dict(meta)
     doc["cases"] = []
     doc["published"] = PUBLISHED
@@ -1022,9 +1016,10 @@ def _warmup_text(doc: Dict) -> str:
     return " / ".join(f"{x:g} ms" for x in sorted(w)) if w else "-"
 
 
-def _bytes(v) -> str:
+def _bytes(v, none: str = "-") -> str:
+    # binary units, as --host-memory-gb / --device-memory-gb (GiB) and `pyproc plan`
     from .hostmem import human
-    return "-" if v is None else human(v, 2)
+    return none if v is None else human(v, 2)
 
 
 def _size_text(case: Dict) -> str:

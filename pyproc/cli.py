@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .provenance import git_commit
+from .results import remove_stale
 from .errors import BackendUnavailable, ModelError, OverflowDetected
 
 __all__ = ["main", "build_parser", "MODEL_OPTIONS", "EXIT_OK", "EXIT_USAGE", "EXIT_OVERFLOW",
@@ -750,12 +751,8 @@ def cmd_run(args) -> int:
         except ImportError:
             res.meta["plots"] = ("not written: matplotlib is not installed "
                                  "(pip install 'pyproc[plot]')")
-    for fn in ("raster.png", "rates.png"):    # an earlier run's plots would pass for this one's
-        if not any(os.path.basename(p) == fn for p in plots):
-            try:
-                os.remove(os.path.join(out, fn))
-            except FileNotFoundError:
-                pass
+    written = {os.path.basename(p) for p in plots}
+    remove_stale(os.path.join(out, fn) for fn in ("raster.png", "rates.png") if fn not in written)
     res.save(out)
 
     if not args.quiet:

@@ -158,6 +158,31 @@ class CompiledNetwork:
     def max_delay_steps(self) -> int:
         return int(self.projs["d_max"].max()) if len(self.projs) else 0
 
+    def ring_layout(self) -> "RingLayout":
+        """Per projection, where its synapses land in the delay ring (pp_ring_index):
+        entry off[k] + ((t + delay) % slots[k]) * stride[k] + target, for a spike at
+        step t; see :func:`ring_index`."""
+        tp = self.pops[self.projs["tgt_pop"].astype(np.int64)]
+        n_tgt = tp["n"].astype(np.int64)
+        return RingLayout(off=tp["ring_offset"].astype(np.int64) + self.projs["channel"] * n_tgt,
+                          stride=tp["n_channels"].astype(np.int64) * n_tgt,
+                          slots=tp["ring_slots"].astype(np.int64))
+
+
+@dataclass(frozen=True)
+class RingLayout:
+    off: np.ndarray      # int64 per projection: its target population's ring and channel
+    stride: np.ndarray   # int64: entries per slot (channels x target neurons)
+    slots: np.ndarray    # int64: the target population's ring slots
+
+
+def ring_index(layout: RingLayout, k, t: int, tgt: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Ring entries of synapses of projection(s) k (scalar, or one per synapse) with
+    targets ``tgt`` (integers; int64 with the rest) and delays ``d`` (steps) from a spike
+    at step t (twin of pp_ring_index)."""
+    slot = (t + d.astype(np.int64)) % layout.slots[k]
+    return layout.off[k] + slot * layout.stride[k] + tgt
+
 
 def _propagators(par, dt):
     """NEST iaf_psc_exp propagators (computed in float64, stored as float32)."""

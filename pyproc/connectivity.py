@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import sampling
-from .compile import DIST_CONST, RULE_BERNOULLI, RULE_DECODER, CompiledNetwork
+from .compile import DIST_CONST, RULE_BERNOULLI, RULE_DECODER, CompiledNetwork, ring_index
 from .rng import TAG_BERNOULLI, TAG_FIXED, philox_words
 
 __all__ = ["rows", "fixed_rows_many", "ring_after", "weights_fixed", "delays_steps", "to_sparse", "Synapses",
@@ -204,16 +204,12 @@ def ring_after(cnet: CompiledNetwork, spikes):
     its ring_offset, slot = delay steps % ring_slots) -- and the number of synapses.  What
     a propagation kernel leaves in its int32 ring (the pyproc.kernels example)."""
     ring = np.zeros(cnet.ring_size, np.int64)
+    layout = cnet.ring_layout()
     n = 0
     for pop, pre in np.asarray(spikes, dtype=np.int64).reshape(-1, 2):
         for k in np.flatnonzero(cnet.projs["src_pop"] == pop):
-            pj = cnet.projs[k]
             _, tgt, w, d = rows(cnet, int(k), [int(pre)], ordered=False)
-            tp = cnet.pops[pj["tgt_pop"]]
-            idx = (int(tp["ring_offset"]) + ((d.astype(np.int64) % int(tp["ring_slots"]))
-                                             * int(tp["n_channels"]) + int(pj["channel"]))
-                   * int(tp["n"]) + tgt.astype(np.int64))
-            np.add.at(ring, idx, w)
+            np.add.at(ring, ring_index(layout, int(k), 0, tgt, d), w)
             n += tgt.size
     return ring, n
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import ModelError, number
 
-__all__ = ["Results", "load_results", "step_times"]
+__all__ = ["Results", "load_results", "step_times", "remove_stale"]
 
 
 def step_times(steps, dt: float):
@@ -27,6 +27,16 @@ def step_times(steps, dt: float):
     else:
         out = steps_a * float(dt)
     return out if np.ndim(steps) else float(out)
+
+
+def remove_stale(paths) -> None:
+    """Remove the files an earlier run left in an output folder that this run does not
+    write (its plots, logs), so none passes for this run's; missing ones are fine."""
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
 
 
 @dataclass

@@ -67,7 +67,7 @@ from scipy import stats
 
 from . import analysis
 from .provenance import git_commit
-from .results import json_default as _json_default
+from .results import json_default as _json_default, remove_stale
 from .compile import DIST_TNORM, RULE_BERNOULLI, RULE_FIXED, CompiledNetwork, compile_network
 from .connectivity import rows, to_sparse
 from .errors import ModelError
@@ -964,12 +964,8 @@ def main(args) -> int:
         except ImportError:
             note = ("matplotlib is not installed, so no figures were drawn "
                     "(pip install 'pyproc[plot]').")
-    for fn in ("raster.png", "rates.png", "cv_isi.png", "correlations.png"):
-        if fn not in figures:        # an earlier validation's figure would pass for this one's
-            try:
-                os.remove(os.path.join(out, fn))
-            except FileNotFoundError:
-                pass
+    remove_stale(os.path.join(out, fn) for fn in
+                 ("raster.png", "rates.png", "cv_isi.png", "correlations.png") if fn not in figures)
     meta["verdict"] = _overall(conn, act)
     meta["pass"] = meta["verdict"] == "PASS"
     meta["wall_total_s"] = time.perf_counter() - t_start

@@ -15,7 +15,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from .. import hostmem
-from ..compile import INT32_MAX, RULE_FIXED, CompiledNetwork
+from ..compile import INT32_MAX, RULE_FIXED, CompiledNetwork, ring_index
 from ..connectivity import fixed_rows_many, materialise, rows
 from ..errors import OverflowDetected
 from ..neuron import lif_params, lif_step, poisson_counts
@@ -75,14 +75,9 @@ class CPUSimulator:
         self._pop_ends = (pops["offset"].astype(np.int64) + n)
         self._poisson = [i for i in range(cnet.n_pops) if pops[i]["poisson_len"]]
         self._pois_t0, self._pois = 0, None
-        # delivery: ring index of a synapse of projection k = ring_off[k] + slot * stride[k]
-        # + target, slot = (t + delay) % slots[k]
+        # delivery: where a projection's synapses land in the ring (compile.ring_index)
         projs = cnet.projs
-        tp = pops[projs["tgt_pop"].astype(np.int64)]
-        n_tgt = tp["n"].astype(np.int64)
-        self._p_ring_off = tp["ring_offset"].astype(np.int64) + projs["channel"] * n_tgt
-        self._p_stride = tp["n_channels"].astype(np.int64) * n_tgt
-        self._p_slots = tp["ring_slots"].astype(np.int64)
+        self._ring_layout = cnet.ring_layout()
         # procedural: a population's fixed-number projections are regenerated together
         # (one Philox call per step); their row lengths are read from cnet.rowlen at
         # rowlen_offset[k] + pre
@@ -154,8 +149,7 @@ class CPUSimulator:
     def _ring_index(self, k, t: int, tgt: np.ndarray, d: np.ndarray) -> np.ndarray:
         """Ring entries of synapses of projection(s) k (scalar, or one per synapse) with
         targets ``tgt`` and delays ``d`` (steps) from a spike at step t."""
-        slot = (t + d.astype(np.int64)) % self._p_slots[k]
-        return self._p_ring_off[k] + slot * self._p_stride[k] + tgt
+        return ring_index(self._ring_layout, k, t, tgt, d)
 
     def run_steps(self, n_steps: int, record: List, should_stop: Optional[Callable[[], bool]] = None
                   ) -> int:
