@@ -16,6 +16,10 @@
 #define PP_RULE_FIXED     2u   /* fixed_total_number / fixed_outdegree: row length, uniform targets */
 #define PP_RULE_DECODER   3u   /* test rule: pre i -> post j iff bit j of i+1 is set (j < 32) */
 
+/* Poisson inputs per population: input k takes word k of the population's one Philox
+ * call per (neuron, step) */
+#define PP_MAX_POISSON 4
+
 #define PP_DIST_CONST 0
 #define PP_DIST_TNORM 1
 
@@ -53,9 +57,13 @@ typedef struct {
     uint32_t offset, n;            /* global id of neuron 0; size */
     uint32_t stream;               /* stream id (Poisson input, initial state) */
     uint32_t ring_slots;           /* delay-ring length in steps (> largest incoming delay) */
-    uint32_t poisson_offset, poisson_len; /* threshold table slice (len 0: no Poisson input) */
-    int32_t poisson_w;             /* fixed-point weight of one Poisson event */
-    uint32_t poisson_channel;      /* channel the Poisson input enters */
+    uint32_t poisson_offset, poisson_len; /* the population's threshold tables, one after the
+                                      other: [offset, offset + len) (len 0: no Poisson input) */
+    uint32_t poisson_n;            /* Poisson inputs, <= PP_MAX_POISSON (0 iff len == 0) */
+    uint32_t poisson_channels;     /* bit k: the channel input k enters */
+    uint32_t poisson_end[PP_MAX_POISSON]; /* input k's table: [end[k-1], end[k]) of the
+                                      population's (end[-1] = 0) */
+    int32_t poisson_w[PP_MAX_POISSON];    /* fixed-point weight of one event of input k */
     uint32_t n_channels;           /* 2, or 1 when tau_syn_ex == tau_syn_in (all input in channel 0) */
 } pp_pop;
 
@@ -181,13 +189,26 @@ PP_HD int pp_decoder_hit(uint32_t pre, uint32_t j)
     return j < 32u && (((pre + 1u) >> j) & 1u);
 }
 
-/* Poisson count of neuron `local` of population p at step `step`. */
-PP_HD uint32_t pp_poisson_draw(const pp_pop *p, const uint32_t *tables, uint32_t seed,
-                               uint32_t local, uint64_t step)
+/* Poisson input of neuron `local` of population p at step `step`, in fixed-point units,
+ * added to *ex and *in (by channel): input k's count is pp_poisson_count of word k of one
+ * Philox call (counter (local, step lo, step hi, PP_TAG_POISSON), key (seed, p->stream))
+ * on its table, times its weight.  tab: the population's tables (tables +
+ * p->poisson_offset, or a copy of them).  The word is picked by a chain of selects, not
+ * by r.v[k]: an indexed register array would go to local memory. */
+PP_HD void pp_poisson_input(const pp_pop *p, const uint32_t *tab, uint32_t seed,
+                            uint32_t local, uint64_t step, int64_t *ex, int64_t *in)
 {
-    pp_u32x4 r = pp_philox4x32_10(local, (uint32_t)step, (uint32_t)(step >> 32), PP_TAG_POISSON,
-                                  seed, p->stream);
-    return pp_poisson_count(r.v[0], tables + p->poisson_offset, p->poisson_len);
+    const pp_u32x4 r = pp_philox4x32_10(local, (uint32_t)step, (uint32_t)(step >> 32),
+                                        PP_TAG_POISSON, seed, p->stream);
+    uint32_t k, lo = 0u;
+    for (k = 0u; k < p->poisson_n; ++k) {
+        const uint32_t hi = p->poisson_end[k];
+        const uint32_t w = k == 0u ? r.v[0] : k == 1u ? r.v[1] : k == 2u ? r.v[2] : r.v[3];
+        const int64_t add = (int64_t)pp_poisson_count(w, tab + lo, hi - lo)
+                            * (int64_t)p->poisson_w[k];
+        if ((p->poisson_channels >> k) & 1u) *in += add; else *ex += add;
+        lo = hi;
+    }
 }
 
 #endif /* PP_NETWORK_CUH */

@@ -13,7 +13,8 @@
  * Thread map   : thread x of block b owns neuron blocks[b].y + x (local index)
  *                of population blocks[b].x; threads past the population end exit.
  * RNG counters : Poisson input (post neuron, step lo, step hi, tag 3) under
- *                key (seed, population stream): pp_poisson_draw.
+ *                key (seed, population stream): pp_poisson_input
+ *                (input k of the population: word k).
  * Reads        : ctrl->step; ring slot step % ring_slots (channel 0 and, when
  *                n_channels == 2, channel 1) of the neuron; its state.
  * Writes       : ring slot zeroed (plain stores: one owner per element);
@@ -26,7 +27,7 @@
  *                PP_ERR_SPIKE_LIST.
  * Body         : pp_neuron_phase (phases.cuh; spike_base 0).
  * CPU twin     : the neuron phase of CPUSimulator.run_steps (pyproc/backends/cpu.py),
- *                pyproc.neuron.lif_step and poisson_counts.
+ *                pyproc.neuron.lif_step and poisson_input.
  */
 extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK)
 pp_neuron_lif_update(const pp_pop *__restrict__ pops, const uint2 *__restrict__ blocks,

@@ -45,7 +45,7 @@ __device__ __forceinline__ uint2 pp_load_spike(const uint2 *spikes, unsigned lon
  * Thread x of a block that owns block-table entry blk = (population, first
  * local index) updates neuron blk.y + x of population blk.x at step t: read and
  * zero its ring slot t % ring_slots (both channels when n_channels == 2), add
- * its Poisson count, one LIF step (pp_lif_step), and on a spike append
+ * its Poisson input (pp_poisson_input), one LIF step (pp_lif_step), and on a spike append
  * (population, local) to the spike list at atomicAdd(n_spk, 1) - spike_base
  * (n_spk: &ctrl->n_spk, or &ctrl->n_spk_odd for odd steps of the pipelined
  * persistent loop; the per-step kernel: spike_base 0, n_spk counts this step; the
@@ -85,11 +85,8 @@ __device__ __forceinline__ void pp_neuron_phase(
         acc_in = pp_load<COHERENT>(ring + i1);
         ring[i1] = 0;
     }
-    if (p->poisson_len) {
-        int64_t add = (int64_t)pp_poisson_draw(p, poisson_tables, seed, local, t)
-                      * (int64_t)p->poisson_w;
-        if (p->poisson_channel) acc_in += add; else acc_ex += add;
-    }
+    if (p->poisson_len)
+        pp_poisson_input(p, poisson_tables + p->poisson_offset, seed, local, t, &acc_ex, &acc_in);
     if (acc_ex > 2147483647LL || acc_ex < -2147483647LL)
         pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 0);
     if (acc_in > 2147483647LL || acc_in < -2147483647LL)

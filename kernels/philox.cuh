@@ -22,7 +22,7 @@
  *   pairwise_bernoulli  1   pre neuron      segment        j / D   draw j: words (j mod D) W ..:
  *                                                                  skip, [weight], [delay]
  *   fixed number rows   2   pre neuron      synapse j      0       w0 target, w1 weight, w2 delay
- *   Poisson input       3   post neuron     step (lo 32)   step hi w0 count
+ *   Poisson input       3   post neuron     step (lo 32)   step hi wk count of input k
  *   initial state       4   neuron          0              0       w0 V_m
  *   (row lengths of fixed_total_number are drawn on the host, tag 5, see rng.py)
  *

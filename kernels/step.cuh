@@ -4,7 +4,7 @@
  * loop CPUSimulator.run_steps in pyproc/backends/cpu.py):
  *
  *   1. pp_neuron_lif_update      (neuron_lif.cu)   every neuron of every population:
- *        read + zero ring slot t % ring_slots, add its Poisson count, one LIF step,
+ *        read + zero ring slot t % ring_slots, add its Poisson input, one LIF step,
  *        append spikes to the spike list and recorded spikes to the record buffer.
  *   2. pp_propagate_procedural_spikes (propagate_procedural.cu) or
  *      pp_propagate_stored_spikes     (propagate_stored.cu)

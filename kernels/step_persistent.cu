@@ -72,7 +72,7 @@ __device__ __forceinline__ void pp_finish_launch(pp_ctrl *ctrl, unsigned long lo
 /* ---- resident neuron phase --------------------------------------------------------
  * When the block table fits the grid (n_blocks <= gridDim.x), block b owns
  * table entry b for the whole launch: its population record, its neurons' state
- * (V, Iex, Iin, ref) and its Poisson threshold table (up to PP_POISSON_SHARED
+ * (V, Iex, Iin, ref) and its Poisson threshold tables (up to PP_POISSON_SHARED
  * entries) live in shared memory, the ring slot is counted in a register, and
  * the spike-list and record appends are one atomicAdd per warp (ballot + popc;
  * the order inside the list changes nothing: ring sums are integer, the host
@@ -101,13 +101,8 @@ __device__ __forceinline__ void pp_neuron_resident(
             acc_in = __ldcg(ring + i1);
             ring[i1] = 0;
         }
-        if (sp->poisson_len) {                          /* pp_poisson_draw, table in shared */
-            const pp_u32x4 pr = pp_philox4x32_10(local, (uint32_t)t, (uint32_t)(t >> 32),
-                                                 PP_TAG_POISSON, seed, sp->stream);
-            const int64_t add = (int64_t)pp_poisson_count(pr.v[0], ptab, sp->poisson_len)
-                                * (int64_t)sp->poisson_w;
-            if (sp->poisson_channel) acc_in += add; else acc_ex += add;
-        }
+        if (sp->poisson_len)                            /* tables in shared when they fit */
+            pp_poisson_input(sp, ptab, seed, local, t, &acc_ex, &acc_in);
         if (acc_ex > 2147483647LL || acc_ex < -2147483647LL)
             pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 0);
         if (acc_in > 2147483647LL || acc_in < -2147483647LL)

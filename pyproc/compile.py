@@ -36,7 +36,7 @@ import numpy as np
 from . import hostmem, sampling
 from .dist import Constant, Normal, Uniform
 from .errors import ModelError
-from .network import Network
+from .network import MAX_POISSON, Network
 from .rng import TAG_INIT, philox_words
 from .rowlen import draw_row_lengths
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, segment_width
@@ -74,8 +74,9 @@ POP_DTYPE = np.dtype([
     ("P20", "f4"), ("I_e", "f4"), ("V_th", "f4"), ("V_reset", "f4"),
     ("inv_scale_ex", "f4"), ("inv_scale_in", "f4"),
     ("ref_steps", "i4"), ("offset", "u4"), ("n", "u4"), ("stream", "u4"), ("ring_slots", "u4"),
-    ("poisson_offset", "u4"), ("poisson_len", "u4"), ("poisson_w", "i4"),
-    ("poisson_channel", "u4"), ("n_channels", "u4"),
+    ("poisson_offset", "u4"), ("poisson_len", "u4"), ("poisson_n", "u4"),
+    ("poisson_channels", "u4"), ("poisson_end", "u4", (MAX_POISSON,)),
+    ("poisson_w", "i4", (MAX_POISSON,)), ("n_channels", "u4"),
 ], align=True)
 
 
@@ -218,9 +219,21 @@ def worst_case_input(cnet: "CompiledNetwork") -> np.ndarray:
             w = float(cnet.w_max_pA[k]) * float(pj["w_scale"])
         out[int(pj["tgt_pop"]), int(pj["channel"])] += float(cnet.indegree_bound[k]) * w
     for i, p in enumerate(cnet.pops):
-        if int(p["poisson_len"]):
-            out[i, int(p["poisson_channel"])] += int(p["poisson_len"]) * abs(int(p["poisson_w"]))
+        for k, (lo, hi) in enumerate(poisson_slices(p)):
+            out[i, (int(p["poisson_channels"]) >> k) & 1] += (hi - lo) * abs(int(p["poisson_w"][k]))
     return out
+
+
+def poisson_slices(pop) -> List[Tuple[int, int]]:
+    """(start, end) of each Poisson input's threshold table in the population's tables
+    (add ``pop["poisson_offset"]`` for the whole table array): input k's counts come from
+    Philox word k."""
+    ends = [int(e) for e in pop["poisson_end"][:int(pop["poisson_n"])]]
+    return list(zip([0] + ends[:-1], ends))
+
+
+def _fires(pin) -> bool:
+    return pin.rate * pin.K > 0 and pin.weight != 0
 
 
 def check_input_range(cnet: "CompiledNetwork") -> None:
@@ -419,16 +432,25 @@ def compile_network(net: Network) -> CompiledNetwork:
     bound = np.zeros((len(pops_py), 2))
     for k in range(len(projs_py)):
         bound[projs[k]["tgt_pop"], projs[k]["channel"]] += k_bound[k] * w_max[k]
-    for i, p in enumerate(pops_py):
-        pin = net.poisson.get(p.name)
-        if pin is not None and pin.rate * pin.K > 0 and pin.weight != 0:
-            lam = pin.K * pin.rate * dt * 1e-3
-            tab = sampling.poisson_table(lam)
-            pops[i]["poisson_offset"], pops[i]["poisson_len"] = t_off, len(tab)
-            pops[i]["poisson_channel"] = 1 if (pin.weight < 0 and n_ch[i] == 2) else 0
+    # a population's inputs: input k keeps Philox word k (an input that never fires, rate,
+    # K or weight 0, keeps its place with an empty table), its tables one after the other
+    pois = [list(net.poisson.get(p.name, ())) for p in pops_py]
+    for i, inputs in enumerate(pois):
+        while inputs and not _fires(inputs[-1]):
+            inputs.pop()
+        row, end = pops[i], 0
+        row["poisson_offset"], row["poisson_n"] = t_off, len(inputs)
+        for k, pin in enumerate(inputs):
+            tab = (sampling.poisson_table(pin.K * pin.rate * dt * 1e-3) if _fires(pin)
+                   else np.zeros(0, np.uint32))
+            ch = 1 if (pin.weight < 0 and n_ch[i] == 2) else 0
+            row["poisson_channels"] |= ch << k
+            end += len(tab)
+            row["poisson_end"][k] = end
             tables.append(tab)
-            t_off += len(tab)
-            bound[i, pops[i]["poisson_channel"]] += len(tab) * abs(pin.weight)
+            bound[i, ch] += len(tab) * abs(pin.weight)
+        row["poisson_len"] = end
+        t_off += end
     scale = np.empty_like(bound)
     for i in range(len(pops_py)):
         for ch in range(2):
@@ -470,10 +492,10 @@ def compile_network(net: Network) -> CompiledNetwork:
         row["ring_offset"] = ring_off
         row["n_channels"] = n_ch[i]
         ring_off += int(row["ring_slots"]) * int(n_ch[i]) * int(sizes[i])
-        pin = net.poisson.get(p.name)
-        if row["poisson_len"] > 0:
-            row["poisson_w"] = (-1 if pin.weight < 0 else 1) * int(
-                sampling.round_nonneg(abs(pin.weight) * scale[i, row["poisson_channel"]]))
+        for k, pin in enumerate(pois[i]):
+            sc = scale[i, (int(row["poisson_channels"]) >> k) & 1]
+            row["poisson_w"][k] = (-1 if pin.weight < 0 else 1) * int(
+                sampling.round_nonneg(abs(pin.weight) * sc))
 
     v0 = np.concatenate([_initial_v(p, seed) for p in pops_py]).astype(np.float32)
     return CompiledNetwork(

@@ -31,6 +31,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 # largest mean Poisson count per neuron and step (the count's threshold table has about
 # mean + 20 sd entries, 4 bytes each, on the host and the GPU)
 POISSON_MAX_MEAN = 2 ** 20
+# Poisson inputs per population: input k draws word k of the population's one Philox call
+# per neuron and step (kernels/network.cuh PP_MAX_POISSON)
+MAX_POISSON = 4
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class Network:
     seed: int = 0
     populations: Dict[str, Population] = field(default_factory=dict)
     projections: Dict[str, Projection] = field(default_factory=dict)
-    poisson: Dict[str, PoissonInput] = field(default_factory=dict)
+    poisson: Dict[str, List[PoissonInput]] = field(default_factory=dict)  # by target, in call order
 
     def __post_init__(self):
         dt = number("Network.dt (ms)", self.dt)
@@ -199,7 +202,11 @@ class Network:
 
     def add_poisson(self, target: str, rate: float, K: float, weight: float) -> None:
         """Poisson background onto every neuron of ``target``: K independent inputs at
-        ``rate`` Hz, each event adding ``weight`` pA (one count per neuron per step)."""
+        ``rate`` Hz, each event adding ``weight`` pA (one count per neuron per step), as
+        NEST's ``poisson_generator`` at rate * K connected all-to-all.  A population takes
+        up to four such inputs (e.g. an excitatory and an inhibitory background, or
+        inputs of different weights); they are independent, and adding one leaves the
+        counts of the earlier ones unchanged (input k draws word k of one Philox call)."""
         tgt = self._pop_name("add_poisson: target", target)
         vals = {f: number(f"Poisson input onto {tgt!r}: {f}", v)
                 for f, v in (("rate", rate), ("K", K), ("weight", weight))}
@@ -212,9 +219,13 @@ class Network:
             raise ModelError(f"Poisson input onto {tgt!r}: rate * K * dt = {lam:.4g} events per "
                              f"neuron per step exceeds {POISSON_MAX_MEAN:,d} (its count table "
                              f"grows with it); model such a drive as DC (LIF I_e)")
-        if tgt in self.poisson:
-            raise ModelError(f"population {tgt!r} already has a Poisson input")
-        self.poisson[tgt] = PoissonInput(tgt, vals["rate"], vals["K"], vals["weight"])
+        have = self.poisson.setdefault(tgt, [])
+        if len(have) >= MAX_POISSON:
+            raise ModelError(f"Poisson input onto {tgt!r}: a population takes at most "
+                             f"{MAX_POISSON} Poisson inputs (one Philox call draws them all); "
+                             f"inputs of the same weight add up: one input at rate_1 K_1 + "
+                             f"rate_2 K_2 with K = 1")
+        have.append(PoissonInput(tgt, vals["rate"], vals["K"], vals["weight"]))
 
     def record(self, population: str, on: bool = True) -> None:
         """Record (or stop recording) the spikes of a population (all are recorded by default)."""

@@ -1,5 +1,5 @@
 """NumPy twins of the per-neuron device code: ``pp_lif_step`` (kernels/lif.cuh)
-and ``pp_poisson_draw`` (kernels/network.cuh)."""
+and ``pp_poisson_input`` (kernels/network.cuh)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import numpy as np
 from . import sampling
 from .rng import TAG_POISSON, philox_words
 
-__all__ = ["lif_step", "lif_params", "poisson_counts"]
+__all__ = ["lif_step", "lif_params", "poisson_counts", "poisson_input"]
 
 _F32 = np.float32
 _LIF_F32 = ("P20", "I_e", "P22", "P21ex", "P21in", "P11ex", "P11in", "inv_scale_ex",
@@ -44,9 +44,9 @@ def lif_step(V, Iex, Iin, ref, acc_ex, acc_in, pop) -> np.ndarray:
     return spk
 
 
-def poisson_counts(pop, tables: np.ndarray, seed: int, step) -> np.ndarray:
-    """Poisson counts of every neuron of ``pop`` at ``step`` (int64, shape (n,)), or at
-    each of a 1-D array of steps (shape (len(step), n): one Philox call for many steps)."""
+def _poisson_words(pop, seed: int, step):
+    """The four Philox words of every neuron of ``pop`` at ``step`` (shape (4, n)), or at
+    each of a 1-D array of steps (shape (4, len(step), n): one Philox call for many steps)."""
     n = int(pop["n"])
     if np.ndim(step) == 0:
         step = int(step)
@@ -57,6 +57,28 @@ def poisson_counts(pop, tables: np.ndarray, seed: int, step) -> np.ndarray:
         lo = (steps & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         hi = (steps >> np.uint64(32)).astype(np.uint32)
         c0 = np.arange(n, dtype=np.uint32)[None, :]
-    r0 = philox_words(c0, lo, hi, TAG_POISSON, seed, pop["stream"])[0]
-    off, ln = int(pop["poisson_offset"]), int(pop["poisson_len"])
-    return sampling.poisson_count(r0, tables[off:off + ln])
+    return philox_words(c0, lo, hi, TAG_POISSON, seed, pop["stream"])
+
+
+def poisson_counts(pop, tables: np.ndarray, seed: int, step, k: int = 0) -> np.ndarray:
+    """Counts of Poisson input ``k`` of ``pop`` for every neuron at ``step`` (int64, shape
+    (n,)), or at each of a 1-D array of steps (shape (len(step), n))."""
+    from .compile import poisson_slices
+    lo, hi = poisson_slices(pop)[k]
+    off = int(pop["poisson_offset"])
+    return sampling.poisson_count(_poisson_words(pop, seed, step)[k], tables[off + lo:off + hi])
+
+
+def poisson_input(pop, tables: np.ndarray, seed: int, step):
+    """(ex, in): the Poisson input of every neuron of ``pop`` at ``step`` in fixed-point
+    units by channel (int64, shape (n,), or (len(step), n) for a 1-D array of steps), the
+    sum over its inputs of count x weight (twin of pp_poisson_input)."""
+    from .compile import poisson_slices
+    words = _poisson_words(pop, seed, step)
+    shape = np.shape(words[0])
+    acc = [np.zeros(shape, np.int64), np.zeros(shape, np.int64)]
+    off = int(pop["poisson_offset"])
+    for k, (lo, hi) in enumerate(poisson_slices(pop)):
+        cnt = sampling.poisson_count(words[k], tables[off + lo:off + hi])
+        acc[(int(pop["poisson_channels"]) >> k) & 1] += cnt * int(pop["poisson_w"][k])
+    return acc[0], acc[1]

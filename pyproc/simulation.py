@@ -28,7 +28,7 @@ def _shape(net: Optional[Network]):
     return (net.dt, net.seed,
             tuple((p.name, p.size, p.params, p.v_init, p.record)
                   for p in net.populations.values()),
-            tuple(net.projections), tuple(net.poisson.items()))
+            tuple(net.projections), tuple((t, tuple(v)) for t, v in net.poisson.items()))
 
 
 class Simulation:

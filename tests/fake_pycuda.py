@@ -17,7 +17,7 @@ from pyproc import kernels as K
 from pyproc.backends import cuda as CU
 from pyproc.compile import POP_DTYPE, PROJ_DTYPE
 from pyproc.connectivity import rows
-from pyproc.neuron import lif_step, poisson_counts
+from pyproc.neuron import lif_step, poisson_input
 from pyproc.sampling import TABLES_LEN, sampler_tables
 
 __all__ = ["FakeError", "Mem", "Alloc", "Emulator", "FakeDriver", "FakeFunction", "FakeGraphs",
@@ -115,8 +115,9 @@ class Emulator:
                 acc[ch] = ring[base + ch * n + loc]
                 ring[base + ch * n + loc] = 0
             if p["poisson_len"]:
-                acc[int(p["poisson_channel"])] += (poisson_counts(p, tabs, seed, t)[loc]
-                                                   * int(p["poisson_w"]))
+                pex, pin = poisson_input(p, tabs, seed, t)
+                acc[0] += pex[loc]
+                acc[1] += pin[loc]
             if np.abs(acc).max(initial=0) > 2 ** 31 - 1:
                 c = ctrl[0]
                 if c["err_code"] == 0:

@@ -17,6 +17,8 @@ from pyproc.connectivity import materialise
 from pyproc.models import balanced
 from pyproc.rules import decoder
 
+from test_cuda_host import _poisson_mix
+
 pytestmark = pytest.mark.gpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -186,6 +188,8 @@ def _microcircuit():
 
 
 CASES["microcircuit5"] = (_microcircuit, 10000)
+# up to four Poisson inputs per population, one input's tables past the shared copy
+CASES["poisson_mix"] = (lambda: _poisson_mix(3000, 600), 3000)
 
 
 @pytest.mark.parametrize("loop", ["persistent", "graph"])

@@ -42,6 +42,28 @@ def _mixed():
     return pp.compile_network(net)
 
 
+def _poisson_mix(n_a=300, n_b=60):
+    """Several Poisson inputs per population: A (two channels; 2 neuron blocks) an
+    excitatory and an inhibitory input, and one of mean 100 per step whose table (with
+    the others) passes PP_POISSON_SHARED = 256 entries, so the resident phase reads it
+    from global memory; B (one channel) four inputs, the third never firing."""
+    net = pp.Network(dt=0.1, seed=5)
+    net.add_population("A", n_a, pp.LIF(tau_syn_ex=2.0, tau_syn_in=5.0, t_ref=1.0),
+                       v_init=pp.uniform(-70.0, -54.0))
+    net.add_population("B", n_b, pp.LIF(tau_syn_ex=1.0, tau_syn_in=1.0),
+                       v_init=pp.uniform(-70.0, -56.0))
+    net.connect("A", "B", pp.fixed_total_number(20 * n_b * n_a // 300), weight=pp.normal(60.0, 5.0), delay=1.0)
+    net.connect("B", "A", pp.pairwise_bernoulli(0.3), weight=-40.0, delay=pp.normal(0.8, 0.3))
+    net.add_poisson("A", rate=8.0, K=1000, weight=40.0)
+    net.add_poisson("A", rate=2.0, K=500, weight=-30.0)
+    net.add_poisson("A", rate=10.0, K=200000, weight=0.05)
+    net.add_poisson("B", rate=8.0, K=1000, weight=60.0)
+    net.add_poisson("B", rate=2.0, K=500, weight=-30.0)
+    net.add_poisson("B", rate=3.0, K=0, weight=5.0)
+    net.add_poisson("B", rate=0.5, K=100, weight=100.0)
+    return pp.compile_network(net)
+
+
 def _cpu(cnet, steps):
     rec = []
     sim = CPUSimulator(cnet, "stored")

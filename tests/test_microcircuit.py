@@ -109,7 +109,7 @@ def test_weights_and_delays_full_scale():
 def test_background_poisson_and_dc():
     net = microcircuit()
     for i, pop in enumerate(POPS):
-        pin = net.poisson[pop]
+        (pin,) = net.poisson[pop]
         assert (pin.rate, pin.K, pin.weight) == (8.0, K_EXT[i], 87.8)
         assert net.populations[pop].params.I_e == 0.0
     dc = microcircuit(poisson=False)
@@ -162,7 +162,7 @@ def test_scale_arithmetic():
     net = microcircuit(scale=0.1)
     assert net.populations["L4E"].size == 2192
     assert net.projections["L23E->L23E"].rule.N == 454_998
-    assert net.poisson["L6E"].K == 290
+    assert net.poisson["L6E"][0].K == 290
 
 
 @pytest.mark.parametrize("poisson", [True, False])

@@ -164,8 +164,8 @@ def test_full_tiny_model_structure():
     assert pop.params.I_e == 0.0                # full model: no DC
     assert (pop.v_init.mean, pop.v_init.sd) == (-150.0, 50.0)
     assert pop.params.tau_syn_ex == pop.params.tau_syn_in == 0.5
-    assert net.poisson["B-23I"].K == 1150.0 and net.poisson["B-23I"].rate == 10.0
-    assert net.poisson["B-23I"].weight == J_X
+    assert net.poisson["B-23I"][0].K == 1150.0 and net.poisson["B-23I"][0].rate == 10.0
+    assert net.poisson["B-23I"][0].weight == J_X
 
 
 @pytest.mark.parametrize("state", ["ground", "metastable"])
@@ -221,8 +221,8 @@ def test_areas_subset_and_scaling():
     # fixed_total_number: full in-degree x k_scale x scaled target size
     assert net.projections["B-23I->B-23E"].rule.N == round(5000 * 0.25 * 175 / 350)
     assert net.projections["B-23E->B-23E"].weight.mean == pytest.approx(J_E / 0.5)
-    assert net.poisson["B-23E"].K == pytest.approx(1250.0 * 0.25)
-    assert net.poisson["B-23E"].weight == pytest.approx(J_X / 0.5)
+    assert net.poisson["B-23E"][0].K == pytest.approx(1250.0 * 0.25)
+    assert net.poisson["B-23E"][0].weight == pytest.approx(J_X / 0.5)
     with pytest.raises(pp.ModelError, match="areas must be distinct names"):
         multiarea(d, areas=["C"])
     with pytest.raises(pp.ModelError, match="state must be one of"):

@@ -17,7 +17,7 @@ from pyproc.models import balanced
 
 import simt
 from simt import fake, simt_fake, simt_order  # noqa: F401  (fixtures)
-from test_cuda_host import _by_step, _cpu, _mixed
+from test_cuda_host import _by_step, _cpu, _mixed, _poisson_mix
 
 _REF = {}
 
@@ -282,6 +282,30 @@ def test_graph_loop_kernels(simt_fake, connectivity, csr_build, tiles):
         sim.run_steps(160, rec)
         assert sim.loop_mode == "graph" and sim.step_tiles == bool(tiles)
         assert _by_step(rec) == want and sim.n_events == ev
+
+
+@pytest.mark.parametrize("how", ["resident", "grid_stride", "one_block", "graph"])
+def test_several_poisson_inputs(simt_fake, how):
+    """Up to four Poisson inputs per population (pp_poisson_input) in every neuron phase:
+    the persistent kernel's resident phase (A's tables past the shared copy), its
+    grid-stride phase (one block for 3 neuron blocks), the one-block build and the graph
+    loop's neuron kernel give the CPU reference's spikes."""
+    cnet, want, ev = _ref("poisson_mix", _poisson_mix, 120)
+    pa, pb = cnet.pops
+    assert int(pa["poisson_len"]) > 256 >= int(pb["poisson_len"]) and int(pb["poisson_n"]) == 4
+    assert sum(len(v) for v in want.values()) > 50
+    if how == "graph":
+        with CU.CUDASimulator(cnet, "procedural", persistent=False, graph_steps=50,
+                              record_chunk_steps=100, prop_blocks=4) as sim:
+            rec = []
+            sim.run_steps(120, rec)
+            got, ev_g = _by_step(rec), sim.n_events
+    else:
+        opt = {"resident": {}, "grid_stride": {"persistent_grid": 1},
+               "one_block": {"one_block": True, "persistent_grid": 1}}[how]
+        got, ev_g, sim = _run(cnet, "procedural", 120, **opt)
+        assert (sim._n_blocks <= sim.persistent_grid) == (how == "resident")
+    assert got == want and ev_g == ev
 
 
 @pytest.mark.parametrize("n_spikes", [300, 700])

@@ -8,7 +8,7 @@ import pytest
 import pyproc as pp
 from pyproc.compile import compile_network
 from pyproc.models import balanced
-from pyproc.neuron import lif_params, lif_step, poisson_counts
+from pyproc.neuron import lif_params, lif_step, poisson_counts, poisson_input
 from conftest import ptr
 
 
@@ -45,15 +45,100 @@ def test_lif_twin_equals_gcc_header_bit_for_bit(shim, kw):
     np.testing.assert_array_equal(Rc, Rn)
 
 
-def test_poisson_draw_twin_equals_gcc_header(shim):
-    cnet = _lif_net()
+def _multi_poisson_net(tau_in=0.5):
+    """One population with four Poisson inputs: two excitatory (one of them tiny), an
+    inhibitory one, and one that never fires (K = 0) but keeps its word."""
+    net = pp.Network(dt=0.1, seed=3)
+    net.add_population("P", 1000, pp.LIF(tau_syn_ex=0.5, tau_syn_in=tau_in))
+    net.add_poisson("P", rate=10.0, K=500, weight=50.0)
+    net.add_poisson("P", rate=4.0, K=3000, weight=-120.0)
+    net.add_poisson("P", rate=5.0, K=0, weight=10.0)
+    net.add_poisson("P", rate=1e-3, K=1, weight=300.0)
+    return compile_network(net)
+
+
+@pytest.mark.parametrize("make", [_lif_net, lambda: _multi_poisson_net(0.5),
+                                  lambda: _multi_poisson_net(3.0)])
+def test_poisson_input_twin_equals_gcc_header(shim, make):
+    cnet = make()
     pop = np.ascontiguousarray(cnet.pops[0:1])
     tab = np.ascontiguousarray(cnet.poisson_tables)
     for step in (0, 1, 12345, 2 ** 32 + 7):
-        out = np.full(1000, -1, np.int64)
-        shim.shim_poisson_draw(ctypes.c_size_t(1000), ptr(pop), ptr(tab), ctypes.c_uint32(cnet.seed),
-                               ctypes.c_uint64(step), ptr(out))
-        np.testing.assert_array_equal(out, poisson_counts(cnet.pops[0], tab, cnet.seed, step))
+        ex, inh = np.full(1000, -1, np.int64), np.full(1000, -1, np.int64)
+        shim.shim_poisson_input(ctypes.c_size_t(1000), ptr(pop), ptr(tab), ctypes.c_uint32(cnet.seed),
+                                ctypes.c_uint64(step), ptr(ex), ptr(inh))
+        tex, tin = poisson_input(cnet.pops[0], tab, cnet.seed, step)
+        np.testing.assert_array_equal(ex, tex)
+        np.testing.assert_array_equal(inh, tin)
+    p = cnet.pops[0]
+    assert ex.any() and inh.any() == (int(p["poisson_n"]) > 1 and int(p["n_channels"]) == 2)
+
+
+def test_several_poisson_inputs_layout_and_counts():
+    """Input k draws Philox word k: adding inputs leaves the first one's counts as they
+    were; each input's counts have its own mean (rate K dt); channels and weights by sign."""
+    from scipy import stats
+    one, multi = _lif_net(), _multi_poisson_net(3.0)
+    p1, p = one.pops[0], multi.pops[0]
+    assert int(p["poisson_n"]) == 4 and int(p["poisson_channels"]) == 0b0010
+    ends = [int(e) for e in p["poisson_end"]]
+    assert ends[1] - ends[0] > 0 and ends[2] == ends[1] and ends[3] > ends[2]   # K = 0: empty
+    assert int(p["poisson_len"]) == ends[3] == multi.poisson_tables.size
+    assert int(p["poisson_w"][1]) < 0 < int(p["poisson_w"][0])
+    steps = np.arange(2000, dtype=np.uint64)
+    first = poisson_counts(p1, one.poisson_tables, one.seed, steps)
+    np.testing.assert_array_equal(poisson_counts(p, multi.poisson_tables, multi.seed, steps, 0),
+                                  first)
+    n = first.size
+    for k, lam in ((0, 0.5), (1, 1.2), (2, 0.0), (3, 1e-7)):
+        c = poisson_counts(p, multi.poisson_tables, multi.seed, steps, k)
+        if lam == 0:
+            assert not c.any()
+            continue
+        # the count sum of n independent Poisson(lam) draws is Poisson(n lam): two-sided
+        # test at significance 1e-3
+        s = int(c.sum())
+        assert stats.poisson.cdf(s, n * lam) > 5e-4 and stats.poisson.sf(s - 1, n * lam) > 5e-4, k
+    # independence of inputs 0 and 1 (same neuron, same step): |r| < 4 / sqrt(n)
+    c0 = poisson_counts(p, multi.poisson_tables, multi.seed, steps, 0).ravel()
+    c1 = poisson_counts(p, multi.poisson_tables, multi.seed, steps, 1).ravel()
+    assert abs(np.corrcoef(c0, c1)[0, 1]) < 4 / np.sqrt(c0.size)
+    ex, inh = poisson_input(p, multi.poisson_tables, multi.seed, steps)
+    w = [int(x) for x in p["poisson_w"]]
+    c3 = poisson_counts(p, multi.poisson_tables, multi.seed, steps, 3)
+    np.testing.assert_array_equal(ex, c0.reshape(ex.shape) * w[0] + c3 * w[3])
+    np.testing.assert_array_equal(inh, c1.reshape(inh.shape) * w[1])
+
+
+def test_one_channel_population_sums_its_poisson_inputs_in_channel_0():
+    """tau_syn_ex == tau_syn_in: one input channel, the inhibitory input enters channel 0
+    with its negative weight."""
+    cnet = _multi_poisson_net(0.5)
+    p = cnet.pops[0]
+    assert int(p["n_channels"]) == 1 and int(p["poisson_channels"]) == 0
+    ex, inh = poisson_input(p, cnet.poisson_tables, cnet.seed, 17)
+    assert not inh.any() and (ex < 0).any() and (ex > 0).any()
+
+
+def test_poisson_inputs_past_four_or_silent_ones():
+    net = pp.Network(dt=0.1, seed=3)
+    net.add_population("P", 10, pp.LIF())
+    for _ in range(4):
+        net.add_poisson("P", rate=1.0, K=10, weight=1.0)
+    with pytest.raises(pp.ModelError, match=r"Poisson input onto 'P': a population takes at "
+                                            r"most 4 Poisson inputs"):
+        net.add_poisson("P", rate=1.0, K=10, weight=1.0)
+    assert len(net.poisson["P"]) == 4
+    # trailing inputs that never fire are left out; one before a firing one keeps its word
+    net = pp.Network(dt=0.1, seed=3)
+    net.add_population("P", 10, pp.LIF())
+    net.add_poisson("P", rate=0.0, K=10, weight=1.0)
+    net.add_poisson("P", rate=1.0, K=10, weight=0.0)
+    p = compile_network(net).pops[0]
+    assert int(p["poisson_n"]) == 0 and int(p["poisson_len"]) == 0
+    net.add_poisson("P", rate=1.0, K=10, weight=2.0)
+    p = compile_network(net).pops[0]
+    assert int(p["poisson_n"]) == 3 and list(p["poisson_end"][:3]) == [0, 0, p["poisson_len"]]
 
 
 def test_poisson_counts_for_many_steps_equal_one_step_at_a_time():

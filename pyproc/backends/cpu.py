@@ -18,7 +18,7 @@ from .. import hostmem
 from ..compile import INT32_MAX, RULE_FIXED, CompiledNetwork, ring_index
 from ..connectivity import fixed_rows_many, materialise, rows
 from ..errors import OverflowDetected
-from ..neuron import lif_params, lif_step, poisson_counts
+from ..neuron import lif_params, lif_step, poisson_input
 from ..plan import cpu_bytes
 
 __all__ = ["CPUSimulator"]
@@ -109,8 +109,7 @@ class CPUSimulator:
             for i in self._poisson:
                 pop = pops[i]
                 sl = slice(int(pop["offset"]), int(pop["offset"]) + int(pop["n"]))
-                cnt = poisson_counts(pop, cnet.poisson_tables, cnet.seed, steps)
-                (inh if int(pop["poisson_channel"]) else ex)[:, sl] = cnt * int(pop["poisson_w"])
+                ex[:, sl], inh[:, sl] = poisson_input(pop, cnet.poisson_tables, cnet.seed, steps)
             self._pois_t0, self._pois, j = t, (ex, inh), 0
         return self._pois[0][j], self._pois[1][j]
 

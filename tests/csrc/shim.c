@@ -91,9 +91,16 @@ int64_t shim_row(const pp_proj *pj, const int32_t *tab, uint32_t seed, uint32_t 
     return n;
 }
 
-void shim_poisson_draw(size_t n, const pp_pop *p, const uint32_t *tables, uint32_t seed,
-                       uint64_t step, int64_t *out)
-{ size_t i; for (i = 0; i < n; ++i) out[i] = pp_poisson_draw(p, tables, seed, (uint32_t)i, step); }
+/* Poisson input of neurons 0..n-1 of p at `step`: ex[i], in[i] (fixed point). */
+void shim_poisson_input(size_t n, const pp_pop *p, const uint32_t *tables, uint32_t seed,
+                        uint64_t step, int64_t *ex, int64_t *in)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        ex[i] = 0; in[i] = 0;
+        pp_poisson_input(p, tables + p->poisson_offset, seed, (uint32_t)i, step, ex + i, in + i);
+    }
+}
 
 /* n steps of one population, inputs acc[step][channel][neuron]; spikes[step][neuron]. */
 void shim_lif(size_t n, size_t steps, float *V, float *Iex, float *Iin, int32_t *ref,
@@ -129,6 +136,9 @@ size_t shim_offsetof_pop(int i)
     case 1: return offsetof(pp_pop, ref_steps);
     case 2: return offsetof(pp_pop, poisson_w);
     case 3: return offsetof(pp_pop, n_channels);
+    case 4: return offsetof(pp_pop, poisson_n);
+    case 5: return offsetof(pp_pop, poisson_end);
+    case 6: return offsetof(pp_pop, poisson_channels);
     default: return 0;
     }
 }
