@@ -392,7 +392,8 @@ class CooperativeKernel:
             raise CooperativeUnavailable(f"{what} ({self.name}): {self._error(rc)}")
 
     def set_max_dynamic_shared(self, nbytes: int) -> None:
-        """Allow ``nbytes`` of dynamic shared memory per block (needed above 48 KiB):
+        """Allow ``nbytes`` of dynamic shared memory per block (needed where it and the
+        kernel's static shared memory, ``static_shared``, exceed 48 KiB together):
         cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES).  Never lowers
         what an earlier call allowed: launches of this kernel with other arguments (with
         and without the tile accumulator) each ask for their own."""

@@ -463,14 +463,19 @@ class _FakeCoopKernel(K.CooperativeKernel):
         self.fmt = K.COOPERATIVE_KERNELS[name][1]
         self.num_regs = 78
         self.static_shared = owner.static_shared
+        if self.static_shared is None:   # ptxas, sm_90, procedural (stored: no more)
+            self.static_shared = (112 if self.one_block else
+                                  24048 if (defines or {}).get("PP_UNIT_MAP") else 6480)
 
     def set_max_dynamic_shared(self, nbytes):
-        assert nbytes > 48 * 1024
+        assert nbytes + self.static_shared > 48 * 1024      # only where it is needed
         self.owner.max_dynamic = max(nbytes, self.owner.max_dynamic or 0)
 
     def max_blocks_per_sm(self, block, shared=0):
         assert block == (512 if self.one_block else 256) and 0 <= shared <= 227 * 1024
-        assert shared <= 48 * 1024 or self.owner.max_dynamic >= shared
+        # the driver: static + dynamic above 48 KiB fits no block without the opt-in
+        if shared + self.static_shared > 48 * 1024 and (self.owner.max_dynamic or 0) < shared:
+            return 0
         self.owner.shared_asked = self.shared_asked = shared
         self.shared_seen.add(shared)
         return 1 if self.one_block else 3
@@ -544,7 +549,7 @@ class FakeCooperative:
         self.tile_steps, self.shared_asked, self.tile_smem = 0, None, 0
         self.max_dynamic, self.defines, self.pipelined_launches = 0, [], 0
         self.grids = []                   # grid of every launch
-        self.static_shared = 0            # the kernels' static __shared__ bytes
+        self.static_shared = None         # the kernels' static __shared__ bytes (None: ptxas's)
 
     @staticmethod
     def cnet_of(n_pops, n_projs):

@@ -268,7 +268,7 @@ def test_one_block_option(fake, caplog):
     fake.coop.static_shared -= 1                            # exactly the limit: fits
     with CU.CUDASimulator(cnet, "stored", graph_steps=20, one_block=True) as sim:
         assert sim.one_block
-    fake.coop.static_shared = 0
+    fake.coop.static_shared = None
     caplog.set_level("INFO", logger="pyproc.cuda")
     bal = pp.compile_network(balanced(9000, dt=1.0))        # above ONE_BLOCK_TUNE_MAX_NEURONS
     with CU.CUDASimulator(bal, "procedural", graph_steps=20, tune_builds=True) as sim:
@@ -930,6 +930,23 @@ def test_unit_map_option(fake, connectivity):
                                          "PP_UNIT_MAP": 1, "PP_PERSISTENT_TILES": 0}
     with CU.CUDASimulator(cnet, connectivity, persistent=True) as sim:
         assert not sim.unit_map and fake.coop.defines[-1] is None
+
+
+def test_static_shared_memory_counts_for_the_opt_in(fake):
+    """A block may use 48 KiB of static + dynamic shared memory without raising the
+    kernel's dynamic limit: the unit-map build's 24,048 static bytes with a 32,896-byte
+    tile buffer (p = 0.05: segments of 256) need the opt-in although the dynamic bytes
+    alone are under 48 KiB; without it the occupancy is 0 and the run fell back to the
+    graph loop.  A kernel that fits without it is left as it is."""
+    cnet = pp.compile_network(balanced(2000, p=0.05, dt=0.1))
+    with CU.CUDASimulator(cnet, "procedural", persistent=True, unit_map=True,
+                          bernoulli_tiles=True) as sim:
+        assert sim.loop_mode == "persistent", sim.persistent_error
+        assert fake.coop.shared_asked < 48 * 1024 < fake.coop.shared_asked + 24048
+        assert fake.coop.max_dynamic == fake.coop.shared_asked
+    fake.coop.max_dynamic = 0
+    with CU.CUDASimulator(cnet, "procedural", persistent=True, bernoulli_tiles=True) as sim:
+        assert sim.loop_mode == "persistent" and fake.coop.max_dynamic == 0
 
 
 def test_throughput_build_option(fake):

@@ -869,7 +869,9 @@ class CUDASimulator:
             why = self._one_block_unfit(pipelined, getattr(k, "static_shared", 0))
             if why:
                 raise ValueError(why)
-        if smem > 48 * 1024:
+        # a block may use 48 KiB of static + dynamic shared memory without the opt-in
+        # (the unit-map build has 24 KiB static: a 33 KiB tile buffer needs it)
+        if smem + int(getattr(k, "static_shared", 0)) > 48 * 1024:
             k.set_max_dynamic_shared(smem)
         occ = k.max_blocks_per_sm(block, smem)
         if occ < 1:
