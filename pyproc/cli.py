@@ -143,7 +143,12 @@ def unit_interval(text: str) -> float:
     return v
 
 
-NO_BOUND = "none"      # an option value that asks for None (no bound), not the default
+class _NoBound(str):
+    """The value 'none' of an option that asks for None (no bound), not the default; a
+    str subclass, so that another option's plain 'none' (--missing-areas) stays a string."""
+
+
+NO_BOUND = _NoBound("none")
 
 
 def clip_sd(text: str):
@@ -153,12 +158,13 @@ def clip_sd(text: str):
     return positive_float(text)
 
 
-def missing_areas(text: str) -> bool:
-    """How the input from areas left out is replaced: 'dc' (True) or 'none' (False)."""
-    choices = {"dc": True, "none": False}
-    if text not in choices:
-        raise argparse.ArgumentTypeError(f"must be dc or none, got {text!r}")
-    return choices[text]
+def missing_areas(text: str) -> str:
+    """How the input from areas left out is replaced: 'dc', 'poisson' or 'none'."""
+    from .models.multiarea import MISSING_AREAS
+    if text not in MISSING_AREAS:
+        raise argparse.ArgumentTypeError(f"must be {', '.join(MISSING_AREAS[:-1])} or "
+                                         f"{MISSING_AREAS[-1]}, got {text!r}")
+    return text
 
 
 def existing_file(text: str) -> str:
@@ -219,9 +225,10 @@ MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
         Option("--state", "state", _one_of("ground", "metastable"),
                "network state, ground or metastable (sets the cortico-cortical factors chi)",
                "STATE"),
-        Option("--missing-areas", "compensate_missing", missing_areas,
-               "input from the areas --areas leaves out: dc (default: a DC of the same "
-               "mean, from stand-in rates) or none (dropped)", "dc|none"),
+        Option("--missing-areas", "missing_areas", missing_areas,
+               "input from the areas --areas leaves out, at stand-in rates: dc (default: a "
+               "DC of the same mean), poisson (Poisson input, as the authors' "
+               "het_poisson_stat) or none (dropped)", "dc|poisson|none"),
         Option("--delay-clip-sd", "delay_clip_sd", clip_sd,
                "delays cut off at mean + SD sd (default 3.719, the 0.9999 quantile, as "
                "GeNN's port); 'none': NEST's unbounded tail (a larger delay ring)", "SD"),
@@ -279,7 +286,7 @@ def _model_kwargs(parser: argparse.ArgumentParser, args, fn) -> Dict[str, object
         if opt.dest != "structure" and not _accepts(fn, opt.dest):
             parser.error(f"argument {opt.flag}: model {args.model!r} has no {opt.dest!r} "
                          f"parameter")
-        kwargs[opt.dest] = None if value == NO_BOUND else value
+        kwargs[opt.dest] = None if value is NO_BOUND else value
     return kwargs
 
 
@@ -726,6 +733,9 @@ def cmd_run(args) -> int:
         # constant input per population (a model's DC: the input a down-scaled model
         # lost, the areas left out): what the run added besides the synapses
         "I_e_pA": {name: float(p.params.I_e) for name, p in net.populations.items()},
+        # Poisson inputs per population (K inputs at rate_Hz, weight_pA each), in order
+        "poisson_inputs": {name: [{"rate_Hz": i.rate, "K": i.K, "weight_pA": i.weight}
+                                  for i in inputs] for name, inputs in net.poisson.items()},
         "duration_requested_ms": args.duration,
         "steps": int(sim.sim.step),
         "neurons": n_neurons,

@@ -219,18 +219,20 @@ def test_multiarea_delay_clip_option(capsys, tmp_path):
         code, text, _ = run_cli(capsys, "plan", "multiarea", "--structure", f, *extra)
         dmax[want] = [l for l in text.splitlines() if l.strip().startswith("ring ")][0]
     assert len(set(dmax.values())) == 3                # three different delay rings
-    # --missing-areas: the DC that stands for the areas left out, or none
+    # --missing-areas: the DC that stands for the areas left out, Poisson input, or none
     dc = {}
-    for value in ("dc", "none"):
+    for value in ("dc", "poisson", "none"):
         out = tmp_path / value
         code, _, err = run_cli(capsys, "run", "multiarea", "--structure", f, "--areas", "A",
                                "--k-scale", "1", "--missing-areas", value, "--duration", "0",
                                "--out", out, "--quiet", "--no-plots")
         assert code == 0, err
         summ = json.loads((out / "summary.json").read_text())
-        assert summ["model_options"]["compensate_missing"] is (value == "dc")
+        assert summ["model_options"]["missing_areas"] == value
+        assert len(summ["poisson_inputs"]["A-23E"]) == (2 if value == "poisson" else 1)
         dc[value] = summ["I_e_pA"]
     assert dc["none"] != dc["dc"]                      # B's input to A: replaced, or not
+    assert dc["poisson"] == dc["none"]                 # k_scale 1: B's input all Poisson
     code, _, err = run_cli(capsys, "run", "multiarea", "--structure", f, "--delay-clip-sd",
                            "0", "--duration", "0", "--out", tmp_path / "x")
     assert_one_line_error(code, err, "--delay-clip-sd", "must be > 0")

@@ -256,7 +256,10 @@ def test_dc_compensation_formula():
     J = {0: J_E, 1: J_I, 2: J_E, 3: J_I}          # sources of B-23I: A-23E, B-23E, B-23I
     for missing in (True, False):
         net = multiarea(d, areas=["B"], scale=0.5, k_scale=k, rates=rates,
-                        compensate_missing=missing)
+                        missing_areas="dc" if missing else "none")
+        old = multiarea(d, areas=["B"], scale=0.5, k_scale=k, rates=rates,
+                        compensate_missing=missing)          # the older spelling
+        assert old.populations["B-23I"].params.I_e == net.populations["B-23I"].params.I_e
         t, n_red = 5, 45                           # B-23I
         lost = 0.0
         for s, Jm in ((0, J_E * 1.0), (4, J_E), (5, J_I)):   # ground: chi = chi_I = 1
@@ -269,6 +272,59 @@ def test_dc_compensation_formula():
     default = multiarea(d, areas=["A"], scale=0.5)
     assert default.populations["A-23E"].params.I_e != 0.0
     assert DEFAULT_RATES_HZ["23E"] < DEFAULT_RATES_HZ["23I"]
+
+
+@pytest.mark.parametrize("state", ["ground", "metastable"])
+@pytest.mark.parametrize("k", [1.0, 0.25])
+def test_missing_areas_as_poisson_input(state, k):
+    """missing_areas="poisson": each target of the simulated area B gets one more Poisson
+    input for A (all of A's sources of B are excitatory, one cortico-cortical weight):
+    K = sum_s K_ts k, rate = sum_s K_ts nu_s / sum_s K_ts, weight J_cc / sqrt(k); the DC
+    keeps the same mean input as with "dc" (to 1e-12), and at k = 1 equals "none"'s."""
+    d = tiny()
+    rates = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    chi, chi_I = STATES[state]
+    tau = load_structure(d).neuron["tau_syn_ex"]
+    kw = dict(areas=["B"], scale=0.5, k_scale=k, rates=rates, state=state)
+    dc, po, none = (multiarea(d, missing_areas=m, **kw) for m in ("dc", "poisson", "none"))
+    # B-23E <- A-23E (2500 synapses onto 350 neurons) at 1 Hz and A-4E (1200) at 3 Hz;
+    # B-23I <- A-23E (1500 onto 90) at 1 Hz
+    for t, K_full, rate, J_cc in (("B-23E", (2500 + 1200) / 350, (2500 * 1 + 1200 * 3) / 3700,
+                                   chi * J_E),
+                                  ("B-23I", 1500 / 90, 1.0, chi * chi_I * J_E)):
+        assert len(dc.poisson[t]) == 1 and len(po.poisson[t]) == 2
+        assert po.poisson[t][0] == dc.poisson[t][0]           # the external input first
+        cc = po.poisson[t][1]
+        assert cc.K == pytest.approx(K_full * k, rel=1e-12)
+        assert cc.rate == pytest.approx(rate, rel=1e-12)
+        assert cc.weight == pytest.approx(J_cc / math.sqrt(k), rel=1e-12)
+        mean_cc = 1e-3 * tau * cc.K * cc.rate * cc.weight     # pA
+        assert dc.populations[t].params.I_e == pytest.approx(
+            po.populations[t].params.I_e + mean_cc, rel=1e-12)
+        if k == 1.0:
+            assert po.populations[t].params.I_e == pytest.approx(
+                none.populations[t].params.I_e, rel=1e-12, abs=1e-9)
+    assert all(len(v) == 1 for v in none.poisson.values())
+    # rates 0: nothing to send
+    zero = multiarea(d, missing_areas="poisson", **{**kw, "rates": 0})
+    assert all(len(v) == 1 for v in zero.poisson.values())
+
+
+def test_missing_areas_poisson_runs_procedural_equals_stored():
+    net = multiarea(tiny(), areas=["B"], scale=0.5, k_scale=1.0, seed=4,
+                    rates=[5.0, 8.0, 5.0, 8.0, 5.0, 8.0], missing_areas="poisson")
+    res = [pp.Simulation(net, connectivity=c).run(30.0) for c in ("procedural", "stored")]
+    assert res[0].times.size > 20
+    np.testing.assert_array_equal(res[0].times, res[1].times)
+    np.testing.assert_array_equal(res[0].senders, res[1].senders)
+
+
+def test_missing_areas_bad_value():
+    with pytest.raises(pp.ModelError, match=r"multiarea: missing_areas must be one of dc, "
+                                            r"poisson, none, got 'Poisson'"):
+        multiarea(tiny(), areas=["B"], missing_areas="Poisson")
+    with pytest.raises(pp.ModelError, match=r"multiarea: compensate_missing"):
+        multiarea(tiny(), areas=["B"], compensate_missing="no")
 
 
 def test_registered_in_models():

@@ -66,9 +66,17 @@ as a DC current I_e per target population::
                                  + nu_ext (K_ext J_ext - K'_ext J'_ext) )
 
 (pA; K full-scale in-degrees, K' and J' those of the reduced network, rates in
-Hz, tau_syn in ms).  With ``compensate_missing=True`` (default) the sum runs
-over the sources of *all* areas, so the mean input from dropped areas is also
-replaced by DC; with False it runs over the simulated areas only.  The full
+Hz, tau_syn in ms).  With ``missing_areas="dc"`` (default) the sum runs over
+the sources of *all* areas, so the mean input from the areas left out is also
+replaced by DC; with "none" it runs over the simulated areas only.  With
+"poisson" the areas left out send Poisson input instead, as the authors'
+``replace_non_simulated_areas='het_poisson_stat'``: each target population gets
+one more Poisson input of K = sum_s K_ts k_scale inputs at their mean rate
+sum_s K_ts nu_s / sum_s K_ts (s: the populations of the areas left out, all
+excitatory; nu_s the rates below) with the mean cortico-cortical weight J_ts /
+sqrt(k_scale) (a Poisson input has one weight: the weights' relative sd of 0.1,
+1 % of the input's variance, is left out), and the DC covers only what the
+k_scale leaves out, as for the external input.  The full
 model (all areas, scale = k_scale = 1) gets no DC.  The rates nu_s of the
 full-scale model are not in the structure file: pass them as ``rates`` (Hz; a
 number, a dict label -> Hz or a sequence in ``pop_labels`` order), as the
@@ -103,7 +111,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..dist import normal
-from ..errors import ModelError
+from ..errors import ModelError, flag
 from ..network import LIF, Network
 from ..rules import FixedTotalNumber, fixed_total_number
 
@@ -397,13 +405,16 @@ def _positive(name: str, value) -> float:
 # below this in-degree scale a reduced model with the default DC falls silent (measured:
 # V1 + V2 at scale 0.01, 500 ms: all populations < 0.1 Hz at k_scale 0.1, active at 0.3)
 SILENT_K_SCALE = 0.25
+# how the input from the areas left out is replaced (multiarea's missing_areas)
+MISSING_AREAS = ("dc", "poisson", "none")
 
 
 def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] = None,
               scale: float = 1.0, k_scale: Optional[float] = None, dt: float = 0.1, seed: int = 1,
               chi: Optional[float] = None, chi_I: Optional[float] = None, rates=None,
-              compensate_missing: bool = True,
-              delay_clip_sd: Optional[float] = GENN_DELAY_CLIP_SD) -> Network:
+              missing_areas: str = "dc",
+              delay_clip_sd: Optional[float] = GENN_DELAY_CLIP_SD,
+              compensate_missing: Optional[bool] = None) -> Network:
     """Build the multi-area model (see the module docstring).
 
     ``structure``: a path to the structure file, its parsed dict or a
@@ -412,8 +423,17 @@ def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] =
     all).  ``scale`` / ``k_scale``: neuron and in-degree scale factors
     (``k_scale`` defaults to ``scale``), with DC compensation using ``rates``.
     ``delay_clip_sd``: upper truncation of the delays at mean + delay_clip_sd * sd
-    (default ``GENN_DELAY_CLIP_SD`` = 3.719 as GeNN; None: no upper bound, as NEST)."""
+    (default ``GENN_DELAY_CLIP_SD`` = 3.719 as GeNN; None: no upper bound, as NEST).
+    ``missing_areas``: the input from the areas ``areas`` leaves out, "dc" (a DC of its
+    mean), "poisson" (Poisson input at the stand-in rates, as the authors'
+    ``replace_non_simulated_areas='het_poisson_stat'``) or "none" (dropped);
+    ``compensate_missing`` (True / False) is the older spelling of "dc" / "none"."""
     st = load_structure(structure)
+    if compensate_missing is not None:
+        missing_areas = "dc" if flag("multiarea: compensate_missing", compensate_missing) else "none"
+    if missing_areas not in MISSING_AREAS:
+        raise ModelError(f"multiarea: missing_areas must be one of {', '.join(MISSING_AREAS)}, "
+                         f"got {missing_areas!r}")
     if state not in STATES:
         raise ModelError(f"multiarea: state must be one of {', '.join(STATES)}, got {state!r}")
     chi = STATES[state][0] if chi is None else _positive("chi", chi)
@@ -465,10 +485,15 @@ def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] =
     net = Network(dt=dt, seed=seed)
     dc = np.zeros(st.n_pops)
     tau = np.where(exc, nu["tau_syn_ex"], nu["tau_syn_in"])          # by source type
+    # in-degree from the areas left out, per (target, source), as Poisson input: scaled
+    # like the external input (K k_scale inputs of weight J / sqrt(k_scale), the rest DC)
+    K_pois = np.zeros((st.n_pops, st.n_pops))
+    if missing_areas == "poisson":
+        K_pois[np.ix_(sel, ~sel)] = (S_full / N_full[:, None])[np.ix_(sel, ~sel)] * k_scale
     for t in np.flatnonzero(sel):
-        src_all = np.arange(st.n_pops) if compensate_missing else np.flatnonzero(sel)
+        src_all = np.flatnonzero(sel) if missing_areas == "none" else np.arange(st.n_pops)
         K_full_t = S_full[t, src_all] / N_full[t]
-        K_red_t = np.where(sel[src_all], S_red[t, src_all], 0) / N_red[t]
+        K_red_t = np.where(sel[src_all], S_red[t, src_all] / N_red[t], K_pois[t, src_all])
         lost = K_full_t * J[t, src_all] - K_red_t * (J[t, src_all] / w_div)
         dc[t] = 1e-3 * float(np.sum(tau[src_all] * rate[src_all] * lost))
         dc[t] += 1e-3 * nu["tau_syn_ex"] * st.rate_ext * (
@@ -495,6 +520,14 @@ def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] =
         if K_ext_red[t] > 0 and st.rate_ext > 0:
             net.add_poisson(st.pop_labels[t], rate=st.rate_ext, K=float(K_ext_red[t]),
                             weight=w["J_ext_pA"] / w_div)
+        # the areas left out: one input per distinct weight (the cortico-cortical weight
+        # of the target's type: one input), K inputs at their mean rate
+        srcs = np.flatnonzero((K_pois[t] > 0) & (rate > 0))
+        for Jm in sorted(set(J[t, srcs].tolist()), reverse=True):
+            grp = srcs[J[t, srcs] == Jm]
+            K_t = float(np.sum(K_pois[t, grp]))
+            net.add_poisson(st.pop_labels[t], rate=float(np.sum(K_pois[t, grp] * rate[grp])) / K_t,
+                            K=K_t, weight=Jm / w_div)
     if k_scale < SILENT_K_SCALE and rates is None:
         warnings.warn(f"multiarea: k_scale = {k_scale:g} (the default is scale): with the "
                       f"in-degrees scaled below {SILENT_K_SCALE:g} the DC standing for the "
