@@ -17,10 +17,11 @@ import pyproc as pp
 from pyproc.backends import cuda as CU
 from pyproc.backends.cpu import CPUSimulator
 from pyproc.errors import BackendUnavailable, OverflowDetected
+from pyproc.kernels import CooperativeUnavailable
 from pyproc.models import balanced
 from pyproc.rules import decoder
 
-from fake_pycuda import FakeCooperative, FakeGraphs, fake  # noqa: F401  (fake: a fixture)
+from fake_pycuda import FakeCooperative, FakeError, FakeGraphs, fake  # noqa: F401  (fake: a fixture)
 
 
 # ---------------------------------------------------------------- networks
@@ -391,6 +392,17 @@ def test_graph_api_binds_libcuda_symbols():
     with pytest.raises(CU.GraphUnavailable, match="cuGraphInstantiate"):
         api.capture(123, lambda: None, (RuntimeError,))
     assert ("cuGraphDestroy", GRAPH) in calls and ("cuGraphExecDestroy", EXEC) not in calls
+    # an error that is not a refused launch (a bug in the recording) ends the capture --
+    # a stream left capturing would fail every later call -- and propagates as it is
+    calls.clear()
+
+    def broken():
+        raise struct_error("argument out of range")
+    struct_error = type("StructError", (Exception,), {})
+    with pytest.raises(struct_error, match="argument out of range"):
+        api.capture(123, broken, (RuntimeError,))
+    assert [c[0] for c in calls] == ["cuStreamBeginCapture_v2", "cuStreamEndCapture",
+                                     "cuGraphDestroy"]
 
 
 def test_refuses_input_beyond_int32_before_allocating(fake):
@@ -554,19 +566,20 @@ def test_auto_loop_tunes_once(fake, monkeypatch):
     the spikes are the CPU's whatever the choice.  A run too short to tune stays
     persistent; graph capture unavailable: no tuning."""
     cnet = _mixed()
-    _, want = _cpu(cnet, 200)
+    _, want = _cpu(cnet, 230)
     _delay_graphs(monkeypatch, fake, 0.05)
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20) as sim:
         assert sim.loop_mode == "persistent" and sim.loop_tuning is None
         rec = []
         sim.run_steps(90, rec)                       # too short: no tuning yet
         assert sim.loop_tuning is None
-        sim.run_steps(110, rec)                      # steps 100..179 tuned
+        sim.run_steps(140, rec)                      # steps 110..229 tuned
         t = sim.loop_tuning
         assert t is not None and t["steps_each"] == 20
         assert t["graph_s_per_step"] > t["persistent_s_per_step"]
-        assert sim.loop_mode == "persistent" and fake.graphs.replayed == 2
-        assert _by_step(rec) == want and sim.step == 200
+        assert sim.loop_mode == "persistent" and fake.graphs.replayed == 3
+        assert _by_step(rec) == want and sim.step == 230
+        assert t["untimed_batches_each"] == 1
     monkeypatch.setattr(CU, "GraphAPI", FakeGraphs(fake, fail="load"))
     with CU.CUDASimulator(cnet, "stored", graph_steps=20) as sim:
         sim.run_steps(200, [])
@@ -589,8 +602,8 @@ def test_auto_loop_prefers_graph_when_faster(fake, monkeypatch):
 
 def test_auto_loop_times_the_small_grid(fake, monkeypatch):
     """A network of one neuron block on the fake GPU's default grid of 4: auto times the
-    persistent loop on 4 blocks, on 1 block and the graph loop, two batches each, taking
-    turns, and keeps the one-block grid where that is the fastest (the fake makes bigger
+    persistent loop on 4 blocks, on 1 block and the graph loop, an untimed and two timed
+    batches each, taking turns, and keeps the one-block grid where that is the fastest (the fake makes bigger
     grids slow); the spikes are the CPU's, the rest of the run launches on 1 block."""
     cnet = pp.compile_network(balanced(200, dt=0.1))
     assert cnet.pops["n"].max() <= 256 and len(cnet.pops) == 2     # one block each...
@@ -609,11 +622,11 @@ def test_auto_loop_times_the_small_grid(fake, monkeypatch):
         assert t["grids"] == [4, n_blocks] and t["steps_each"] == 20
         assert t[f"persistent_grid_{n_blocks}_s_per_step"] < t["persistent_s_per_step"]
         assert sim.loop_mode == "persistent" and sim.persistent_grid == n_blocks
-        assert fake.graphs.replayed == 2
+        assert fake.graphs.replayed == 3
         assert _by_step(rec) == want and sim.step == 300
-    # warm-up 5 launches on 4, tuning 2 + 2 on 4 and n_blocks, the rest on n_blocks
-    assert coop.grids[:5] == [4] * 5 and coop.grids[5:9] == [4, n_blocks] * 2
-    assert set(coop.grids[9:]) == {n_blocks} and len(coop.grids) == 15 - 2
+    # warm-up 5 launches on 4, tuning 3 + 3 on 4 and n_blocks, the rest on n_blocks
+    assert coop.grids[:5] == [4] * 5 and coop.grids[5:11] == [4, n_blocks] * 3
+    assert set(coop.grids[11:]) == {n_blocks} and len(coop.grids) == 15 - 3
 
 
 def test_auto_loop_tunes_builds(fake, monkeypatch):
@@ -621,13 +634,14 @@ def test_auto_loop_tunes_builds(fake, monkeypatch):
     builds, the default build with the tile phase on (the mixed network tiles C->A) and,
     the network being small, the one-block build, compiled at set-up (each with its
     shared-table flags, dynamic shared memory, tile table and grid: the throughput build
-    all 12 blocks that fit, the one-block build 1), two batches each, taking turns with
+    all 12 blocks that fit, the one-block build 1), an untimed and two timed batches each,
+    taking turns with
     the user's build and the graph loop (also with the tile kernel), and keeps the
     fastest (the fake makes the unit-map build fast); the spikes are the CPU's across the
-    switches.  The 18 tuning batches (360 steps) span several record chunks (60 steps)
+    switches.  The 27 tuning batches (540 steps) span several record chunks (60 steps)
     and two run_steps calls.  Refused with persistent=True."""
     cnet = _mixed()
-    _, want = _cpu(cnet, 480)
+    _, want = _cpu(cnet, 660)
     _delay_graphs(monkeypatch, fake, 0.05)
     _delay_kernels(monkeypatch, fake,
                    lambda defines, grid: 0.001 if defines == CU.UNIT_MAP_BUILD else 0.1)
@@ -645,8 +659,8 @@ def test_auto_loop_tunes_builds(fake, monkeypatch):
         assert sim.persistent_defines == {} and not sim.unit_map and sim.n_tiles == 0
         rec = []
         sim.run_steps(250, rec)                  # 100 steps of warm-up, 7 tuning batches
-        assert sim.loop_tuning is None and sim._tune_state["b"] == 7
-        sim.run_steps(230, rec)
+        assert sim.loop_tuning is None and sum(sim._tune_state["batches"]) == 7
+        sim.run_steps(410, rec)
         t = sim.loop_tuning
         assert {k for k in t if k.endswith("_s_per_step")} == {
             "persistent_s_per_step", "persistent_shared_s_per_step",
@@ -656,14 +670,14 @@ def test_auto_loop_tunes_builds(fake, monkeypatch):
         assert t["chosen"] == "persistent_units" and sim.loop_mode == "persistent", t
         assert sim.unit_map and not sim.shared_tables and sim.persistent_grid == 4
         assert sim.persistent_defines == CU.UNIT_MAP_BUILD and sim.persistent_smem == 0
-        assert _by_step(rec) == want and sim.step == 480
+        assert _by_step(rec) == want and sim.step == 660
     with pytest.raises(ValueError, match="tune_builds=True times the persistent builds"):
         CU.CUDASimulator(cnet, "procedural", persistent=True, tune_builds=True)
     # every delay >= 2 steps (balanced, 1.5 ms at dt 0.1 ms): the pipelined loop of the
     # default and shared-tables builds too, on spike lists planned for it, and of the
     # one-block build (two spike lists in its shared memory)
     bal = pp.compile_network(balanced(200, dt=0.1))
-    _, want_b = _cpu(bal, 560)
+    _, want_b = _cpu(bal, 780)
     n_pipe = fake.coop.pipelined_launches
     with CU.CUDASimulator(bal, "stored", record_chunk_steps=100, graph_steps=20,
                           tune_builds=True) as sim:
@@ -672,7 +686,7 @@ def test_auto_loop_tunes_builds(fake, monkeypatch):
         assert sim._tune_cands[-1][0].smem == CU.one_block_smem_bytes(bal, 2)
         assert sim.plan.buffers["spikes"] == 2 * 8 * bal.n_neurons
         rec = []
-        sim.run_steps(560, rec)          # 100 warm-up + 2 x (10 + 1) x 20 tuning
+        sim.run_steps(780, rec)          # 100 warm-up + 3 x (10 + 1) x 20 tuning
         assert sim.loop_tuning is not None and "persistent_pipelined_s_per_step" in sim.loop_tuning
         assert _by_step(rec) == want_b and fake.coop.pipelined_launches >= n_pipe + 4
     # a grid that a build cannot hold at once leaves that build out, not the simulator:
@@ -717,20 +731,20 @@ def test_auto_loop_tunes_tiles(fake, monkeypatch):
     _delay_kernels(monkeypatch, fake,
                    lambda defines, grid, shared: 0.001 if shared and not defines else 0.15)
     cnet = _mixed()
-    _, want = _cpu(cnet, 480)
+    _, want = _cpu(cnet, 660)
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20,
                           tune_builds=True, tile_min_spikes=1) as sim:
         assert sim._tune_cands[-2][0].label == "tiles" and sim.n_tiles == 0
         assert sim._graph_cands == [(None, 0), (None, 1)]
         rec = []
-        sim.run_steps(480, rec)             # 100 warm-up + 2 x 9 x 20 tuning + 20
+        sim.run_steps(660, rec)             # 100 warm-up + 3 x 9 x 20 tuning + 20
         t = sim.loop_tuning
         assert t is not None and t["chosen"] == "persistent_tiles", t
         assert {"graph_s_per_step", "graph_tiles_s_per_step"} <= set(t)
         assert sim.n_tiles == 1 and sim.persistent_smem == 4 * 32 * 33
         tiled = fake.coop.tile_steps
         assert tiled > 20                   # the tuning's tile batches and the steps after
-        assert _by_step(rec) == want and sim.step == 480
+        assert _by_step(rec) == want and sim.step == 660
     # the graph loop with the tile kernel fastest: auto keeps it (its own captured graph)
     replay = fake.graphs.replay
 
@@ -744,15 +758,112 @@ def test_auto_loop_tunes_tiles(fake, monkeypatch):
     with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20,
                           tune_builds=True) as sim:
         rec = []
-        sim.run_steps(480, rec)
+        sim.run_steps(660, rec)
         t = sim.loop_tuning
         assert t["chosen"] == "graph_tiles" and sim.loop_mode == "graph", t
-        assert sim.step_tiles and _by_step(rec) == want and sim.step == 480
+        assert sim.step_tiles and _by_step(rec) == want and sim.step == 660
     bal = pp.compile_network(balanced(200, dt=0.1))
     with CU.CUDASimulator(bal, "procedural", graph_steps=20, tune_builds=True) as sim:
         assert [b.label for b, _ in sim._tune_cands][-4:-2] == ["tiles", "pipelined+tiles"]
         assert all(b.smem > 0 for b, _ in sim._tune_cands[-4:-2])
     assert fake.stack == [] and fake.mem.live == 0
+
+
+def test_auto_loop_drops_a_refused_candidate(fake, monkeypatch):
+    """A tuning candidate whose cooperative launch is refused (the unit-map build here) is
+    left out -- its time is inf, its turn ran on the graph loop -- and the others are
+    still timed and one kept; if every persistent candidate is refused the graph loop is
+    kept and persistent_error says why.  The spikes are the CPU's either way."""
+    cnet = _mixed()
+    _, want = _cpu(cnet, 700)
+    make = fake.coop.__call__
+    refuse = {"units"}
+
+    class Refusing:
+        def __init__(self, k, defines):
+            self.k, self.label = k, ("units" if defines and "PP_UNIT_MAP" in defines
+                                     else "other")
+
+        def __getattr__(self, name):
+            return getattr(self.k, name)
+
+        def launch_packed(self, *a, **kw):
+            if self.label in refuse or "all" in refuse:
+                raise CooperativeUnavailable("cuLaunchCooperativeKernel (test): "
+                                               "too many blocks in cooperative launch (CUresult 720)")
+            self.k.launch_packed(*a, **kw)
+    monkeypatch.setattr(CU, "get_cooperative_kernel",
+                        lambda name, defines=None: Refusing(make(name, defines), defines))
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20,
+                          tune_builds=True) as sim:
+        rec = []
+        sim.run_steps(700, rec)
+        t = sim.loop_tuning
+        assert t is not None and t["persistent_units_s_per_step"] == float("inf")
+        assert t["persistent_shared_units_s_per_step"] == float("inf")
+        assert all(v < float("inf") for k, v in t.items()
+                   if k.endswith("_s_per_step") and "units" not in k)
+        assert "units" not in t["chosen"] and sim.persistent_error is None
+        assert _by_step(rec) == want and sim.step == 700
+    # plain auto: the 5 warm-up launches run, then the persistent loop is refused in the
+    # tuning: the graph loop is kept, persistent_error says why
+    launches = {"n": 0}
+
+    class Late(Refusing):
+        def launch_packed(self, *a, **kw):
+            launches["n"] += 1
+            if launches["n"] > 5:
+                refuse.add("all")
+            Refusing.launch_packed(self, *a, **kw)
+    monkeypatch.setattr(CU, "get_cooperative_kernel",
+                        lambda name, defines=None: Late(make(name, defines), defines))
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=100, graph_steps=20) as sim:
+        rec = []
+        sim.run_steps(300, rec)
+        t = sim.loop_tuning
+        assert t["chosen"] == "graph" and t["persistent_s_per_step"] == float("inf")
+        assert sim.loop_mode == "graph" and "CUresult 720" in sim.persistent_error
+        assert _by_step(rec) == {s: v for s, v in want.items() if s < 300}
+
+
+def test_fault_before_a_refused_launch_is_reported_as_the_fault(fake, monkeypatch):
+    """A device fault in one persistent launch makes the driver refuse every later launch
+    with the fault's sticky error; the run reports a CUDAKernelError naming the persistent
+    kernel and the steps queued since the last check, not a refusal of the cooperative
+    launch followed by a failed stream capture at step 0."""
+    cnet = pp.compile_network(balanced(1000, dt=0.1))
+    state = {"n": 0, "dead": False}
+    make = fake.coop.__call__
+
+    class Faulting:
+        def __init__(self, k):
+            self.k = k
+
+        def __getattr__(self, name):
+            return getattr(self.k, name)
+
+        def launch_packed(self, *a, **kw):
+            state["n"] += 1
+            if state["dead"]:
+                raise CooperativeUnavailable("cuLaunchCooperativeKernel (x): an illegal memory "
+                                               "access was encountered (CUresult 700)")
+            if state["n"] == 2:
+                state["dead"] = True          # this launch faults, asynchronously
+            self.k.launch_packed(*a, **kw)
+    monkeypatch.setattr(CU, "get_cooperative_kernel",
+                        lambda name, defines=None: Faulting(make(name, defines)))
+
+    def sync(self):
+        if state["dead"]:
+            raise FakeError("an illegal memory access was encountered")
+    monkeypatch.setattr(fake.Stream, "synchronize", sync)
+    with CU.CUDASimulator(cnet, "procedural", persistent=True, graph_steps=20,
+                          record_chunk_steps=200) as sim:
+        with pytest.raises(CU.CUDAKernelError, match=r"CUDA error in steps 0\.\.39 \(kernels "
+                                                     r"pp_step_persistent_procedural; loop "
+                                                     r"persistent\): an illegal memory access"):
+            sim.run_steps(1000, [])
+        assert sim.persistent_error is None
 
 
 def test_cooperative_kernel_binds_libcuda_symbols():

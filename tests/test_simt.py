@@ -225,7 +225,7 @@ def test_auto_tunes_builds(simt_fake, net, connectivity):
     steps, balanced 2,000, the pipelined loop of the default and shared-tables builds),
     procedural also the default build with the tile phase on (and its pipelined loop),
     the one-block build (and its pipelined loop), and the graph loop (procedural also
-    with the tile kernel) each run two batches in
+    with the tile kernel) each run an untimed and two timed batches in
     turns, mid-run, on the same device state
     (tile_min_spikes=1: the tile batches run the tile phase in every step with a spike),
     and the run goes on with one of them: the CPU reference's spikes and events
@@ -239,7 +239,7 @@ def test_auto_tunes_builds(simt_fake, net, connectivity):
         graphs += ["graph_tiles"]
     # small networks: the one-block build (ring in shared memory, copied in and out)
     labels += ["one_block", "one_block+pipelined"] if net == "bal2000" else ["one_block"]
-    steps = 50 + 2 * (len(labels) + len(graphs)) * 10 + 10   # warm-up, tuning, 10 after
+    steps = 50 + 3 * (len(labels) + len(graphs)) * 10 + 10   # warm-up, tuning, 10 after
     cnet, want, ev = _ref(f"{net}{steps}", {"mixed": _mixed, "bal2000": _bal2000}[net], steps)
     with CU.CUDASimulator(cnet, connectivity, graph_steps=10, record_chunk_steps=100,
                           tune_builds=True, tile_min_spikes=1) as sim:
@@ -247,7 +247,7 @@ def test_auto_tunes_builds(simt_fake, net, connectivity):
         rec = []
         sim.run_steps(steps, rec)
         assert sim.loop_tuning is not None
-        assert len(sim.loop_tuning) == len(labels) + len(graphs) + 3
+        assert len(sim.loop_tuning) == len(labels) + len(graphs) + 4
         assert all(g + "_s_per_step" in sim.loop_tuning for g in graphs)
         assert _by_step(rec) == want and sim.n_events == ev
 

@@ -93,7 +93,8 @@ shared-tables, unit-map, both and throughput builds at set-up and time them too 
 where every delay is >= 2 steps the pipelined loop of the default and shared-tables
 builds, and with ``bernoulli_tiles`` None the default build (and its pipelined loop)
 and the graph loop with tiles, and for networks of up to 8,192 neurons that fit it the
-one-block build (and its pipelined loop) -- two batches each on the live network, and keep
+one-block build (and its pipelined loop) -- an untimed and two timed batches each on the
+live network, and keep
 the fastest
 candidate; ``loop_tuning`` names it in ``chosen``; prepared, not yet run on a GPU).
 """
@@ -123,7 +124,7 @@ log = logging.getLogger("pyproc.cuda")
 
 STEP_KERNELS = ("pp_neuron_lif_update", "{prop}", "pp_record_advance")
 TUNE_WARMUP_BATCHES = 5             # persistent="auto": batches before the loops are timed
-TUNE_ROUNDS = 2                     # timed batches per candidate loop, taking turns
+TUNE_ROUNDS = 2                     # timed batches per candidate loop (after 1 untimed)
 
 
 class CUDAKernelError(RuntimeError):
@@ -192,11 +193,16 @@ class GraphAPI:
         if rc != 0:
             raise GraphUnavailable(f"cuStreamBeginCapture_v2: {self.error_string(rc)}")
         failure = None
+        graph = ctypes.c_void_p()
         try:
             record_launches()
         except launch_errors as e:      # a launch refused during capture
             failure = e
-        graph = ctypes.c_void_p()
+        except BaseException:           # anything else: end the capture, then re-raise
+            rc = self.end(h, ctypes.byref(graph))   # (a stream left capturing fails
+            if graph.value:                         # every later call on it)
+                self.graph_destroy(graph)
+            raise
         rc = self.end(h, ctypes.byref(graph))
         if failure is not None or rc != 0:
             if graph.value:
@@ -1155,14 +1161,22 @@ class CUDASimulator:
                                             self._stream.handle, self._persist_packed,
                                             shared=self.persistent_smem)
             except CooperativeUnavailable as e:       # refused: nothing was enqueued
-                self._fall_back_persistent(str(e))
+                # a fault in a launch queued before this one makes the driver refuse every
+                # later launch with that fault's (sticky) error: report the fault, with
+                # the steps it happened in, not a refusal
+                self._sync("steps", self.step, self.step + self._queued)
+                if self._tune_state is not None:   # a tuning candidate: this batch on
+                    self._tune_state["refused"] = str(e)     # the graph (captured)
+                    self.loop_mode = "graph"
+                else:
+                    self._fall_back_persistent(str(e))
             else:
                 return
         if self.loop_mode == "graph":
             try:
                 _, exe = self._graph(m)
             except GraphUnavailable as e:
-                self._sync("(stream capture)", self.step, self.step)
+                self._sync("steps", self.step, self.step + self._queued)
                 self._fall_back(str(e))
             else:
                 self._state.graph_api.replay(exe, self._stream.handle)
@@ -1243,9 +1257,12 @@ class CUDASimulator:
         user's build on its grid and, for small networks, on one block per neuron block;
         with tune_builds the other builds on their grids), then the graph loop ((None,
         tiles): with tune_builds and bernoulli_tiles None also with the tile kernel) -- take
-        turns, TUNE_ROUNDS batches each, each timed with the device idle before it
-        (taking turns cancels a slow drift of the activity); after the last batch the
-        candidate with the smallest total is kept for the rest of the simulator's life.
+        turns, an untimed batch (one-time costs: a module's lazy load, a graph's upload)
+        then TUNE_ROUNDS timed batches each, each with the device idle before it (taking
+        turns cancels a slow drift of the activity); after the last batch the candidate
+        with the smallest total is kept for the rest of the simulator's life.  A candidate
+        whose cooperative launch is refused is left out (its turn ran on the graph loop);
+        if every persistent candidate is, persistent_error gives the refusals.
         The batches are ordinary steps of the run (record chunks drain between them, a
         run_steps call may end between them); the spikes do not depend on the loop, the
         build or the grid, only the wall time does."""
@@ -1264,10 +1281,12 @@ class CUDASimulator:
                 return
             self.step_tiles = self._tiles_forced
             cands = list(self._tune_cands) + graphs
-            st = self._tune_state = {"cands": cands, "times": [0.0] * len(cands), "b": 0,
-                                     "m": m}
-        cands, times = st["cands"], st["times"]
-        c = st["b"] % len(cands)
+            st = self._tune_state = {"cands": cands, "times": [0.0] * len(cands),
+                                     "batches": [0] * len(cands), "m": m, "refused": None}
+        cands, times, batches = st["cands"], st["times"], st["batches"]
+        # take turns: the candidate with the fewest batches (a refused one is out)
+        live = [k for k in range(len(cands)) if times[k] != float("inf")]
+        c = min(live, key=lambda k: (batches[k], k))
         build, grid = cands[c]
         if build is not None:
             self._use_build(build, grid)
@@ -1276,18 +1295,33 @@ class CUDASimulator:
         mode = "persistent" if build is not None else "graph"
         self._stream.synchronize()
         self.loop_mode = mode
+        st["refused"] = None
         t0 = time.perf_counter()
         self._advance(m)
         self._stream.synchronize()
-        times[c] += (time.perf_counter() - t0) / (m * TUNE_ROUNDS)
-        st["b"] += 1
-        if self.loop_mode != mode:           # a cooperative launch refused: the graph ran
-            for k, (b, _) in enumerate(cands):
-                if b is not None:
-                    times[k] = float("inf")
-            self._finish_tuning(cands.index(self._graph_cands[0]))
-        elif st["b"] == TUNE_ROUNDS * len(cands):
-            self._finish_tuning(min(range(len(cands)), key=times.__getitem__))
+        dt = time.perf_counter() - t0
+        if st["refused"] is not None:        # its cooperative launch refused: the graph ran
+            times[c] = float("inf")
+            st.setdefault("refusals", []).append(st["refused"])
+            log.warning("loop tuning: %s refused, timing the others: %s",
+                        self._tune_key(build, grid), st["refused"])
+            live.remove(c)
+        else:
+            # a candidate's first batch is not timed: it pays one-time costs (a module's
+            # lazy load, a graph's upload) that the run after the tuning does not
+            if batches[c] > 0:
+                times[c] += dt / (m * TUNE_ROUNDS)
+            batches[c] += 1
+        if all(batches[k] > TUNE_ROUNDS for k in live):
+            self._finish_tuning(min(live, key=times.__getitem__))
+
+    def _tune_key(self, build, grid) -> str:
+        """A tuning candidate's name in loop_tuning."""
+        if build is None:
+            return "graph" if (build, grid) == self._graph_cands[0] else "graph_tiles"
+        main = self._main_build
+        k = "persistent" + ("" if build is main else "_" + build.label.replace("+", "_"))
+        return k + ("" if grid == build.grid else f"_grid_{grid}")
 
     def _finish_tuning(self, best: int) -> None:
         """Keep candidate ``best`` of the tuning and record the timings in loop_tuning."""
@@ -1303,15 +1337,13 @@ class CUDASimulator:
             self.step_tiles = bool(grid)
             if self.persistent_error is None:   # report the build and grid auto would run
                 self._use_build(main, main.grid)
-        user_graph = self._graph_cands[0]
-
-        def key(build, grid):
-            if build is None:
-                return "graph" if (build, grid) == user_graph else "graph_tiles"
-            k = "persistent" + ("" if build is main else "_" + build.label.replace("+", "_"))
-            return k + ("" if grid == build.grid else f"_grid_{grid}")
+        key = self._tune_key
+        if build is None and all(b is None or t == float("inf") for (b, _), t in zip(cands, times)):
+            # every persistent candidate refused: as if the persistent loop were unavailable
+            self.persistent_error = "; ".join(st.get("refusals", [])) or self.persistent_error
         self.loop_tuning = {key(*c) + "_s_per_step": t for c, t in zip(cands, times)}
-        self.loop_tuning.update(steps_each=st["m"], chosen=key(build, grid),
+        self.loop_tuning.update(steps_each=st["m"], untimed_batches_each=1,
+                                chosen=key(build, grid),
                                 grids=[g for b, g in cands if b is main])
         log.info("loop tuning over %d steps each: %s -> %s", st["m"],
                  ", ".join(f"{key(*c)} {t:.3g} s/step" for c, t in zip(cands, times)),
