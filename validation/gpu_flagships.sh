@@ -55,7 +55,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 # machine's cores while stage 1a runs (a fresh machine's cache is empty, and the stages
 # would compile the opt-in builds one by one, ~3-5 s each, when they first need them);
 # a build it could not compile is compiled, and its error reported, by the stage
-nice -n 5 python3 validation/warm_kernels.py --jobs 8 > "$W/warm_kernels.log" 2>&1 &
+# (the arch from nvidia-smi: warm_kernels.py then needs no CUDA context of its own)
+CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
+ARCH_OPT=""; [ -n "$CC" ] && ARCH_OPT="--arch sm_$CC"
+nice -n 5 python3 validation/warm_kernels.py --jobs 8 $ARCH_OPT > "$W/warm_kernels.log" 2>&1 &
 WARM_PID=$!
 printf 'stage\trc\tseconds\tlimit\n' > "$W/stages.tsv"
 

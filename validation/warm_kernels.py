@@ -97,10 +97,15 @@ def main(argv=None) -> int:
             print(src, d or {})
         return 0
     arch = a.arch
+    ctx = None
     if arch is None:
+        import multiprocessing
+
         import pycuda.driver as drv
         drv.init()
         arch = "sm_%d%d" % drv.Device(0).compute_capability()
+        # the driver now has threads of its own: start the workers fresh, not by fork
+        ctx = multiprocessing.get_context("spawn")
     if "PYCUDA_DISABLE_CACHE" in os.environ:
         print("PYCUDA_DISABLE_CACHE is set: nothing to warm")
         return 0
@@ -112,7 +117,7 @@ def main(argv=None) -> int:
         for line in map(_compile, work):
             print(line, flush=True)
     else:
-        with ProcessPoolExecutor(max_workers=a.jobs) as ex:
+        with ProcessPoolExecutor(max_workers=a.jobs, mp_context=ctx) as ex:
             for line in ex.map(_compile, work):
                 print(line, flush=True)
     print(f"{len(jobs)} builds for {arch} in {time.perf_counter() - t0:.1f} s "
