@@ -20,6 +20,10 @@
  * call per (neuron, step) */
 #define PP_MAX_POISSON 4
 
+/* population kinds */
+#define PP_POP_LIF    0u   /* NEST iaf_psc_exp */
+#define PP_POP_SOURCE 1u   /* Poisson spike source (PyNN SpikeSourcePoisson) */
+
 #define PP_DIST_CONST 0
 #define PP_DIST_TNORM 1
 
@@ -65,6 +69,9 @@ typedef struct {
                                       population's (end[-1] = 0) */
     int32_t poisson_w[PP_MAX_POISSON];    /* fixed-point weight of one event of input k */
     uint32_t n_channels;           /* 2, or 1 when tau_syn_ex == tau_syn_in (all input in channel 0) */
+    uint32_t kind;                 /* PP_POP_LIF, or PP_POP_SOURCE (no LIF state, no input) */
+    uint32_t src_p;                /* PP_POP_SOURCE: spike probability per step, x 2^32 */
+    uint64_t src_start, src_stop;  /* PP_POP_SOURCE: it spikes in steps [start, stop) */
 } pp_pop;
 
 /* Ring element of (population, slot, channel, local neuron): layout
@@ -209,6 +216,16 @@ PP_HD void pp_poisson_input(const pp_pop *p, const uint32_t *tab, uint32_t seed,
         if ((p->poisson_channels >> k) & 1u) *in += add; else *ex += add;
         lo = hi;
     }
+}
+
+/* Does neuron `local` of the Poisson source p spike at step `step`?  In steps [src_start,
+ * src_stop) with probability src_p / 2^32: word 0 of the Philox call (counter (local,
+ * step lo, step hi, PP_TAG_SOURCE), key (seed, p->stream)) below src_p. */
+PP_HD int pp_source_spike(const pp_pop *p, uint32_t seed, uint32_t local, uint64_t step)
+{
+    if (step < p->src_start || step >= p->src_stop) return 0;
+    return pp_philox4x32_10(local, (uint32_t)step, (uint32_t)(step >> 32), PP_TAG_SOURCE, seed,
+                            p->stream).v[0] < p->src_p;
 }
 
 #endif /* PP_NETWORK_CUH */

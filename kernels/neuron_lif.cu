@@ -14,7 +14,8 @@
  *                of population blocks[b].x; threads past the population end exit.
  * RNG counters : Poisson input (post neuron, step lo, step hi, tag 3) under
  *                key (seed, population stream): pp_poisson_input
- *                (input k of the population: word k).
+ *                (input k of the population: word k); Poisson source
+ *                populations (neuron, step lo, step hi, tag 6): pp_source_spike.
  * Reads        : ctrl->step; ring slot step % ring_slots (channel 0 and, when
  *                n_channels == 2, channel 1) of the neuron; its state.
  * Writes       : ring slot zeroed (plain stores: one owner per element);

@@ -45,7 +45,8 @@ __device__ __forceinline__ uint2 pp_load_spike(const uint2 *spikes, unsigned lon
  * Thread x of a block that owns block-table entry blk = (population, first
  * local index) updates neuron blk.y + x of population blk.x at step t: read and
  * zero its ring slot t % ring_slots (both channels when n_channels == 2), add
- * its Poisson input (pp_poisson_input), one LIF step (pp_lif_step), and on a spike append
+ * its Poisson input (pp_poisson_input), one LIF step (a Poisson source population:
+ * pp_source_spike instead, no state) (pp_lif_step), and on a spike append
  * (population, local) to the spike list at atomicAdd(n_spk, 1) - spike_base
  * (n_spk: &ctrl->n_spk, or &ctrl->n_spk_odd for odd steps of the pipelined
  * persistent loop; the per-step kernel: spike_base 0, n_spk counts this step; the
@@ -72,6 +73,7 @@ __device__ __forceinline__ void pp_neuron_phase(
     int64_t acc_ex, acc_in = 0;
     float v, iex, iin;
     int32_t r;
+    int spiked;
 
     if (local >= p->n) return;
     slot = pp_step_mod(t, p->ring_slots);
@@ -85,15 +87,21 @@ __device__ __forceinline__ void pp_neuron_phase(
         acc_in = pp_load<COHERENT>(ring + i1);
         ring[i1] = 0;
     }
-    if (p->poisson_len)
-        pp_poisson_input(p, poisson_tables + p->poisson_offset, seed, local, t, &acc_ex, &acc_in);
-    if (acc_ex > 2147483647LL || acc_ex < -2147483647LL)
-        pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 0);
-    if (acc_in > 2147483647LL || acc_in < -2147483647LL)
-        pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 1);
-
-    v = V[g]; iex = Iex[g]; iin = Iin[g]; r = ref[g];
-    if (pp_lif_step(&v, &iex, &iin, &r, (int32_t)acc_ex, (int32_t)acc_in, p)) {
+    if (p->kind == PP_POP_SOURCE) {
+        spiked = pp_source_spike(p, seed, local, t);
+    } else {
+        if (p->poisson_len)
+            pp_poisson_input(p, poisson_tables + p->poisson_offset, seed, local, t, &acc_ex,
+                             &acc_in);
+        if (acc_ex > 2147483647LL || acc_ex < -2147483647LL)
+            pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 0);
+        if (acc_in > 2147483647LL || acc_in < -2147483647LL)
+            pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 1);
+        v = V[g]; iex = Iex[g]; iin = Iin[g]; r = ref[g];
+        spiked = pp_lif_step(&v, &iex, &iin, &r, (int32_t)acc_ex, (int32_t)acc_in, p);
+        V[g] = v; Iex[g] = iex; Iin[g] = iin; ref[g] = r;
+    }
+    if (spiked) {
         uint32_t k = atomicAdd(n_spk, 1u) - spike_base;
         if (k < spike_cap) spikes[k] = make_uint2(blk.x, local);
         else pp_set_error_at(ctrl, t, PP_ERR_SPIKE_LIST, g, 0);
@@ -103,7 +111,6 @@ __device__ __forceinline__ void pp_neuron_phase(
             else atomicAdd(&ctrl->rec_lost, 1u);
         }
     }
-    V[g] = v; Iex[g] = iex; Iin[g] = iin; ref[g] = r;
 }
 
 /* ---- work-item decoding ---------------------------------------------------------

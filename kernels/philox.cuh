@@ -24,6 +24,7 @@
  *   fixed number rows   2   pre neuron      synapse j      0       w0 target, w1 weight, w2 delay
  *   Poisson input       3   post neuron     step (lo 32)   step hi wk count of input k
  *   initial state       4   neuron          0              0       w0 V_m
+ *   Poisson source      6   neuron          step (lo 32)   step hi w0 spike iff w0 < p 2^32
  *   (row lengths of fixed_total_number are drawn on the host, tag 5, see rng.py)
  *
  * pairwise_bernoulli: W = 1 + (weight random) + (delay random) words per draw, D = 2
@@ -58,6 +59,7 @@
 #define PP_TAG_POISSON   3u
 #define PP_TAG_INIT      4u
 #define PP_TAG_ROWLEN    5u
+#define PP_TAG_SOURCE    6u
 
 typedef struct { uint32_t v[4]; } pp_u32x4;
 

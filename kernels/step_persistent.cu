@@ -101,13 +101,17 @@ __device__ __forceinline__ void pp_neuron_resident(
             acc_in = __ldcg(ring + i1);
             ring[i1] = 0;
         }
-        if (sp->poisson_len)                            /* tables in shared when they fit */
-            pp_poisson_input(sp, ptab, seed, local, t, &acc_ex, &acc_in);
-        if (acc_ex > 2147483647LL || acc_ex < -2147483647LL)
-            pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 0);
-        if (acc_in > 2147483647LL || acc_in < -2147483647LL)
-            pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 1);
-        spiked = pp_lif_step(v, iex, iin, r, (int32_t)acc_ex, (int32_t)acc_in, sp);
+        if (sp->kind == PP_POP_SOURCE) {
+            spiked = pp_source_spike(sp, seed, local, t);
+        } else {
+            if (sp->poisson_len)                        /* tables in shared when they fit */
+                pp_poisson_input(sp, ptab, seed, local, t, &acc_ex, &acc_in);
+            if (acc_ex > 2147483647LL || acc_ex < -2147483647LL)
+                pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 0);
+            if (acc_in > 2147483647LL || acc_in < -2147483647LL)
+                pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 1);
+            spiked = pp_lif_step(v, iex, iin, r, (int32_t)acc_ex, (int32_t)acc_in, sp);
+        }
     }
     const uint32_t mask = __ballot_sync(0xffffffffu, spiked);
     if (mask) {

@@ -167,6 +167,13 @@ def missing_areas(text: str) -> str:
     return text
 
 
+def on_off(text: str) -> bool:
+    choices = {"on": True, "off": False}
+    if text not in choices:
+        raise argparse.ArgumentTypeError(f"must be on or off, got {text!r}")
+    return choices[text]
+
+
 def existing_file(text: str) -> str:
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
@@ -213,6 +220,9 @@ MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
                "fraction of the full-size model's neurons, in (0, 1] (1 = 77,169 neurons)",
                "S"),
         _K_SCALE,
+        Option("--thalamic", "thalamic", on_off,
+               "PD14's thalamic input: 902 Poisson sources (population TH) at 120 Hz from "
+               "700 to 710 ms onto L4 and L6 (default off)", "on|off"),
         _DT)),
     "multiarea": ("Multi-area model read from a structure file.", (
         Option("--structure", "structure", existing_file,
@@ -646,6 +656,7 @@ def _duration_problem(duration: float, dt: float) -> Optional[str]:
 
 def cmd_run(args) -> int:
     from .compile import compile_network
+    from .network import LIF
     from .simulation import Simulation
 
     fn, kwargs = _prepare_model(args)
@@ -732,7 +743,8 @@ def cmd_run(args) -> int:
         "model_options": _effective_options(fn, kwargs),
         # constant input per population (a model's DC: the input a down-scaled model
         # lost, the areas left out): what the run added besides the synapses
-        "I_e_pA": {name: float(p.params.I_e) for name, p in net.populations.items()},
+        "I_e_pA": {name: float(p.params.I_e) for name, p in net.populations.items()
+                   if isinstance(p.params, LIF)},
         # Poisson inputs per population (K inputs at rate_Hz, weight_pA each), in order
         "poisson_inputs": {name: [{"rate_Hz": i.rate, "K": i.K, "weight_pA": i.weight}
                                   for i in inputs] for name, inputs in net.poisson.items()},

@@ -36,7 +36,7 @@ import numpy as np
 from . import hostmem, sampling
 from .dist import Constant, Normal, Uniform
 from .errors import ModelError
-from .network import MAX_POISSON, Network
+from .network import MAX_POISSON, Network, PoissonSource
 from .rng import TAG_INIT, philox_words
 from .rowlen import draw_row_lengths
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, segment_width
@@ -77,7 +77,9 @@ POP_DTYPE = np.dtype([
     ("poisson_offset", "u4"), ("poisson_len", "u4"), ("poisson_n", "u4"),
     ("poisson_channels", "u4"), ("poisson_end", "u4", (MAX_POISSON,)),
     ("poisson_w", "i4", (MAX_POISSON,)), ("n_channels", "u4"),
+    ("kind", "u4"), ("src_p", "u4"), ("src_start", "u8"), ("src_stop", "u8"),
 ], align=True)
+POP_LIF, POP_SOURCE = 0, 1       # pp_pop.kind
 
 
 @dataclass
@@ -420,7 +422,8 @@ def compile_network(net: Network) -> CompiledNetwork:
         rowlens[slot] = lens
 
     # one input channel where the two synaptic time constants are equal
-    n_ch = np.array([1 if p.params.tau_syn_ex == p.params.tau_syn_in else 2 for p in pops_py])
+    n_ch = np.array([1 if isinstance(p.params, PoissonSource)
+                     or p.params.tau_syn_ex == p.params.tau_syn_in else 2 for p in pops_py])
     for k in range(len(projs_py)):
         if n_ch[projs[k]["tgt_pop"]] == 1:
             projs[k]["channel"] = 0
@@ -478,14 +481,24 @@ def compile_network(net: Network) -> CompiledNetwork:
     for i, p in enumerate(pops_py):
         par = p.params
         row = pops[i]
-        for key, val in _propagators(par, dt).items():
-            row[key] = np.float32(val)
-        row["I_e"] = par.I_e
-        row["V_th"] = par.V_th - par.E_L
-        row["V_reset"] = par.V_reset - par.E_L
+        if isinstance(par, PoissonSource):
+            # no LIF: the kernels branch on kind; these fields keep the CPU backend's
+            # vectorised LIF step inert for it (V constant, never at threshold)
+            row["kind"] = POP_SOURCE
+            row["P22"], row["V_th"] = 1.0, np.inf
+            row["src_p"] = min(U32_MAX, int(round(par.rate * dt * 1e-3 * 2.0 ** 32)))
+            row["src_start"] = whole_steps(par.start, dt)
+            row["src_stop"] = (2 ** 64 - 1 if par.stop == math.inf
+                               else max(int(row["src_start"]), whole_steps(par.stop, dt)))
+        else:
+            for key, val in _propagators(par, dt).items():
+                row[key] = np.float32(val)
+            row["I_e"] = par.I_e
+            row["V_th"] = par.V_th - par.E_L
+            row["V_reset"] = par.V_reset - par.E_L
+            row["ref_steps"] = whole_steps(par.t_ref, dt)
         row["inv_scale_ex"] = np.float32(1.0 / scale[i, 0])
         row["inv_scale_in"] = np.float32(1.0 / scale[i, 1])
-        row["ref_steps"] = whole_steps(par.t_ref, dt)
         row["offset"], row["n"], row["stream"] = offsets[i], sizes[i], p.stream
         incoming = projs["d_max"][projs["tgt_pop"] == i] if len(projs) else np.zeros(0)
         row["ring_slots"] = (int(incoming.max()) + 1) if incoming.size else 1
@@ -509,7 +522,7 @@ def compile_network(net: Network) -> CompiledNetwork:
 
 def _initial_v(p, seed) -> np.ndarray:
     """Initial V_m - E_L of population p (float64; counter (neuron, 0, 0, TAG_INIT))."""
-    d, E_L = p.v_init, p.params.E_L
+    d, E_L = p.v_init, getattr(p.params, "E_L", 0.0)     # a PoissonSource: 0, unused
     if isinstance(d, Constant):
         return np.full(p.size, d.value - E_L)
     r = philox_words(np.arange(p.size, dtype=np.uint32), 0, 0, TAG_INIT, seed, p.stream)[0]

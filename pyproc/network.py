@@ -15,6 +15,7 @@ Example::
 """
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from dataclasses import dataclass, field, fields
@@ -25,7 +26,7 @@ from .errors import ModelError, flag, number
 from .rng import stream_id
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, from_conn_spec
 
-__all__ = ["LIF", "Population", "Projection", "PoissonInput", "Network"]
+__all__ = ["LIF", "PoissonSource", "Population", "Projection", "PoissonInput", "Network"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 # largest mean Poisson count per neuron and step (the count's threshold table has about
@@ -66,11 +67,38 @@ class LIF:
                              f"V_th={self.V_th}")
 
 
+@dataclass(frozen=True)
+class PoissonSource:
+    """A population of independent Poisson spike trains, PyNN's ``SpikeSourcePoisson``
+    (NEST: a ``poisson_generator`` into ``parrot_neuron``s; GeNN: ``PoissonNew``): each
+    neuron spikes in a step with probability rate * dt, at most once per step, in the
+    steps whose spike time (t + 1) dt lies in (start, stop] (ms, rounded to whole steps,
+    halves up, as delays).  It has no membrane, takes no synaptic or Poisson input, and
+    projects like any population."""
+    rate: float                 # Hz
+    start: float = 0.0          # ms
+    stop: float = math.inf      # ms
+
+    def __post_init__(self):
+        for f in ("rate", "start"):
+            object.__setattr__(self, f, number(f"PoissonSource.{f}", getattr(self, f)))
+        if not (isinstance(self.stop, float) and self.stop == math.inf):   # inf: no end
+            object.__setattr__(self, "stop", number("PoissonSource.stop (ms, or math.inf)",
+                                                    self.stop))
+        if not 0 <= self.rate:
+            raise ModelError(f"PoissonSource.rate must be >= 0 Hz, got {self.rate}")
+        if not 0 <= self.start:
+            raise ModelError(f"PoissonSource.start must be >= 0 ms, got {self.start}")
+        if not self.stop >= self.start:
+            raise ModelError(f"PoissonSource.stop must be >= start, got start={self.start}, "
+                             f"stop={self.stop}")
+
+
 @dataclass
 class Population:
     name: str
     size: int
-    params: LIF
+    params: Union[LIF, PoissonSource]
     v_init: Union[Constant, Normal, Uniform]
     stream: int
     index: int
@@ -124,8 +152,9 @@ class Network:
     # -- building ---------------------------------------------------------
     def add_population(self, name: str, size: int, params: Optional[LIF] = None,
                        v_init=None, stream: Optional[int] = None, record: bool = True) -> str:
-        """Add ``size`` iaf_psc_exp neurons; ``v_init`` (mV) a number or a distribution
-        (default: E_L).  Returns the name."""
+        """Add ``size`` iaf_psc_exp neurons (``params`` a :class:`LIF`), or ``size``
+        Poisson spike sources (``params`` a :class:`PoissonSource`, no ``v_init``);
+        ``v_init`` (mV) a number or a distribution (default: E_L).  Returns the name."""
         name = self._check_name("population", name)
         if name in self.populations:
             raise ModelError(f"population {name!r} already exists")
@@ -142,9 +171,21 @@ class Network:
         if not (1 <= size < 2 ** 31):
             raise ModelError(f"population {name!r}: size must be in [1, 2^31), got {size}")
         params = LIF() if params is None else params
-        if not isinstance(params, LIF):
-            raise ModelError(f"population {name!r}: params must be a pyproc.LIF, got {params!r}")
-        v0 = as_dist(f"population {name!r}: v_init", params.E_L if v_init is None else v_init)
+        if isinstance(params, PoissonSource):
+            if v_init is not None:
+                raise ModelError(f"population {name!r}: a PoissonSource has no membrane "
+                                 f"potential (v_init must not be given)")
+            p_step = params.rate * self.dt * 1e-3
+            if p_step >= 1.0:
+                raise ModelError(f"population {name!r}: PoissonSource rate * dt = {p_step:g} "
+                                 f"spikes per step; it must be < 1 (at most one spike per step)")
+            v_init = 0.0
+        elif not isinstance(params, LIF):
+            raise ModelError(f"population {name!r}: params must be a pyproc.LIF or a "
+                             f"pyproc.PoissonSource, got {params!r}")
+        else:
+            v_init = params.E_L if v_init is None else v_init
+        v0 = as_dist(f"population {name!r}: v_init", v_init)
         if isinstance(v0, Normal) and (v0.low is not None or v0.high is not None):
             raise ModelError(f"population {name!r}: v_init normal(mean, sd) takes no low/high "
                              f"bounds")
@@ -164,6 +205,7 @@ class Network:
         stream."""
         src = self._pop_name("connect: source", source)
         tgt = self._pop_name("connect: target", target)
+        self._not_a_source(f"connect {src!r} -> {tgt!r}", tgt)
         name = self._check_name("projection", name if name is not None else f"{src}->{tgt}")
         if name in self.projections:
             raise ModelError(f"projection {name!r} already exists (give a distinct name=)")
@@ -208,6 +250,7 @@ class Network:
         inputs of different weights); they are independent, and adding one leaves the
         counts of the earlier ones unchanged (input k draws word k of one Philox call)."""
         tgt = self._pop_name("add_poisson: target", target)
+        self._not_a_source("add_poisson", tgt)
         vals = {f: number(f"Poisson input onto {tgt!r}: {f}", v)
                 for f, v in (("rate", rate), ("K", K), ("weight", weight))}
         if vals["rate"] < 0:
@@ -255,6 +298,11 @@ class Network:
             raise ModelError(f"{field_}: unknown population {name!r} "
                              f"(known: {', '.join(self.populations) or 'none'})")
         return name
+
+    def _not_a_source(self, where: str, target: str) -> None:
+        if isinstance(self.populations[target].params, PoissonSource):
+            raise ModelError(f"{where}: population {target!r} is a PoissonSource, which takes "
+                             f"no input (it can only be a source)")
 
     def _stream(self, where: str, name: str, explicit: Optional[int]) -> int:
         if explicit is None:

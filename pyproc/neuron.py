@@ -1,13 +1,13 @@
 """NumPy twins of the per-neuron device code: ``pp_lif_step`` (kernels/lif.cuh)
-and ``pp_poisson_input`` (kernels/network.cuh)."""
+and ``pp_poisson_input``, ``pp_source_spike`` (kernels/network.cuh)."""
 from __future__ import annotations
 
 import numpy as np
 
 from . import sampling
-from .rng import TAG_POISSON, philox_words
+from .rng import TAG_POISSON, TAG_SOURCE, philox_words
 
-__all__ = ["lif_step", "lif_params", "poisson_counts", "poisson_input"]
+__all__ = ["lif_step", "lif_params", "poisson_counts", "poisson_input", "source_spikes"]
 
 _F32 = np.float32
 _LIF_F32 = ("P20", "I_e", "P22", "P21ex", "P21in", "P11ex", "P11in", "inv_scale_ex",
@@ -44,9 +44,10 @@ def lif_step(V, Iex, Iin, ref, acc_ex, acc_in, pop) -> np.ndarray:
     return spk
 
 
-def _poisson_words(pop, seed: int, step):
+def _step_words(pop, seed: int, step, tag: int = TAG_POISSON):
     """The four Philox words of every neuron of ``pop`` at ``step`` (shape (4, n)), or at
-    each of a 1-D array of steps (shape (4, len(step), n): one Philox call for many steps)."""
+    each of a 1-D array of steps (shape (4, len(step), n): one Philox call for many
+    steps): counter (neuron, step lo, step hi, tag), key (seed, the population's stream)."""
     n = int(pop["n"])
     if np.ndim(step) == 0:
         step = int(step)
@@ -57,7 +58,7 @@ def _poisson_words(pop, seed: int, step):
         lo = (steps & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         hi = (steps >> np.uint64(32)).astype(np.uint32)
         c0 = np.arange(n, dtype=np.uint32)[None, :]
-    return philox_words(c0, lo, hi, TAG_POISSON, seed, pop["stream"])
+    return philox_words(c0, lo, hi, tag, seed, pop["stream"])
 
 
 def poisson_counts(pop, tables: np.ndarray, seed: int, step, k: int = 0) -> np.ndarray:
@@ -66,7 +67,7 @@ def poisson_counts(pop, tables: np.ndarray, seed: int, step, k: int = 0) -> np.n
     from .compile import poisson_slices
     lo, hi = poisson_slices(pop)[k]
     off = int(pop["poisson_offset"])
-    return sampling.poisson_count(_poisson_words(pop, seed, step)[k], tables[off + lo:off + hi])
+    return sampling.poisson_count(_step_words(pop, seed, step)[k], tables[off + lo:off + hi])
 
 
 def poisson_input(pop, tables: np.ndarray, seed: int, step):
@@ -74,7 +75,7 @@ def poisson_input(pop, tables: np.ndarray, seed: int, step):
     units by channel (int64, shape (n,), or (len(step), n) for a 1-D array of steps), the
     sum over its inputs of count x weight (twin of pp_poisson_input)."""
     from .compile import poisson_slices
-    words = _poisson_words(pop, seed, step)
+    words = _step_words(pop, seed, step)
     shape = np.shape(words[0])
     acc = [np.zeros(shape, np.int64), np.zeros(shape, np.int64)]
     off = int(pop["poisson_offset"])
@@ -82,3 +83,12 @@ def poisson_input(pop, tables: np.ndarray, seed: int, step):
         cnt = sampling.poisson_count(words[k], tables[off + lo:off + hi])
         acc[(int(pop["poisson_channels"]) >> k) & 1] += cnt * int(pop["poisson_w"][k])
     return acc[0], acc[1]
+
+
+def source_spikes(pop, seed: int, step) -> np.ndarray:
+    """Spikes of the Poisson source ``pop`` at ``step`` (bool, shape (n,)), or at each of a
+    1-D array of steps (shape (len(step), n)) (twin of pp_source_spike)."""
+    w0 = _step_words(pop, seed, step, TAG_SOURCE)[0]
+    t = np.asarray(step, dtype=np.uint64)
+    on = (t >= np.uint64(pop["src_start"])) & (t < np.uint64(pop["src_stop"]))
+    return (w0 < np.uint32(pop["src_p"])) & (on if np.ndim(step) == 0 else on[:, None])

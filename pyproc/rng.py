@@ -13,6 +13,7 @@ from the header)::
     Poisson input         3   post neuron   step (lo 32)  step hi   wk count of input k
     initial state         4   neuron        0             0         w0 V_m
     row lengths           5   (host only: NumPy Philox keyed by seed, stream id and tag 5)
+    Poisson source        6   neuron        step (lo 32)  step hi   w0: spike iff w0 < p 2^32
 
 pairwise_bernoulli: W = 1 + (weight random) + (delay random) words per draw and
 D = 2 draws per call when W <= 2, else 1 (connectivity.bernoulli_words_per_draw);
@@ -28,7 +29,7 @@ import functools
 import numpy as np
 
 __all__ = ["philox4x32_10", "stream_id", "TAG_BERNOULLI", "TAG_FIXED", "TAG_POISSON",
-           "TAG_INIT", "TAG_ROWLEN", "host_generator"]
+           "TAG_INIT", "TAG_ROWLEN", "TAG_SOURCE", "host_generator"]
 
 # Round multipliers (Salmon et al. 2011; Random123 philox.h).
 PHILOX_M0 = np.uint64(0xD2511F53)
@@ -43,6 +44,7 @@ TAG_FIXED = 2
 TAG_POISSON = 3
 TAG_INIT = 4
 TAG_ROWLEN = 5
+TAG_SOURCE = 6
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)

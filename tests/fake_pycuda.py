@@ -17,7 +17,7 @@ from pyproc import kernels as K
 from pyproc.backends import cuda as CU
 from pyproc.compile import POP_DTYPE, PROJ_DTYPE
 from pyproc.connectivity import rows
-from pyproc.neuron import lif_step, poisson_input
+from pyproc.neuron import lif_step, poisson_input, source_spikes
 from pyproc.sampling import TABLES_LEN, sampler_tables
 
 __all__ = ["FakeError", "Mem", "Alloc", "Emulator", "FakeDriver", "FakeFunction", "FakeGraphs",
@@ -125,8 +125,11 @@ class Emulator:
                     c["err_info"] = int(p["offset"]) + int(loc[np.argmax(np.abs(acc).max(0))])
             g = int(p["offset"]) + loc
             v, ie, ii, r = V[g].copy(), Iex[g].copy(), Iin[g].copy(), ref[g].copy()
-            spk = lif_step(v, ie, ii, r, acc[0], acc[1], p)
-            V[g], Iex[g], Iin[g], ref[g] = v, ie, ii, r
+            if p["kind"] == 1:               # a Poisson source: no LIF state
+                spk = source_spikes(p, seed, t)[loc]
+            else:
+                spk = lif_step(v, ie, ii, r, acc[0], acc[1], p)
+                V[g], Iex[g], Iin[g], ref[g] = v, ie, ii, r
             for l in loc[spk]:
                 new.append((int(pi), int(l), bool(flags[pi] & 1), int(p["offset"]) + int(l)))
         self.rng.shuffle(new)            # atomics give no order

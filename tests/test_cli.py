@@ -756,3 +756,20 @@ def test_validate_refuses_parallel_runs_that_do_not_fit(tmp_path, monkeypatch, c
     from pyproc.validate import check_run_memory
     check_run_memory(cnet, 1, 4, "cpu", "procedural", "cpu")       # one at a time: fits
     check_run_memory(cnet, 2, 4, "cpu", "procedural", "cpu")       # two: exactly fits
+
+
+def test_microcircuit_thalamic_option(capsys, tmp_path):
+    """--thalamic on adds PD14's thalamic population TH (902 Poisson sources firing
+    from 700 to 710 ms); summary.json records it; off is the default."""
+    for value in ("on", "off"):
+        out = tmp_path / value
+        code, text, err = run_cli(capsys, "run", "microcircuit", "--scale", "0.01",
+                                  "--duration", "0", "--thalamic", value, "--out", out,
+                                  "--no-plots")
+        assert code == 0, err
+        summ = json.loads((out / "summary.json").read_text())
+        assert summ["model_options"]["thalamic"] is (value == "on")
+        assert ("TH" in summ["populations"]) == (value == "on"), summ["populations"]
+    code, _, err = run_cli(capsys, "run", "microcircuit", "--thalamic", "yes", "--duration", "0",
+                           "--out", tmp_path / "x")
+    assert code == 2 and "argument --thalamic: must be on or off, got 'yes'" in err

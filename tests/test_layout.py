@@ -12,5 +12,6 @@ def test_proj_struct_matches_header(shim):
 def test_pop_struct_matches_header(shim):
     assert shim.shim_sizeof_pop() == POP_DTYPE.itemsize
     for i, field in enumerate(("P11ex", "ref_steps", "poisson_w", "n_channels", "poisson_n",
-                               "poisson_end", "poisson_channels")):
+                               "poisson_end", "poisson_channels", "kind", "src_start",
+                               "src_stop")):
         assert shim.shim_offsetof_pop(i) == POP_DTYPE.fields[field][1], field

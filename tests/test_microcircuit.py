@@ -544,3 +544,38 @@ def test_validate_keeps_the_connectivity_part_when_the_runs_stop(monkeypatch, tm
                        f"({type(error).__name__}{': ' + str(error) if str(error) else ''}); "
                        f"the connectivity part is complete**"]
     assert "## Connectivity" in text
+
+
+def test_thalamic_input():
+    """thalamic=True: population TH of 902 PoissonSource neurons at 120 Hz in steps
+    [7000, 7100) (700 to 710 ms), onto L4E, L4I, L6E, L6I only, Eq. 1 counts with
+    N_pre = 902 times scale * k_scale, weight 87.8 pA / sqrt(k_scale) with sd 0.1,
+    delays 1.5 ms sd 0.75; off by default."""
+    from pyproc.models.microcircuit import TH_CONN_PROBS, thalamic_synapses_float
+    q = thalamic_synapses_float()
+    for t in range(8):                                      # Eq. 1 by hand
+        if TH_CONN_PROBS[t] > 0:
+            assert q[t] == pytest.approx(math.log(1 - TH_CONN_PROBS[t])
+                                         / math.log(1 - 1 / (902 * N_FULL[t])), rel=1e-12)
+    assert np.round(q).astype(int).tolist() == [0, 0, 2045393, 315791, 0, 0, 682419, 52636]
+    assert "TH" not in microcircuit(0.02).populations
+    net = microcircuit(0.1, k_scale=0.25, thalamic=True)
+    th = net.populations["TH"]
+    assert th.size == 902 and th.params == pp.PoissonSource(120.0, 700.0, 710.0)
+    thp = {p.target: p for p in net.projections.values() if p.source == "TH"}
+    assert sorted(thp) == ["L4E", "L4I", "L6E", "L6I"]
+    for t, tgt in enumerate(POPULATIONS):
+        if tgt in thp:
+            p = thp[tgt]
+            assert p.rule.N == round(q[t] * 0.1 * 0.25)
+            assert p.weight.mean == pytest.approx(87.8 / 0.5) and p.weight.sd == pytest.approx(
+                87.8 / 0.5 * 0.1)
+            assert (p.delay.mean, p.delay.sd) == (1.5, 0.75)
+    cnet = pp.compile_network(net)
+    i = cnet.pop_names.index("TH")
+    assert (int(cnet.pops[i]["src_start"]), int(cnet.pops[i]["src_stop"])) == (7000, 7100)
+    with pytest.raises(pp.ModelError, match=r"microcircuit: th_start, th_duration and th_rate "
+                                            r"must be >= 0"):
+        microcircuit(0.02, thalamic=True, th_rate=-1.0)
+    with pytest.raises(pp.ModelError, match=r"microcircuit: thalamic"):
+        microcircuit(0.02, thalamic="yes")

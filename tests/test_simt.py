@@ -286,12 +286,16 @@ def test_graph_loop_kernels(simt_fake, connectivity, csr_build, tiles):
 
 @pytest.mark.parametrize("how", ["resident", "grid_stride", "one_block", "graph"])
 def test_several_poisson_inputs(simt_fake, how):
-    """Up to four Poisson inputs per population (pp_poisson_input) in every neuron phase:
+    """Up to four Poisson inputs per population (pp_poisson_input) and a Poisson source
+    population (pp_source_spike) in every neuron phase:
     the persistent kernel's resident phase (A's tables past the shared copy), its
     grid-stride phase (one block for 3 neuron blocks), the one-block build and the graph
     loop's neuron kernel give the CPU reference's spikes."""
     cnet, want, ev = _ref("poisson_mix", _poisson_mix, 120)
-    pa, pb = cnet.pops
+    pa, pb, ps = cnet.pops
+    assert int(ps["kind"]) == 1 and (int(ps["src_start"]), int(ps["src_stop"])) == (20, 80)
+    src = {s for s, ids in want.items() if any(i >= int(ps["offset"]) for i in ids)}
+    assert src and min(src) >= 20 and max(src) < 80            # the source's window
     assert int(pa["poisson_len"]) > 256 >= int(pb["poisson_len"]) and int(pb["poisson_n"]) == 4
     assert sum(len(v) for v in want.values()) > 50
     if how == "graph":

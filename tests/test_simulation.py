@@ -8,7 +8,7 @@ import pytest
 import pyproc as pp
 from pyproc.compile import compile_network
 from pyproc.models import balanced
-from pyproc.neuron import lif_params, lif_step, poisson_counts, poisson_input
+from pyproc.neuron import lif_params, lif_step, poisson_counts, poisson_input, source_spikes
 from conftest import ptr
 
 
@@ -362,3 +362,81 @@ def test_capacitance_in_nf_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pp.LIF(C_m=250.0)
+
+
+def _source_net(rate=50.0, start=10.0, stop=60.0, dt=0.1):
+    net = pp.Network(dt=dt, seed=9)
+    net.add_population("S", 2000, pp.PoissonSource(rate=rate, start=start, stop=stop))
+    net.add_population("E", 200, pp.LIF(), v_init=pp.uniform(-70.0, -60.0))
+    net.connect("S", "E", pp.fixed_outdegree(20), weight=pp.normal(150.0, 15.0),
+                delay=pp.normal(1.0, 0.3))
+    return net
+
+
+def test_poisson_source_twin_equals_gcc_header(shim):
+    cnet = compile_network(_source_net())
+    pop = np.ascontiguousarray(cnet.pops[0:1])
+    assert int(pop[0]["kind"]) == 1 and (int(pop[0]["src_start"]), int(pop[0]["src_stop"])) == \
+        (100, 600)
+    for step in (99, 100, 345, 599, 600, 2 ** 33):
+        out = np.full(2000, 7, np.uint8)
+        shim.shim_source_spikes(ctypes.c_size_t(2000), ptr(pop), ctypes.c_uint32(cnet.seed),
+                                ctypes.c_uint64(step), ptr(out))
+        np.testing.assert_array_equal(out.astype(bool), source_spikes(cnet.pops[0], cnet.seed, step))
+        assert out.any() == (100 <= step < 600)
+    many = source_spikes(cnet.pops[0], cnet.seed, np.arange(90, 610, dtype=np.uint64))
+    for i, step in enumerate(range(90, 610)):
+        np.testing.assert_array_equal(many[i], source_spikes(cnet.pops[0], cnet.seed, step))
+
+
+def test_poisson_source_spikes_in_its_window_at_its_rate():
+    """Spike times in (start, stop] (ms: steps [100, 600) end at 10.1 .. 60.0 ms), the
+    count Poisson-distributed with mean N rate (stop - start) (two-sided, significance
+    1e-3); at most one spike per neuron and step; procedural == stored for the synapses
+    it drives; the source's V_m stays constant."""
+    from scipy import stats
+    net = _source_net()
+    res = {c: pp.Simulation(net, connectivity=c).run(80.0) for c in ("procedural", "stored")}
+    r = res["procedural"]
+    np.testing.assert_array_equal(r.times, res["stored"].times)
+    np.testing.assert_array_equal(r.senders, res["stored"].senders)
+    s = r.senders < 2000
+    t = r.times[s]
+    assert t.min() > 10.0 and t.max() <= 60.0 + 1e-9 and t.max() > 59.0
+    n = int(s.sum())
+    mean = 2000 * 50.0 * 0.05
+    assert stats.poisson.cdf(n, mean) > 5e-4 and stats.poisson.sf(n - 1, mean) > 5e-4
+    assert len(set(zip(r.senders[s].tolist(), np.round(t, 6).tolist()))) == n
+    assert (~s).sum() > 20                         # E is driven by it
+    cnet = compile_network(net)
+    from pyproc.backends.cpu import CPUSimulator
+    sim = CPUSimulator(cnet, "procedural")
+    sim.run_steps(700, [])
+    np.testing.assert_array_equal(sim.V[:2000], cnet.v0[:2000])
+
+
+def test_poisson_source_refusals():
+    net = _source_net()
+    with pytest.raises(pp.ModelError, match=r"connect 'E' -> 'S': population 'S' is a "
+                                            r"PoissonSource, which takes no input"):
+        net.connect("E", "S", pp.fixed_outdegree(2), weight=1.0, delay=1.0)
+    with pytest.raises(pp.ModelError, match=r"add_poisson: population 'S' is a PoissonSource"):
+        net.add_poisson("S", rate=1.0, K=1, weight=1.0)
+    with pytest.raises(pp.ModelError, match=r"population 'T': a PoissonSource has no membrane"):
+        net.add_population("T", 5, pp.PoissonSource(5.0), v_init=-65.0)
+    with pytest.raises(pp.ModelError, match=r"population 'T': PoissonSource rate \* dt = 1 "
+                                            r"spikes per step; it must be < 1"):
+        net.add_population("T", 5, pp.PoissonSource(10000.0))
+    for kw, msg in (({"rate": -1.0}, r"PoissonSource.rate must be >= 0 Hz, got -1"),
+                    ({"rate": 1.0, "start": 5.0, "stop": 2.0},
+                     r"PoissonSource.stop must be >= start, got start=5.0, stop=2.0"),
+                    ({"rate": "5"}, r"PoissonSource.rate must be a number, got '5'"),
+                    ({"rate": 1.0, "stop": float("nan")}, r"PoissonSource.stop \(ms, or math.inf\)")):
+        with pytest.raises(pp.ModelError, match=msg):
+            pp.PoissonSource(**kw)
+    with pytest.raises(pp.ModelError, match=r"params must be a pyproc.LIF or a "
+                                            r"pyproc.PoissonSource"):
+        net.add_population("T", 5, {"rate": 5.0})
+    # no window given: from step 0 on, for ever
+    cnet = compile_network(_source_net(start=0.0, stop=float("inf")))
+    assert (int(cnet.pops[0]["src_start"]), int(cnet.pops[0]["src_stop"])) == (0, 2 ** 64 - 1)

@@ -15,10 +15,10 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from .. import hostmem
-from ..compile import INT32_MAX, RULE_FIXED, CompiledNetwork, ring_index
+from ..compile import INT32_MAX, POP_SOURCE, RULE_FIXED, CompiledNetwork, ring_index
 from ..connectivity import fixed_rows_many, materialise, rows
 from ..errors import OverflowDetected
-from ..neuron import lif_params, lif_step, poisson_input
+from ..neuron import lif_params, lif_step, poisson_input, source_spikes
 from ..plan import cpu_bytes
 
 __all__ = ["CPUSimulator"]
@@ -74,6 +74,8 @@ class CPUSimulator:
         self._recorded = np.repeat(np.asarray(cnet.record, dtype=bool), n)
         self._pop_ends = (pops["offset"].astype(np.int64) + n)
         self._poisson = [i for i in range(cnet.n_pops) if pops[i]["poisson_len"]]
+        self._sources = [(i, slice(int(pops[i]["offset"]), int(pops[i]["offset"] + pops[i]["n"])))
+                         for i in range(cnet.n_pops) if pops[i]["kind"] == POP_SOURCE]
         self._pois_t0, self._pois = 0, None
         # delivery: where a projection's synapses land in the ring (compile.ring_index)
         projs = cnet.projs
@@ -177,6 +179,8 @@ class CPUSimulator:
             if acc_ex.size and max(np.abs(acc_ex).max(), np.abs(acc_in).max()) > INT32_MAX:
                 raise self._overflow(t, acc_ex, acc_in)
             spk = lif_step(V, Iex, Iin, ref, acc_ex, acc_in, self._lif)
+            for i, sl in self._sources:      # Poisson sources (their LIF fields are inert)
+                spk[sl] = source_spikes(pops[i], cnet.seed, t)
             ids = np.flatnonzero(spk)
             self.n_spikes_total += ids.size
             rec = ids[self._recorded[ids]]

@@ -34,12 +34,13 @@ from typing import Dict
 import numpy as np
 
 from ..dist import normal
-from ..errors import ModelError, number
-from ..network import LIF, Network
+from ..errors import ModelError, flag, number
+from ..network import LIF, Network, PoissonSource
 from ..rules import fixed_total_number
 
 __all__ = ["microcircuit", "POPULATIONS", "N_FULL", "CONN_PROBS", "K_EXT", "FULL_MEAN_RATES",
-           "V0_OPTIMIZED_MEAN", "V0_OPTIMIZED_SD", "NEURON", "synapses_float", "derived"]
+           "V0_OPTIMIZED_MEAN", "V0_OPTIMIZED_SD", "NEURON", "synapses_float", "derived",
+           "TH_N", "TH_CONN_PROBS", "thalamic_synapses_float"]
 
 # --- published parameters (PD14 Tables 4-5; NEST PyNEST example network_params.py) ----------
 POPULATIONS = ("L23E", "L23I", "L4E", "L4I", "L5E", "L5I", "L6E", "L6I")
@@ -90,6 +91,14 @@ D_E, D_I, D_REL_SD = 1.5, 0.75, 0.5
 BG_RATE = 8.0
 _EXC = np.array([True, False] * 4)
 
+# Optional thalamic input (PD14 "Thalamic input"; NEST example stimulus_params.py): 902
+# thalamic neurons (not scaled), Poisson spike trains at 120 Hz from 700 to 710 ms, PSP
+# 0.15 mV (the same 87.8 pA as w_E), delays 1.5 ms with relative sd 0.5; connection
+# probabilities to the 8 populations (only layers 4 and 6 receive it).
+TH_N = 902
+TH_CONN_PROBS = np.array([0.0, 0.0, 0.0983, 0.0619, 0.0, 0.0, 0.0512, 0.0196])
+TH_START, TH_DURATION, TH_RATE = 700.0, 10.0, 120.0
+
 
 def synapses_float() -> np.ndarray:
     """Full-scale synapse numbers Q_yx of PD14 Eq. 1 (float, row = target, column = source).
@@ -99,6 +108,13 @@ def synapses_float() -> np.ndarray:
     prod = np.outer(N_FULL, N_FULL).astype(np.float64)
     with np.errstate(divide="ignore"):
         return np.log(1.0 - CONN_PROBS) / np.log(1.0 - 1.0 / prod)
+
+
+def thalamic_synapses_float() -> np.ndarray:
+    """Full-scale thalamic synapse numbers of PD14 Eq. 1 per target population (float):
+    ``ln(1 - C_th) / ln(1 - 1/(902 N_post))``, written as synapses_float."""
+    with np.errstate(divide="ignore"):
+        return np.log(1.0 - TH_CONN_PROBS) / np.log(1.0 - 1.0 / (TH_N * N_FULL.astype(np.float64)))
 
 
 def _scale_arg(name: str, value) -> float:
@@ -158,13 +174,24 @@ def microcircuit(scale: float = 1.0, k_scale=None, dt: float = 0.1, seed: int = 
                  poisson: bool = True, v_init: str = "optimized", w_E: float = W_E,
                  g: float = G, weight_rel_sd: float = W_REL_SD, delay_E: float = D_E,
                  delay_I: float = D_I, delay_rel_sd: float = D_REL_SD,
-                 bg_rate: float = BG_RATE) -> Network:
+                 bg_rate: float = BG_RATE, thalamic: bool = False,
+                 th_start: float = TH_START, th_duration: float = TH_DURATION,
+                 th_rate: float = TH_RATE) -> Network:
     """Build the PD14 microcircuit (see the module docstring).
 
     ``scale`` in (0, 1] scales the neuron numbers, ``k_scale`` (default ``scale``) the
     in-degrees, compensated by DC input; ``poisson=False`` replaces the Poisson
     background by its DC equivalent; ``v_init`` is ``"optimized"`` (per-population
-    normal of the NEST example) or ``"original"`` (N(-58, 10) mV, PD14)."""
+    normal of the NEST example) or ``"original"`` (N(-58, 10) mV, PD14).
+
+    ``thalamic=True`` adds PD14's thalamic input: a population "TH" of 902
+    :class:`~pyproc.PoissonSource` neurons at ``th_rate`` Hz from ``th_start`` for
+    ``th_duration`` ms, projecting onto L4 and L6 by ``fixed_total_number`` with the
+    Eq. 1 counts times scale * k_scale (the in-degree times k_scale, as the cortical
+    projections; the NEST example multiplies by K_scaling only, which at N_scaling < 1
+    gives each neuron 1/N_scaling times the thalamic in-degree), weights 87.8 pA /
+    sqrt(k_scale) with the cortical relative sd, delays 1.5 ms with the excitatory
+    relative sd; no DC stands for its lost in-degree (a transient, as in NEST)."""
     if v_init not in ("optimized", "original"):
         raise ModelError(f"microcircuit: v_init must be 'optimized' or 'original', got {v_init!r}")
     for name, v in (("weight_rel_sd", weight_rel_sd), ("delay_rel_sd", delay_rel_sd)):
@@ -192,4 +219,18 @@ def microcircuit(scale: float = 1.0, k_scale=None, dt: float = 0.1, seed: int = 
     if poisson:
         for i, tgt in enumerate(POPULATIONS):
             net.add_poisson(tgt, rate=bg_rate, K=int(p["K_ext"][i]), weight=float(p["w_ext"]))
+    if flag("microcircuit: thalamic", thalamic):
+        th_start, th_duration, th_rate = (number(f"microcircuit: {n}", v) for n, v in (
+            ("th_start", th_start), ("th_duration", th_duration), ("th_rate", th_rate)))
+        if th_start < 0 or th_duration < 0 or th_rate < 0:
+            raise ModelError(f"microcircuit: th_start, th_duration and th_rate must be >= 0, "
+                             f"got {th_start:g} ms, {th_duration:g} ms, {th_rate:g} Hz")
+        net.add_population("TH", TH_N, PoissonSource(th_rate, th_start, th_start + th_duration))
+        n_th = np.round(thalamic_synapses_float() * p["scale"] * p["k_scale"]).astype(np.int64)
+        w = w_E / math.sqrt(p["k_scale"])
+        for t, tgt in enumerate(POPULATIONS):
+            if n_th[t] > 0:
+                net.connect("TH", tgt, fixed_total_number(int(n_th[t])),
+                            weight=normal(w, w * weight_rel_sd),
+                            delay=normal(delay_E, delay_E * delay_rel_sd))
     return net

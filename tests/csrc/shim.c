@@ -102,6 +102,10 @@ void shim_poisson_input(size_t n, const pp_pop *p, const uint32_t *tables, uint3
     }
 }
 
+/* Spikes of Poisson source p's neurons 0..n-1 at `step`. */
+void shim_source_spikes(size_t n, const pp_pop *p, uint32_t seed, uint64_t step, uint8_t *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = (uint8_t)pp_source_spike(p, seed, (uint32_t)i, step); }
+
 /* n steps of one population, inputs acc[step][channel][neuron]; spikes[step][neuron]. */
 void shim_lif(size_t n, size_t steps, float *V, float *Iex, float *Iin, int32_t *ref,
               const int32_t *acc, const pp_pop *p, uint8_t *spikes)
@@ -139,6 +143,9 @@ size_t shim_offsetof_pop(int i)
     case 4: return offsetof(pp_pop, poisson_n);
     case 5: return offsetof(pp_pop, poisson_end);
     case 6: return offsetof(pp_pop, poisson_channels);
+    case 7: return offsetof(pp_pop, kind);
+    case 8: return offsetof(pp_pop, src_start);
+    case 9: return offsetof(pp_pop, src_stop);
     default: return 0;
     }
 }
