@@ -10,6 +10,8 @@
  *                threads (256).
  *                Each block covers PP_NEURON_BLOCK consecutive neurons of ONE
  *                population, so a block never straddles two populations.
+ *                8 blocks of 256 per SM (__launch_bounds__): 32 registers, no spill
+ *                (the Poisson-source branch made it 37, 6 blocks per SM).
  * Thread map   : thread x of block b owns neuron blocks[b].y + x (local index)
  *                of population blocks[b].x; threads past the population end exit.
  * RNG counters : Poisson input (post neuron, step lo, step hi, tag 3) under
@@ -28,9 +30,9 @@
  *                PP_ERR_SPIKE_LIST.
  * Body         : pp_neuron_phase (phases.cuh; spike_base 0).
  * CPU twin     : the neuron phase of CPUSimulator.run_steps (pyproc/backends/cpu.py),
- *                pyproc.neuron.lif_step and poisson_input.
+ *                pyproc.neuron.lif_step, poisson_input and source_spikes.
  */
-extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK)
+extern "C" __global__ void __launch_bounds__(PP_NEURON_BLOCK, 8)
 pp_neuron_lif_update(const pp_pop *__restrict__ pops, const uint2 *__restrict__ blocks,
                      const uint32_t *__restrict__ pop_flags,
                      const uint32_t *__restrict__ poisson_tables, uint32_t seed,
