@@ -23,6 +23,7 @@
 /* population kinds */
 #define PP_POP_LIF    0u   /* NEST iaf_psc_exp */
 #define PP_POP_SOURCE 1u   /* Poisson spike source (PyNN SpikeSourcePoisson) */
+#define PP_POP_ARRAY  2u   /* spikes at given steps (PyNN SpikeSourceArray, NEST spike_generator) */
 
 #define PP_DIST_CONST 0
 #define PP_DIST_TNORM 1
@@ -69,7 +70,9 @@ typedef struct {
                                       population's (end[-1] = 0) */
     int32_t poisson_w[PP_MAX_POISSON];    /* fixed-point weight of one event of input k */
     uint32_t n_channels;           /* 2, or 1 when tau_syn_ex == tau_syn_in (all input in channel 0) */
-    uint32_t kind;                 /* PP_POP_LIF, or PP_POP_SOURCE (no LIF state, no input) */
+    uint32_t kind;                 /* PP_POP_LIF, PP_POP_SOURCE or PP_POP_ARRAY (no LIF state,
+                                      no input; PP_POP_ARRAY: its table is the poisson_offset /
+                                      poisson_len slice, poisson_n = 0) */
     uint32_t src_p;                /* PP_POP_SOURCE: spike probability per step, x 2^32 */
     uint64_t src_start, src_stop;  /* PP_POP_SOURCE: it spikes in steps [start, stop) */
 } pp_pop;
@@ -226,6 +229,20 @@ PP_HD int pp_source_spike(const pp_pop *p, uint32_t seed, uint32_t local, uint64
     if (step < p->src_start || step >= p->src_stop) return 0;
     return pp_philox4x32_10(local, (uint32_t)step, (uint32_t)(step >> 32), PP_TAG_SOURCE, seed,
                             p->stream).v[0] < p->src_p;
+}
+
+/* Does neuron `local` of the spike-array population p spike at step `step`?  tab: its
+ * table (the population's slice of the Poisson tables): n + 1 row starts, then every
+ * neuron's spike steps, ascending.  *cursor (the neuron's `ref` state, 0 at step 0)
+ * counts its spikes so far; every step is visited, so the next spike is always at row
+ * start + *cursor. */
+PP_HD int pp_array_spike(const pp_pop *p, const uint32_t *tab, uint32_t local, uint64_t step,
+                         int32_t *cursor)
+{
+    const uint32_t c = tab[local] + (uint32_t)*cursor;
+    if (c >= tab[local + 1u] || (uint64_t)tab[p->n + 1u + c] != step) return 0;
+    *cursor += 1;
+    return 1;
 }
 
 #endif /* PP_NETWORK_CUH */

@@ -46,7 +46,8 @@ __device__ __forceinline__ uint2 pp_load_spike(const uint2 *spikes, unsigned lon
  * local index) updates neuron blk.y + x of population blk.x at step t: read and
  * zero its ring slot t % ring_slots (both channels when n_channels == 2), add
  * its Poisson input (pp_poisson_input), one LIF step (a Poisson source population:
- * pp_source_spike instead, no state) (pp_lif_step), and on a spike append
+ * pp_source_spike instead, no state; a spike-array population: pp_array_spike, its
+ * cursor in ref) (pp_lif_step), and on a spike append
  * (population, local) to the spike list at atomicAdd(n_spk, 1) - spike_base
  * (n_spk: &ctrl->n_spk, or &ctrl->n_spk_odd for odd steps of the pipelined
  * persistent loop; the per-step kernel: spike_base 0, n_spk counts this step; the
@@ -89,6 +90,10 @@ __device__ __forceinline__ void pp_neuron_phase(
     }
     if (p->kind == PP_POP_SOURCE) {
         spiked = pp_source_spike(p, seed, local, t);
+    } else if (p->kind == PP_POP_ARRAY) {
+        r = ref[g];
+        spiked = pp_array_spike(p, poisson_tables + p->poisson_offset, local, t, &r);
+        ref[g] = r;
     } else {
         if (p->poisson_len)
             pp_poisson_input(p, poisson_tables + p->poisson_offset, seed, local, t, &acc_ex,

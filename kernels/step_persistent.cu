@@ -103,6 +103,8 @@ __device__ __forceinline__ void pp_neuron_resident(
         }
         if (sp->kind == PP_POP_SOURCE) {
             spiked = pp_source_spike(sp, seed, local, t);
+        } else if (sp->kind == PP_POP_ARRAY) {      /* its table: ptab, as Poisson tables */
+            spiked = pp_array_spike(sp, ptab, local, t, r);
         } else {
             if (sp->poisson_len)                        /* tables in shared when they fit */
                 pp_poisson_input(sp, ptab, seed, local, t, &acc_ex, &acc_in);

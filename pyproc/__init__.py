@@ -9,7 +9,7 @@
 """
 from .dist import normal, uniform
 from .errors import BackendUnavailable, ModelError, OverflowDetected
-from .network import LIF, Network, PoissonSource
+from .network import LIF, Network, PoissonSource, SpikeSourceArray
 from .results import Results, load_results
 from .rules import all_to_all, fixed_outdegree, fixed_total_number, pairwise_bernoulli
 from .simulation import Simulation
@@ -26,7 +26,7 @@ def __getattr__(name):
         raise AttributeError(f"pyproc has no {name}: {_NOT_AVAILABLE[name]}")
     raise AttributeError(f"module 'pyproc' has no attribute {name!r}")
 
-__all__ = ["Network", "LIF", "PoissonSource", "Simulation", "Results", "load_results", "compile_network",
+__all__ = ["Network", "LIF", "PoissonSource", "SpikeSourceArray", "Simulation", "Results", "load_results", "compile_network",
            "pairwise_bernoulli", "fixed_total_number", "fixed_outdegree", "all_to_all",
            "normal", "uniform",
            "ModelError", "OverflowDetected", "BackendUnavailable", "models", "__version__"]

@@ -36,7 +36,7 @@ import numpy as np
 from . import hostmem, sampling
 from .dist import Constant, Normal, Uniform
 from .errors import ModelError
-from .network import MAX_POISSON, Network, PoissonSource
+from .network import MAX_POISSON, Network, PoissonSource, SpikeSourceArray
 from .rng import TAG_INIT, philox_words
 from .rowlen import draw_row_lengths
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, segment_width
@@ -79,7 +79,7 @@ POP_DTYPE = np.dtype([
     ("poisson_w", "i4", (MAX_POISSON,)), ("n_channels", "u4"),
     ("kind", "u4"), ("src_p", "u4"), ("src_start", "u8"), ("src_stop", "u8"),
 ], align=True)
-POP_LIF, POP_SOURCE = 0, 1       # pp_pop.kind
+POP_LIF, POP_SOURCE, POP_ARRAY = 0, 1, 2       # pp_pop.kind
 
 
 @dataclass
@@ -422,7 +422,7 @@ def compile_network(net: Network) -> CompiledNetwork:
         rowlens[slot] = lens
 
     # one input channel where the two synaptic time constants are equal
-    n_ch = np.array([1 if isinstance(p.params, PoissonSource)
+    n_ch = np.array([1 if isinstance(p.params, (PoissonSource, SpikeSourceArray))
                      or p.params.tau_syn_ex == p.params.tau_syn_in else 2 for p in pops_py])
     for k in range(len(projs_py)):
         if n_ch[projs[k]["tgt_pop"]] == 1:
@@ -439,6 +439,17 @@ def compile_network(net: Network) -> CompiledNetwork:
     # K or weight 0, keeps its place with an empty table), its tables one after the other
     pois = [list(net.poisson.get(p.name, ())) for p in pops_py]
     for i, inputs in enumerate(pois):
+        par = pops_py[i].params
+        if isinstance(par, SpikeSourceArray):
+            # its spike steps, in the Poisson tables' buffer (no kernel argument more):
+            # n + 1 row starts, then the steps; poisson_n stays 0
+            steps = par.steps(sizes[i], dt, f"population {pop_names[i]!r}")
+            starts = np.concatenate(([0], np.cumsum([len(x) for x in steps])))
+            tab = np.concatenate([starts.astype(np.uint32)] + steps).astype(np.uint32)
+            pops[i]["poisson_offset"], pops[i]["poisson_len"] = t_off, len(tab)
+            tables.append(tab)
+            t_off += len(tab)
+            continue
         while inputs and not _fires(inputs[-1]):
             inputs.pop()
         row, end = pops[i], 0
@@ -481,11 +492,14 @@ def compile_network(net: Network) -> CompiledNetwork:
     for i, p in enumerate(pops_py):
         par = p.params
         row = pops[i]
-        if isinstance(par, PoissonSource):
+        if isinstance(par, (PoissonSource, SpikeSourceArray)):
             # no LIF: the kernels branch on kind; these fields keep the CPU backend's
             # vectorised LIF step inert for it (V constant, never at threshold)
-            row["kind"] = POP_SOURCE
             row["P22"], row["V_th"] = 1.0, np.inf
+        if isinstance(par, SpikeSourceArray):
+            row["kind"] = POP_ARRAY
+        elif isinstance(par, PoissonSource):
+            row["kind"] = POP_SOURCE
             row["src_p"] = min(U32_MAX, int(round(par.rate * dt * 1e-3 * 2.0 ** 32)))
             row["src_start"] = whole_steps(par.start, dt)
             row["src_stop"] = (2 ** 64 - 1 if par.stop == math.inf

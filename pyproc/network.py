@@ -26,7 +26,7 @@ from .errors import ModelError, flag, number
 from .rng import stream_id
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, from_conn_spec
 
-__all__ = ["LIF", "PoissonSource", "Population", "Projection", "PoissonInput", "Network"]
+__all__ = ["LIF", "PoissonSource", "SpikeSourceArray", "Population", "Projection", "PoissonInput", "Network"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 # largest mean Poisson count per neuron and step (the count's threshold table has about
@@ -94,11 +94,70 @@ class PoissonSource:
                              f"stop={self.stop}")
 
 
+@dataclass(frozen=True, eq=False)
+class SpikeSourceArray:
+    """A population that emits given spikes, PyNN's ``SpikeSourceArray`` (NEST: a
+    ``spike_generator`` per neuron into a ``parrot_neuron``).  ``spike_times`` (ms): one
+    sequence for every neuron, or a list with a sequence per neuron.  A spike at T ms is
+    emitted in the step that ends at T, so T must be a multiple of dt (> 0; as NEST,
+    which refuses times off the grid), and a neuron has at most one spike per step.  It
+    takes no input and projects like any population."""
+    spike_times: object
+
+    def per_neuron(self, size: int, where: str) -> List[np.ndarray]:
+        """The times of each of ``size`` neurons (float64 arrays), or a ModelError."""
+        import numpy as np
+        st = self.spike_times
+        try:
+            nested = len(st) > 0 and all(np.ndim(x) == 1 for x in st)
+        except TypeError:
+            raise ModelError(f"{where}: SpikeSourceArray.spike_times must be a sequence of "
+                             f"times (ms) or one sequence per neuron, got {st!r}") from None
+        rows = list(st) if nested else [st] * size
+        if len(rows) != size:
+            raise ModelError(f"{where}: SpikeSourceArray.spike_times has {len(rows)} sequences "
+                             f"for {size} neurons (give one, or one per neuron)")
+        out = []
+        for i, r in enumerate(rows):
+            a = np.asarray(r)
+            if a.dtype.kind not in "iuf" or a.ndim != 1:
+                raise ModelError(f"{where}: SpikeSourceArray.spike_times of neuron {i} must be "
+                                 f"numbers (ms), got {r!r}")
+            out.append(a.astype(np.float64))
+        return out
+
+    def steps(self, size: int, dt: float, where: str) -> List[np.ndarray]:
+        """Each neuron's spike steps (t: the step that ends at T = (t + 1) dt), ascending
+        uint32, or a ModelError naming the neuron and time."""
+        import numpy as np
+        out = []
+        for i, T in enumerate(self.per_neuron(size, where)):
+            if T.size and not np.isfinite(T).all():
+                raise ModelError(f"{where}: SpikeSourceArray spike time of neuron {i} is not "
+                                 f"finite")
+            k = np.round(T / dt)
+            off = np.abs(T / dt - k) > 1e-6 * np.maximum(1.0, k)
+            bad = [(off, "is not a multiple of dt = %g ms" % dt),
+                   (k < 1, "is before the first step: spike times must be >= dt = %g ms" % dt),
+                   (k > 2.0 ** 32, "is past 2^32 steps")]
+            for mask, why in bad:
+                if mask.any():
+                    raise ModelError(f"{where}: SpikeSourceArray spike time "
+                                     f"{float(T[mask][0]):g} ms of neuron {i} {why}")
+            t = np.sort(k.astype(np.int64) - 1)
+            if t.size > 1 and (np.diff(t) == 0).any():
+                j = int(np.flatnonzero(np.diff(t) == 0)[0])
+                raise ModelError(f"{where}: neuron {i} of the SpikeSourceArray has two spikes at "
+                                 f"{(t[j] + 1) * dt:g} ms (at most one per step)")
+            out.append(t.astype(np.uint32))
+        return out
+
+
 @dataclass
 class Population:
     name: str
     size: int
-    params: Union[LIF, PoissonSource]
+    params: Union[LIF, PoissonSource, SpikeSourceArray]
     v_init: Union[Constant, Normal, Uniform]
     stream: int
     index: int
@@ -171,7 +230,13 @@ class Network:
         if not (1 <= size < 2 ** 31):
             raise ModelError(f"population {name!r}: size must be in [1, 2^31), got {size}")
         params = LIF() if params is None else params
-        if isinstance(params, PoissonSource):
+        if isinstance(params, SpikeSourceArray):
+            if v_init is not None:
+                raise ModelError(f"population {name!r}: a SpikeSourceArray has no membrane "
+                                 f"potential (v_init must not be given)")
+            params.steps(size, self.dt, f"population {name!r}")   # checked now, by name
+            v_init = 0.0
+        elif isinstance(params, PoissonSource):
             if v_init is not None:
                 raise ModelError(f"population {name!r}: a PoissonSource has no membrane "
                                  f"potential (v_init must not be given)")
@@ -181,8 +246,8 @@ class Network:
                                  f"spikes per step; it must be < 1 (at most one spike per step)")
             v_init = 0.0
         elif not isinstance(params, LIF):
-            raise ModelError(f"population {name!r}: params must be a pyproc.LIF or a "
-                             f"pyproc.PoissonSource, got {params!r}")
+            raise ModelError(f"population {name!r}: params must be a pyproc.LIF, "
+                             f"PoissonSource or SpikeSourceArray, got {params!r}")
         else:
             v_init = params.E_L if v_init is None else v_init
         v0 = as_dist(f"population {name!r}: v_init", v_init)
@@ -300,9 +365,10 @@ class Network:
         return name
 
     def _not_a_source(self, where: str, target: str) -> None:
-        if isinstance(self.populations[target].params, PoissonSource):
-            raise ModelError(f"{where}: population {target!r} is a PoissonSource, which takes "
-                             f"no input (it can only be a source)")
+        par = self.populations[target].params
+        if isinstance(par, (PoissonSource, SpikeSourceArray)):
+            raise ModelError(f"{where}: population {target!r} is a {type(par).__name__}, "
+                             f"which takes no input (it can only be a source)")
 
     def _stream(self, where: str, name: str, explicit: Optional[int]) -> int:
         if explicit is None:

@@ -1,5 +1,5 @@
 """NumPy twins of the per-neuron device code: ``pp_lif_step`` (kernels/lif.cuh)
-and ``pp_poisson_input``, ``pp_source_spike`` (kernels/network.cuh)."""
+and ``pp_poisson_input``, ``pp_source_spike``, ``pp_array_spike`` (kernels/network.cuh)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,8 @@ import numpy as np
 from . import sampling
 from .rng import TAG_POISSON, TAG_SOURCE, philox_words
 
-__all__ = ["lif_step", "lif_params", "poisson_counts", "poisson_input", "source_spikes"]
+__all__ = ["lif_step", "lif_params", "poisson_counts", "poisson_input", "source_spikes",
+           "array_spikes"]
 
 _F32 = np.float32
 _LIF_F32 = ("P20", "I_e", "P22", "P21ex", "P21in", "P11ex", "P11in", "inv_scale_ex",
@@ -92,3 +93,17 @@ def source_spikes(pop, seed: int, step) -> np.ndarray:
     t = np.asarray(step, dtype=np.uint64)
     on = (t >= np.uint64(pop["src_start"])) & (t < np.uint64(pop["src_stop"]))
     return (w0 < np.uint32(pop["src_p"])) & (on if np.ndim(step) == 0 else on[:, None])
+
+
+def array_spikes(pop, tables: np.ndarray, step: int, cursor: np.ndarray) -> np.ndarray:
+    """Spikes of the spike-array population ``pop`` at ``step`` (bool, shape (n,));
+    ``cursor`` (int32, shape (n,): each neuron's spikes so far, 0 at step 0) is advanced in
+    place where a neuron spikes (twin of pp_array_spike)."""
+    n, off = int(pop["n"]), int(pop["poisson_offset"])
+    tab = tables[off:off + int(pop["poisson_len"])]
+    c = tab[:n].astype(np.int64) + cursor
+    live = np.flatnonzero(c < tab[1:n + 1])
+    spk = np.zeros(n, dtype=bool)
+    spk[live] = tab[n + 1 + c[live]] == step
+    cursor[spk] += 1
+    return spk

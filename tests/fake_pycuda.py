@@ -17,7 +17,7 @@ from pyproc import kernels as K
 from pyproc.backends import cuda as CU
 from pyproc.compile import POP_DTYPE, PROJ_DTYPE
 from pyproc.connectivity import rows
-from pyproc.neuron import lif_step, poisson_input, source_spikes
+from pyproc.neuron import array_spikes, lif_step, poisson_input, source_spikes
 from pyproc.sampling import TABLES_LEN, sampler_tables
 
 __all__ = ["FakeError", "Mem", "Alloc", "Emulator", "FakeDriver", "FakeFunction", "FakeGraphs",
@@ -127,6 +127,11 @@ class Emulator:
             v, ie, ii, r = V[g].copy(), Iex[g].copy(), Iin[g].copy(), ref[g].copy()
             if p["kind"] == 1:               # a Poisson source: no LIF state
                 spk = source_spikes(p, seed, t)[loc]
+            elif p["kind"] == 2:             # a spike array: its cursor in ref
+                cur = np.zeros(n, np.int32)
+                cur[loc] = r
+                spk = array_spikes(p, tabs, t, cur)[loc]
+                ref[g] = cur[loc]
             else:
                 spk = lif_step(v, ie, ii, r, acc[0], acc[1], p)
                 V[g], Iex[g], Iin[g], ref[g] = v, ie, ii, r

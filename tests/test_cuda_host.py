@@ -48,7 +48,7 @@ def _poisson_mix(n_a=300, n_b=60):
     excitatory and an inhibitory input, and one of mean 100 per step whose table (with
     the others) passes PP_POISSON_SHARED = 256 entries, so the resident phase reads it
     from global memory; B (one channel) four inputs, the third never firing; S a Poisson
-    source active from 2 to 8 ms, projecting into A and B."""
+    source active from 2 to 8 ms, projecting into A and B; G a SpikeSourceArray onto A."""
     net = pp.Network(dt=0.1, seed=5)
     net.add_population("A", n_a, pp.LIF(tau_syn_ex=2.0, tau_syn_in=5.0, t_ref=1.0),
                        v_init=pp.uniform(-70.0, -54.0))
@@ -68,6 +68,11 @@ def _poisson_mix(n_a=300, n_b=60):
     net.connect("S", "A", pp.fixed_outdegree(30), weight=pp.normal(80.0, 8.0),
                 delay=pp.normal(1.0, 0.3))
     net.connect("S", "B", pp.pairwise_bernoulli(0.2), weight=-50.0, delay=0.6)
+    # a SpikeSourceArray of 20 neurons, 8 spikes each (its table, 181 entries, fits the
+    # resident phase's shared copy), onto A
+    net.add_population("G", 20, pp.SpikeSourceArray(
+        [[0.1 * (1 + (3 * i + 7 * j) % 150) for j in range(8)] for i in range(20)]))
+    net.connect("G", "A", pp.fixed_outdegree(25), weight=120.0, delay=pp.normal(0.8, 0.2))
     return pp.compile_network(net)
 
 

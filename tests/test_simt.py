@@ -286,15 +286,18 @@ def test_graph_loop_kernels(simt_fake, connectivity, csr_build, tiles):
 
 @pytest.mark.parametrize("how", ["resident", "grid_stride", "one_block", "graph"])
 def test_several_poisson_inputs(simt_fake, how):
-    """Up to four Poisson inputs per population (pp_poisson_input) and a Poisson source
-    population (pp_source_spike) in every neuron phase:
+    """Up to four Poisson inputs per population (pp_poisson_input), a Poisson source
+    population (pp_source_spike) and a spike-array population (pp_array_spike, its
+    cursor in the neuron's ref) in every neuron phase:
     the persistent kernel's resident phase (A's tables past the shared copy), its
     grid-stride phase (one block for 3 neuron blocks), the one-block build and the graph
     loop's neuron kernel give the CPU reference's spikes."""
     cnet, want, ev = _ref("poisson_mix", _poisson_mix, 120)
-    pa, pb, ps = cnet.pops
+    pa, pb, ps, pg = cnet.pops
+    assert int(pg["kind"]) == 2 and int(pg["poisson_len"]) == 181
     assert int(ps["kind"]) == 1 and (int(ps["src_start"]), int(ps["src_stop"])) == (20, 80)
-    src = {s for s, ids in want.items() if any(i >= int(ps["offset"]) for i in ids)}
+    lo, hi = int(ps["offset"]), int(ps["offset"]) + int(ps["n"])
+    src = {s for s, ids in want.items() if any(lo <= i < hi for i in ids)}
     assert src and min(src) >= 20 and max(src) < 80            # the source's window
     assert int(pa["poisson_len"]) > 256 >= int(pb["poisson_len"]) and int(pb["poisson_n"]) == 4
     assert sum(len(v) for v in want.values()) > 50
@@ -305,7 +308,7 @@ def test_several_poisson_inputs(simt_fake, how):
             sim.run_steps(120, rec)
             got, ev_g = _by_step(rec), sim.n_events
     else:
-        opt = {"resident": {}, "grid_stride": {"persistent_grid": 1},
+        opt = {"resident": {"persistent_grid": 5}, "grid_stride": {"persistent_grid": 1},
                "one_block": {"one_block": True, "persistent_grid": 1}}[how]
         got, ev_g, sim = _run(cnet, "procedural", 120, **opt)
         assert (sim._n_blocks <= sim.persistent_grid) == (how == "resident")

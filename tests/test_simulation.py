@@ -8,7 +8,8 @@ import pytest
 import pyproc as pp
 from pyproc.compile import compile_network
 from pyproc.models import balanced
-from pyproc.neuron import lif_params, lif_step, poisson_counts, poisson_input, source_spikes
+from pyproc.neuron import (array_spikes, lif_params, lif_step, poisson_counts, poisson_input,
+                           source_spikes)
 from conftest import ptr
 
 
@@ -434,9 +435,75 @@ def test_poisson_source_refusals():
                     ({"rate": 1.0, "stop": float("nan")}, r"PoissonSource.stop \(ms, or math.inf\)")):
         with pytest.raises(pp.ModelError, match=msg):
             pp.PoissonSource(**kw)
-    with pytest.raises(pp.ModelError, match=r"params must be a pyproc.LIF or a "
-                                            r"pyproc.PoissonSource"):
+    with pytest.raises(pp.ModelError, match=r"params must be a pyproc.LIF, PoissonSource or "
+                                            r"SpikeSourceArray"):
         net.add_population("T", 5, {"rate": 5.0})
     # no window given: from step 0 on, for ever
     cnet = compile_network(_source_net(start=0.0, stop=float("inf")))
     assert (int(cnet.pops[0]["src_start"]), int(cnet.pops[0]["src_stop"])) == (0, 2 ** 64 - 1)
+
+
+def _array_net(times=None, dt=0.1):
+    net = pp.Network(dt=dt, seed=4)
+    per = times if times is not None else [[0.1, 0.5, 2.0], [], [5.0], [0.2, 0.3, 0.4, 9.9]]
+    net.add_population("G", 4, pp.SpikeSourceArray(per))
+    net.add_population("E", 50, pp.LIF(), v_init=pp.uniform(-70.0, -60.0))
+    net.connect("G", "E", pp.all_to_all(), weight=500.0, delay=pp.normal(1.0, 0.3))
+    return net
+
+
+def test_spike_source_array_twin_equals_gcc_header(shim):
+    cnet = compile_network(_array_net())
+    pop = np.ascontiguousarray(cnet.pops[0:1])
+    off, ln = int(pop[0]["poisson_offset"]), int(pop[0]["poisson_len"])
+    tab = np.ascontiguousarray(cnet.poisson_tables[off:off + ln])
+    assert int(pop[0]["kind"]) == 2 and int(pop[0]["poisson_n"]) == 0
+    assert tab.tolist() == [0, 3, 3, 4, 8, 0, 4, 19, 49, 1, 2, 3, 98]     # starts, then steps
+    cur_c, cur_n = np.zeros(4, np.int32), np.zeros(4, np.int32)
+    for step in range(120):
+        out = np.zeros(4, np.uint8)
+        shim.shim_array_spikes(ctypes.c_size_t(4), ptr(pop), ptr(tab), ctypes.c_uint64(step),
+                               ptr(cur_c), ptr(out))
+        np.testing.assert_array_equal(out.astype(bool),
+                                      array_spikes(cnet.pops[0], cnet.poisson_tables, step, cur_n))
+        np.testing.assert_array_equal(cur_c, cur_n)
+    assert cur_n.tolist() == [3, 0, 1, 4]
+
+
+def test_spike_source_array_emits_its_spikes():
+    """Each given time T is a spike at T (the step that ends there); one sequence for all
+    neurons or one per neuron, unsorted input sorted; procedural == stored; the targets
+    respond."""
+    net = _array_net()
+    res = {c: pp.Simulation(net, connectivity=c).run(12.0) for c in ("procedural", "stored")}
+    r = res["procedural"]
+    np.testing.assert_array_equal(r.times, res["stored"].times)
+    np.testing.assert_array_equal(r.senders, res["stored"].senders)
+    g = r.senders < 4
+    got = sorted(zip(r.senders[g].tolist(), np.round(r.times[g], 9).tolist()))
+    assert got == [(0, 0.1), (0, 0.5), (0, 2.0), (2, 5.0), (3, 0.2), (3, 0.3), (3, 0.4),
+                   (3, 9.9)]
+    assert (~g).sum() > 0
+    shared = pp.Simulation(_array_net([3.0, 1.0]), connectivity="procedural").run(5.0)
+    s = shared.senders < 4
+    assert sorted(zip(shared.senders[s].tolist(), np.round(shared.times[s], 9).tolist())) == \
+        [(i, t) for i in range(4) for t in (1.0, 3.0)]
+
+
+def test_spike_source_array_refusals():
+    for times, msg in (([0.15], r"spike time 0.15 ms of neuron 0 is not a multiple of dt = 0.1"),
+                       ([0.0], r"spike time 0 ms of neuron 0 is before the first step"),
+                       ([[1.0], [2.0]], r"has 2 sequences for 4 neurons"),
+                       ([[1.0], [2.0, 2.0], [], []], r"neuron 1 of the SpikeSourceArray has two "
+                                                      r"spikes at 2 ms"),
+                       ([float("nan")], r"spike time of neuron 0 is not finite"),
+                       ([["a"], [], [], []], r"spike_times of neuron 0 must be numbers"),
+                       (5.0, r"spike_times must be a sequence of times")):
+        with pytest.raises(pp.ModelError, match=r"population 'G': .*" + msg):
+            _array_net(times)
+    net = _array_net()
+    with pytest.raises(pp.ModelError, match=r"population 'G' is a SpikeSourceArray, which takes "
+                                            r"no input"):
+        net.connect("E", "G", pp.all_to_all(), weight=1.0, delay=1.0)
+    with pytest.raises(pp.ModelError, match=r"a SpikeSourceArray has no membrane"):
+        net.add_population("H", 2, pp.SpikeSourceArray([1.0]), v_init=-65.0)

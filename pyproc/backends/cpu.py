@@ -15,10 +15,10 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from .. import hostmem
-from ..compile import INT32_MAX, POP_SOURCE, RULE_FIXED, CompiledNetwork, ring_index
+from ..compile import INT32_MAX, POP_ARRAY, POP_SOURCE, RULE_FIXED, CompiledNetwork, ring_index
 from ..connectivity import fixed_rows_many, materialise, rows
 from ..errors import OverflowDetected
-from ..neuron import lif_params, lif_step, poisson_input, source_spikes
+from ..neuron import array_spikes, lif_params, lif_step, poisson_input, source_spikes
 from ..plan import cpu_bytes
 
 __all__ = ["CPUSimulator"]
@@ -73,9 +73,11 @@ class CPUSimulator:
         self._two_off = np.repeat(n, n)[self._two]
         self._recorded = np.repeat(np.asarray(cnet.record, dtype=bool), n)
         self._pop_ends = (pops["offset"].astype(np.int64) + n)
-        self._poisson = [i for i in range(cnet.n_pops) if pops[i]["poisson_len"]]
-        self._sources = [(i, slice(int(pops[i]["offset"]), int(pops[i]["offset"] + pops[i]["n"])))
-                         for i in range(cnet.n_pops) if pops[i]["kind"] == POP_SOURCE]
+        self._poisson = [i for i in range(cnet.n_pops) if pops[i]["poisson_n"]]
+        sl = [slice(int(p["offset"]), int(p["offset"] + p["n"])) for p in pops]
+        self._sources = [(i, sl[i]) for i in range(cnet.n_pops) if pops[i]["kind"] == POP_SOURCE]
+        self._arrays = [(i, sl[i], np.zeros(int(pops[i]["n"]), np.int32))
+                        for i in range(cnet.n_pops) if pops[i]["kind"] == POP_ARRAY]
         self._pois_t0, self._pois = 0, None
         # delivery: where a projection's synapses land in the ring (compile.ring_index)
         projs = cnet.projs
@@ -181,6 +183,8 @@ class CPUSimulator:
             spk = lif_step(V, Iex, Iin, ref, acc_ex, acc_in, self._lif)
             for i, sl in self._sources:      # Poisson sources (their LIF fields are inert)
                 spk[sl] = source_spikes(pops[i], cnet.seed, t)
+            for i, sl, cur in self._arrays:   # spike arrays (the GPU keeps cur in ref)
+                spk[sl] = array_spikes(pops[i], cnet.poisson_tables, t, cur)
             ids = np.flatnonzero(spk)
             self.n_spikes_total += ids.size
             rec = ids[self._recorded[ids]]

@@ -106,6 +106,12 @@ void shim_poisson_input(size_t n, const pp_pop *p, const uint32_t *tables, uint3
 void shim_source_spikes(size_t n, const pp_pop *p, uint32_t seed, uint64_t step, uint8_t *out)
 { size_t i; for (i = 0; i < n; ++i) out[i] = (uint8_t)pp_source_spike(p, seed, (uint32_t)i, step); }
 
+/* Spikes of spike-array population p's neurons 0..n-1 at `step` (tab: its table),
+ * advancing cursor[i]. */
+void shim_array_spikes(size_t n, const pp_pop *p, const uint32_t *tab, uint64_t step,
+                       int32_t *cursor, uint8_t *out)
+{ size_t i; for (i = 0; i < n; ++i) out[i] = (uint8_t)pp_array_spike(p, tab, (uint32_t)i, step, cursor + i); }
+
 /* n steps of one population, inputs acc[step][channel][neuron]; spikes[step][neuron]. */
 void shim_lif(size_t n, size_t steps, float *V, float *Iex, float *Iin, int32_t *ref,
               const int32_t *acc, const pp_pop *p, uint8_t *spikes)
