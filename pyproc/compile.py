@@ -93,7 +93,7 @@ class CompiledNetwork:
     pops: np.ndarray            # POP_DTYPE, one per population
     projs: np.ndarray           # PROJ_DTYPE, one per projection
     rowlen: np.ndarray          # uint32, row lengths of fixed-number projections
-    poisson_tables: np.ndarray  # uint32, concatenated threshold tables
+    poisson_tables: np.ndarray  # uint32, Poisson threshold tables and spike-array tables
     ring_size: int              # total ring elements (int32 on the GPU)
     v0: np.ndarray              # float32 initial V_m relative to E_L, all neurons
     record: np.ndarray          # bool per population

@@ -135,7 +135,8 @@ ERROR_CODES = {
 KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
     "pp_neuron_lif_update": ("neuron_lif.cu", "PPPPIPPPPPPIPIP", (
         "pops: pp_pop[n_pops]", "blocks: uint32 (population, first local)[n_blocks]",
-        "pop_flags: uint32[n_pops] (bit 0: record)", "poisson_tables: uint32[]", "seed: uint32",
+        "pop_flags: uint32[n_pops] (bit 0: record)",
+        "poisson_tables: uint32[] (Poisson thresholds and spike-array tables)", "seed: uint32",
         "V: float32[N]", "Iex: float32[N]", "Iin: float32[N]", "ref: int32[N]",
         "ring: int32[ring_size]", "spikes: uint32 (population, local)[spike_cap]",
         "spike_cap: uint32", "rec_ids: uint32[rec_cap]", "rec_cap: uint32",

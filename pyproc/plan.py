@@ -31,7 +31,7 @@ rowlen             row lengths of the fixed-number rules (uint32)
 sampler_tables     the samplers' normal quantile and log2 tables, int32 x
                    PP_TABLES_LEN (pyproc.sampling.sampler_tables; 53 KiB, the
                    same for every model)
-poisson_tables     Poisson threshold tables (uint32)
+poisson_tables     Poisson threshold tables and spike-array tables (uint32)
 blocks             neuron-kernel block table: (population, first local) uint32
                    pairs, ceil(n / 256) blocks per population
 pop_flags          uint32 per population (bit 0: recorded)
