@@ -104,7 +104,7 @@ class SpikeSourceArray:
     takes no input and projects like any population."""
     spike_times: object
 
-    def per_neuron(self, size: int, where: str) -> List[np.ndarray]:
+    def per_neuron(self, size: int, where: str) -> list:
         """The times of each of ``size`` neurons (float64 arrays), or a ModelError."""
         import numpy as np
         st = self.spike_times
@@ -126,7 +126,7 @@ class SpikeSourceArray:
             out.append(a.astype(np.float64))
         return out
 
-    def steps(self, size: int, dt: float, where: str) -> List[np.ndarray]:
+    def steps(self, size: int, dt: float, where: str) -> list:
         """Each neuron's spike steps (t: the step that ends at T = (t + 1) dt), ascending
         uint32, or a ModelError naming the neuron and time."""
         import numpy as np
