@@ -365,6 +365,14 @@ def test_capacitance_in_nf_warns():
         pp.LIF(C_m=250.0)
 
 
+def _same_spikes_both_connectivities(net, ms):
+    """The procedural run's results, after checking the stored run's spikes are the same."""
+    res = {c: pp.Simulation(net, connectivity=c).run(ms) for c in ("procedural", "stored")}
+    np.testing.assert_array_equal(res["procedural"].times, res["stored"].times)
+    np.testing.assert_array_equal(res["procedural"].senders, res["stored"].senders)
+    return res["procedural"]
+
+
 def _source_net(rate=50.0, start=10.0, stop=60.0, dt=0.1):
     net = pp.Network(dt=dt, seed=9)
     net.add_population("S", 2000, pp.PoissonSource(rate=rate, start=start, stop=stop))
@@ -397,10 +405,7 @@ def test_poisson_source_spikes_in_its_window_at_its_rate():
     it drives; the source's V_m stays constant."""
     from scipy import stats
     net = _source_net()
-    res = {c: pp.Simulation(net, connectivity=c).run(80.0) for c in ("procedural", "stored")}
-    r = res["procedural"]
-    np.testing.assert_array_equal(r.times, res["stored"].times)
-    np.testing.assert_array_equal(r.senders, res["stored"].senders)
+    r = _same_spikes_both_connectivities(net, 80.0)
     s = r.senders < 2000
     t = r.times[s]
     assert t.min() > 10.0 and t.max() <= 60.0 + 1e-9 and t.max() > 59.0
@@ -474,11 +479,7 @@ def test_spike_source_array_emits_its_spikes():
     """Each given time T is a spike at T (the step that ends there); one sequence for all
     neurons or one per neuron, unsorted input sorted; procedural == stored; the targets
     respond."""
-    net = _array_net()
-    res = {c: pp.Simulation(net, connectivity=c).run(12.0) for c in ("procedural", "stored")}
-    r = res["procedural"]
-    np.testing.assert_array_equal(r.times, res["stored"].times)
-    np.testing.assert_array_equal(r.senders, res["stored"].senders)
+    r = _same_spikes_both_connectivities(_array_net(), 12.0)
     g = r.senders < 4
     got = sorted(zip(r.senders[g].tolist(), np.round(r.times[g], 9).tolist()))
     assert got == [(0, 0.1), (0, 0.5), (0, 2.0), (2, 5.0), (3, 0.2), (3, 0.3), (3, 0.4),
