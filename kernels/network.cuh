@@ -73,7 +73,8 @@ typedef struct {
     uint32_t kind;                 /* PP_POP_LIF, PP_POP_SOURCE or PP_POP_ARRAY (no LIF state,
                                       no input; PP_POP_ARRAY: its table is the poisson_offset /
                                       poisson_len slice, poisson_n = 0) */
-    uint32_t src_p;                /* PP_POP_SOURCE: spike probability per step, x 2^32 */
+    uint32_t src_p;                /* PP_POP_SOURCE: spike probability per step, x 2^32;
+                                      PP_POP_ARRAY: 1 if every neuron emits one shared train */
     uint64_t src_start, src_stop;  /* PP_POP_SOURCE: it spikes in steps [start, stop) */
 } pp_pop;
 
@@ -232,15 +233,16 @@ PP_HD int pp_source_spike(const pp_pop *p, uint32_t seed, uint32_t local, uint64
 }
 
 /* Does neuron `local` of the spike-array population p spike at step `step`?  tab: its
- * table (the population's slice of the Poisson tables): n + 1 row starts, then every
- * neuron's spike steps, ascending.  *cursor (the neuron's `ref` state, 0 at step 0)
- * counts its spikes so far; every step is visited, so the next spike is always at row
- * start + *cursor. */
+ * table (the population's slice of the Poisson tables): n + 1 row starts (src_p = 1: the
+ * 2 of one train all neurons share), then the spike steps, ascending per row.  *cursor
+ * (the neuron's `ref` state, 0 at step 0) counts its spikes so far; every step is
+ * visited, so the next spike is always at row start + *cursor. */
 PP_HD int pp_array_spike(const pp_pop *p, const uint32_t *tab, uint32_t local, uint64_t step,
                          int32_t *cursor)
 {
-    const uint32_t c = tab[local] + (uint32_t)*cursor;
-    if (c >= tab[local + 1u] || (uint64_t)tab[p->n + 1u + c] != step) return 0;
+    const uint32_t row = p->src_p ? 0u : local, base = p->src_p ? 2u : p->n + 1u;
+    const uint32_t c = tab[row] + (uint32_t)*cursor;
+    if (c >= tab[row + 1u] || (uint64_t)tab[base + c] != step) return 0;
     *cursor += 1;
     return 1;
 }

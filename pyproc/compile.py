@@ -442,11 +442,10 @@ def compile_network(net: Network) -> CompiledNetwork:
         par = pops_py[i].params
         if isinstance(par, SpikeSourceArray):
             # its spike steps, in the Poisson tables' buffer (no kernel argument more):
-            # n + 1 row starts, then the steps; poisson_n stays 0
-            steps = par.steps(sizes[i], dt, f"population {pop_names[i]!r}")
-            starts = np.concatenate(([0], np.cumsum([len(x) for x in steps])))
-            tab = np.concatenate([starts.astype(np.uint32)] + steps).astype(np.uint32)
+            # row starts, then the steps (SpikeSourceArray.table); poisson_n stays 0
+            tab, shared = par.table(sizes[i], dt, f"population {pop_names[i]!r}")
             pops[i]["poisson_offset"], pops[i]["poisson_len"] = t_off, len(tab)
+            pops[i]["src_p"] = int(shared)
             tables.append(tab)
             t_off += len(tab)
             continue
@@ -501,9 +500,11 @@ def compile_network(net: Network) -> CompiledNetwork:
         elif isinstance(par, PoissonSource):
             row["kind"] = POP_SOURCE
             row["src_p"] = min(U32_MAX, int(round(par.rate * dt * 1e-3 * 2.0 ** 32)))
-            row["src_start"] = whole_steps(par.start, dt)
+            # steps past 2^64 - 1 (a stop meant as "never"): the largest step
+            row["src_start"] = min(whole_steps(par.start, dt), 2 ** 64 - 1)
             row["src_stop"] = (2 ** 64 - 1 if par.stop == math.inf
-                               else max(int(row["src_start"]), whole_steps(par.stop, dt)))
+                               else min(max(int(row["src_start"]), whole_steps(par.stop, dt)),
+                                        2 ** 64 - 1))
         else:
             for key, val in _propagators(par, dt).items():
                 row[key] = np.float32(val)

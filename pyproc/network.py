@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import warnings
 from dataclasses import dataclass, field, fields
@@ -82,7 +83,11 @@ class PoissonSource:
     def __post_init__(self):
         for f in ("rate", "start"):
             object.__setattr__(self, f, number(f"PoissonSource.{f}", getattr(self, f)))
-        if not (isinstance(self.stop, float) and self.stop == math.inf):   # inf: no end
+        stop = self.stop
+        if isinstance(stop, numbers.Real) and not isinstance(stop, bool) and \
+                float(stop) == math.inf:                                       # no end
+            object.__setattr__(self, "stop", math.inf)
+        else:
             object.__setattr__(self, "stop", number("PoissonSource.stop (ms, or math.inf)",
                                                     self.stop))
         if not 0 <= self.rate:
@@ -98,59 +103,86 @@ class PoissonSource:
 class SpikeSourceArray:
     """A population that emits given spikes, PyNN's ``SpikeSourceArray`` (NEST: a
     ``spike_generator`` per neuron into a ``parrot_neuron``).  ``spike_times`` (ms): one
-    sequence for every neuron, or a list with a sequence per neuron.  A spike at T ms is
-    emitted in the step that ends at T, so T must be a multiple of dt (> 0; as NEST,
-    which refuses times off the grid), and a neuron has at most one spike per step.  It
-    takes no input and projects like any population."""
+    sequence of times that every neuron emits (stored once), or a list with a sequence per
+    neuron; copied when given (changing the caller's lists later has no effect), each
+    sequence sorted.  A spike at T ms is emitted in the step that ends at T, so T must be
+    a multiple of dt (> 0; as NEST, which refuses times off the grid), and a neuron has at
+    most one spike per step.  It takes no input and projects like any population."""
     spike_times: object
 
-    def per_neuron(self, size: int, where: str) -> list:
-        """The times of each of ``size`` neurons (float64 arrays), or a ModelError."""
+    def __post_init__(self):
         import numpy as np
-        st = self.spike_times
+        st, what = self.spike_times, "SpikeSourceArray.spike_times"
         try:
-            nested = len(st) > 0 and all(np.ndim(x) == 1 for x in st)
+            if isinstance(st, (str, bytes, dict)):
+                raise TypeError
+            seq = list(st)
         except TypeError:
-            raise ModelError(f"{where}: SpikeSourceArray.spike_times must be a sequence of "
-                             f"times (ms) or one sequence per neuron, got {st!r}") from None
-        rows = list(st) if nested else [st] * size
-        if len(rows) != size:
+            raise ModelError(f"{what} must be a sequence of times (ms) or one sequence per "
+                             f"neuron, got {st!r}") from None
+        nested = [not isinstance(x, (str, bytes)) and np.ndim(x) == 1 for x in seq]
+        if any(nested) and not all(nested):
+            raise ModelError(f"{what} must be one sequence of times (ms) or one sequence per "
+                             f"neuron, not a mix of times and sequences")
+
+        def numbers(x, i=None):
+            try:
+                a = np.array(x, dtype=np.float64)           # a copy
+            except (TypeError, ValueError):
+                a = None
+            if a is None or a.ndim != 1 or np.asarray(x).dtype.kind not in "iuf":
+                at = "" if i is None else f" of neuron {i}"
+                raise ModelError(f"{what}{at} must be numbers (ms), got {x!r}")
+            a.setflags(write=False)
+            return a
+        shared = not (seq and all(nested))
+        object.__setattr__(self, "spike_times", numbers(seq) if shared else
+                           tuple(numbers(x, i) for i, x in enumerate(seq)))
+        object.__setattr__(self, "shared", shared)
+        object.__setattr__(self, "_tables", {})
+
+    def table(self, size: int, dt: float, where: str):
+        """(table, shared): the uint32 table the kernels read (pp_array_spike) -- row
+        starts (n + 1; shared: the 2 of the one train), then the spike steps t (the step
+        that ends at T = (t + 1) dt), ascending per neuron -- or a ModelError naming the
+        neuron and time."""
+        import numpy as np
+        key = (int(size), float(dt))
+        if key in self._tables:
+            return self._tables[key]
+        rows = [self.spike_times] if self.shared else list(self.spike_times)
+        if not self.shared and len(rows) != size:
             raise ModelError(f"{where}: SpikeSourceArray.spike_times has {len(rows)} sequences "
                              f"for {size} neurons (give one, or one per neuron)")
-        out = []
-        for i, r in enumerate(rows):
-            a = np.asarray(r)
-            if a.dtype.kind not in "iuf" or a.ndim != 1:
-                raise ModelError(f"{where}: SpikeSourceArray.spike_times of neuron {i} must be "
-                                 f"numbers (ms), got {r!r}")
-            out.append(a.astype(np.float64))
-        return out
-
-    def steps(self, size: int, dt: float, where: str) -> list:
-        """Each neuron's spike steps (t: the step that ends at T = (t + 1) dt), ascending
-        uint32, or a ModelError naming the neuron and time."""
-        import numpy as np
-        out = []
-        for i, T in enumerate(self.per_neuron(size, where)):
-            if T.size and not np.isfinite(T).all():
-                raise ModelError(f"{where}: SpikeSourceArray spike time of neuron {i} is not "
-                                 f"finite")
-            k = np.round(T / dt)
-            off = np.abs(T / dt - k) > 1e-6 * np.maximum(1.0, k)
-            bad = [(off, "is not a multiple of dt = %g ms" % dt),
-                   (k < 1, "is before the first step: spike times must be >= dt = %g ms" % dt),
-                   (k > 2.0 ** 32, "is past 2^32 steps")]
-            for mask, why in bad:
-                if mask.any():
-                    raise ModelError(f"{where}: SpikeSourceArray spike time "
-                                     f"{float(T[mask][0]):g} ms of neuron {i} {why}")
-            t = np.sort(k.astype(np.int64) - 1)
-            if t.size > 1 and (np.diff(t) == 0).any():
-                j = int(np.flatnonzero(np.diff(t) == 0)[0])
-                raise ModelError(f"{where}: neuron {i} of the SpikeSourceArray has two spikes at "
-                                 f"{(t[j] + 1) * dt:g} ms (at most one per step)")
-            out.append(t.astype(np.uint32))
-        return out
+        lens = np.array([r.size for r in rows], dtype=np.int64)
+        T = np.concatenate(rows) if rows else np.zeros(0)
+        nid = np.repeat(np.arange(len(rows)), lens)
+        k = np.round(T / dt)
+        # a time on the grid is k dt up to the rounding of T / dt (~1e-16 of k)
+        off = ~np.isfinite(T) | (np.abs(T / dt - k) > 1e-9 + 4e-16 * np.abs(k))
+        for mask, why in ((~np.isfinite(T), "is not finite"),
+                          (off, f"is not a multiple of dt = {dt:g} ms"),
+                          (k < 1, f"is before the first step: spike times must be >= dt = "
+                                  f"{dt:g} ms"),
+                          (k > 2.0 ** 32, "is past 2^32 steps")):
+            if mask.any():
+                j = int(np.flatnonzero(mask)[0])
+                who = "" if self.shared else f" of neuron {int(nid[j])}"
+                raise ModelError(f"{where}: SpikeSourceArray spike time {float(T[j])} ms{who} "
+                                 f"{why}")
+        t = k.astype(np.int64) - 1
+        order = np.lexsort((t, nid))
+        t, nid = t[order], nid[order]
+        dup = np.flatnonzero((np.diff(t) == 0) & (np.diff(nid) == 0))
+        if dup.size:
+            j = int(dup[0])
+            who = "its neurons have" if self.shared else f"neuron {int(nid[j])} has"
+            raise ModelError(f"{where}: SpikeSourceArray: {who} two spikes at "
+                             f"{(t[j] + 1) * dt:g} ms (at most one per step)")
+        starts = np.concatenate(([0], np.cumsum(lens)))
+        tab = np.concatenate((starts, t)).astype(np.uint32)
+        self._tables[key] = (tab, self.shared)
+        return self._tables[key]
 
 
 @dataclass
@@ -234,7 +266,7 @@ class Network:
             if v_init is not None:
                 raise ModelError(f"population {name!r}: a SpikeSourceArray has no membrane "
                                  f"potential (v_init must not be given)")
-            params.steps(size, self.dt, f"population {name!r}")   # checked now, by name
+            params.table(size, self.dt, f"population {name!r}")   # checked now, by name
             v_init = 0.0
         elif isinstance(params, PoissonSource):
             if v_init is not None:

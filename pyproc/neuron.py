@@ -100,10 +100,13 @@ def array_spikes(pop, tables: np.ndarray, step: int, cursor: np.ndarray) -> np.n
     ``cursor`` (int32, shape (n,): each neuron's spikes so far, 0 at step 0) is advanced in
     place where a neuron spikes (twin of pp_array_spike)."""
     n, off = int(pop["n"]), int(pop["poisson_offset"])
-    tab = tables[off:off + int(pop["poisson_len"])]
-    c = tab[:n].astype(np.int64) + cursor
-    live = np.flatnonzero(c < tab[1:n + 1])
+    tab = tables[off:off + int(pop["poisson_len"])]          # a view (no copy per step)
+    if int(pop["src_p"]):                 # one train all neurons share: row 0, steps at 2
+        c, end, base = int(tab[0]) + cursor.astype(np.int64), int(tab[1]), 2
+    else:
+        c, end, base = tab[:n].astype(np.int64) + cursor, tab[1:n + 1], n + 1
+    live = np.flatnonzero(c < end)
     spk = np.zeros(n, dtype=bool)
-    spk[live] = tab[n + 1 + c[live]] == step
+    spk[live] = tab[base + c[live]] == step
     cursor[spk] += 1
     return spk

@@ -157,7 +157,9 @@ def cpu_bytes(cnet: CompiledNetwork, connectivity: str) -> Dict[str, int]:
     delay ring, and for ``connectivity`` 'stored' the CSR of every projection (synapse
     counts bounded as the GPU plan does) with the peak of its set-up."""
     parts = {"neuron state": CPU_NEURON_BYTES * int(cnet.n_neurons),
-             "delay ring": CPU_RING_BYTES * int(cnet.ring_size)}
+             "delay ring": CPU_RING_BYTES * int(cnet.ring_size),
+             # Poisson thresholds and spike-array tables (uint32)
+             "input tables": 4 * int(cnet.poisson_tables.size)}
     if connectivity == "stored" and len(cnet.projs):
         per = synapse_bound(cnet)
         rows = int(cnet.projs["n_pre"].astype(np.int64).sum())

@@ -48,7 +48,8 @@ def _poisson_mix(n_a=300, n_b=60):
     excitatory and an inhibitory input, and one of mean 100 per step whose table (with
     the others) passes PP_POISSON_SHARED = 256 entries, so the resident phase reads it
     from global memory; B (one channel) four inputs, the third never firing; S a Poisson
-    source active from 2 to 8 ms, projecting into A and B; G a SpikeSourceArray onto A."""
+    source active from 2 to 8 ms, projecting into A and B; G a SpikeSourceArray onto A, H
+    one shared train onto B."""
     net = pp.Network(dt=0.1, seed=5)
     net.add_population("A", n_a, pp.LIF(tau_syn_ex=2.0, tau_syn_in=5.0, t_ref=1.0),
                        v_init=pp.uniform(-70.0, -54.0))
@@ -73,6 +74,9 @@ def _poisson_mix(n_a=300, n_b=60):
     net.add_population("G", 20, pp.SpikeSourceArray(
         [[0.1 * (1 + (3 * i + 7 * j) % 150) for j in range(8)] for i in range(20)]))
     net.connect("G", "A", pp.fixed_outdegree(25), weight=120.0, delay=pp.normal(0.8, 0.2))
+    # and one train that all its 10 neurons emit, onto B
+    net.add_population("H", 10, pp.SpikeSourceArray([0.3, 1.1, 4.0, 9.5]))
+    net.connect("H", "B", pp.fixed_total_number(100), weight=90.0, delay=0.5)
     return pp.compile_network(net)
 
 

@@ -325,6 +325,9 @@ def test_missing_areas_bad_value():
         multiarea(tiny(), areas=["B"], missing_areas="Poisson")
     with pytest.raises(pp.ModelError, match=r"multiarea: compensate_missing"):
         multiarea(tiny(), areas=["B"], compensate_missing="no")
+    with pytest.raises(pp.ModelError, match=r"multiarea: give missing_areas or the older "
+                                            r"compensate_missing, not both"):
+        multiarea(tiny(), areas=["B"], missing_areas="poisson", compensate_missing=True)
 
 
 def test_registered_in_models():

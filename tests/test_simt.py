@@ -293,8 +293,9 @@ def test_several_poisson_inputs(simt_fake, how):
     grid-stride phase (one block for 3 neuron blocks), the one-block build and the graph
     loop's neuron kernel give the CPU reference's spikes."""
     cnet, want, ev = _ref("poisson_mix", _poisson_mix, 120)
-    pa, pb, ps, pg = cnet.pops
-    assert int(pg["kind"]) == 2 and int(pg["poisson_len"]) == 181
+    pa, pb, ps, pg, ph = cnet.pops
+    assert int(pg["kind"]) == 2 and int(pg["poisson_len"]) == 181 and int(pg["src_p"]) == 0
+    assert int(ph["kind"]) == 2 and int(ph["poisson_len"]) == 6 and int(ph["src_p"]) == 1
     assert int(ps["kind"]) == 1 and (int(ps["src_start"]), int(ps["src_stop"])) == (20, 80)
     lo, hi = int(ps["offset"]), int(ps["offset"]) + int(ps["n"])
     src = {s for s, ids in want.items() if any(lo <= i < hi for i in ids)}
@@ -308,7 +309,7 @@ def test_several_poisson_inputs(simt_fake, how):
             sim.run_steps(120, rec)
             got, ev_g = _by_step(rec), sim.n_events
     else:
-        opt = {"resident": {"persistent_grid": 5}, "grid_stride": {"persistent_grid": 1},
+        opt = {"resident": {"persistent_grid": 6}, "grid_stride": {"persistent_grid": 1},
                "one_block": {"one_block": True, "persistent_grid": 1}}[how]
         got, ev_g, sim = _run(cnet, "procedural", 120, **opt)
         assert (sim._n_blocks <= sim.persistent_grid) == (how == "resident")

@@ -457,13 +457,16 @@ def _array_net(times=None, dt=0.1):
     return net
 
 
-def test_spike_source_array_twin_equals_gcc_header(shim):
-    cnet = compile_network(_array_net())
+@pytest.mark.parametrize("shared", [False, True])
+def test_spike_source_array_twin_equals_gcc_header(shim, shared):
+    cnet = compile_network(_array_net([0.5, 2.0, 9.9]) if shared else _array_net())
     pop = np.ascontiguousarray(cnet.pops[0:1])
     off, ln = int(pop[0]["poisson_offset"]), int(pop[0]["poisson_len"])
     tab = np.ascontiguousarray(cnet.poisson_tables[off:off + ln])
     assert int(pop[0]["kind"]) == 2 and int(pop[0]["poisson_n"]) == 0
-    assert tab.tolist() == [0, 3, 3, 4, 8, 0, 4, 19, 49, 1, 2, 3, 98]     # starts, then steps
+    assert int(pop[0]["src_p"]) == shared
+    assert tab.tolist() == ([0, 3, 4, 19, 98] if shared else     # one train: starts 0, 3
+                            [0, 3, 3, 4, 8, 0, 4, 19, 49, 1, 2, 3, 98])   # starts, then steps
     cur_c, cur_n = np.zeros(4, np.int32), np.zeros(4, np.int32)
     for step in range(120):
         out = np.zeros(4, np.uint8)
@@ -472,7 +475,7 @@ def test_spike_source_array_twin_equals_gcc_header(shim):
         np.testing.assert_array_equal(out.astype(bool),
                                       array_spikes(cnet.pops[0], cnet.poisson_tables, step, cur_n))
         np.testing.assert_array_equal(cur_c, cur_n)
-    assert cur_n.tolist() == [3, 0, 1, 4]
+    assert cur_n.tolist() == ([3] * 4 if shared else [3, 0, 1, 4])
 
 
 def test_spike_source_array_emits_its_spikes():
@@ -492,16 +495,37 @@ def test_spike_source_array_emits_its_spikes():
 
 
 def test_spike_source_array_refusals():
-    for times, msg in (([0.15], r"spike time 0.15 ms of neuron 0 is not a multiple of dt = 0.1"),
-                       ([0.0], r"spike time 0 ms of neuron 0 is before the first step"),
+    """Times off the dt grid are refused however late (the tolerance is the rounding of
+    T / dt, not a fraction of T), quoted in full; bad structures are refused when the
+    SpikeSourceArray is made, naming the neuron."""
+    for times, msg in (([0.15], r"spike time 0.15 ms is not a multiple of dt = 0.1"),
+                       ([10000.05], r"spike time 10000.05 ms is not a multiple of dt = 0.1"),
+                       ([123456.78], r"spike time 123456.78 ms is not a multiple"),
+                       ([0.0], r"spike time 0.0 ms is before the first step"),
                        ([[1.0], [2.0]], r"has 2 sequences for 4 neurons"),
-                       ([[1.0], [2.0, 2.0], [], []], r"neuron 1 of the SpikeSourceArray has two "
-                                                      r"spikes at 2 ms"),
-                       ([float("nan")], r"spike time of neuron 0 is not finite"),
-                       ([["a"], [], [], []], r"spike_times of neuron 0 must be numbers"),
-                       (5.0, r"spike_times must be a sequence of times")):
-        with pytest.raises(pp.ModelError, match=r"population 'G': .*" + msg):
+                       ([[1.0], [2.0, 2.0], [], []], r"neuron 1 has two spikes at 2 ms"),
+                       ([2.0, 2.0], r"its neurons have two spikes at 2 ms"),
+                       ([[1.0], [float("nan")], [], []], r"spike time nan ms of neuron 1 is "
+                                                         r"not finite")):
+        with pytest.raises(pp.ModelError, match=r"population 'G': SpikeSourceArray" + r".*" + msg):
             _array_net(times)
+    for times, msg in (([["a"], [], [], []], r"spike_times of neuron 0 must be numbers"),
+                       ([[1.0], 2.0], r"not a mix of times and sequences"),
+                       (5.0, r"spike_times must be a sequence of times"),
+                       ("1.0", r"spike_times must be a sequence of times")):
+        with pytest.raises(pp.ModelError, match=r"SpikeSourceArray.*" + msg):
+            pp.SpikeSourceArray(times)
+    # on the grid, late and in float arithmetic: accepted
+    tab, shared = pp.SpikeSourceArray([123456.8, 0.1 * 7, 1e6]).table(1, 0.1, "x")
+    assert shared and tab.tolist() == [0, 3, 6, 1234567, 9999999]
+    # a copy: changing the caller's list afterwards changes nothing
+    times = [[1.0], [2.0], [3.0], [4.0]]
+    src = pp.SpikeSourceArray(times)
+    times[0].append(5.0)
+    assert src.spike_times[0].tolist() == [1.0] and not src.shared
+    # one train for many neurons is stored once
+    tab, shared = pp.SpikeSourceArray(np.arange(1, 1001) * 0.1).table(100000, 0.1, "x")
+    assert shared and tab.size == 2 + 1000
     net = _array_net()
     with pytest.raises(pp.ModelError, match=r"population 'G' is a SpikeSourceArray, which takes "
                                             r"no input"):

@@ -412,7 +412,7 @@ MISSING_AREAS = ("dc", "poisson", "none")
 def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] = None,
               scale: float = 1.0, k_scale: Optional[float] = None, dt: float = 0.1, seed: int = 1,
               chi: Optional[float] = None, chi_I: Optional[float] = None, rates=None,
-              missing_areas: str = "dc",
+              missing_areas: Optional[str] = None,
               delay_clip_sd: Optional[float] = GENN_DELAY_CLIP_SD,
               compensate_missing: Optional[bool] = None) -> Network:
     """Build the multi-area model (see the module docstring).
@@ -424,13 +424,19 @@ def multiarea(structure, state: str = "ground", areas: Optional[Sequence[str]] =
     (``k_scale`` defaults to ``scale``), with DC compensation using ``rates``.
     ``delay_clip_sd``: upper truncation of the delays at mean + delay_clip_sd * sd
     (default ``GENN_DELAY_CLIP_SD`` = 3.719 as GeNN; None: no upper bound, as NEST).
-    ``missing_areas``: the input from the areas ``areas`` leaves out, "dc" (a DC of its
-    mean), "poisson" (Poisson input at the stand-in rates, as the authors'
+    ``missing_areas``: the input from the areas ``areas`` leaves out, "dc" (the default:
+    a DC of its mean), "poisson" (Poisson input at the stand-in rates, as the authors'
     ``replace_non_simulated_areas='het_poisson_stat'``) or "none" (dropped);
     ``compensate_missing`` (True / False) is the older spelling of "dc" / "none"."""
     st = load_structure(structure)
     if compensate_missing is not None:
+        if missing_areas is not None:
+            raise ModelError(f"multiarea: give missing_areas or the older compensate_missing, "
+                             f"not both (got missing_areas={missing_areas!r}, "
+                             f"compensate_missing={compensate_missing!r})")
         missing_areas = "dc" if flag("multiarea: compensate_missing", compensate_missing) else "none"
+    elif missing_areas is None:
+        missing_areas = "dc"
     if missing_areas not in MISSING_AREAS:
         raise ModelError(f"multiarea: missing_areas must be one of {', '.join(MISSING_AREAS)}, "
                          f"got {missing_areas!r}")
