@@ -642,6 +642,26 @@ def _effective_options(fn, kwargs) -> Dict[str, object]:
     return opts
 
 
+def _silent_sources(cnet, duration: float) -> List[Tuple[str, float]]:
+    """(name, first possible spike in ms) of every PoissonSource or SpikeSourceArray
+    population that cannot spike in a run of ``duration`` ms (a stimulus set after it)."""
+    from .compile import POP_ARRAY, POP_SOURCE
+    steps = int(round(duration / cnet.dt))
+    out = []
+    for name, p in zip(cnet.pop_names, cnet.pops):
+        if steps <= 0 or int(p["kind"]) not in (POP_ARRAY, POP_SOURCE):
+            continue
+        if int(p["kind"]) == POP_SOURCE:
+            first = int(p["src_start"]) if int(p["src_stop"]) > int(p["src_start"]) else None
+        else:
+            off, n = int(p["poisson_offset"]), 1 if int(p["src_p"]) else int(p["n"])
+            st = cnet.poisson_tables[off + n + 1:off + int(p["poisson_len"])]
+            first = int(st.min()) if st.size else None
+        if first is None or first >= steps:
+            out.append((name, math.inf if first is None else (first + 1) * cnet.dt))
+    return out
+
+
 def _duration_problem(duration: float, dt: float) -> Optional[str]:
     """Why ``duration`` ms cannot be simulated with steps of ``dt`` ms, or None: it must be
     a whole number of steps, and a duration > 0 must be at least one step."""
@@ -675,6 +695,11 @@ def cmd_run(args) -> int:
     why = _duration_problem(args.duration, cnet.dt)
     if why:
         args._parser.error(f"argument --duration: {why}")
+    for name, first_ms in _silent_sources(cnet, args.duration):
+        warnings.warn(f"population {name!r} emits nothing in this run: " + (
+            "it has no spike times or an empty window" if first_ms == math.inf else
+            f"its first spike could come at {first_ms:g} ms, after the run's "
+            f"{args.duration:g} ms"))
     try:
         loop = getattr(args, "cuda_loop", "auto")
         if loop != "auto" and args.backend != "cuda":

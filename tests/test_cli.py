@@ -3,6 +3,7 @@ outputs, its one-line errors, and every command documented in docs/cli.md and RE
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -773,3 +774,24 @@ def test_microcircuit_thalamic_option(capsys, tmp_path):
     code, _, err = run_cli(capsys, "run", "microcircuit", "--thalamic", "yes", "--duration", "0",
                            "--out", tmp_path / "x")
     assert code == 2 and "argument --thalamic: must be on or off, got 'yes'" in err
+    # a run that ends before the pulse says so (one line), and runs
+    code, _, err = run_cli(capsys, "run", "microcircuit", "--scale", "0.01", "--duration", "1",
+                           "--thalamic", "on", "--out", tmp_path / "short", "--no-plots",
+                           "--quiet")
+    assert code == 0 and err.count("pyproc: warning:") == 1, err
+    assert ("pyproc: warning: population 'TH' emits nothing in this run: its first spike "
+            "could come at 700.1 ms, after the run's 1 ms") in err
+
+
+def test_silent_sources():
+    from pyproc.cli import _silent_sources
+    net = pp.Network(dt=0.1, seed=1)
+    net.add_population("P", 3, pp.PoissonSource(5.0, start=20.0, stop=20.0))   # empty window
+    net.add_population("Q", 3, pp.PoissonSource(5.0, start=20.0))
+    net.add_population("A", 2, pp.SpikeSourceArray([[], [3.0]]))
+    net.add_population("B", 2, pp.SpikeSourceArray([]))
+    cnet = pp.compile_network(net)
+    assert _silent_sources(cnet, 2.0) == [("P", math.inf), ("Q", 20.1), ("A", 3.0),
+                                          ("B", math.inf)]
+    assert _silent_sources(cnet, 30.0) == [("P", math.inf), ("B", math.inf)]
+    assert _silent_sources(cnet, 0.0) == []
