@@ -13,11 +13,11 @@
 #include "network.cuh"
 
 PP_HD int pp_lif_step(float *V, float *Iex, float *Iin, int32_t *ref,
-                      int32_t acc_ex, int32_t acc_in, const pp_pop *p)
+                      int32_t acc_ex, int32_t acc_in, const pp_pop *p, float i_e)
 {
     float v = *V, iex = *Iex, iin = *Iin;
     if (*ref == 0) {
-        v = p->P20 * p->I_e + p->P22 * v;
+        v = p->P20 * i_e + p->P22 * v;
         v = v + p->P21ex * iex;
         v = v + p->P21in * iin;
     } else {

@@ -76,7 +76,17 @@ typedef struct {
     uint32_t src_p;                /* PP_POP_SOURCE: spike probability per step, x 2^32;
                                       PP_POP_ARRAY: 1 if every neuron emits one shared train */
     uint64_t src_start, src_stop;  /* PP_POP_SOURCE: it spikes in steps [start, stop) */
+    float dc_amp;                  /* pA added to I_e in steps [dc_start, dc_stop) (0, 0: none) */
+    uint32_t dc_pad;
+    uint64_t dc_start, dc_stop;
 } pp_pop;
+
+/* The constant current (pA) of population p's membrane at step `step`: I_e, plus its
+ * step current (NEST dc_generator, PyNN DCSource) inside its window (one float add). */
+PP_HD float pp_i_e(const pp_pop *p, uint64_t step)
+{
+    return (step >= p->dc_start && step < p->dc_stop) ? p->I_e + p->dc_amp : p->I_e;
+}
 
 /* Ring element of (population, slot, channel, local neuron): layout
  * [slot][channel][neuron] inside the population's slice. */

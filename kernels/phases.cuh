@@ -103,7 +103,8 @@ __device__ __forceinline__ void pp_neuron_phase(
         if (acc_in > 2147483647LL || acc_in < -2147483647LL)
             pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 1);
         v = V[g]; iex = Iex[g]; iin = Iin[g]; r = ref[g];
-        spiked = pp_lif_step(&v, &iex, &iin, &r, (int32_t)acc_ex, (int32_t)acc_in, p);
+        spiked = pp_lif_step(&v, &iex, &iin, &r, (int32_t)acc_ex, (int32_t)acc_in, p,
+                             pp_i_e(p, t));
         V[g] = v; Iex[g] = iex; Iin[g] = iin; ref[g] = r;
     }
     if (spiked) {

@@ -112,7 +112,8 @@ __device__ __forceinline__ void pp_neuron_resident(
                 pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 0);
             if (acc_in > 2147483647LL || acc_in < -2147483647LL)
                 pp_set_error_at(ctrl, t, PP_ERR_INPUT_OVERFLOW, g, 1);
-            spiked = pp_lif_step(v, iex, iin, r, (int32_t)acc_ex, (int32_t)acc_in, sp);
+            spiked = pp_lif_step(v, iex, iin, r, (int32_t)acc_ex, (int32_t)acc_in, sp,
+                                 pp_i_e(sp, t));
         }
     }
     const uint32_t mask = __ballot_sync(0xffffffffu, spiked);

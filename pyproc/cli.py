@@ -223,6 +223,9 @@ MODEL_OPTIONS: Dict[str, Tuple[str, Tuple[Option, ...]]] = {
         Option("--thalamic", "thalamic", on_off,
                "PD14's thalamic input: 902 Poisson sources (population TH) at 120 Hz from "
                "700 to 710 ms onto L4 and L6 (default off)", "on|off"),
+        Option("--dc-stimulus", "dc_stimulus", on_off,
+               "the NEST example's transient DC input: 0.3 pA x K_ext into every population "
+               "from 650 to 750 ms (default off)", "on|off"),
         _DT)),
     "multiarea": ("Multi-area model read from a structure file.", (
         Option("--structure", "structure", existing_file,
@@ -773,6 +776,10 @@ def cmd_run(args) -> int:
         # Poisson inputs per population (K inputs at rate_Hz, weight_pA each), in order
         "poisson_inputs": {name: [{"rate_Hz": i.rate, "K": i.K, "weight_pA": i.weight}
                                   for i in inputs] for name, inputs in net.poisson.items()},
+        # step currents (add_dc): pA from start_ms to stop_ms (null: no end)
+        "step_currents": {name: {"amplitude_pA": d.amplitude, "start_ms": d.start,
+                                 "stop_ms": None if d.stop == math.inf else d.stop}
+                          for name, d in net.dc.items()},
         "duration_requested_ms": args.duration,
         "steps": int(sim.sim.step),
         "neurons": n_neurons,

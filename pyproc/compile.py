@@ -78,6 +78,7 @@ POP_DTYPE = np.dtype([
     ("poisson_channels", "u4"), ("poisson_end", "u4", (MAX_POISSON,)),
     ("poisson_w", "i4", (MAX_POISSON,)), ("n_channels", "u4"),
     ("kind", "u4"), ("src_p", "u4"), ("src_start", "u8"), ("src_stop", "u8"),
+    ("dc_amp", "f4"), ("dc_pad", "u4"), ("dc_start", "u8"), ("dc_stop", "u8"),
 ], align=True)
 POP_LIF, POP_SOURCE, POP_ARRAY = 0, 1, 2       # pp_pop.kind
 
@@ -512,6 +513,13 @@ def compile_network(net: Network) -> CompiledNetwork:
             row["V_th"] = par.V_th - par.E_L
             row["V_reset"] = par.V_reset - par.E_L
             row["ref_steps"] = whole_steps(par.t_ref, dt)
+            dc = net.dc.get(p.name)
+            if dc is not None:                    # a step current in steps [start, stop)
+                row["dc_amp"] = dc.amplitude
+                row["dc_start"] = min(whole_steps(dc.start, dt), 2 ** 64 - 1)
+                row["dc_stop"] = (2 ** 64 - 1 if dc.stop == math.inf else
+                                  min(max(int(row["dc_start"]), whole_steps(dc.stop, dt)),
+                                      2 ** 64 - 1))
         row["inv_scale_ex"] = np.float32(1.0 / scale[i, 0])
         row["inv_scale_in"] = np.float32(1.0 / scale[i, 1])
         row["offset"], row["n"], row["stream"] = offsets[i], sizes[i], p.stream

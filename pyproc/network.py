@@ -27,7 +27,8 @@ from .errors import ModelError, flag, number
 from .rng import stream_id
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, from_conn_spec
 
-__all__ = ["LIF", "PoissonSource", "SpikeSourceArray", "Population", "Projection", "PoissonInput", "Network"]
+__all__ = ["LIF", "PoissonSource", "SpikeSourceArray", "Population", "Projection", "PoissonInput",
+           "StepCurrent", "Network"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 # largest mean Poisson count per neuron and step (the count's threshold table has about
@@ -215,6 +216,14 @@ class PoissonInput:
     weight: float  # pA
 
 
+@dataclass(frozen=True)
+class StepCurrent:
+    target: str
+    amplitude: float   # pA
+    start: float       # ms
+    stop: float        # ms (math.inf: no end)
+
+
 @dataclass
 class Network:
     """A network of LIF populations; ``dt`` in ms, ``seed`` an integer in [0, 2^32)."""
@@ -223,6 +232,7 @@ class Network:
     populations: Dict[str, Population] = field(default_factory=dict)
     projections: Dict[str, Projection] = field(default_factory=dict)
     poisson: Dict[str, List[PoissonInput]] = field(default_factory=dict)  # by target, in call order
+    dc: Dict[str, StepCurrent] = field(default_factory=dict)                # by target
 
     def __post_init__(self):
         dt = number("Network.dt (ms)", self.dt)
@@ -366,6 +376,32 @@ class Network:
                              f"inputs of the same weight add up: one input at rate_1 K_1 + "
                              f"rate_2 K_2 with K = 1")
         have.append(PoissonInput(tgt, vals["rate"], vals["K"], vals["weight"]))
+
+    def add_dc(self, target: str, amplitude: float, start: float = 0.0,
+               stop: float = math.inf) -> None:
+        """A step current of ``amplitude`` pA into every neuron of ``target`` (NEST's
+        ``dc_generator``, PyNN's ``DCSource``), added to its I_e in the steps whose
+        interval lies in (start, stop] ms (rounded to whole steps, halves up): from the
+        step after ``start`` to the step that ends at ``stop``.  Unlike NEST it has no
+        connection delay: it acts from ``start``, not ``start`` + delay.  One per
+        population."""
+        tgt = self._pop_name("add_dc: target", target)
+        self._not_a_source("add_dc", tgt)
+        where = f"step current into {tgt!r}"
+        amp = number(f"{where}: amplitude (pA)", amplitude)
+        t0 = number(f"{where}: start (ms)", start)
+        if isinstance(stop, numbers.Real) and not isinstance(stop, bool) and \
+                float(stop) == math.inf:
+            t1 = math.inf
+        else:
+            t1 = number(f"{where}: stop (ms, or math.inf)", stop)
+        if t0 < 0 or not t1 >= t0:
+            raise ModelError(f"{where}: need 0 <= start <= stop, got start={t0:g} ms, "
+                             f"stop={t1:g} ms")
+        if tgt in self.dc:
+            raise ModelError(f"{where}: population {tgt!r} already has a step current "
+                             f"(one per population; add the amplitudes of overlapping ones)")
+        self.dc[tgt] = StepCurrent(tgt, amp, t0, t1)
 
     def record(self, population: str, on: bool = True) -> None:
         """Record (or stop recording) the spikes of a population (all are recorded by default)."""

@@ -7,8 +7,8 @@ import numpy as np
 from . import sampling
 from .rng import TAG_POISSON, TAG_SOURCE, philox_words
 
-__all__ = ["lif_step", "lif_params", "poisson_counts", "poisson_input", "source_spikes",
-           "array_spikes"]
+__all__ = ["lif_step", "lif_params", "i_e_at", "poisson_counts", "poisson_input",
+           "source_spikes", "array_spikes"]
 
 _F32 = np.float32
 _LIF_F32 = ("P20", "I_e", "P22", "P21ex", "P21in", "P11ex", "P11in", "inv_scale_ex",
@@ -25,12 +25,22 @@ def lif_params(pops: np.ndarray) -> dict:
     return out
 
 
-def lif_step(V, Iex, Iin, ref, acc_ex, acc_in, pop) -> np.ndarray:
+def i_e_at(pop, step: int):
+    """The constant current (pA, float32) of ``pop`` at ``step``: I_e, plus its step
+    current inside its window, one float32 add (twin of pp_i_e)."""
+    if int(pop["dc_start"]) <= step < int(pop["dc_stop"]):
+        return _F32(pop["I_e"]) + _F32(pop["dc_amp"])
+    return _F32(pop["I_e"])
+
+
+def lif_step(V, Iex, Iin, ref, acc_ex, acc_in, pop, i_e=None) -> np.ndarray:
     """Advance one step in place (float32, same operation order as pp_lif_step);
     returns the boolean spike mask.  ``pop``: one population's record, or the per-neuron
-    arrays of :func:`lif_params`."""
+    arrays of :func:`lif_params`; ``i_e``: this step's constant current (float32, scalar
+    or per neuron; default ``pop["I_e"]``, see :func:`i_e_at`)."""
     active = ref == 0
-    v = _F32(pop["P20"]) * _F32(pop["I_e"]) + _F32(pop["P22"]) * V
+    i_e = _F32(pop["I_e"]) if i_e is None else i_e
+    v = _F32(pop["P20"]) * i_e + _F32(pop["P22"]) * V
     v = v + _F32(pop["P21ex"]) * Iex
     v = v + _F32(pop["P21in"]) * Iin
     np.copyto(V, v, where=active)

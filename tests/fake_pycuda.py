@@ -17,7 +17,7 @@ from pyproc import kernels as K
 from pyproc.backends import cuda as CU
 from pyproc.compile import POP_DTYPE, PROJ_DTYPE
 from pyproc.connectivity import rows
-from pyproc.neuron import array_spikes, lif_step, poisson_input, source_spikes
+from pyproc.neuron import array_spikes, i_e_at, lif_step, poisson_input, source_spikes
 from pyproc.sampling import TABLES_LEN, sampler_tables
 
 __all__ = ["FakeError", "Mem", "Alloc", "Emulator", "FakeDriver", "FakeFunction", "FakeGraphs",
@@ -133,7 +133,7 @@ class Emulator:
                 spk = array_spikes(p, tabs, t, cur)[loc]
                 ref[g] = cur[loc]
             else:
-                spk = lif_step(v, ie, ii, r, acc[0], acc[1], p)
+                spk = lif_step(v, ie, ii, r, acc[0], acc[1], p, i_e_at(p, t))
                 V[g], Iex[g], Iin[g], ref[g] = v, ie, ii, r
             for l in loc[spk]:
                 new.append((int(pi), int(l), bool(flags[pi] & 1), int(p["offset"]) + int(l)))

@@ -783,6 +783,16 @@ def test_microcircuit_thalamic_option(capsys, tmp_path):
             "could come at 700.1 ms, after the run's 1 ms") in err
 
 
+def test_microcircuit_dc_stimulus_option(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "run", "microcircuit", "--scale", "0.01", "--duration", "0",
+                           "--dc-stimulus", "on", "--out", tmp_path / "on", "--no-plots")
+    assert code == 0, err
+    summ = json.loads((tmp_path / "on" / "summary.json").read_text())
+    assert summ["model_options"]["dc_stimulus"] is True
+    assert summ["step_currents"]["L4E"] == {"amplitude_pA": pytest.approx(0.3 * 2100),
+                                            "start_ms": 650.0, "stop_ms": 750.0}
+
+
 def test_silent_sources():
     from pyproc.cli import _silent_sources
     net = pp.Network(dt=0.1, seed=1)

@@ -47,7 +47,8 @@ def _poisson_mix(n_a=300, n_b=60):
     """Several Poisson inputs per population: A (two channels; 2 neuron blocks) an
     excitatory and an inhibitory input, and one of mean 100 per step whose table (with
     the others) passes PP_POISSON_SHARED = 256 entries, so the resident phase reads it
-    from global memory; B (one channel) four inputs, the third never firing; S a Poisson
+    from global memory; B (one channel) four inputs, the third never firing, and a step
+    current from 3 to 9 ms; S a Poisson
     source active from 2 to 8 ms, projecting into A and B; G a SpikeSourceArray onto A, H
     one shared train onto B."""
     net = pp.Network(dt=0.1, seed=5)
@@ -64,6 +65,7 @@ def _poisson_mix(n_a=300, n_b=60):
     net.add_poisson("B", rate=2.0, K=500, weight=-30.0)
     net.add_poisson("B", rate=3.0, K=0, weight=5.0)
     net.add_poisson("B", rate=0.5, K=100, weight=100.0)
+    net.add_dc("B", 150.0, start=3.0, stop=9.0)           # a step current from 3 to 9 ms
     # a Poisson source (PoissonSource) firing from 2 ms to 8 ms into both
     net.add_population("S", n_b, pp.PoissonSource(rate=300.0, start=2.0, stop=8.0))
     net.connect("S", "A", pp.fixed_outdegree(30), weight=pp.normal(80.0, 8.0),

@@ -13,5 +13,5 @@ def test_pop_struct_matches_header(shim):
     assert shim.shim_sizeof_pop() == POP_DTYPE.itemsize
     for i, field in enumerate(("P11ex", "ref_steps", "poisson_w", "n_channels", "poisson_n",
                                "poisson_end", "poisson_channels", "kind", "src_start",
-                               "src_stop")):
+                               "src_stop", "dc_amp", "dc_start", "dc_stop")):
         assert shim.shim_offsetof_pop(i) == POP_DTYPE.fields[field][1], field

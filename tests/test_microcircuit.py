@@ -579,3 +579,19 @@ def test_thalamic_input():
         microcircuit(0.02, thalamic=True, th_rate=-1.0)
     with pytest.raises(pp.ModelError, match=r"microcircuit: thalamic"):
         microcircuit(0.02, thalamic="yes")
+
+
+def test_dc_stimulus():
+    """dc_stimulus=True: a step current of 0.3 pA x K_ext (full scale) into each
+    population from 650 to 750 ms; off by default."""
+    assert microcircuit(0.02).dc == {}
+    net = microcircuit(0.02, dc_stimulus=True)
+    for i, pop in enumerate(POPULATIONS):
+        dc = net.dc[pop]
+        assert dc.amplitude == pytest.approx(0.3 * K_EXT[i]) and (dc.start, dc.stop) == (650.0,
+                                                                                        750.0)
+    cnet = pp.compile_network(net)
+    assert set(zip(cnet.pops["dc_start"].tolist(), cnet.pops["dc_stop"].tolist())) == \
+        {(6500, 7500)}
+    with pytest.raises(pp.ModelError, match=r"microcircuit: dc_start and dc_duration must be"):
+        microcircuit(0.02, dc_stimulus=True, dc_duration=-1.0)

@@ -286,9 +286,9 @@ def test_graph_loop_kernels(simt_fake, connectivity, csr_build, tiles):
 
 @pytest.mark.parametrize("how", ["resident", "grid_stride", "one_block", "graph"])
 def test_several_poisson_inputs(simt_fake, how):
-    """Up to four Poisson inputs per population (pp_poisson_input), a Poisson source
-    population (pp_source_spike) and a spike-array population (pp_array_spike, its
-    cursor in the neuron's ref) in every neuron phase:
+    """Up to four Poisson inputs per population (pp_poisson_input), a step current
+    (pp_i_e), a Poisson source population (pp_source_spike) and a spike-array population
+    (pp_array_spike, its cursor in the neuron's ref) in every neuron phase:
     the persistent kernel's resident phase (A's tables past the shared copy), its
     grid-stride phase (one block for 3 neuron blocks), the one-block build and the graph
     loop's neuron kernel give the CPU reference's spikes."""
@@ -296,6 +296,7 @@ def test_several_poisson_inputs(simt_fake, how):
     pa, pb, ps, pg, ph = cnet.pops
     assert int(pg["kind"]) == 2 and int(pg["poisson_len"]) == 181 and int(pg["src_p"]) == 0
     assert int(ph["kind"]) == 2 and int(ph["poisson_len"]) == 6 and int(ph["src_p"]) == 1
+    assert (int(pb["dc_start"]), int(pb["dc_stop"])) == (30, 90)
     assert int(ps["kind"]) == 1 and (int(ps["src_start"]), int(ps["src_stop"])) == (20, 80)
     lo, hi = int(ps["offset"]), int(ps["offset"]) + int(ps["n"])
     src = {s for s, ids in want.items() if any(lo <= i < hi for i in ids)}

@@ -1,6 +1,7 @@
 """Neuron update and spike delivery: the NumPy twin == the gcc-built header, and the
 stored (SciPy CSR) reference == the procedural twin, spike for spike."""
 import ctypes
+import math
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import pytest
 import pyproc as pp
 from pyproc.compile import compile_network
 from pyproc.models import balanced
-from pyproc.neuron import (array_spikes, lif_params, lif_step, poisson_counts, poisson_input,
+from pyproc.neuron import (array_spikes, i_e_at, lif_params, lif_step, poisson_counts, poisson_input,
                            source_spikes)
 from conftest import ptr
 
@@ -532,3 +533,68 @@ def test_spike_source_array_refusals():
         net.connect("E", "G", pp.all_to_all(), weight=1.0, delay=1.0)
     with pytest.raises(pp.ModelError, match=r"a SpikeSourceArray has no membrane"):
         net.add_population("H", 2, pp.SpikeSourceArray([1.0]), v_init=-65.0)
+
+
+def test_step_current_twin_equals_gcc_header(shim):
+    """pp_i_e / i_e_at: I_e + amplitude (one float32 add) in steps [start, stop), I_e
+    elsewhere; the LIF step with it equals the gcc-built header bit for bit."""
+    net = pp.Network(dt=0.1, seed=3)
+    net.add_population("P", 500, pp.LIF(I_e=120.0), v_init=pp.uniform(-70.0, -50.0))
+    net.add_dc("P", 333.3, start=10.0, stop=30.0)
+    cnet = compile_network(net)
+    p = cnet.pops[0]
+    assert (int(p["dc_start"]), int(p["dc_stop"])) == (100, 300)
+    assert i_e_at(p, 99) == np.float32(120.0) and i_e_at(p, 300) == np.float32(120.0)
+    assert i_e_at(p, 100) == np.float32(120.0) + np.float32(333.3)
+    pop = np.ascontiguousarray(cnet.pops[0:1])
+    n, steps = 500, 400
+    acc = np.random.default_rng(1).integers(-20000, 30000, size=(steps, 2, n)).astype(np.int32)
+    Vc, Ec, Ic, Rc = cnet.v0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32), \
+        np.zeros(n, np.int32)
+    spk_c = np.zeros((steps, n), np.uint8)
+    shim.shim_lif(ctypes.c_size_t(n), ctypes.c_size_t(steps), ptr(Vc), ptr(Ec), ptr(Ic), ptr(Rc),
+                  ptr(acc), ptr(pop), ptr(spk_c))
+    Vn, En, In, Rn = cnet.v0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32), \
+        np.zeros(n, np.int32)
+    spk_n = np.zeros((steps, n), np.uint8)
+    for s in range(steps):
+        spk_n[s] = lif_step(Vn, En, In, Rn, acc[s, 0].astype(np.int64),
+                            acc[s, 1].astype(np.int64), p, i_e_at(p, s))
+    np.testing.assert_array_equal(spk_c, spk_n)
+    np.testing.assert_array_equal(Vc.view(np.uint32), Vn.view(np.uint32))
+    rate = spk_n.reshape(steps, n).sum(1)
+    assert rate[100:300].sum() > 3 * rate[:100].sum() + 10      # the window drives it
+
+
+def test_step_current_fires_where_theory_says():
+    """A neuron without input and a 500 pA step current from 20 to 50 ms: V_inf = 20 mV
+    above E_L against a 15 mV threshold, so it fires at 20 + tau ln(V_inf / (V_inf - 15))
+    = 33.86 ms and again one t_ref + 13.86 ms later (49.73 ms), then never (it decays
+    from reset after 50 ms); the step current adds nothing before 20 ms."""
+    net = pp.Network(dt=0.1, seed=1)
+    net.add_population("P", 3, pp.LIF(E_L=-70.0, V_th=-55.0, V_reset=-70.0, t_ref=2.0,
+                                      tau_m=10.0, C_m=250.0))
+    net.add_dc("P", 500.0, start=20.0, stop=50.0)
+    r = _same_spikes_both_connectivities(net, 100.0)
+    t1 = 20.0 + 10.0 * math.log(20.0 / 5.0)
+    for i in range(3):
+        t = r.times[r.senders == i]
+        assert t.size == 2 and abs(t[0] - t1) <= 0.1 + 1e-9 and abs(t[1] - (t1 + 2.0 + t1 - 20.0)) \
+            <= 0.2 + 1e-9, t
+
+
+def test_step_current_refusals():
+    net = _source_net()
+    net.add_dc("E", 10.0)
+    with pytest.raises(pp.ModelError, match=r"step current into 'E': population 'E' already has "
+                                            r"a step current"):
+        net.add_dc("E", 5.0)
+    with pytest.raises(pp.ModelError, match=r"add_dc: population 'S' is a PoissonSource"):
+        net.add_dc("S", 5.0)
+    with pytest.raises(pp.ModelError, match=r"need 0 <= start <= stop, got start=5 ms, stop=2 ms"):
+        net.add_dc("E", 5.0, start=5.0, stop=2.0)
+    with pytest.raises(pp.ModelError, match=r"step current into 'E': amplitude \(pA\) must be a "
+                                            r"number"):
+        net.add_dc("E", "5")
+    with pytest.raises(pp.ModelError, match=r"add_dc: target"):
+        net.add_dc("nope", 5.0)

@@ -18,7 +18,8 @@ from .. import hostmem
 from ..compile import INT32_MAX, POP_ARRAY, POP_SOURCE, RULE_FIXED, CompiledNetwork, ring_index
 from ..connectivity import fixed_rows_many, materialise, rows
 from ..errors import OverflowDetected
-from ..neuron import array_spikes, lif_params, lif_step, poisson_input, source_spikes
+from ..neuron import (array_spikes, i_e_at, lif_params, lif_step, poisson_input,
+                      source_spikes)
 from ..plan import cpu_bytes
 
 __all__ = ["CPUSimulator"]
@@ -76,6 +77,8 @@ class CPUSimulator:
         self._poisson = [i for i in range(cnet.n_pops) if pops[i]["poisson_n"]]
         sl = [slice(int(p["offset"]), int(p["offset"] + p["n"])) for p in pops]
         self._sources = [(i, sl[i]) for i in range(cnet.n_pops) if pops[i]["kind"] == POP_SOURCE]
+        self._dc = [(i, sl[i]) for i in range(cnet.n_pops)
+                    if int(pops[i]["dc_stop"]) > int(pops[i]["dc_start"])]
         self._arrays = [(i, sl[i], np.zeros(int(pops[i]["n"]), np.int32))
                         for i in range(cnet.n_pops) if pops[i]["kind"] == POP_ARRAY]
         self._pois_t0, self._pois = 0, None
@@ -180,7 +183,13 @@ class CPUSimulator:
                 acc_in += p_in
             if acc_ex.size and max(np.abs(acc_ex).max(), np.abs(acc_in).max()) > INT32_MAX:
                 raise self._overflow(t, acc_ex, acc_in)
-            spk = lif_step(V, Iex, Iin, ref, acc_ex, acc_in, self._lif)
+            ie = None
+            if self._dc:                      # step currents: I_e + amplitude in their window
+                ie = self._lif["I_e"].copy()
+                for i, sl in self._dc:
+                    if int(pops[i]["dc_start"]) <= t < int(pops[i]["dc_stop"]):
+                        ie[sl] = i_e_at(pops[i], t)
+            spk = lif_step(V, Iex, Iin, ref, acc_ex, acc_in, self._lif, ie)
             for i, sl in self._sources:      # Poisson sources (their LIF fields are inert)
                 spk[sl] = source_spikes(pops[i], cnet.seed, t)
             for i, sl, cur in self._arrays:   # spike arrays (the GPU keeps cur in ref)

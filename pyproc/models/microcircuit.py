@@ -40,7 +40,7 @@ from ..rules import fixed_total_number
 
 __all__ = ["microcircuit", "POPULATIONS", "N_FULL", "CONN_PROBS", "K_EXT", "FULL_MEAN_RATES",
            "V0_OPTIMIZED_MEAN", "V0_OPTIMIZED_SD", "NEURON", "synapses_float", "derived",
-           "TH_N", "TH_CONN_PROBS", "thalamic_synapses_float"]
+           "TH_N", "TH_CONN_PROBS", "thalamic_synapses_float", "DC_AMP"]
 
 # --- published parameters (PD14 Tables 4-5; NEST PyNEST example network_params.py) ----------
 POPULATIONS = ("L23E", "L23I", "L4E", "L4I", "L5E", "L5I", "L6E", "L6I")
@@ -98,6 +98,11 @@ _EXC = np.array([True, False] * 4)
 TH_N = 902
 TH_CONN_PROBS = np.array([0.0, 0.0, 0.0983, 0.0619, 0.0, 0.0, 0.0512, 0.0196])
 TH_START, TH_DURATION, TH_RATE = 700.0, 10.0, 120.0
+
+# Optional transient DC stimulus (NEST example stimulus_params.py 'dc_input'): a step
+# current of DC_AMP x K_ext pA into each population (its external in-degree, full scale)
+# from 650 to 750 ms.
+DC_START, DC_DURATION, DC_AMP = 650.0, 100.0, 0.3
 
 
 def synapses_float() -> np.ndarray:
@@ -176,7 +181,9 @@ def microcircuit(scale: float = 1.0, k_scale=None, dt: float = 0.1, seed: int = 
                  delay_I: float = D_I, delay_rel_sd: float = D_REL_SD,
                  bg_rate: float = BG_RATE, thalamic: bool = False,
                  th_start: float = TH_START, th_duration: float = TH_DURATION,
-                 th_rate: float = TH_RATE) -> Network:
+                 th_rate: float = TH_RATE, dc_stimulus: bool = False,
+                 dc_start: float = DC_START, dc_duration: float = DC_DURATION,
+                 dc_amp: float = DC_AMP) -> Network:
     """Build the PD14 microcircuit (see the module docstring).
 
     ``scale`` in (0, 1] scales the neuron numbers, ``k_scale`` (default ``scale``) the
@@ -191,7 +198,11 @@ def microcircuit(scale: float = 1.0, k_scale=None, dt: float = 0.1, seed: int = 
     projections; the NEST example multiplies by K_scaling only, which at N_scaling < 1
     gives each neuron 1/N_scaling times the thalamic in-degree), weights 87.8 pA /
     sqrt(k_scale) with the cortical relative sd, delays 1.5 ms with the excitatory
-    relative sd; no DC stands for its lost in-degree (a transient, as in NEST)."""
+    relative sd; no DC stands for its lost in-degree (a transient, as in NEST).
+
+    ``dc_stimulus=True`` adds the NEST example's transient DC input: a step current of
+    ``dc_amp`` x K_ext pA (full-scale K_ext, not scaled, as there) into every population
+    from ``dc_start`` for ``dc_duration`` ms (``Network.add_dc``; no connection delay)."""
     if v_init not in ("optimized", "original"):
         raise ModelError(f"microcircuit: v_init must be 'optimized' or 'original', got {v_init!r}")
     for name, v in (("weight_rel_sd", weight_rel_sd), ("delay_rel_sd", delay_rel_sd)):
@@ -219,6 +230,14 @@ def microcircuit(scale: float = 1.0, k_scale=None, dt: float = 0.1, seed: int = 
     if poisson:
         for i, tgt in enumerate(POPULATIONS):
             net.add_poisson(tgt, rate=bg_rate, K=int(p["K_ext"][i]), weight=float(p["w_ext"]))
+    if flag("microcircuit: dc_stimulus", dc_stimulus):
+        dc_start, dc_duration, dc_amp = (number(f"microcircuit: {n}", v) for n, v in (
+            ("dc_start", dc_start), ("dc_duration", dc_duration), ("dc_amp", dc_amp)))
+        if dc_start < 0 or dc_duration < 0:
+            raise ModelError(f"microcircuit: dc_start and dc_duration must be >= 0, got "
+                             f"{dc_start:g} ms, {dc_duration:g} ms")
+        for i, tgt in enumerate(POPULATIONS):
+            net.add_dc(tgt, dc_amp * float(K_EXT[i]), start=dc_start, stop=dc_start + dc_duration)
     if flag("microcircuit: thalamic", thalamic):
         th_start, th_duration, th_rate = (number(f"microcircuit: {n}", v) for n, v in (
             ("th_start", th_start), ("th_duration", th_duration), ("th_rate", th_rate)))

@@ -120,7 +120,8 @@ void shim_lif(size_t n, size_t steps, float *V, float *Iex, float *Iin, int32_t 
     for (s = 0; s < steps; ++s)
         for (i = 0; i < n; ++i)
             spikes[s * n + i] = (uint8_t)pp_lif_step(V + i, Iex + i, Iin + i, ref + i,
-                                                     acc[(s * 2) * n + i], acc[(s * 2 + 1) * n + i], p);
+                                                     acc[(s * 2) * n + i], acc[(s * 2 + 1) * n + i], p,
+                                                     pp_i_e(p, s));
 }
 
 size_t shim_sizeof_proj(void) { return sizeof(pp_proj); }
@@ -152,6 +153,9 @@ size_t shim_offsetof_pop(int i)
     case 7: return offsetof(pp_pop, kind);
     case 8: return offsetof(pp_pop, src_start);
     case 9: return offsetof(pp_pop, src_stop);
+    case 10: return offsetof(pp_pop, dc_amp);
+    case 11: return offsetof(pp_pop, dc_start);
+    case 12: return offsetof(pp_pop, dc_stop);
     default: return 0;
     }
 }
