@@ -184,11 +184,11 @@ class CPUSimulator:
             if acc_ex.size and max(np.abs(acc_ex).max(), np.abs(acc_in).max()) > INT32_MAX:
                 raise self._overflow(t, acc_ex, acc_in)
             ie = None
-            if self._dc:                      # step currents: I_e + amplitude in their window
-                ie = self._lif["I_e"].copy()
-                for i, sl in self._dc:
-                    if int(pops[i]["dc_start"]) <= t < int(pops[i]["dc_stop"]):
-                        ie[sl] = i_e_at(pops[i], t)
+            for i, sl in self._dc:            # step currents: I_e + amplitude in their window
+                if int(pops[i]["dc_start"]) <= t < int(pops[i]["dc_stop"]):
+                    if ie is None:
+                        ie = self._lif["I_e"].copy()
+                    ie[sl] = i_e_at(pops[i], t)
             spk = lif_step(V, Iex, Iin, ref, acc_ex, acc_in, self._lif, ie)
             for i, sl in self._sources:      # Poisson sources (their LIF fields are inert)
                 spk[sl] = source_spikes(pops[i], cnet.seed, t)
