@@ -465,6 +465,8 @@ def compile_network(net: Network) -> CompiledNetwork:
             bound[i, ch] += len(tab) * abs(pin.weight)
         row["poisson_len"] = end
         t_off += end
+    for i, p in enumerate(pops_py):          # Network.reserve_input: a floor on the bound
+        bound[i] = np.maximum(bound[i], net.input_reserve.get(p.name, 0.0))
     scale = np.empty_like(bound)
     for i in range(len(pops_py)):
         for ch in range(2):

@@ -233,6 +233,7 @@ class Network:
     projections: Dict[str, Projection] = field(default_factory=dict)
     poisson: Dict[str, List[PoissonInput]] = field(default_factory=dict)  # by target, in call order
     dc: Dict[str, StepCurrent] = field(default_factory=dict)                # by target
+    input_reserve: Dict[str, float] = field(default_factory=dict)           # pA, by population
 
     def __post_init__(self):
         dt = number("Network.dt (ms)", self.dt)
@@ -402,6 +403,22 @@ class Network:
             raise ModelError(f"{where}: population {tgt!r} already has a step current "
                              f"(one per population; add the amplitudes of overlapping ones)")
         self.dc[tgt] = StepCurrent(tgt, amp, t0, t1)
+
+    def reserve_input(self, population: str, max_pA: float) -> None:
+        """Size the fixed-point scale of ``population``'s input (both channels) for a
+        worst case of at least ``max_pA`` pA per step, whatever its inputs are.  Synaptic
+        input is summed in integers at a power-of-two scale per population and channel,
+        chosen from the largest input a step can bring (see pyproc.compile); a new
+        projection or Poisson input onto a population with a much larger weight lowers
+        that scale and re-rounds its other inputs, so its spikes can change before the
+        new input acts.  With a reserve at least as large as the worst case of every
+        variant, runs with and without such an input round the same way (a larger
+        reserve: coarser rounding, 2^-k pA per unit)."""
+        name = self._pop_name("reserve_input: population", population)
+        v = number(f"reserve_input {name!r}: max_pA", max_pA)
+        if not v > 0:
+            raise ModelError(f"reserve_input {name!r}: max_pA must be > 0 pA, got {v:g}")
+        self.input_reserve[name] = v
 
     def record(self, population: str, on: bool = True) -> None:
         """Record (or stop recording) the spikes of a population (all are recorded by default)."""

@@ -22,14 +22,14 @@ CONNECTIVITIES = ("procedural", "stored")
 def _shape(net: Optional[Network]):
     """What a change to ``net`` after compiling would change: dt, seed, the populations
     (size, parameters, initial V_m, recording), the projections' names, the Poisson
-    inputs, the step currents."""
+    inputs, the step currents, the input reserves."""
     if net is None:
         return None
     return (net.dt, net.seed,
             tuple((p.name, p.size, p.params, p.v_init, p.record)
                   for p in net.populations.values()),
             tuple(net.projections), tuple((t, tuple(v)) for t, v in net.poisson.items()),
-            tuple(net.dc.items()))
+            tuple(net.dc.items()), tuple(net.input_reserve.items()))
 
 
 class Simulation:
