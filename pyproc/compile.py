@@ -276,6 +276,15 @@ def whole_steps(ms: float, dt: float) -> int:
     return int(math.floor(ms / dt + 0.5 + 1e-9))
 
 
+def _step_window(start: float, stop: float, dt: float) -> Tuple[int, int]:
+    """Steps [first, end) of a window (start, stop] in ms (whole_steps), as uint64: end
+    2^64 - 1 for stop = inf, and for steps past it (a stop meant as "never")."""
+    first = min(whole_steps(start, dt), 2 ** 64 - 1)
+    end = 2 ** 64 - 1 if stop == math.inf else min(max(first, whole_steps(stop, dt)),
+                                                   2 ** 64 - 1)
+    return first, end
+
+
 def compile_network(net: Network) -> CompiledNetwork:
     """Build the flat-array form of ``net`` (validates cross-references once)."""
     if not isinstance(net, Network):
@@ -503,11 +512,7 @@ def compile_network(net: Network) -> CompiledNetwork:
         elif isinstance(par, PoissonSource):
             row["kind"] = POP_SOURCE
             row["src_p"] = min(U32_MAX, int(round(par.rate * dt * 1e-3 * 2.0 ** 32)))
-            # steps past 2^64 - 1 (a stop meant as "never"): the largest step
-            row["src_start"] = min(whole_steps(par.start, dt), 2 ** 64 - 1)
-            row["src_stop"] = (2 ** 64 - 1 if par.stop == math.inf
-                               else min(max(int(row["src_start"]), whole_steps(par.stop, dt)),
-                                        2 ** 64 - 1))
+            row["src_start"], row["src_stop"] = _step_window(par.start, par.stop, dt)
         else:
             for key, val in _propagators(par, dt).items():
                 row[key] = np.float32(val)
@@ -518,10 +523,7 @@ def compile_network(net: Network) -> CompiledNetwork:
             dc = net.dc.get(p.name)
             if dc is not None:                    # a step current in steps [start, stop)
                 row["dc_amp"] = dc.amplitude
-                row["dc_start"] = min(whole_steps(dc.start, dt), 2 ** 64 - 1)
-                row["dc_stop"] = (2 ** 64 - 1 if dc.stop == math.inf else
-                                  min(max(int(row["dc_start"]), whole_steps(dc.stop, dt)),
-                                      2 ** 64 - 1))
+                row["dc_start"], row["dc_stop"] = _step_window(dc.start, dc.stop, dt)
         row["inv_scale_ex"] = np.float32(1.0 / scale[i, 0])
         row["inv_scale_in"] = np.float32(1.0 / scale[i, 1])
         row["offset"], row["n"], row["stream"] = offsets[i], sizes[i], p.stream

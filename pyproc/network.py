@@ -69,6 +69,14 @@ class LIF:
                              f"V_th={self.V_th}")
 
 
+def _stop_ms(field_: str, value) -> float:
+    """The end of a time window in ms: a number, or +inf (any real type) for no end."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+            float(value) == math.inf:
+        return math.inf
+    return number(f"{field_} (ms, or math.inf)", value)
+
+
 @dataclass(frozen=True)
 class PoissonSource:
     """A population of independent Poisson spike trains, PyNN's ``SpikeSourcePoisson``
@@ -84,13 +92,7 @@ class PoissonSource:
     def __post_init__(self):
         for f in ("rate", "start"):
             object.__setattr__(self, f, number(f"PoissonSource.{f}", getattr(self, f)))
-        stop = self.stop
-        if isinstance(stop, numbers.Real) and not isinstance(stop, bool) and \
-                float(stop) == math.inf:                                       # no end
-            object.__setattr__(self, "stop", math.inf)
-        else:
-            object.__setattr__(self, "stop", number("PoissonSource.stop (ms, or math.inf)",
-                                                    self.stop))
+        object.__setattr__(self, "stop", _stop_ms("PoissonSource.stop", self.stop))
         if not 0 <= self.rate:
             raise ModelError(f"PoissonSource.rate must be >= 0 Hz, got {self.rate}")
         if not 0 <= self.start:
@@ -273,21 +275,18 @@ class Network:
         if not (1 <= size < 2 ** 31):
             raise ModelError(f"population {name!r}: size must be in [1, 2^31), got {size}")
         params = LIF() if params is None else params
-        if isinstance(params, SpikeSourceArray):
+        if isinstance(params, (SpikeSourceArray, PoissonSource)):
             if v_init is not None:
-                raise ModelError(f"population {name!r}: a SpikeSourceArray has no membrane "
-                                 f"potential (v_init must not be given)")
-            params.table(size, self.dt, f"population {name!r}")   # checked now, by name
+                raise ModelError(f"population {name!r}: a {type(params).__name__} has no "
+                                 f"membrane potential (v_init must not be given)")
             v_init = 0.0
+        if isinstance(params, SpikeSourceArray):
+            params.table(size, self.dt, f"population {name!r}")   # checked now, by name
         elif isinstance(params, PoissonSource):
-            if v_init is not None:
-                raise ModelError(f"population {name!r}: a PoissonSource has no membrane "
-                                 f"potential (v_init must not be given)")
             p_step = params.rate * self.dt * 1e-3
             if p_step >= 1.0:
                 raise ModelError(f"population {name!r}: PoissonSource rate * dt = {p_step:g} "
                                  f"spikes per step; it must be < 1 (at most one spike per step)")
-            v_init = 0.0
         elif not isinstance(params, LIF):
             raise ModelError(f"population {name!r}: params must be a pyproc.LIF, "
                              f"PoissonSource or SpikeSourceArray, got {params!r}")
@@ -391,11 +390,7 @@ class Network:
         where = f"step current into {tgt!r}"
         amp = number(f"{where}: amplitude (pA)", amplitude)
         t0 = number(f"{where}: start (ms)", start)
-        if isinstance(stop, numbers.Real) and not isinstance(stop, bool) and \
-                float(stop) == math.inf:
-            t1 = math.inf
-        else:
-            t1 = number(f"{where}: stop (ms, or math.inf)", stop)
+        t1 = _stop_ms(f"{where}: stop", stop)
         if t0 < 0 or not t1 >= t0:
             raise ModelError(f"{where}: need 0 <= start <= stop, got start={t0:g} ms, "
                              f"stop={t1:g} ms")

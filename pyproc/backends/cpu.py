@@ -77,8 +77,8 @@ class CPUSimulator:
         self._poisson = [i for i in range(cnet.n_pops) if pops[i]["poisson_n"]]
         sl = [slice(int(p["offset"]), int(p["offset"] + p["n"])) for p in pops]
         self._sources = [(i, sl[i]) for i in range(cnet.n_pops) if pops[i]["kind"] == POP_SOURCE]
-        self._dc = [(i, sl[i]) for i in range(cnet.n_pops)
-                    if int(pops[i]["dc_stop"]) > int(pops[i]["dc_start"])]
+        win = [(int(p["dc_start"]), int(p["dc_stop"])) for p in pops]
+        self._dc = [(i, sl[i], *win[i]) for i in range(cnet.n_pops) if win[i][1] > win[i][0]]
         self._arrays = [(i, sl[i], np.zeros(int(pops[i]["n"]), np.int32))
                         for i in range(cnet.n_pops) if pops[i]["kind"] == POP_ARRAY]
         self._pois_t0, self._pois = 0, None
@@ -184,8 +184,8 @@ class CPUSimulator:
             if acc_ex.size and max(np.abs(acc_ex).max(), np.abs(acc_in).max()) > INT32_MAX:
                 raise self._overflow(t, acc_ex, acc_in)
             ie = None
-            for i, sl in self._dc:            # step currents: I_e + amplitude in their window
-                if int(pops[i]["dc_start"]) <= t < int(pops[i]["dc_stop"]):
+            for i, sl, first, end in self._dc:   # step currents: I_e + amplitude in [first, end)
+                if first <= t < end:
                     if ie is None:
                         ie = self._lif["I_e"].copy()
                     ie[sl] = i_e_at(pops[i], t)
