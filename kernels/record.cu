@@ -27,3 +27,24 @@ extern "C" __global__ void pp_record_advance(pp_ctrl *ctrl, uint32_t *rec_end,
     ctrl->n_spk = 0u;
     ctrl->step += 1ull;
 }
+
+/* pp_record_state
+ * Launch shape : grid = ceil(n / 256), block = 256; launched by the host between
+ *                two batches of steps, after the step whose end is a sample time of
+ *                a state recording (pyproc.staterec: one launch per interval and
+ *                variable, the ids of every population recording it).
+ * Thread map   : thread i of the grid copies entry i (i < n; the rest exit).
+ * RNG counters : none.
+ * Reads        : src[idx[i]]: V (relative to E_L), Iex or Iin of the neuron with
+ *                global id idx[i], float32, as the step left it.
+ * Writes       : out[i] = src[idx[i]] (plain stores, one owner per element); the
+ *                host passes out at this sample's row of the chunk's state buffer.
+ * CPU twin     : the state sample of CPUSimulator.run_steps (arrays[j][ids]).
+ */
+extern "C" __global__ void pp_record_state(const float *__restrict__ src,
+                                           const uint32_t *__restrict__ idx, uint32_t n,
+                                           float *__restrict__ out)
+{
+    const uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = src[idx[i]];
+}

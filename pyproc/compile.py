@@ -39,6 +39,7 @@ from .errors import ModelError
 from .network import MAX_POISSON, Network, PoissonSource, SpikeSourceArray
 from .rng import TAG_INIT, philox_words
 from .rowlen import draw_row_lengths
+from .staterec import StateGroup, state_groups
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, segment_width
 
 __all__ = ["POP_DTYPE", "PROJ_DTYPE", "CompiledNetwork", "compile_network",
@@ -102,6 +103,7 @@ class CompiledNetwork:
     w_max_pA: np.ndarray        # float64 per projection: largest |weight|
     indegree_bound: np.ndarray  # float64 per projection: per-neuron in-degree bound used for scale
     info: Dict[str, object] = field(default_factory=dict)
+    state: List[StateGroup] = field(default_factory=list)   # state recordings (staterec)
 
     @property
     def n_neurons(self) -> int:
@@ -544,7 +546,8 @@ def compile_network(net: Network) -> CompiledNetwork:
         rowlen=np.concatenate(rowlens) if rowlens else np.zeros(0, np.uint32),
         poisson_tables=np.concatenate(tables) if tables else np.zeros(0, np.uint32),
         ring_size=ring_off, v0=v0, record=np.array([p.record for p in pops_py]),
-        scale=scale, w_max_pA=w_max, indegree_bound=k_bound, info={"p": p_of})
+        scale=scale, w_max_pA=w_max, indegree_bound=k_bound, info={"p": p_of},
+        state=state_groups(net, pop_names, offsets))
 
 
 def _initial_v(p, seed) -> np.ndarray:

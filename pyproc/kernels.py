@@ -160,6 +160,9 @@ KERNELS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
         "delays: uint16[nnz]", "ring: int32[ring_size]", "ring_size: uint64", "ctrl: pp_ctrl")),
     "pp_record_advance": ("record.cu", "PPI", (
         "ctrl: pp_ctrl", "rec_end: uint32[rec_chunk_steps]", "rec_chunk_steps: uint32")),
+    "pp_record_state": ("record.cu", "PPIP", (
+        "src: float32[N] (V relative to E_L, Iex or Iin)", "idx: uint32[n] (global ids)",
+        "n: uint32", "out: float32[n] (out[i] = src[idx[i]])")),
     "pp_build_csr_count": ("build_stored.cu", "PIPPPIPP", (
         "projs: pp_proj[n_projs]", "n_projs: uint32", "row_base: uint64[n_projs + 1]",
         "rowlen: uint32[]", "sampler_tables: int32[PP_TABLES_LEN]", "seed: uint32", "indptr: int64[rows + 1] (out: counts at r + 1)",

@@ -28,7 +28,7 @@ from .rng import stream_id
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, from_conn_spec
 
 __all__ = ["LIF", "PoissonSource", "SpikeSourceArray", "Population", "Projection", "PoissonInput",
-           "StepCurrent", "Network"]
+           "StepCurrent", "StateRecorder", "STATE_VARIABLES", "Network"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 # largest mean Poisson count per neuron and step (the count's threshold table has about
@@ -37,6 +37,9 @@ POISSON_MAX_MEAN = 2 ** 20
 # Poisson inputs per population: input k draws word k of the population's one Philox call
 # per neuron and step (kernels/network.cuh PP_MAX_POISSON)
 MAX_POISSON = 4
+# what record_state samples: NEST iaf_psc_exp's recordables V_m (mV), I_syn_ex and
+# I_syn_in (pA), and their sum I_syn (pA)
+STATE_VARIABLES = ("V_m", "I_syn_ex", "I_syn_in", "I_syn")
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,40 @@ class StepCurrent:
     stop: float        # ms (math.inf: no end)
 
 
+@dataclass(frozen=True)
+class StateRecorder:
+    """A population's state recording (NEST's multimeter): ``variables`` of
+    ``neurons`` (local indices; None: all) every ``interval`` ms."""
+    population: str
+    variables: tuple             # of STATE_VARIABLES, in the order given
+    neurons: Optional[tuple]     # local indices, in the order given; None: all
+    interval: float              # ms, a whole number of steps
+
+
+def _local_indices(field_: str, value, size: int) -> tuple:
+    """``value`` (a sequence, range or NumPy array of whole numbers) as a tuple of distinct
+    local indices in [0, size), or a ModelError naming ``field_``."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ModelError(f"{field_} must be a sequence of local indices, got {value!r}")
+    if isinstance(value, range) or (type(value).__name__ == "ndarray" and
+                                    value.dtype.kind in "iu" and value.ndim == 1):
+        value = [int(x) for x in value] if len(value) else []
+    out = []
+    for x in value:
+        if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+            raise ModelError(f"{field_} must be whole numbers, got {x!r}")
+        x = int(x)
+        if not 0 <= x < size:
+            raise ModelError(f"{field_}: index {x} is outside the population's [0, {size})")
+        out.append(x)
+    if not out:
+        raise ModelError(f"{field_} is empty (record_state(..., variables=()) ends a "
+                         f"recording)")
+    if len(set(out)) != len(out):
+        raise ModelError(f"{field_} holds an index more than once")
+    return tuple(out)
+
+
 @dataclass
 class Network:
     """A network of LIF populations; ``dt`` in ms, ``seed`` an integer in [0, 2^32)."""
@@ -236,6 +273,7 @@ class Network:
     poisson: Dict[str, List[PoissonInput]] = field(default_factory=dict)  # by target, in call order
     dc: Dict[str, StepCurrent] = field(default_factory=dict)                # by target
     input_reserve: Dict[str, float] = field(default_factory=dict)           # pA, by population
+    state: Dict[str, StateRecorder] = field(default_factory=dict)           # by population
 
     def __post_init__(self):
         dt = number("Network.dt (ms)", self.dt)
@@ -419,6 +457,60 @@ class Network:
         """Record (or stop recording) the spikes of a population (all are recorded by default)."""
         name = self._pop_name("record: population", population)
         self.populations[name].record = flag("record: on", on)
+
+    def record_state(self, population: str, variables=("V_m",), neurons=None,
+                     interval: float = 1.0) -> None:
+        """Sample state variables of ``population`` (NEST's ``multimeter``; PyNN's
+        ``record('v')``): ``variables``, a name or a sequence of names of
+        ``STATE_VARIABLES`` ("V_m" in mV; "I_syn_ex", "I_syn_in" and their sum "I_syn" in
+        pA; a population with tau_syn_ex == tau_syn_in sums both in one current, so it has
+        "I_syn" only), of ``neurons``
+        (local indices, default all), every ``interval`` ms (a whole number of steps;
+        default 1 ms as NEST's).  As NEST's multimeter, the samples are the state at the
+        end of the steps that end at ``interval``, 2 ``interval``, ... ms; a run's results
+        hold them in ``Results.state[population]``.  The values are the simulation's own
+        float32 state, so procedural and stored runs, and the CPU and CUDA backends, give
+        identical samples.  Calling it again for a population replaces its recording;
+        ``variables=()`` ends it.  On the GPU each sample is one small gather launch between
+        batches of steps, which splits the step loop at every sample: recording every step
+        costs a launch per step."""
+        name = self._pop_name("record_state: population", population)
+        where = f"record_state {name!r}"
+        par = self.populations[name].params
+        if isinstance(par, (PoissonSource, SpikeSourceArray)):
+            raise ModelError(f"{where}: population {name!r} is a {type(par).__name__}, which "
+                             f"has no state variables (record its spikes)")
+        if isinstance(variables, str):
+            variables = (variables,)
+        try:
+            variables = tuple(variables)
+        except TypeError:
+            raise ModelError(f"{where}: variables must be a name or a sequence of names of "
+                             f"{', '.join(STATE_VARIABLES)}, got {variables!r}") from None
+        for v in variables:
+            if v not in STATE_VARIABLES:
+                raise ModelError(f"{where}: unknown variable {v!r} (known: "
+                                 f"{', '.join(STATE_VARIABLES)})")
+        if len(set(variables)) != len(variables):
+            raise ModelError(f"{where}: variables {variables!r} name one twice")
+        split = [v for v in variables if v in ("I_syn_ex", "I_syn_in")]
+        if split and par.tau_syn_ex == par.tau_syn_in:
+            raise ModelError(f"{where}: {split[0]!r} is not a state of population {name!r}: "
+                             f"its tau_syn_ex equals tau_syn_in ({par.tau_syn_ex:g} ms), so "
+                             f"excitatory and inhibitory input sum in one current; record "
+                             f"'I_syn'")
+        if not variables:
+            self.state.pop(name, None)
+            return
+        size = self.populations[name].size
+        if neurons is not None:
+            neurons = _local_indices(f"{where}: neurons", neurons, size)
+        iv = number(f"{where}: interval (ms)", interval)
+        k = round(iv / self.dt) if iv > 0 else 0
+        if k < 1 or abs(k * self.dt - iv) > 1e-9 * max(1.0, iv):
+            raise ModelError(f"{where}: interval must be a whole number >= 1 of steps of dt = "
+                             f"{self.dt:g} ms, got {iv:g} ms")
+        self.state[name] = StateRecorder(name, variables, neurons, iv)
 
     # -- queries ----------------------------------------------------------
     @property

@@ -52,6 +52,11 @@ rec_ids            record buffer: uint32 global ids, capacity sum over recorded
                    often (refractoriness), so no spike can be lost
 rec_end            uint32 per step of a chunk: end of that step's ids
 ctrl               the control block (64 bytes, CTRL_DTYPE)
+state_idx          state recordings only (Network.record_state): uint32 global ids
+                   of each gather (pyproc.staterec.gather_plan: one per interval and
+                   variable)
+state_out          state recordings only: float32, each gather's ids x the most samples
+                   of its interval in a record chunk (C // interval + 1)
 csr_row_base       stored only: first CSR row of each projection (uint64)
 csr_indptr         stored only: int64 per row + 1
 csr_targets        stored only: uint32 per synapse
@@ -75,6 +80,7 @@ import numpy as np
 from .compile import POP_DTYPE, PROJ_DTYPE, RULE_BERNOULLI, CompiledNetwork
 from .hostmem import human
 from .sampling import TABLES_LEN, sampler_tables
+from .staterec import chunk_samples, gather_plan
 
 __all__ = ["Plan", "plan_network", "report", "device_tables", "record_capacity",
            "synapse_bound", "tile_projections", "neuron_blocks", "NEURON_BLOCK", "MIN_ALLOC",
@@ -311,6 +317,13 @@ def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
         ("ctrl", CTRL_BYTES),
     ]
     notes = []
+    gathers = gather_plan(cnet.state)
+    if gathers:
+        raw += [("state_idx", 4 * sum(g.ids.size for g in gathers)),
+                ("state_out", 4 * sum(g.ids.size * chunk_samples(g.interval, record_chunk_steps)
+                                      for g in gathers))]
+        notes.append(f"state recording: {len(cnet.state)} population(s), {len(gathers)} "
+                     f"gather(s) per sample")
     if connectivity == "procedural":
         tiled = tile_projections(cnet)
         n_tiles = int((-(-cnet.projs["n_seg"][tiled].astype(np.int64) // TILE_SEGMENTS)).sum())

@@ -11,7 +11,9 @@ import numpy as np
 
 from .errors import ModelError, number
 
-__all__ = ["Results", "load_results", "step_times", "remove_stale"]
+__all__ = ["Results", "load_results", "step_times", "remove_stale", "STATE_FILE"]
+
+STATE_FILE = "state.npz"          # Results.save: the state recordings, if any
 
 
 def step_times(steps, dt: float):
@@ -41,7 +43,10 @@ def remove_stale(paths) -> None:
 
 @dataclass
 class Results:
-    """Spikes (``times`` in ms, ``senders`` as global neuron ids) and metadata."""
+    """Spikes (``times`` in ms, ``senders`` as global neuron ids), metadata and, for the
+    populations with ``Network.record_state``, ``state[population]``: ``times`` (ms, the
+    sample times), ``neurons`` (local indices, the columns) and one float32 array (samples,
+    neurons) per recorded variable: ``V_m`` (mV), ``I_syn_ex``, ``I_syn_in`` (pA)."""
     times: np.ndarray
     senders: np.ndarray
     pop_names: List[str]
@@ -51,6 +56,7 @@ class Results:
     duration: float            # ms of model time simulated
     dt: float
     meta: Dict[str, object] = field(default_factory=dict)
+    state: Dict[str, Dict[str, np.ndarray]] = field(default_factory=dict)
 
     def population_of(self, senders: Optional[np.ndarray] = None) -> np.ndarray:
         s = self.senders if senders is None else senders
@@ -74,15 +80,32 @@ class Results:
             pops[name] = {"neurons": int(self.pop_sizes[i]), "recorded": bool(self.recorded[i]),
                           "spikes": int(counts[i]),
                           "mean_rate_Hz": None if not self.recorded[i] else float(rates[i])}
-        return {"populations": pops, "duration_ms": self.duration, "dt_ms": self.dt,
-                "total_spikes": int(self.times.size), **self.meta}
+        out = {"populations": pops, "duration_ms": self.duration, "dt_ms": self.dt,
+               "total_spikes": int(self.times.size), **self.meta}
+        if self.state:
+            out["state"] = {pop: {"variables": [k for k in d if k not in ("times", "neurons")],
+                                  "neurons": int(d["neurons"].size),
+                                  "samples": int(d["times"].size)}
+                            for pop, d in self.state.items()}
+        return out
 
     def save(self, out_dir: str) -> None:
-        """Write ``spikes.npz`` (times, senders) and ``summary.json`` to ``out_dir``.
+        """Write ``spikes.npz`` (times, senders), ``summary.json`` and, with state
+        recordings, ``state.npz`` (arrays ``POPULATION/times``, ``POPULATION/neurons``,
+        ``POPULATION/V_m``, ...) to ``out_dir``; a ``state.npz`` an earlier run left there
+        is removed when this one has none.
 
         Each file is written to a temporary name and renamed, so an interrupted save
         never leaves a truncated file behind an older complete one."""
         os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, STATE_FILE)
+        if self.state:
+            with open(path + ".tmp", "wb") as f:
+                np.savez_compressed(f, **{f"{pop}/{k}": v for pop, d in self.state.items()
+                                          for k, v in d.items()})
+            os.replace(path + ".tmp", path)
+        else:
+            remove_stale([path])
         tmp = os.path.join(out_dir, "spikes.npz.tmp")
         with open(tmp, "wb") as f:
             np.savez_compressed(f, times=self.times, senders=self.senders,
@@ -181,6 +204,41 @@ class Results:
         fig.savefig(rates, dpi=120)
         return [raster, rates]
 
+    def save_state_plot(self, out_dir: str, max_per_population: int = 3) -> str:
+        """Write ``state.png``: each recorded variable over time, one panel per variable,
+        the first ``max_per_population`` recorded neurons of each population; returns the
+        path.  Needs matplotlib and state recordings (``Network.record_state``)."""
+        if not self.state:
+            raise ModelError("save_state_plot: no state was recorded (Network.record_state)")
+        return _state_plot(self, out_dir, max_per_population)
+
+
+def _state_plot(res: "Results", out_dir: str, max_per_population: int) -> str:
+    from matplotlib.figure import Figure
+    os.makedirs(out_dir, exist_ok=True)
+    names = [v for v in ("V_m", "I_syn_ex", "I_syn_in", "I_syn")
+             if any(v in d for d in res.state.values())]
+    fig = Figure(figsize=(8, 2.2 + 2.0 * len(names)), layout="constrained")
+    axes = fig.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0]
+    pops = list(res.state)
+    for ax, var in zip(axes, names):
+        for i, pop in enumerate(pops):
+            d = res.state[pop]
+            if var not in d:
+                continue
+            for j in range(min(max_per_population, d[var].shape[1])):
+                ax.plot(d["times"], d[var][:, j], color=f"C{i % 10}", linewidth=0.7,
+                        label=pop if j == 0 else None)
+        ax.set_ylabel(f"{var} ({'mV' if var == 'V_m' else 'pA'})")
+    axes[0].legend(loc="upper right", fontsize="small", ncol=min(4, len(pops)))
+    axes[0].set_title(f"state (first {max_per_population} recorded neurons per population)"
+                      + ("  [partial run]" if res.meta.get("partial") else ""))
+    axes[-1].set_xlabel("time (ms)")
+    axes[-1].set_xlim(0, max(res.duration, res.dt))
+    path = os.path.join(out_dir, "state.png")
+    fig.savefig(path, dpi=120)
+    return path
+
 
 def json_default(o):
     """``json.dump(default=...)`` for NumPy scalars and arrays."""
@@ -223,9 +281,22 @@ def load_results(out_dir: str) -> Results:
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ValueError(f"{path}: not a pyproc summary (missing or bad field {e})") from None
     meta = {k: v for k, v in summ.items()
-            if k not in ("populations", "duration_ms", "dt_ms", "total_spikes")}
+            if k not in ("populations", "duration_ms", "dt_ms", "total_spikes", "state")}
+    state = {}
+    path = os.path.join(out_dir, STATE_FILE)
+    if os.path.exists(path):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                for key in z.files:
+                    pop, _, var = key.rpartition("/")
+                    if not pop or not var:
+                        raise ValueError(f"array {key!r} is not POPULATION/VARIABLE")
+                    state.setdefault(pop, {})[var] = z[key]
+        except (ValueError, KeyError, OSError, EOFError) as e:
+            raise ValueError(f"{path}: not a pyproc state file ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
     return Results(times=arrays["times"], senders=arrays["senders"],
                    pop_names=[str(s) for s in arrays["pop_names"]],
                    pop_offsets=arrays["pop_offsets"], pop_sizes=arrays["pop_sizes"],
                    recorded=arrays["recorded"], duration=duration, dt=dt,
-                   meta=meta)
+                   meta=meta, state=state)

@@ -12,6 +12,7 @@ from .compile import CompiledNetwork, compile_network
 from .errors import ModelError
 from .network import Network
 from .results import Results, step_times
+from .staterec import assemble
 
 __all__ = ["Simulation", "BACKENDS", "CONNECTIVITIES"]
 
@@ -22,14 +23,14 @@ CONNECTIVITIES = ("procedural", "stored")
 def _shape(net: Optional[Network]):
     """What a change to ``net`` after compiling would change: dt, seed, the populations
     (size, parameters, initial V_m, recording), the projections' names, the Poisson
-    inputs, the step currents, the input reserves."""
+    inputs, the step currents, the input reserves, the state recordings."""
     if net is None:
         return None
     return (net.dt, net.seed,
             tuple((p.name, p.size, p.params, p.v_init, p.record)
                   for p in net.populations.values()),
             tuple(net.projections), tuple((t, tuple(v)) for t, v in net.poisson.items()),
-            tuple(net.dc.items()), tuple(net.input_reserve.items()))
+            tuple(net.dc.items()), tuple(net.input_reserve.items()), tuple(net.state.items()))
 
 
 class Simulation:
@@ -125,6 +126,16 @@ class Simulation:
         if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, (int, np.integer)) or \
                 chunk_steps < 1:
             raise ModelError(f"chunk_steps must be a whole number >= 1, got {chunk_steps!r}")
+        if self.cnet.state:          # the samples must fit the host: refuse before running
+            from . import hostmem
+            from .staterec import host_bytes
+            held = sum(v.nbytes for blocks in self.sim.state_blocks for _, v in blocks)
+            hostmem.check(f"recording state for {total:,d} steps",
+                          {"state samples held": held,
+                           "state samples of this run": host_bytes(self.cnet.state,
+                                                                   self.sim.step, total)},
+                          "Record fewer neurons or variables (Network.record_state), at a "
+                          "longer interval, or run shorter pieces and save each.")
         done = 0
         t0 = time.perf_counter()
         while done < total:
@@ -157,7 +168,8 @@ class Simulation:
                      "throughput_build", "one_block", "bernoulli_tiles"):
             if hasattr(self.sim, attr):
                 meta[attr] = getattr(self.sim, attr)
+        state = assemble(cnet.state, self.sim.state_blocks, cnet.dt) if cnet.state else {}
         return Results(times=step_times(steps + 1, cnet.dt), senders=senders, pop_names=list(cnet.pop_names),
                        pop_offsets=cnet.pops["offset"].astype(np.int64),
                        pop_sizes=cnet.pops["n"].astype(np.int64), recorded=cnet.record.copy(),
-                       duration=self.t, dt=cnet.dt, meta=meta)
+                       duration=self.t, dt=cnet.dt, meta=meta, state=state)

@@ -245,6 +245,14 @@ class Emulator:
         c["n_spk"] = 0
         c["step"] += 1
 
+    def pp_record_state(self, grid, a):
+        # src, idx, n, out: out[i] = src[idx[i]] (grid * 256 threads must cover n)
+        n = int(a[2])
+        assert grid * 256 >= n, "pp_record_state: grid does not cover n"
+        idx = self.mem.arr(a[1], np.uint32, n).astype(np.int64)
+        src = self.mem.arr(a[0], np.float32, int(idx.max()) + 1 if n else 0)
+        self.mem.arr(a[3], np.float32, n)[:] = src[idx]
+
     def _rows(self, a):
         n_projs = a[1]
         rb = self.mem.arr(a[2], np.uint64, n_projs + 1)

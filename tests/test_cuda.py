@@ -501,6 +501,27 @@ def test_simulation_front_end(cuda_ctx):
     assert a.meta["synaptic_events"] == b.meta["synaptic_events"]
 
 
+@pytest.mark.parametrize("opt", [{"persistent": True}, {"persistent": False},
+                                 {"one_block": True, "persistent": True}])
+def test_state_recording_identical(cuda_ctx, opt):
+    """Network.record_state on the GPU: V_m, I_syn_ex, I_syn_in, I_syn samples equal the
+    CPU reference's bit for bit (pp_record_state between batches cut at sample steps),
+    in the persistent loop (resident phase), the graph loop and the one-block build."""
+    from test_state import _assert_same_state, _recorded
+    cnet = _recorded()
+    want = pp.Simulation(cnet, backend="cpu", connectivity="stored").run(300.0)
+    sim = pp.Simulation(cnet, backend="cuda", connectivity="procedural", context=cuda_ctx,
+                        **opt)
+    try:
+        got = sim.run(300.0)
+        mode = sim.sim.loop_mode
+    finally:
+        sim.sim.close()
+    assert mode == ("persistent" if opt["persistent"] else "graph"), mode
+    _assert_same_state(got.state, want.state)
+    assert np.array_equal(got.senders, want.senders) and np.array_equal(got.times, want.times)
+
+
 def test_kernel_check_names_kernel_and_step(cuda_ctx):
     from pyproc.backends.cuda import CUDAKernelError, CUDASimulator
     import pycuda.driver as drv

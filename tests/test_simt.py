@@ -449,3 +449,33 @@ def test_kernels_module_example_on_the_emulator(simt_fake):
     ring, n = twin_ring(ns["cnet"], ns["spikes"])
     assert np.array_equal(ns["ring_host"].astype(np.int64), ring) and n > 0
     assert ns["n_gpu"] == ns["n_twin"] == n          # the example's own comparison
+
+
+def _bal2000_recorded():
+    net = balanced(2000, dt=0.1)
+    net.record_state("E", ("V_m", "I_syn"), neurons=range(0, 1600, 37), interval=0.1)
+    net.record_state("I", "V_m", interval=0.7)
+    return pp.compile_network(net)
+
+
+@pytest.mark.parametrize("case", ["resident", "one_block", "non_resident_pipelined"])
+def test_state_recording(simt_fake, case):
+    """State samples (Network.record_state) read between persistent launches equal the
+    CPU's bit for bit: the resident phase (state in shared memory during a launch), the
+    one-block build (state, ring and spike list in shared memory) and the pipelined
+    grid-stride loop all leave the state in global memory at the end of a launch, which
+    the host cuts at every sample step."""
+    from test_state import _assert_same_state, _recorded
+    cnet = _bal2000_recorded() if case == "non_resident_pipelined" else _recorded()
+    steps = 120
+    want = pp.Simulation(cnet, "cpu", "stored").run(steps * cnet.dt)
+    opt = {"resident": dict(persistent_blocks_per_sm=1),
+           "one_block": dict(one_block=True, persistent_grid=1),
+           "non_resident_pipelined": dict(persistent_blocks_per_sm=1, pipelined=True)}[case]
+    sim = pp.Simulation(cnet, "cuda", "procedural", persistent=True, graph_steps=50,
+                        record_chunk_steps=100, **opt)
+    got = sim.run(steps * cnet.dt)
+    assert sim.sim.loop_mode == "persistent", sim.sim.persistent_error
+    _assert_same_state(got.state, want.state)
+    assert np.array_equal(got.senders, want.senders) and np.array_equal(got.times, want.times)
+    sim.sim.close()

@@ -82,6 +82,10 @@ class CPUSimulator:
         self._arrays = [(i, sl[i], np.zeros(int(pops[i]["n"]), np.int32))
                         for i in range(cnet.n_pops) if pops[i]["kind"] == POP_ARRAY]
         self._pois_t0, self._pois = 0, None
+        # state recordings: per group (interval, variable indices, global ids); the raw
+        # samples in self.state_blocks (pyproc.staterec)
+        self._state = [(g.interval, list(g.raw), g.ids) for g in cnet.state]
+        self.state_blocks = [[] for _ in cnet.state]
         # delivery: where a projection's synapses land in the ring (compile.ring_index)
         projs = cnet.projs
         self._ring_layout = cnet.ring_layout()
@@ -194,6 +198,11 @@ class CPUSimulator:
                 spk[sl] = source_spikes(pops[i], cnet.seed, t)
             for i, sl, cur in self._arrays:   # spike arrays (the GPU keeps cur in ref)
                 spk[sl] = array_spikes(pops[i], cnet.poisson_tables, t, cur)
+            for g, (m, var, sid) in enumerate(self._state):   # state samples, end of step
+                if (t + 1) % m == 0:
+                    arrs = (V, Iex, Iin)
+                    self.state_blocks[g].append((np.array([t], np.int64), np.stack(
+                        [arrs[j][sid] for j in var])[None]))
             ids = np.flatnonzero(spk)
             self.n_spikes_total += ids.size
             rec = ids[self._recorded[ids]]

@@ -12,8 +12,12 @@ Data flow (device buffers as planned by :mod:`pyproc.plan`)::
       pp_record_advance      rec_end[step in chunk] = n_rec; n_spk = 0; step += 1
     per K steps, persistent loop: pp_step_persistent_* does the same three stages per
       step with grid barriers in between (kernels/step_persistent.cu)
+    after a step that ends on a state sample (Network.record_state; batches of steps
+      are split there): pp_record_state per interval and variable, the neurons' V / Iex
+      / Iin -> state_out[sample in chunk] (pyproc.staterec)
     every record chunk (<= record_chunk_steps steps) and at the end of run_steps:
       host reads ctrl, rec_end[:rec_steps], rec_ids[:n_rec] -> record.append((step, ids))
+      and state_out[:samples] -> state_blocks
 
 The step loop is not a Python loop of launches.  Two loops, identical spikes:
 
@@ -115,6 +119,7 @@ from ..kernels import (CTRL_DTYPE, ERROR_CODES, CooperativeUnavailable, cu_error
                        forget_context, get_cooperative_kernel, get_kernels, import_pycuda,
                        load_libcuda)
 from ..plan import NEURON_BLOCK, Plan, device_tables, fits, memory_reserve, plan_network
+from ..staterec import chunk_samples, gather_plan, samples_in, steps_to_sample
 from ..sampling import TABLES_LEN
 
 __all__ = ["CUDASimulator", "CUDAKernelError", "device_tables", "GraphAPI", "propagation_grid",
@@ -521,6 +526,8 @@ class CUDASimulator:
         self.n_events = 0
         self.n_spikes_total = 0
         self.n_synapses_stored = 0
+        self.state_blocks: List[list] = [[] for _ in cnet.state]   # raw samples (staterec)
+        self._gathers: list = []          # (Gather, idx address, out address), _setup
         self.n_tiles = 0                  # tile table entries the running build uses
         self._n_tile_entries = 0          # the tile table (0: tiles never run)
         self._tile_table_smem = 0         # its accumulator (dynamic shared bytes)
@@ -682,6 +689,8 @@ class CUDASimulator:
             names.append("pp_propagate_procedural_tiles")
         if self.connectivity == "stored" and csr_build == "device":
             names += ["pp_build_csr_count", "pp_build_csr_fill"]
+        if cnet.state:
+            names.append("pp_record_state")
         self._k = get_kernels(names)
         self._prop_name = prop
         dev = drv.Context.get_device()
@@ -741,6 +750,15 @@ class CUDASimulator:
                 self._build_csr_host()
         self._chunk_step0 = 0
         self._pending = 0
+        if cnet.state:                   # state recordings: one gather per (interval, var)
+            gathers = gather_plan(cnet.state)
+            self._upload("state_idx", np.concatenate([g.ids for g in gathers]))
+            i_off = o_off = 0
+            for g in gathers:
+                self._gathers.append((g, int(buf["state_idx"]) + 4 * i_off,
+                                      int(buf["state_out"]) + 4 * o_off))
+                i_off += g.ids.size
+                o_off += g.ids.size * chunk_samples(g.interval, self.record_chunk_steps)
         N = cnet.n_neurons
         self._n_blocks = int(tabs["blocks"].shape[0])
         P = lambda n: int(buf[n])  # noqa: E731
@@ -1237,11 +1255,14 @@ class CUDASimulator:
                 if should_stop is not None and should_stop():
                     break
                 m = min(self.graph_steps, n_steps - done, self.record_chunk_steps - self._pending)
+                m = min(m, steps_to_sample(self.step + self._queued, self._intervals) or m)
                 if (self._tune and m == self.graph_steps
                         and self.step + self._queued >= TUNE_WARMUP_BATCHES * m):
                     self._tune_batch(m)     # one timed batch of the next candidate
                 else:
                     self._advance(m)
+                if self._gathers:
+                    self._sample_state(self.step + self._queued + m)
                 self._queued += m
                 self._pending += m
                 done += m
@@ -1250,6 +1271,41 @@ class CUDASimulator:
             if self._queued or self._pending:
                 self._drain(record)
         return done
+
+    @property
+    def _intervals(self) -> List[int]:
+        return sorted({g.interval for g in self.cnet.state})
+
+    def _sample_state(self, end: int) -> None:
+        """Enqueue the state gathers of the samples after the step that ends at step count
+        ``end`` (the batch just enqueued ends there), each into its row of the chunk."""
+        k = self._k["pp_record_state"]
+        for g, idx, out in self._gathers:
+            if end % g.interval:
+                continue
+            row = samples_in(self._chunk_step0, end - self._chunk_step0, g.interval) - 1
+            n = int(g.ids.size)
+            k.prepared_async_call(((n + 255) // 256, 1), (256, 1, 1), self._stream,
+                                  int(self._state.buffers[("V", "Iex", "Iin")[g.variable]]),
+                                  idx, np.uint32(n), out + 4 * row * n)
+
+    def _drain_state(self, first: int, end: int) -> None:
+        """Move the state samples of steps [first, end) (the stream is synchronised) to
+        ``state_blocks``."""
+        got = {}
+        for g, _, out in self._gathers:
+            k = samples_in(first, end - first, g.interval)
+            if k:
+                vals = np.empty((k, g.ids.size), np.float32)
+                self._drv.memcpy_dtoh(vals, out)
+                for gi, j, c0, c1 in g.parts:
+                    got.setdefault(gi, np.empty((k, len(self.cnet.state[gi].raw),
+                                                 c1 - c0), np.float32))[:, j, :] = vals[:, c0:c1]
+        for gi, grp in enumerate(self.cnet.state):
+            if gi in got:
+                m = grp.interval
+                steps = np.arange(first // m + 1, end // m + 1, dtype=np.int64) * m - 1
+                self.state_blocks[gi].append((steps, got[gi]))
 
     def _tune_batch(self, m: int) -> None:
         """One timed batch of m steps of the loop tuning (persistent="auto").  The
@@ -1375,6 +1431,8 @@ class CUDASimulator:
             for i in np.flatnonzero(ends > starts):
                 record.append((self._chunk_step0 + int(i),
                                np.sort(ids[starts[i]:ends[i]]).astype(np.int64)))
+        if self._gathers:
+            self._drain_state(first, end)
         # reset n_rec and rec_steps (offsets 36, 40) for the next chunk
         drv.memcpy_htod(int(buf["ctrl"]) + CTRL_DTYPE.fields["n_rec"][1],
                         np.zeros(2, np.uint32))
