@@ -191,6 +191,19 @@ def name_list(text: str) -> List[str]:
     return names
 
 
+def state_variables(text: str) -> List[str]:
+    """--record-state: a comma-separated list of STATE_VARIABLES."""
+    from .network import STATE_VARIABLES
+    names = name_list(text)
+    bad = [n for n in names if n not in STATE_VARIABLES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown variable {bad[0]!r} (known: "
+                                         f"{', '.join(STATE_VARIABLES)})")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names a variable twice")
+    return names
+
+
 # -- models ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Option:
@@ -476,7 +489,16 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     def run_opts(mp):
         _shared_options(mp)
         mp.add_argument("--no-plots", action="store_true",
-                        help="do not write raster.png and rates.png")
+                        help="do not write raster.png, rates.png (and state.png)")
+        mp.add_argument("--record-state", type=state_variables, default=None, metavar="VARS",
+                        help="also record these state variables (comma-separated: V_m, "
+                             "I_syn_ex, I_syn_in, I_syn; NEST's multimeter) of the first "
+                             "--state-neurons neurons of every LIF population into "
+                             "DIR/state.npz, plotted in DIR/state.png")
+        mp.add_argument("--state-neurons", type=_int_at_least(1), default=5, metavar="N",
+                        help="neurons per population that --record-state records")
+        mp.add_argument("--state-interval", type=positive_float, default=1.0, metavar="MS",
+                        help="--record-state's sampling interval (a whole number of steps)")
         mp.add_argument("--cuda-loop", choices=("auto", "persistent", "graph"), default="auto",
                         help="CUDA step loop: a persistent cooperative kernel, a CUDA graph of "
                              "three kernels per step, or auto (time both on the running "
@@ -677,6 +699,28 @@ def _duration_problem(duration: float, dt: float) -> Optional[str]:
     return None
 
 
+def _record_state(args, net) -> None:
+    """--record-state: the variables of the first --state-neurons neurons of every LIF
+    population (refusals as usage errors naming the option)."""
+    from .errors import ModelError
+    from .network import LIF
+    given = [f for f in ("--state-neurons", "--state-interval")
+             if _raw_value(args._argv, (f,)) is not None]
+    if args.record_state is None:
+        if given:
+            args._parser.error(f"argument {given[0]}: needs --record-state")
+        return
+    for name, pop in net.populations.items():
+        if isinstance(pop.params, LIF):
+            try:
+                net.record_state(name, args.record_state,
+                                 neurons=range(min(args.state_neurons, pop.size)),
+                                 interval=args.state_interval)
+            except ModelError as e:
+                flag = "--state-interval" if "interval" in str(e) else "--record-state"
+                args._parser.error(f"argument {flag}: {e}")
+
+
 def cmd_run(args) -> int:
     from .compile import compile_network
     from .network import LIF
@@ -692,6 +736,7 @@ def cmd_run(args) -> int:
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     net = _build_model(args, fn, kwargs)
+    _record_state(args, net)
     t_build = time.perf_counter() - t0
     cnet = compile_network(net)
     t_compile = time.perf_counter() - t0 - t_build
@@ -801,12 +846,15 @@ def cmd_run(args) -> int:
     else:
         try:
             plots = res.save_plots(out)
+            if res.state:
+                plots.append(res.save_state_plot(out))
             res.meta["plots"] = [os.path.basename(p) for p in plots]
         except ImportError:
             res.meta["plots"] = ("not written: matplotlib is not installed "
                                  "(pip install 'pyproc[plot]')")
     written = {os.path.basename(p) for p in plots}
-    remove_stale(os.path.join(out, fn) for fn in ("raster.png", "rates.png") if fn not in written)
+    remove_stale(os.path.join(out, fn) for fn in ("raster.png", "rates.png", "state.png")
+                 if fn not in written)
     res.save(out)
 
     if not args.quiet:
@@ -819,7 +867,8 @@ def cmd_run(args) -> int:
         print(f"model time {res.duration:g} ms in {sim.wall_run:.2f} s wall (setup "
               f"{t_setup:.2f} s)" + (f", {res.meta['wall_per_model_s']:.3g} s per model second"
                                      if model_s > 0 else ""))
-        files = ["spikes.npz", "summary.json"] + [os.path.basename(p) for p in plots]
+        files = (["spikes.npz", "summary.json"] + (["state.npz"] if res.state else [])
+                 + [os.path.basename(p) for p in plots])
         print(f"wrote {', '.join(os.path.join(out, f) for f in files)}")
         if not plots and not args.no_plots:
             print(f"note: {res.meta['plots']}")

@@ -150,6 +150,13 @@ def test_run_validate_bench_share_defaults():
     (["run", "balanced", "--neurons", "20", "--duration", "0.04"], "--duration"),
     (["run", "balanced", "--neurons", "20", "--dt", "0.5", "--duration", "0.2"], "--duration"),
     (["run", "multiarea", "--structure", __file__, "--state", "awake"], "--state"),
+    (["run", "balanced", "--neurons", "20", "--record-state", "v"], "--record-state"),
+    (["run", "balanced", "--neurons", "20", "--record-state", "V_m,V_m"], "--record-state"),
+    (["run", "balanced", "--neurons", "20", "--state-neurons", "3"], "--state-neurons"),
+    (["run", "balanced", "--neurons", "20", "--record-state", "V_m", "--state-interval",
+      "0.25"], "--state-interval"),
+    (["run", "microcircuit", "--scale", "0.01", "--record-state", "I_syn_ex"],
+     "--record-state"),
     (["run", "nosuchmodel"], "nosuchmodel"),
     (["nosuchcommand"], "nosuchcommand"),
     (["run"], "MODEL"),
@@ -291,7 +298,7 @@ def test_out_that_cannot_be_made_is_refused_before_work(capsys, tmp_path, monkey
 def test_run_removes_an_earlier_runs_plots(capsys, tmp_path):
     """--no-plots into a folder with an earlier run's plots: they go, so no plot of
     another run sits beside this run's summary.json."""
-    for fn in ("raster.png", "rates.png"):
+    for fn in ("raster.png", "rates.png", "state.png", "state.npz"):
         (tmp_path / fn).write_bytes(b"old")
     (tmp_path / "mine.txt").write_text("kept")
     code, _, _ = run_cli(capsys, "run", "balanced", "--neurons", "20", "--duration", "1",
@@ -299,6 +306,27 @@ def test_run_removes_an_earlier_runs_plots(capsys, tmp_path):
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt", "spikes.npz",
                                                           "summary.json"]
+
+
+def test_run_record_state(capsys, tmp_path):
+    """--record-state V_m,I_syn --state-neurons 3 --state-interval 0.5: state.npz with the
+    first 3 neurons of each population every 0.5 ms, listed in summary.json, and the
+    same samples as the Python API's."""
+    code, out, _ = run_cli(capsys, "run", "balanced", "--neurons", "100", "--duration", "20",
+                           "--record-state", "V_m,I_syn", "--state-neurons", "3",
+                           "--state-interval", "0.5", "--out", tmp_path, "--no-plots")
+    assert code == 0 and "state.npz" in out
+    res = pp.load_results(str(tmp_path))
+    assert sorted(res.state) == ["E", "I"]
+    assert res.state["E"]["neurons"].tolist() == [0, 1, 2]
+    assert res.state["I"]["V_m"].shape == (40, 3)
+    assert res.summary()["state"]["E"] == {"variables": ["V_m", "I_syn"], "neurons": 3,
+                                           "samples": 40}
+    from pyproc.models import balanced
+    net = balanced(100)
+    net.record_state("E", ("V_m", "I_syn"), neurons=[0, 1, 2], interval=0.5)
+    want = pp.Simulation(net, connectivity="procedural").run(20.0)
+    assert np.array_equal(want.state["E"]["I_syn"], res.state["E"]["I_syn"])
 
 
 def test_model_error_from_a_structure_file_is_one_line(capsys, tmp_path):
