@@ -821,10 +821,11 @@ def cmd_run(args) -> int:
         # Poisson inputs per population (K inputs at rate_Hz, weight_pA each), in order
         "poisson_inputs": {name: [{"rate_Hz": i.rate, "K": i.K, "weight_pA": i.weight}
                                   for i in inputs] for name, inputs in net.poisson.items()},
-        # step currents (add_dc): pA from start_ms to stop_ms (null: no end)
-        "step_currents": {name: {"amplitude_pA": d.amplitude, "start_ms": d.start,
-                                 "stop_ms": None if d.stop == math.inf else d.stop}
-                          for name, d in net.dc.items()},
+        # step currents (add_dc, add_step_current): pA from start_ms to stop_ms (null: no
+        # end), in call order; they add up
+        "step_currents": {name: [{"amplitude_pA": d.amplitude, "start_ms": d.start,
+                                  "stop_ms": None if d.stop == math.inf else d.stop}
+                                 for d in ds] for name, ds in net.dc.items()},
         "duration_requested_ms": args.duration,
         "steps": int(sim.sim.step),
         "neurons": n_neurons,

@@ -36,13 +36,14 @@ import numpy as np
 from . import hostmem, sampling
 from .dist import Constant, Normal, Uniform
 from .errors import ModelError
-from .network import MAX_POISSON, Network, PoissonSource, SpikeSourceArray
+from .network import LIF, MAX_POISSON, Network, PoissonSource, SpikeSourceArray
 from .rng import TAG_INIT, philox_words
 from .rowlen import draw_row_lengths
 from .staterec import StateGroup, state_groups
 from .rules import Decoder, FixedOutdegree, FixedTotalNumber, PairwiseBernoulli, segment_width
 
-__all__ = ["POP_DTYPE", "PROJ_DTYPE", "CompiledNetwork", "compile_network",
+__all__ = ["POP_DTYPE", "PROJ_DTYPE", "DC_DTYPE", "CompiledNetwork", "compile_network",
+           "dc_segments", "dc_switches",
            "worst_case_input", "check_input_range",
            "RULE_BERNOULLI", "RULE_FIXED", "RULE_DECODER", "DIST_CONST", "DIST_TNORM", "INT32_MAX"]
 
@@ -104,6 +105,10 @@ class CompiledNetwork:
     indegree_bound: np.ndarray  # float64 per projection: per-neuron in-degree bound used for scale
     info: Dict[str, object] = field(default_factory=dict)
     state: List[StateGroup] = field(default_factory=list)   # state recordings (staterec)
+    # per population its step current's stretches of constant amplitude (DC_DTYPE, in
+    # time order; pops holds the first); backends switch a population's dc fields to
+    # stretch k + 1 between the steps dc_stop[k] - 1 and dc_stop[k] (dc_switches)
+    dc: List[np.ndarray] = field(default_factory=list)
 
     @property
     def n_neurons(self) -> int:
@@ -276,6 +281,43 @@ def whole_steps(ms: float, dt: float) -> int:
     0.35 ms 4), a half up to float rounding counting as a half (0.15 / 0.1 is
     1.4999999999999998)."""
     return int(math.floor(ms / dt + 0.5 + 1e-9))
+
+
+DC_DTYPE = np.dtype([("dc_amp", "f4"), ("dc_pad", "u4"), ("dc_start", "u8"),
+                     ("dc_stop", "u8")])       # the dc fields of POP_DTYPE, in its order
+
+
+def dc_segments(windows, dt: float) -> np.ndarray:
+    """The step currents ``windows`` (StepCurrent) of one population as stretches of
+    constant total amplitude in steps [dc_start, dc_stop) (DC_DTYPE, in time order, no
+    overlap, total 0 left out): the amplitudes active in a stretch summed in float64 and
+    rounded to float32 once (one window: its amplitude as float32, as before)."""
+    cuts, parts = set(), []
+    for w in windows:
+        first, end = _step_window(w.start, w.stop, dt)
+        if end > first:
+            parts.append((first, end, w.amplitude))
+            cuts.update((first, end))
+    out = []
+    edges = sorted(cuts)
+    for a, b in zip(edges[:-1], edges[1:]):
+        amp32 = np.float32(math.fsum(x for f, e, x in parts if f <= a and b <= e))
+        if amp32 == 0:                     # nothing on (or a total of 0): I_e alone
+            continue
+        if out and out[-1][3] == a and out[-1][0] == amp32:
+            out[-1] = (amp32, 0, out[-1][2], b)        # the same total goes on
+        else:
+            out.append((amp32, 0, a, b))
+    return np.array(out, dtype=DC_DTYPE)
+
+
+def dc_switches(cnet: "CompiledNetwork") -> List[Tuple[int, int, int]]:
+    """(step count, population, stretch) of every switch after the first stretch, in
+    step order: before the step ``step`` runs, population ``population``'s dc fields
+    must hold stretch ``stretch`` (its predecessor has ended by then)."""
+    out = [(int(seg[k - 1]["dc_stop"]), i, k) for i, seg in enumerate(cnet.dc)
+           for k in range(1, seg.size)]
+    return sorted(out)
 
 
 def _step_window(start: float, stop: float, dt: float) -> Tuple[int, int]:
@@ -502,9 +544,12 @@ def compile_network(net: Network) -> CompiledNetwork:
                                                             float(row["w_sd"]) * sc, *w_trunc[k])
 
     ring_off = 0
+    dc_tab: List[np.ndarray] = []        # step-current stretches per LIF population
     for i, p in enumerate(pops_py):
         par = p.params
         row = pops[i]
+        if not isinstance(par, LIF):
+            dc_tab.append(np.zeros(0, DC_DTYPE))
         if isinstance(par, (PoissonSource, SpikeSourceArray)):
             # no LIF: the kernels branch on kind; these fields keep the CPU backend's
             # vectorised LIF step inert for it (V constant, never at threshold)
@@ -522,10 +567,11 @@ def compile_network(net: Network) -> CompiledNetwork:
             row["V_th"] = par.V_th - par.E_L
             row["V_reset"] = par.V_reset - par.E_L
             row["ref_steps"] = whole_steps(par.t_ref, dt)
-            dc = net.dc.get(p.name)
-            if dc is not None:                    # a step current in steps [start, stop)
-                row["dc_amp"] = dc.amplitude
-                row["dc_start"], row["dc_stop"] = _step_window(dc.start, dc.stop, dt)
+            seg = dc_segments(net.dc.get(p.name, ()), dt)
+            dc_tab.append(seg)
+            if seg.size:                          # the first stretch, in steps [start, stop)
+                for f in DC_DTYPE.names:
+                    row[f] = seg[0][f]
         row["inv_scale_ex"] = np.float32(1.0 / scale[i, 0])
         row["inv_scale_in"] = np.float32(1.0 / scale[i, 1])
         row["offset"], row["n"], row["stream"] = offsets[i], sizes[i], p.stream
@@ -547,7 +593,7 @@ def compile_network(net: Network) -> CompiledNetwork:
         poisson_tables=np.concatenate(tables) if tables else np.zeros(0, np.uint32),
         ring_size=ring_off, v0=v0, record=np.array([p.record for p in pops_py]),
         scale=scale, w_max_pA=w_max, indegree_bound=k_bound, info={"p": p_of},
-        state=state_groups(net, pop_names, offsets))
+        state=state_groups(net, pop_names, offsets), dc=dc_tab)
 
 
 def _initial_v(p, seed) -> np.ndarray:

@@ -271,7 +271,7 @@ class Network:
     populations: Dict[str, Population] = field(default_factory=dict)
     projections: Dict[str, Projection] = field(default_factory=dict)
     poisson: Dict[str, List[PoissonInput]] = field(default_factory=dict)  # by target, in call order
-    dc: Dict[str, StepCurrent] = field(default_factory=dict)                # by target
+    dc: Dict[str, List[StepCurrent]] = field(default_factory=dict)   # by target, they add up
     input_reserve: Dict[str, float] = field(default_factory=dict)           # pA, by population
     state: Dict[str, StateRecorder] = field(default_factory=dict)           # by population
 
@@ -421,8 +421,9 @@ class Network:
         ``dc_generator``, PyNN's ``DCSource``), added to its I_e in the steps whose
         interval lies in (start, stop] ms (rounded to whole steps, halves up): from the
         step after ``start`` to the step that ends at ``stop``.  Unlike NEST it has no
-        connection delay: it acts from ``start``, not ``start`` + delay.  One per
-        population."""
+        connection delay: it acts from ``start``, not ``start`` + delay.  Several step
+        currents into one population add up (in float64, rounded to float32 once per
+        stretch of constant total: pyproc.compile.dc_segments)."""
         tgt = self._pop_name("add_dc: target", target)
         self._not_a_source("add_dc", tgt)
         where = f"step current into {tgt!r}"
@@ -432,10 +433,41 @@ class Network:
         if t0 < 0 or not t1 >= t0:
             raise ModelError(f"{where}: need 0 <= start <= stop, got start={t0:g} ms, "
                              f"stop={t1:g} ms")
-        if tgt in self.dc:
-            raise ModelError(f"{where}: population {tgt!r} already has a step current "
-                             f"(one per population; add the amplitudes of overlapping ones)")
-        self.dc[tgt] = StepCurrent(tgt, amp, t0, t1)
+        self.dc.setdefault(tgt, []).append(StepCurrent(tgt, amp, t0, t1))
+
+    def add_step_current(self, target: str, times, amplitudes) -> None:
+        """A piecewise-constant current into every neuron of ``target`` (NEST's
+        ``step_current_generator``): ``amplitudes[i]`` pA from ``times[i]`` to
+        ``times[i + 1]`` ms, the last one for the rest of the run, nothing before
+        ``times[0]``.  Times are strictly increasing, >= 0, on the dt grid (as NEST's
+        default).  As :meth:`add_dc` (which it is, one window per amplitude): no connection
+        delay, and it adds to the population's other step currents.  On the GPU the host
+        writes each new amplitude between two batches of steps (no kernel work): every
+        change cuts the step loop once."""
+        tgt = self._pop_name("add_step_current: target", target)
+        self._not_a_source("add_step_current", tgt)
+        where = f"step current generator into {tgt!r}"
+        try:
+            times, amplitudes = list(times), list(amplitudes)
+        except TypeError:
+            raise ModelError(f"{where}: times and amplitudes must be sequences of numbers "
+                             f"(ms, pA)") from None
+        if not times or len(times) != len(amplitudes):
+            raise ModelError(f"{where}: times and amplitudes must have the same length >= 1, "
+                             f"got {len(times)} and {len(amplitudes)}")
+        ts = [number(f"{where}: times[{i}] (ms)", t) for i, t in enumerate(times)]
+        amps = [number(f"{where}: amplitudes[{i}] (pA)", a) for i, a in enumerate(amplitudes)]
+        for i, t in enumerate(ts):
+            k = round(t / self.dt)
+            if t < 0 or abs(k * self.dt - t) > 1e-9 * max(1.0, t):
+                raise ModelError(f"{where}: times[{i}] = {t:g} ms is not >= 0 on the grid of "
+                                 f"dt = {self.dt:g} ms")
+            if i and not t > ts[i - 1]:
+                raise ModelError(f"{where}: times must be strictly increasing, got "
+                                 f"times[{i - 1}] = {ts[i - 1]:g} and times[{i}] = {t:g} ms")
+        stops = ts[1:] + [math.inf]
+        self.dc.setdefault(tgt, []).extend(StepCurrent(tgt, a, t0, t1)
+                                           for a, t0, t1 in zip(amps, ts, stops))
 
     def reserve_input(self, population: str, max_pA: float) -> None:
         """Size the fixed-point scale of ``population``'s input (both channels) for a

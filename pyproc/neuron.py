@@ -25,11 +25,14 @@ def lif_params(pops: np.ndarray) -> dict:
     return out
 
 
-def i_e_at(pop, step: int):
+def i_e_at(pop, step: int, stretch=None):
     """The constant current (pA, float32) of ``pop`` at ``step``: I_e, plus its step
-    current inside its window, one float32 add (twin of pp_i_e)."""
-    if int(pop["dc_start"]) <= step < int(pop["dc_stop"]):
-        return _F32(pop["I_e"]) + _F32(pop["dc_amp"])
+    current inside its window, one float32 add (twin of pp_i_e).  ``stretch``: a record
+    with the dc fields (pyproc.compile.DC_DTYPE) to use instead of ``pop``'s, as the
+    backends switch them between a step current's stretches."""
+    dc = pop if stretch is None else stretch
+    if int(dc["dc_start"]) <= step < int(dc["dc_stop"]):
+        return _F32(pop["I_e"]) + _F32(dc["dc_amp"])
     return _F32(pop["I_e"])
 
 

@@ -55,6 +55,9 @@ ctrl               the control block (64 bytes, CTRL_DTYPE)
 state_idx          state recordings only (Network.record_state): uint32 global ids
                    of each gather (pyproc.staterec.gather_plan: one per interval and
                    variable)
+dc_table           step currents that change more than once only (add_step_current,
+                   several add_dc): every stretch of constant amplitude (24 bytes,
+                   compile.DC_DTYPE), copied into the population table between batches
 state_out          state recordings only: float32, each gather's ids x the most samples
                    of its interval in a record chunk (C // interval + 1)
 csr_row_base       stored only: first CSR row of each projection (uint64)
@@ -77,7 +80,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .compile import POP_DTYPE, PROJ_DTYPE, RULE_BERNOULLI, CompiledNetwork
+from .compile import DC_DTYPE, POP_DTYPE, PROJ_DTYPE, RULE_BERNOULLI, CompiledNetwork
 from .hostmem import human
 from .sampling import TABLES_LEN, sampler_tables
 from .staterec import chunk_samples, gather_plan
@@ -317,6 +320,9 @@ def plan_network(cnet: CompiledNetwork, connectivity: str = "procedural",
         ("ctrl", CTRL_BYTES),
     ]
     notes = []
+    n_dc = sum(int(seg.size) for seg in cnet.dc if seg.size > 1)
+    if n_dc:
+        raw.append(("dc_table", DC_DTYPE.itemsize * n_dc))
     gathers = gather_plan(cnet.state)
     if gathers:
         raw += [("state_idx", 4 * sum(g.ids.size for g in gathers)),

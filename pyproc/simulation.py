@@ -30,7 +30,8 @@ def _shape(net: Optional[Network]):
             tuple((p.name, p.size, p.params, p.v_init, p.record)
                   for p in net.populations.values()),
             tuple(net.projections), tuple((t, tuple(v)) for t, v in net.poisson.items()),
-            tuple(net.dc.items()), tuple(net.input_reserve.items()), tuple(net.state.items()))
+            tuple((t, tuple(v)) for t, v in net.dc.items()), tuple(net.input_reserve.items()),
+            tuple(net.state.items()))
 
 
 class Simulation:

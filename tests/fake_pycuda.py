@@ -293,6 +293,7 @@ class FakeDriver:
         self.free_bytes = free_bytes
         self.capturing = None
         self.launches = 0
+        self.dtod_copies = 0
         drv = self
         self.Error = FakeError
         self.device_attribute = types.SimpleNamespace(
@@ -378,6 +379,11 @@ class FakeDriver:
 
     def memcpy_dtoh(self, dest, src):
         dest.view(np.uint8).ravel()[:] = self.mem.raw(src, dest.nbytes)
+
+    def memcpy_dtod_async(self, dest, src, size, stream=None):
+        assert self.capturing is None, "a copy inside a graph capture"
+        self.dtod_copies += 1
+        self.mem.raw(dest, size)[:] = self.mem.raw(src, size).copy()
 
     def memset_d8(self, dest, val, n):
         self.mem.raw(dest, n)[:] = val

@@ -817,8 +817,8 @@ def test_microcircuit_dc_stimulus_option(capsys, tmp_path):
     assert code == 0, err
     summ = json.loads((tmp_path / "on" / "summary.json").read_text())
     assert summ["model_options"]["dc_stimulus"] is True
-    assert summ["step_currents"]["L4E"] == {"amplitude_pA": pytest.approx(0.3 * 2100),
-                                            "start_ms": 650.0, "stop_ms": 750.0}
+    assert summ["step_currents"]["L4E"] == [{"amplitude_pA": pytest.approx(0.3 * 2100),
+                                             "start_ms": 650.0, "stop_ms": 750.0}]
 
 
 def test_silent_sources():

@@ -587,7 +587,8 @@ def test_dc_stimulus():
     assert microcircuit(0.02).dc == {}
     net = microcircuit(0.02, dc_stimulus=True)
     for i, pop in enumerate(POPULATIONS):
-        dc = net.dc[pop]
+        assert len(net.dc[pop]) == 1
+        dc = net.dc[pop][0]
         assert dc.amplitude == pytest.approx(0.3 * K_EXT[i]) and (dc.start, dc.stop) == (650.0,
                                                                                         750.0)
     cnet = pp.compile_network(net)

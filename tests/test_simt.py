@@ -453,6 +453,7 @@ def test_kernels_module_example_on_the_emulator(simt_fake):
 
 def _bal2000_recorded():
     net = balanced(2000, dt=0.1)
+    net.add_step_current("E", [1.0, 4.0, 6.5], [400.0, -300.0, 150.0])
     net.record_state("E", ("V_m", "I_syn"), neurons=range(0, 1600, 37), interval=0.1)
     net.record_state("I", "V_m", interval=0.7)
     return pp.compile_network(net)
@@ -464,7 +465,9 @@ def test_state_recording(simt_fake, case):
     CPU's bit for bit: the resident phase (state in shared memory during a launch), the
     one-block build (state, ring and spike list in shared memory) and the pipelined
     grid-stride loop all leave the state in global memory at the end of a launch, which
-    the host cuts at every sample step."""
+    the host cuts at every sample step.  Step currents that change (add_step_current,
+    overlapping add_dc) are written into the population table between launches, which
+    each build reads afresh at a launch's start."""
     from test_state import _assert_same_state, _recorded
     cnet = _bal2000_recorded() if case == "non_resident_pipelined" else _recorded()
     steps = 120

@@ -583,12 +583,60 @@ def test_step_current_fires_where_theory_says():
             <= 0.2 + 1e-9, t
 
 
+def test_step_currents_add_up_and_change():
+    """Two overlapping add_dc windows and a step-current generator add up: the stretches
+    of constant total (summed in float64, rounded once), and the membrane follows the
+    piecewise analytic solution V(t) = V_inf + (V(t0) - V_inf) exp(-(t - t0) / tau)."""
+    from pyproc.compile import dc_segments, dc_switches
+    net = pp.Network(dt=0.1, seed=1)
+    net.add_population("P", 2, pp.LIF(E_L=-70.0, V_th=0.0, tau_m=10.0, C_m=250.0))
+    net.add_dc("P", 100.0, start=2.0, stop=6.0)
+    net.add_dc("P", 0.1, start=4.0, stop=8.0)
+    net.add_step_current("P", [5.0, 10.0, 12.0], [50.0, -50.0, -50.0])
+    cnet = compile_network(net)
+    seg = cnet.dc[0]
+    # stretches: [20, 40) 100, [40, 50) 100.1, [50, 60) 150.1, [60, 80) 50.1, [80, 100)
+    # 50, [100, inf) -50 (the two -50 stretches are one)
+    assert seg["dc_start"].tolist() == [20, 40, 50, 60, 80, 100]
+    assert seg["dc_stop"].tolist() == [40, 50, 60, 80, 100, 2 ** 64 - 1]
+    assert seg["dc_amp"].tolist() == [np.float32(x) for x in (100, 100.1, 150.1, 50.1, 50, -50)]
+    assert [(int(p), k) for p, _, k in dc_switches(cnet)] == [(40, 1), (50, 2), (60, 3),
+                                                             (80, 4), (100, 5)]
+    assert (int(cnet.pops[0]["dc_start"]), float(cnet.pops[0]["dc_amp"])) == (20, 100.0)
+    assert dc_segments([], 0.1).size == 0
+    net.record_state("P", "V_m", interval=0.1)
+    st = pp.Simulation(net).run(20.0).state["P"]
+    v, t, want = -70.0, 0.0, []
+    for end, amp in ((2.0, 0.0), (4.0, 100.0), (5.0, 100.1), (6.0, 150.1), (8.0, 50.1),
+                     (10.0, 50.0), (20.0, -50.0)):
+        ts = np.arange(round(t / 0.1) + 1, round(end / 0.1) + 1) * 0.1
+        v_inf = -70.0 + amp * 10.0 / 250.0
+        want.extend(v_inf + (v - v_inf) * np.exp(-(ts - t) / 10.0))
+        v, t = want[-1], end
+    assert np.abs(st["V_m"][:, 0] - np.array(want)).max() < 1e-4
+
+
+def test_step_current_generator_refusals():
+    net = _source_net()
+    for kw, msg in [
+            (dict(times=[1.0, 1.0], amplitudes=[1.0, 2.0]), "strictly increasing"),
+            (dict(times=[1.0], amplitudes=[1.0, 2.0]), "same length >= 1, got 1 and 2"),
+            (dict(times=[], amplitudes=[]), "same length >= 1"),
+            (dict(times=[0.25], amplitudes=[1.0]), "times[0] = 0.25 ms is not >= 0 on the grid"),
+            (dict(times=[-1.0], amplitudes=[1.0]), "times[0] = -1 ms is not >= 0"),
+            (dict(times=[1.0], amplitudes=["1"]), "amplitudes[0] (pA) must be a number"),
+            (dict(times=5.0, amplitudes=[1.0]), "must be sequences of numbers")]:
+        with pytest.raises(pp.ModelError) as e:
+            net.add_step_current("E", **kw)
+        assert msg in str(e.value) and "step current generator into 'E'" in str(e.value), e.value
+    with pytest.raises(pp.ModelError, match=r"add_step_current: population 'S' is a "):
+        net.add_step_current("S", [1.0], [1.0])
+    assert net.dc == {}
+
+
 def test_step_current_refusals():
     net = _source_net()
     net.add_dc("E", 10.0)
-    with pytest.raises(pp.ModelError, match=r"step current into 'E': population 'E' already has "
-                                            r"a step current"):
-        net.add_dc("E", 5.0)
     with pytest.raises(pp.ModelError, match=r"add_dc: population 'S' is a PoissonSource"):
         net.add_dc("S", 5.0)
     with pytest.raises(pp.ModelError, match=r"need 0 <= start <= stop, got start=5 ms, stop=2 ms"):

@@ -84,8 +84,12 @@ def test_synaptic_current_decays_exponentially():
 def _recorded(cnet_fn=_mixed):
     """The mixed test network with three recordings: A's V_m and both currents of 7
     neurons every step, B's I_syn (one channel) of all every 0.3 ms, C (not spike-recorded)
-    V_m every 1 ms."""
+    V_m every 1 ms; and step currents that change: two overlapping windows into A, a
+    step-current generator into B (5 stretches, 4 switches in all after the first ones)."""
     net = cnet_fn().network
+    net.add_dc("A", 60.0, start=3.0, stop=12.0)
+    net.add_dc("A", -90.0, start=8.0, stop=17.0)
+    net.add_step_current("B", [2.0, 5.5, 9.0, 14.1], [300.0, -200.0, 0.0, 120.0])
     net.record_state("A", ("I_syn_in", "V_m", "I_syn_ex"), neurons=[299, 0, 5, 17, 100, 3, 250],
                      interval=0.1)
     net.record_state("B", "I_syn", interval=0.3)
@@ -144,11 +148,15 @@ def test_cuda_loops_equal_cpu(fake, loop):
                         **opt)
     assert sim.sim.loop_mode == loop
     plan = sim.sim.plan.buffers
+    # A: [30, 80) 60, [80, 120) -30, [120, 170) -90; B: [20, 55) 300, [55, 90) -200,
+    # [141, inf) 120 (0 from 9 ms: no stretch)
+    assert plan["dc_table"] == 24 * 6 and len(sim.sim._dc_switches) == 4
     # gathers: every step (V, Iex, Iin of A's 7), 0.3 ms (B's 60 Iex), 1 ms (C's 40 V)
     assert plan["state_idx"] == 4 * (3 * 7 + 60 + 40)
     assert plan["state_out"] == 4 * (3 * 7 * 65 + 60 * (64 // 3 + 1) + 40 * (64 // 10 + 1))
     sim.run(10.0)
     got = sim.run(13.0)
+    assert fake.dtod_copies == 4
     _assert_same_state(got.state, want.state)
     assert np.array_equal(got.times, want.times) and np.array_equal(got.senders, want.senders)
     sim.sim.close()

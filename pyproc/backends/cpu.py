@@ -15,7 +15,8 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from .. import hostmem
-from ..compile import INT32_MAX, POP_ARRAY, POP_SOURCE, RULE_FIXED, CompiledNetwork, ring_index
+from ..compile import (DC_DTYPE, INT32_MAX, POP_ARRAY, POP_SOURCE, RULE_FIXED, CompiledNetwork,
+                       ring_index)
 from ..connectivity import fixed_rows_many, materialise, rows
 from ..errors import OverflowDetected
 from ..neuron import (array_spikes, i_e_at, lif_params, lif_step, poisson_input,
@@ -77,8 +78,12 @@ class CPUSimulator:
         self._poisson = [i for i in range(cnet.n_pops) if pops[i]["poisson_n"]]
         sl = [slice(int(p["offset"]), int(p["offset"] + p["n"])) for p in pops]
         self._sources = [(i, sl[i]) for i in range(cnet.n_pops) if pops[i]["kind"] == POP_SOURCE]
-        win = [(int(p["dc_start"]), int(p["dc_stop"])) for p in pops]
-        self._dc = [(i, sl[i], *win[i]) for i in range(cnet.n_pops) if win[i][1] > win[i][0]]
+        # step currents: per population its stretches (compile.dc_segments; a network
+        # compiled without them: the pops table's one window), their starts and ends
+        segs = cnet.dc or [pops[i:i + 1][list(DC_DTYPE.names)] for i in range(cnet.n_pops)]
+        self._dc = [(i, sl[i], seg, seg["dc_start"].astype(np.int64),
+                     seg["dc_stop"].astype(np.uint64))
+                    for i, seg in enumerate(segs) if (seg["dc_stop"] > seg["dc_start"]).any()]
         self._arrays = [(i, sl[i], np.zeros(int(pops[i]["n"]), np.int32))
                         for i in range(cnet.n_pops) if pops[i]["kind"] == POP_ARRAY]
         self._pois_t0, self._pois = 0, None
@@ -188,11 +193,12 @@ class CPUSimulator:
             if acc_ex.size and max(np.abs(acc_ex).max(), np.abs(acc_in).max()) > INT32_MAX:
                 raise self._overflow(t, acc_ex, acc_in)
             ie = None
-            for i, sl, first, end in self._dc:   # step currents: I_e + amplitude in [first, end)
-                if first <= t < end:
+            for i, sl, seg, first, end in self._dc:   # step currents: the stretch of t
+                k = int(np.searchsorted(first, t, side="right")) - 1
+                if k >= 0 and t < end[k]:
                     if ie is None:
                         ie = self._lif["I_e"].copy()
-                    ie[sl] = i_e_at(pops[i], t)
+                    ie[sl] = i_e_at(pops[i], t, seg[k])
             spk = lif_step(V, Iex, Iin, ref, acc_ex, acc_in, self._lif, ie)
             for i, sl in self._sources:      # Poisson sources (their LIF fields are inert)
                 spk[sl] = source_spikes(pops[i], cnet.seed, t)

@@ -112,7 +112,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..compile import CompiledNetwork, check_input_range
+from ..compile import DC_DTYPE, POP_DTYPE, CompiledNetwork, check_input_range, dc_switches
 from ..connectivity import materialise
 from ..errors import BackendUnavailable, OverflowDetected
 from ..kernels import (CTRL_DTYPE, ERROR_CODES, CooperativeUnavailable, cu_error_string,
@@ -528,6 +528,8 @@ class CUDASimulator:
         self.n_synapses_stored = 0
         self.state_blocks: List[list] = [[] for _ in cnet.state]   # raw samples (staterec)
         self._gathers: list = []          # (Gather, idx address, out address), _setup
+        self._dc_switches: list = []      # (step, pops field address, dc_table address)
+        self._dc_next = 0                 # the first switch not yet enqueued
         self.n_tiles = 0                  # tile table entries the running build uses
         self._n_tile_entries = 0          # the tile table (0: tiles never run)
         self._tile_table_smem = 0         # its accumulator (dynamic shared bytes)
@@ -750,6 +752,17 @@ class CUDASimulator:
                 self._build_csr_host()
         self._chunk_step0 = 0
         self._pending = 0
+        if "dc_table" in plan.buffers:   # step currents that change: their stretches
+            many = [(i, seg) for i, seg in enumerate(cnet.dc) if seg.size > 1]
+            self._upload("dc_table", np.concatenate([seg for _, seg in many]))
+            first, at = {}, int(buf["dc_table"])
+            for i, seg in many:
+                first[i] = at
+                at += DC_DTYPE.itemsize * seg.size
+            field = int(buf["pops"]) + POP_DTYPE.fields["dc_amp"][1]
+            self._dc_switches = [(step, field + i * POP_DTYPE.itemsize,
+                                  first[i] + k * DC_DTYPE.itemsize)
+                                 for step, i, k in dc_switches(cnet)]
         if cnet.state:                   # state recordings: one gather per (interval, var)
             gathers = gather_plan(cnet.state)
             self._upload("state_idx", np.concatenate([g.ids for g in gathers]))
@@ -1256,6 +1269,8 @@ class CUDASimulator:
                     break
                 m = min(self.graph_steps, n_steps - done, self.record_chunk_steps - self._pending)
                 m = min(m, steps_to_sample(self.step + self._queued, self._intervals) or m)
+                if self._dc_switches:
+                    m = min(m, self._switch_dc(self.step + self._queued) or m)
                 if (self._tune and m == self.graph_steps
                         and self.step + self._queued >= TUNE_WARMUP_BATCHES * m):
                     self._tune_batch(m)     # one timed batch of the next candidate
@@ -1271,6 +1286,17 @@ class CUDASimulator:
             if self._queued or self._pending:
                 self._drain(record)
         return done
+
+    def _switch_dc(self, step: int) -> int:
+        """Enqueue the step-current switches due before ``step`` runs (a copy of the new
+        stretch into the population's dc fields, ordered on the stream between two
+        batches); returns the steps to the next switch (0: none left)."""
+        sw = self._dc_switches
+        while self._dc_next < len(sw) and sw[self._dc_next][0] <= step:
+            _, dest, src = sw[self._dc_next]
+            self._drv.memcpy_dtod_async(dest, src, DC_DTYPE.itemsize, self._stream)
+            self._dc_next += 1
+        return sw[self._dc_next][0] - step if self._dc_next < len(sw) else 0
 
     @property
     def _intervals(self) -> List[int]:
