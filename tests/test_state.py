@@ -180,6 +180,27 @@ def test_cuda_batches_end_on_samples(fake):
         assert [s.tolist() for s, _ in sim.state_blocks[0]] == [[39, 79, 119]]
 
 
+@pytest.mark.parametrize("interval,steps_each", [(0.1, 1), (1.0, 10), (3.0, 20)])
+def test_auto_tuning_with_short_batches(fake, monkeypatch, interval, steps_each):
+    """persistent='auto' with samples every 1 or 10 steps (shorter than graph_steps 20):
+    the tuning times batches of the sample interval, the batches this run has (it never
+    saw a batch of graph_steps and so never tuned); at 3 ms (30 steps) batches of 20.
+    Samples and spikes are the CPU's whatever it picks."""
+    from test_cuda_host import _delay_graphs
+    net = _mixed().network
+    net.record_state("B", "V_m", neurons=[1, 2], interval=interval)
+    cnet = pp.compile_network(net)
+    want = _cpu_state(cnet, 400)
+    _delay_graphs(monkeypatch, fake, 0.01)
+    sim = pp.Simulation(cnet, "cuda", "procedural", record_chunk_steps=100, graph_steps=20)
+    got = sim.run(40.0)
+    t = sim.sim.loop_tuning
+    assert t is not None and t["steps_each"] == steps_each, t
+    _assert_same_state(got.state, want.state)
+    assert np.array_equal(got.senders, want.senders)
+    sim.sim.close()
+
+
 def test_sample_arithmetic():
     assert samples_in(0, 10, 1) == 10 and samples_in(0, 9, 10) == 0
     assert samples_in(0, 10, 10) == 1 and samples_in(9, 1, 10) == 1 and samples_in(10, 9, 10) == 0

@@ -530,6 +530,10 @@ class CUDASimulator:
         self._gathers: list = []          # (Gather, idx address, out address), _setup
         self._dc_switches: list = []      # (step, pops field address, dc_table address)
         self._dc_next = 0                 # the first switch not yet enqueued
+        # the tuning's batch length: graph_steps, or the shortest state interval when
+        # samples cut every batch shorter (the batches the run will have; a fixed length,
+        # as _tune_batch captures its graphs for it)
+        self._tune_m = min([self.graph_steps] + [g.interval for g in cnet.state])
         self.n_tiles = 0                  # tile table entries the running build uses
         self._n_tile_entries = 0          # the tile table (0: tiles never run)
         self._tile_table_smem = 0         # its accumulator (dynamic shared bytes)
@@ -1228,6 +1232,8 @@ class CUDASimulator:
                 names = ", ".join(n.format(prop=self._prop_name) for n in STEP_KERNELS)
                 if self.loop_mode == "persistent":
                     names = self._persist.name
+                if self._gathers or self._dc_switches:     # enqueued between the batches
+                    names += ", pp_record_state and step-current copies"
                 raise CUDAKernelError(
                     f"CUDA error in {where} (kernels {names}; loop {self.loop_mode}): {e}. "
                     "Rerun with debug=True to name the failing kernel and step") from e
@@ -1271,7 +1277,7 @@ class CUDASimulator:
                 m = min(m, steps_to_sample(self.step + self._queued, self._intervals) or m)
                 if self._dc_switches:
                     m = min(m, self._switch_dc(self.step + self._queued) or m)
-                if (self._tune and m == self.graph_steps
+                if (self._tune and m == self._tune_m
                         and self.step + self._queued >= TUNE_WARMUP_BATCHES * m):
                     self._tune_batch(m)     # one timed batch of the next candidate
                 else:
