@@ -290,18 +290,28 @@ DC_DTYPE = np.dtype([("dc_amp", "f4"), ("dc_pad", "u4"), ("dc_start", "u8"),
 def dc_segments(windows, dt: float) -> np.ndarray:
     """The step currents ``windows`` (StepCurrent) of one population as stretches of
     constant total amplitude in steps [dc_start, dc_stop) (DC_DTYPE, in time order, no
-    overlap, total 0 left out): the amplitudes active in a stretch summed in float64 and
-    rounded to float32 once (one window: its amplitude as float32, as before)."""
-    cuts, parts = set(), []
+    overlap, total 0 left out): the amplitudes active in a stretch summed in float64
+    (``math.fsum``, exact) and rounded to float32 once (one window: its amplitude as
+    float32, as before).  One sweep over the windows' edges: a step-current generator of
+    n changes compiles in O(n log n)."""
+    starts: Dict[int, List[int]] = {}
+    ends: Dict[int, List[int]] = {}
+    amps = []
     for w in windows:
         first, end = _step_window(w.start, w.stop, dt)
         if end > first:
-            parts.append((first, end, w.amplitude))
-            cuts.update((first, end))
+            starts.setdefault(first, []).append(len(amps))
+            ends.setdefault(end, []).append(len(amps))
+            amps.append(w.amplitude)
+    edges = sorted(set(starts) | set(ends))
+    active: Dict[int, float] = {}
     out = []
-    edges = sorted(cuts)
     for a, b in zip(edges[:-1], edges[1:]):
-        amp32 = np.float32(math.fsum(x for f, e, x in parts if f <= a and b <= e))
+        for j in ends.get(a, ()):
+            del active[j]
+        for j in starts.get(a, ()):
+            active[j] = amps[j]
+        amp32 = np.float32(math.fsum(active.values()))
         if amp32 == 0:                     # nothing on (or a total of 0): I_e alone
             continue
         if out and out[-1][3] == a and out[-1][0] == amp32:

@@ -239,14 +239,34 @@ class StateRecorder:
     interval: float              # ms, a whole number of steps
 
 
+def grid_steps(value: float, dt: float, orig=None) -> Optional[int]:
+    """``value`` ms as a whole number of steps of ``dt``, or None where it is not one: up
+    to float64 rounding, or float32's where ``orig`` (the value as given) is a NumPy
+    float32 (np.float32(0.3) is 0.30000001192092896)."""
+    k = int(round(value / dt))
+    tol = 1e-9 * max(1.0, abs(value))
+    eps = getattr(getattr(orig, "dtype", None), "kind", "") == "f" and \
+        float(__import__("numpy").finfo(orig.dtype).eps)
+    if eps and eps > 1e-12:
+        tol = max(tol, 4 * eps * max(abs(value), dt))
+    return k if abs(k * dt - value) <= tol else None
+
+
+def _sequence(field_: str, value, what: str) -> list:
+    """``value`` as a list: a list, tuple, range, 1-D NumPy array or other ordered
+    iterable; a string, bytes, dict, set or 0-d array is refused (ModelError naming
+    ``field_``), as its items are not what it looks like (or have no order)."""
+    if isinstance(value, (str, bytes, dict, set, frozenset)) or not hasattr(value, "__iter__") \
+            or getattr(value, "ndim", 1) != 1:
+        raise ModelError(f"{field_} must be a sequence (list, tuple, range or 1-D array) of "
+                         f"{what}, got {value!r}")
+    return list(value)
+
+
 def _local_indices(field_: str, value, size: int) -> tuple:
     """``value`` (a sequence, range or NumPy array of whole numbers) as a tuple of distinct
     local indices in [0, size), or a ModelError naming ``field_``."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise ModelError(f"{field_} must be a sequence of local indices, got {value!r}")
-    if isinstance(value, range) or (type(value).__name__ == "ndarray" and
-                                    value.dtype.kind in "iu" and value.ndim == 1):
-        value = [int(x) for x in value] if len(value) else []
+    value = _sequence(field_, value, "local indices")
     out = []
     for x in value:
         if isinstance(x, bool) or not isinstance(x, numbers.Integral):
@@ -420,8 +440,11 @@ class Network:
         """A step current of ``amplitude`` pA into every neuron of ``target`` (NEST's
         ``dc_generator``, PyNN's ``DCSource``), added to its I_e in the steps whose
         interval lies in (start, stop] ms (rounded to whole steps, halves up): from the
-        step after ``start`` to the step that ends at ``stop``.  Unlike NEST it has no
-        connection delay: it acts from ``start``, not ``start`` + delay.  Several step
+        step after ``start`` to the step that ends at ``stop``.  Unlike NEST it acts from
+        ``start`` itself: NEST's current reaches a neuron after the connection's delay,
+        and iaf_psc_exp applies an input current from the step after it arrives, so a
+        NEST trace lags this one by delay + dt (set start earlier by that much to
+        compare).  Several step
         currents into one population add up (in float64, rounded to float32 once per
         stretch of constant total: pyproc.compile.dc_segments)."""
         tgt = self._pop_name("add_dc: target", target)
@@ -440,26 +463,23 @@ class Network:
         ``step_current_generator``): ``amplitudes[i]`` pA from ``times[i]`` to
         ``times[i + 1]`` ms, the last one for the rest of the run, nothing before
         ``times[0]``.  Times are strictly increasing, >= 0, on the dt grid (as NEST's
-        default).  As :meth:`add_dc` (which it is, one window per amplitude): no connection
-        delay, and it adds to the population's other step currents.  On the GPU the host
+        default).  As :meth:`add_dc` (which it is, one window per amplitude): it acts from
+        ``times[i]``, NEST's from ``times[i]`` + delay + dt, and it adds to the
+        population's other step currents.  On the GPU the host
         writes each new amplitude between two batches of steps (no kernel work): every
         change cuts the step loop once."""
         tgt = self._pop_name("add_step_current: target", target)
         self._not_a_source("add_step_current", tgt)
         where = f"step current generator into {tgt!r}"
-        try:
-            times, amplitudes = list(times), list(amplitudes)
-        except TypeError:
-            raise ModelError(f"{where}: times and amplitudes must be sequences of numbers "
-                             f"(ms, pA)") from None
+        times = _sequence(f"{where}: times", times, "numbers (ms)")
+        amplitudes = _sequence(f"{where}: amplitudes", amplitudes, "numbers (pA)")
         if not times or len(times) != len(amplitudes):
             raise ModelError(f"{where}: times and amplitudes must have the same length >= 1, "
                              f"got {len(times)} and {len(amplitudes)}")
         ts = [number(f"{where}: times[{i}] (ms)", t) for i, t in enumerate(times)]
         amps = [number(f"{where}: amplitudes[{i}] (pA)", a) for i, a in enumerate(amplitudes)]
         for i, t in enumerate(ts):
-            k = round(t / self.dt)
-            if t < 0 or abs(k * self.dt - t) > 1e-9 * max(1.0, t):
+            if t < 0 or grid_steps(t, self.dt, times[i]) is None:
                 raise ModelError(f"{where}: times[{i}] = {t:g} ms is not >= 0 on the grid of "
                                  f"dt = {self.dt:g} ms")
             if i and not t > ts[i - 1]:
@@ -515,8 +535,8 @@ class Network:
         if isinstance(variables, str):
             variables = (variables,)
         try:
-            variables = tuple(variables)
-        except TypeError:
+            variables = tuple(_sequence(f"{where}: variables", variables, "names"))
+        except ModelError:
             raise ModelError(f"{where}: variables must be a name or a sequence of names of "
                              f"{', '.join(STATE_VARIABLES)}, got {variables!r}") from None
         for v in variables:
@@ -538,8 +558,8 @@ class Network:
         if neurons is not None:
             neurons = _local_indices(f"{where}: neurons", neurons, size)
         iv = number(f"{where}: interval (ms)", interval)
-        k = round(iv / self.dt) if iv > 0 else 0
-        if k < 1 or abs(k * self.dt - iv) > 1e-9 * max(1.0, iv):
+        k = grid_steps(iv, self.dt, interval) if iv > 0 else None
+        if not k:
             raise ModelError(f"{where}: interval must be a whole number >= 1 of steps of dt = "
                              f"{self.dt:g} ms, got {iv:g} ms")
         self.state[name] = StateRecorder(name, variables, neurons, iv)

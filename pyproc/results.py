@@ -230,7 +230,7 @@ def _state_plot(res: "Results", out_dir: str, max_per_population: int) -> str:
                 ax.plot(d["times"], d[var][:, j], color=f"C{i % 10}", linewidth=0.7,
                         label=pop if j == 0 else None)
         ax.set_ylabel(f"{var} ({'mV' if var == 'V_m' else 'pA'})")
-    axes[0].legend(loc="upper right", fontsize="small", ncol=min(4, len(pops)))
+        ax.legend(loc="upper right", fontsize="small", ncol=min(4, len(pops)))
     axes[0].set_title(f"state (first {max_per_population} recorded neurons per population)"
                       + ("  [partial run]" if res.meta.get("partial") else ""))
     axes[-1].set_xlabel("time (ms)")

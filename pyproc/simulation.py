@@ -10,7 +10,7 @@ import numpy as np
 
 from .compile import CompiledNetwork, compile_network
 from .errors import ModelError
-from .network import Network
+from .network import Network, grid_steps
 from .results import Results, step_times
 from .staterec import assemble
 
@@ -102,13 +102,8 @@ class Simulation:
             raise ModelError(f"duration must be a number of ms, got {duration!r}") from None
         if not (np.isfinite(duration) and duration >= 0):
             raise ModelError(f"duration must be >= 0 ms and finite, got {duration}")
-        steps = int(round(duration / self.cnet.dt))
-        # a whole number of steps up to rounding: float64's, or float32's for a float32
-        # duration (np.float32(0.3) is 0.30000001192092896)
-        tol = 1e-9 * max(1.0, duration)
-        if isinstance(orig, np.floating) and np.finfo(orig.dtype).eps > 1e-12:
-            tol = max(tol, 4 * float(np.finfo(orig.dtype).eps) * max(abs(duration), self.cnet.dt))
-        if abs(steps * self.cnet.dt - duration) > tol:
+        steps = grid_steps(duration, self.cnet.dt, orig)
+        if steps is None:
             raise ModelError(f"duration {duration} ms is not a whole number of steps of "
                              f"dt = {self.cnet.dt} ms")
         return steps
@@ -130,11 +125,12 @@ class Simulation:
         if self.cnet.state:          # the samples must fit the host: refuse before running
             from . import hostmem
             from .staterec import host_bytes
-            held = sum(v.nbytes for blocks in self.sim.state_blocks for _, v in blocks)
+            held = sum(v.nbytes + s.nbytes for blocks in self.sim.state_blocks
+                       for s, v in blocks)
+            new = host_bytes(self.cnet.state, self.sim.step, total)
             hostmem.check(f"recording state for {total:,d} steps",
-                          {"state samples held": held,
-                           "state samples of this run": host_bytes(self.cnet.state,
-                                                                   self.sim.step, total)},
+                          {"state samples held": held, "state samples of this run": new,
+                           "their copy in the Results": held + new},
                           "Record fewer neurons or variables (Network.record_state), at a "
                           "longer interval, or run shorter pieces and save each.")
         done = 0

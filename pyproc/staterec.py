@@ -113,8 +113,9 @@ def chunk_samples(interval: int, chunk_steps: int) -> int:
 
 
 def host_bytes(groups: Sequence[StateGroup], first: int, n_steps: int) -> int:
-    """Host bytes of the raw samples of steps [first, first + n_steps)."""
-    return sum(4 * len(g.raw) * g.ids.size * samples_in(first, n_steps, g.interval)
+    """Host bytes of the raw samples of steps [first, first + n_steps) (values and step
+    numbers; the backends keep them in blocks of a record chunk or a run_steps call)."""
+    return sum((4 * len(g.raw) * g.ids.size + 8) * samples_in(first, n_steps, g.interval)
                for g in groups)
 
 
@@ -124,18 +125,22 @@ def assemble(groups: Sequence[StateGroup], blocks: Sequence[List], dt: float
     indices, variable: float32 (k, n_neurons) ...}`` from the raw blocks of each group."""
     out = {}
     for g, grp in enumerate(groups):
-        got = blocks[g]
-        steps = (np.concatenate([s for s, _ in got]) if got else np.zeros(0, np.int64))
-        vals = (np.concatenate([v for _, v in got]) if got
-                else np.zeros((0, len(grp.raw), grp.ids.size), np.float32))
-        arr = {j: vals[:, p, :] for p, j in enumerate(grp.raw)}
+        got = list(blocks[g]) or [(np.zeros(0, np.int64),
+                                   np.zeros((0, len(grp.raw), grp.ids.size), np.float32))]
+        steps = np.concatenate([s for s, _ in got])
+        pos = {j: p for p, j in enumerate(grp.raw)}
+
+        def each(fn):                  # fn(block values) per block, then one concatenate
+            return np.concatenate([fn(v) for _, v in got])
         d = {"times": step_times(steps + 1, dt), "neurons": grp.neurons.copy()}
         for var in grp.variables:
             if var == "V_m":
-                d[var] = (arr[V].astype(np.float64) + grp.E_L).astype(np.float32)
-            elif var == "I_syn":
-                d[var] = arr[IEX] + arr[IIN] if IIN in arr else arr[IEX].copy()
+                d[var] = each(lambda v: (v[:, pos[V]].astype(np.float64) + grp.E_L)
+                              .astype(np.float32))
+            elif var == "I_syn" and IIN in pos:
+                d[var] = each(lambda v: v[:, pos[IEX]] + v[:, pos[IIN]])
             else:
-                d[var] = arr[IEX if var == "I_syn_ex" else IIN].copy()
+                j = IIN if var == "I_syn_in" else IEX
+                d[var] = each(lambda v, j=j: v[:, pos[j]])
         out[grp.name] = d
     return out

@@ -604,6 +604,13 @@ def test_step_currents_add_up_and_change():
                                                              (80, 4), (100, 5)]
     assert (int(cnet.pops[0]["dc_start"]), float(cnet.pops[0]["dc_amp"])) == (20, 100.0)
     assert dc_segments([], 0.1).size == 0
+    # a generator of 100,000 changes (compiled in one sweep, under a second; it took
+    # minutes when every stretch summed every window): alternating 1 and 2 pA, none merged
+    big = pp.Network(dt=0.1)
+    big.add_population("E", 2, pp.LIF())
+    big.add_step_current("E", np.arange(100_000) * 0.1, 1.0 + np.arange(100_000) % 2)
+    seg = compile_network(big).dc[0]
+    assert seg.size == 100_000 and seg["dc_amp"][:4].tolist() == [1.0, 2.0, 1.0, 2.0]
     net.record_state("P", "V_m", interval=0.1)
     st = pp.Simulation(net).run(20.0).state["P"]
     v, t, want = -70.0, 0.0, []
@@ -625,7 +632,9 @@ def test_step_current_generator_refusals():
             (dict(times=[0.25], amplitudes=[1.0]), "times[0] = 0.25 ms is not >= 0 on the grid"),
             (dict(times=[-1.0], amplitudes=[1.0]), "times[0] = -1 ms is not >= 0"),
             (dict(times=[1.0], amplitudes=["1"]), "amplitudes[0] (pA) must be a number"),
-            (dict(times=5.0, amplitudes=[1.0]), "must be sequences of numbers")]:
+            (dict(times=5.0, amplitudes=[1.0]), "times must be a sequence"),
+            (dict(times="0,1", amplitudes=[1.0, 2.0]), "times must be a sequence"),
+            (dict(times={0.0: 1.0}, amplitudes={0.0: 1.0}), "times must be a sequence")]:
         with pytest.raises(pp.ModelError) as e:
             net.add_step_current("E", **kw)
         assert msg in str(e.value) and "step current generator into 'E'" in str(e.value), e.value

@@ -235,7 +235,10 @@ def test_save_and_load(tmp_path):
     (dict(neurons=[3]), "index 3 is outside the population's [0, 3)"),
     (dict(neurons=[1.5]), "must be whole numbers"),
     (dict(neurons=[]), "neurons is empty"),
-    (dict(neurons="0"), "must be a sequence of local indices"),
+    (dict(neurons="0"), "must be a sequence (list, tuple, range or 1-D array) of local"),
+    (dict(neurons=np.array(2)), "must be a sequence"),
+    (dict(neurons={2, 0}), "must be a sequence"),
+    (dict(variables=b"V_m"), "must be a name or a sequence of names"),
     (dict(interval=0.25), "interval must be a whole number >= 1 of steps of dt = 0.1 ms"),
     (dict(interval=0.0), "interval must be a whole number"),
     (dict(interval=math.inf), "interval (ms) must be finite"),
@@ -257,6 +260,19 @@ def test_sources_and_unknown_populations_refused():
         net.record_state("P")
     with pytest.raises(pp.ModelError, match="unknown population 'X'"):
         net.record_state("X")
+
+
+def test_float32_interval_and_neuron_kinds():
+    """An interval given as np.float32(0.3) is 3 steps (as Simulation.run's durations);
+    neurons as a range, an int array, NumPy ints or a generator, in their order."""
+    net = pp.Network(dt=0.1)
+    net.add_population("N", 5, pp.LIF())
+    net.record_state("N", interval=np.float32(0.3))
+    assert pp.compile_network(net).state[0].interval == 3
+    for given in (range(3, 0, -1), np.array([3, 2, 1]), [np.int64(3), np.uint8(2), 1],
+                  (x for x in (3, 2, 1))):
+        net.record_state("N", neurons=given)
+        assert net.state["N"].neurons == (3, 2, 1)
 
 
 def test_replace_and_end():

@@ -22,6 +22,7 @@ from ..errors import OverflowDetected
 from ..neuron import (array_spikes, i_e_at, lif_params, lif_step, poisson_input,
                       source_spikes)
 from ..plan import cpu_bytes
+from ..staterec import samples_in
 
 __all__ = ["CPUSimulator"]
 
@@ -168,8 +169,21 @@ class CPUSimulator:
 
     def run_steps(self, n_steps: int, record: List, should_stop: Optional[Callable[[], bool]] = None
                   ) -> int:
-        """Advance ``n_steps``; append (step, global ids) of recorded spikes to ``record``.
+        """Advance ``n_steps``; append (step, global ids) of recorded spikes to ``record``,
+        and the state samples of the call to ``state_blocks`` (one block per group, into
+        arrays sized for the call's samples; kept for the steps done if a step raises).
         Returns the number of steps done (fewer if ``should_stop()`` became true)."""
+        bufs = [(np.empty(samples_in(self.step, n_steps, m), np.int64),
+                 np.empty((samples_in(self.step, n_steps, m), len(var), sid.size), np.float32),
+                 [0]) for m, var, sid in self._state]
+        try:
+            return self._steps(n_steps, record, should_stop, bufs)
+        finally:
+            for g, (steps, vals, filled) in enumerate(bufs):
+                if filled[0]:
+                    self.state_blocks[g].append((steps[:filled[0]], vals[:filled[0]]))
+
+    def _steps(self, n_steps: int, record: List, should_stop, bufs) -> int:
         cnet = self.cnet
         pops, projs = cnet.pops, cnet.projs
         V, Iex, Iin, ref, ring = self.V, self.Iex, self.Iin, self.ref, self.ring
@@ -206,9 +220,12 @@ class CPUSimulator:
                 spk[sl] = array_spikes(pops[i], cnet.poisson_tables, t, cur)
             for g, (m, var, sid) in enumerate(self._state):   # state samples, end of step
                 if (t + 1) % m == 0:
-                    arrs = (V, Iex, Iin)
-                    self.state_blocks[g].append((np.array([t], np.int64), np.stack(
-                        [arrs[j][sid] for j in var])[None]))
+                    steps, vals, filled = bufs[g]
+                    r = filled[0]
+                    steps[r] = t
+                    for p, j in enumerate(var):
+                        np.take((V, Iex, Iin)[j], sid, out=vals[r, p])
+                    filled[0] = r + 1
             ids = np.flatnonzero(spk)
             self.n_spikes_total += ids.size
             rec = ids[self._recorded[ids]]
