@@ -26,7 +26,11 @@
 (e) the full-scale microcircuit (dt 0.1 ms), 1 s after a 0.2 s warm-up, procedural
     and stored: persistent kernel (also on one block per neuron block, with shared
     tables, the throughput build, the unit map, unit map + shared tables), graph loop
-    and the default (auto).
+    and the default (auto);
+(f) the cost of state recording (Network.record_state): (e)'s network, procedural, the
+    default loop, with V_m of the first 10 neurons of every population every 1 ms and
+    every step (a gather launch per sample between batches, the loop cut there): against
+    (e)'s default row.
 (a), (c) and (e) also run persistent="auto" with tune_builds=True (auto times the
 opt-in builds too).  Every run records its loop (loop_mode) and, for persistent="auto",
 the timings that chose it (loop_tuning); auto runs warm up past that timing, so the
@@ -240,6 +244,26 @@ def main(argv=None):
                           f"{out['persistent_grid']}: {out['wall_per_model_s']:.4f} s per model s"
                           f", rate {out['rate_hz']:.2f} Hz", flush=True)
                     sim.close()
+            # (f) state recording on the same network (the compiled one, with the
+            # recordings added: pyproc.staterec)
+            import dataclasses
+            from pyproc.staterec import state_groups
+            res["state_recording"] = []
+            for interval in (1.0, 0.1):
+                net = mc.network
+                for pop in net.populations:
+                    net.record_state(pop, "V_m", neurons=range(10), interval=interval)
+                rec_net = dataclasses.replace(mc, state=state_groups(net, mc.pop_names,
+                                                                     mc.pops["offset"]))
+                sim, out = whole_sim(rec_net, "procedural", ctx, 2000, 10000)
+                out["state_interval_ms"] = interval
+                out["state_neurons"] = 10 * len(mc.pop_names)
+                res["state_recording"].append(out)
+                save(args.out, res)
+                print(f"(f) microcircuit, V_m every {interval:g} ms: "
+                      f"{out['wall_per_model_s']:.4f} s per model s ({out['loop_mode']})",
+                      flush=True)
+                sim.close()
     finally:
         ctx.pop()
         ctx.detach()
@@ -312,6 +336,10 @@ def table(res) -> str:
         what = _loop_label(o)
         lines.append(f"{'(e) microcircuit ' + o['connectivity'][:4] + ', ' + what + ': s/model s':<44} "
                      f"{o['wall_per_model_s']:>14.4f} {o['rate_hz']:>14.2f} {'<=0.1':>10}")
+    for o in res.get("state_recording", []):
+        what = f"V_m every {o['state_interval_ms']:g} ms, {_loop_label(o)}"
+        lines.append(f"{'(f) microcircuit proc, ' + what + ': s/model s':<44} "
+                     f"{o['wall_per_model_s']:>14.4f}")
     if "compile_s" in res:
         lines.append(f"{'(d) kernel compile s (PyCUDA cache)':<44} {res['compile_s']:>14.2f}")
     return "\n".join(lines)
