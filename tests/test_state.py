@@ -293,3 +293,16 @@ def test_host_memory_refused_before_running(monkeypatch):
     with pytest.raises(InsufficientMemory, match="state samples of this run"):
         sim.run(23.0)
     assert sim.sim.step == 0
+
+
+def test_fi_curve_validation_script():
+    """validation/fi_curve.py (a step-current staircase, V_m every step): every
+    inter-spike interval equals the closed form's on the dt grid, V_m between spikes
+    within 1e-3 mV of it, no spike below rheobase (375 pA); short holds here."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "validation", "fi_curve.py")
+    spec = importlib.util.spec_from_file_location("fi_curve", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--hold", "100"]) == 0
