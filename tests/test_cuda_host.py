@@ -1206,3 +1206,43 @@ def test_cli_cuda_option_conflicts(fake, tmp_path, capsys):
         assert code == cli.EXIT_USAGE and len(lines) == 1 and "Traceback" not in err, err
         assert "--cuda-option" in lines[0] and all(w in lines[0] for w in words), err
     assert fake.stack == [] and fake.mem.live == 0
+
+
+@pytest.mark.parametrize("loop", ["persistent", "graph"])
+def test_kernel_error_keeps_the_steps_before_it(fake, monkeypatch, loop):
+    _error_keeps_the_steps_before_it(monkeypatch, loop)
+
+
+def _error_keeps_the_steps_before_it(monkeypatch, loop, **opt):
+    """An input overflow at step t (a Poisson weight made huge after compiling, the pre-run
+    check switched off: the first step in which B's Poisson count is 2, step 197, in the
+    second record chunk of 150 steps): the CPU raises at
+    t having recorded the spikes and state samples of steps < t; the CUDA backend finds
+    the error only when it drains a chunk, but keeps the same spikes and samples and stops
+    at the same step, so a partial run saves the same results on both backends."""
+    net = pp.Network(dt=0.1, seed=5)
+    net.add_population("B", 1)
+    net.add_poisson("B", rate=3000.0, K=1, weight=10.0)             # 0.3 per step
+    net.add_population("C", 50, pp.LIF(), v_init=pp.uniform(-70.0, -55.0))
+    net.add_poisson("C", rate=8.0, K=2000, weight=40.0)            # spikes before that
+    net.record_state("C", "V_m", neurons=[0, 7], interval=0.3)
+    cnet = pp.compile_network(net)
+    cnet.pops["poisson_w"][0][0] = 2 ** 31 - 1                     # a count of 2 overflows
+    cpu = CPUSimulator(cnet, "stored")
+    want = []
+    with pytest.raises(OverflowDetected, match="population 'B'"):
+        cpu.run_steps(300, want)
+    t = cpu.step
+    assert 150 < t < 300 and len(want) > 5 and cpu.state_blocks[0]
+    monkeypatch.setattr(CU, "check_input_range", lambda cnet: None)
+    with CU.CUDASimulator(cnet, "procedural", record_chunk_steps=150, graph_steps=16,
+                          persistent=(loop == "persistent"), **opt) as sim:
+        got = []
+        with pytest.raises(OverflowDetected, match=rf"at step {t}: population 'B'"):
+            sim.run_steps(300, got)
+        assert sim.step == t
+        assert _by_step(got) == _by_step(want)
+        (cs, cv), = cpu.state_blocks[0]
+        gs = np.concatenate([s for s, _ in sim.state_blocks[0]])
+        gv = np.concatenate([v for _, v in sim.state_blocks[0]])
+        assert np.array_equal(gs, cs) and np.array_equal(gv, cv)

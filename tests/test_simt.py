@@ -482,3 +482,11 @@ def test_state_recording(simt_fake, case):
     _assert_same_state(got.state, want.state)
     assert np.array_equal(got.senders, want.senders) and np.array_equal(got.times, want.times)
     sim.sim.close()
+
+
+@pytest.mark.parametrize("opt", [{}, {"one_block": True, "persistent_grid": 1}])
+def test_kernel_error_keeps_the_steps_before_it(simt_fake, monkeypatch, opt):
+    """The real persistent kernel after a reported input overflow at step 197: the spikes
+    and state samples of the steps before it are the CPU's (tests/test_cuda_host.py)."""
+    from test_cuda_host import _error_keeps_the_steps_before_it
+    _error_keeps_the_steps_before_it(monkeypatch, "persistent", **opt)

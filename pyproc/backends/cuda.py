@@ -1438,12 +1438,23 @@ class CUDASimulator:
                  key(build, grid))
 
     def _drain(self, record: List) -> None:
-        """Wait for the queued steps, check errors, move recorded spikes to ``record``."""
+        """Wait for the queued steps, check errors, move recorded spikes to ``record``.
+        An error a kernel reports (an input overflow, a full spike list: not a fault)
+        names its step; the steps before it ran as on the CPU, which stops at that same
+        step, so their spikes and state samples are kept, as the CPU keeps them, and
+        ``step`` is the error's step, before the error is raised."""
         drv, buf = self._drv, self._state.buffers
         first, end = self.step, self.step + self._queued
         self._sync("steps", first, end)
         ctrl = self._read_ctrl()
-        self._check_errors(ctrl)
+        if int(ctrl["err_code"]):
+            stop = min(max(int(ctrl["err_step"]), first), end)
+            self._move_spikes(record, ctrl, stop - first)
+            if self._gathers:
+                self._drain_state(first, stop)
+            self.step = self._chunk_step0 = stop
+            self._queued = self._pending = 0
+            self._check_errors(ctrl)
         if int(ctrl["step"]) != end or int(ctrl["rec_steps"]) != self._pending:
             raise CUDAKernelError(f"device step counter {int(ctrl['step'])} / record steps "
                                   f"{int(ctrl['rec_steps'])} disagree with the host "
@@ -1452,17 +1463,7 @@ class CUDASimulator:
             raise OverflowDetected(f"record buffer overflow in steps {self._chunk_step0}.."
                                    f"{end - 1}: {int(ctrl['rec_lost'])} spikes lost "
                                    "(cannot happen with the planned capacity)")
-        n_rec, n_st = int(ctrl["n_rec"]), int(ctrl["rec_steps"])
-        if n_rec:
-            ends = np.empty(n_st, np.uint32)
-            drv.memcpy_dtoh(ends, buf["rec_end"])
-            ids = np.empty(n_rec, np.uint32)
-            drv.memcpy_dtoh(ids, buf["rec_ids"])
-            ends = ends.astype(np.int64)
-            starts = np.concatenate(([0], ends[:-1]))
-            for i in np.flatnonzero(ends > starts):
-                record.append((self._chunk_step0 + int(i),
-                               np.sort(ids[starts[i]:ends[i]]).astype(np.int64)))
+        self._move_spikes(record, ctrl, int(ctrl["rec_steps"]))
         if self._gathers:
             self._drain_state(first, end)
         # reset n_rec and rec_steps (offsets 36, 40) for the next chunk
@@ -1474,6 +1475,24 @@ class CUDASimulator:
         self._queued = 0
         self._pending = 0
         self._chunk_step0 = end
+
+    def _move_spikes(self, record: List, ctrl, n_steps: int) -> None:
+        """Append the recorded spikes of the chunk's first ``n_steps`` steps to ``record``
+        (one (step, sorted global ids) per step with spikes)."""
+        drv, buf = self._drv, self._state.buffers
+        if n_steps <= 0 or not int(ctrl["n_rec"]):
+            return
+        ends = np.empty(n_steps, np.uint32)
+        drv.memcpy_dtoh(ends, buf["rec_end"])
+        ends = ends.astype(np.int64)
+        n_rec = int(ends[-1])
+        if n_rec:
+            ids = np.empty(n_rec, np.uint32)
+            drv.memcpy_dtoh(ids, buf["rec_ids"])
+            starts = np.concatenate(([0], ends[:-1]))
+            for i in np.flatnonzero(ends > starts):
+                record.append((self._chunk_step0 + int(i),
+                               np.sort(ids[starts[i]:ends[i]]).astype(np.int64)))
 
     # -- benchmarks -----------------------------------------------------------
     def time_propagation(self, spikes: np.ndarray, repeats: int = 20,
