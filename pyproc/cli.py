@@ -499,6 +499,13 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
                         help="neurons per population that --record-state records")
         mp.add_argument("--state-interval", type=positive_float, default=1.0, metavar="MS",
                         help="--record-state's sampling interval (a whole number of steps)")
+        mp.add_argument("--checkpoint", metavar="FILE", default=None,
+                        help="save the simulation to FILE (.npz) when the run ends or Ctrl-C "
+                             "stops it, so that --resume FILE can continue it")
+        mp.add_argument("--resume", metavar="FILE", default=None,
+                        help="continue the checkpoint FILE of the same model and options "
+                             "(any backend or connectivity) up to --duration ms in all; "
+                             "the outputs hold the whole run, as if never stopped")
         mp.add_argument("--cuda-loop", choices=("auto", "persistent", "graph"), default="auto",
                         help="CUDA step loop: a persistent cooperative kernel, a CUDA graph of "
                              "three kernels per step, or auto (time both on the running "
@@ -721,6 +728,37 @@ def _record_state(args, net) -> None:
                 args._parser.error(f"argument {flag}: {e}")
 
 
+def _checkpoint_paths(args, out: str) -> None:
+    """--checkpoint's folder must exist (or be --out) and --resume's file, before work."""
+    if args.checkpoint:
+        path = os.path.abspath(args.checkpoint)
+        folder = os.path.dirname(path)
+        if os.path.isdir(path) or not (os.path.isdir(folder) or folder == os.path.abspath(out)):
+            args._parser.error(f"argument --checkpoint: {args.checkpoint!r} is a directory, "
+                               f"or its folder does not exist")
+    if args.resume and not os.path.isfile(args.resume):
+        args._parser.error(f"argument --resume: no such file {args.resume!r}")
+
+
+def _resume(args, sim) -> float:
+    """--resume: load the checkpoint into ``sim`` (refusals as argument errors); returns
+    the model ms still to run up to --duration (all of it without --resume)."""
+    from .errors import ModelError
+    if not args.resume:
+        return args.duration
+    try:
+        sim.restore(args.resume)
+    except ModelError as e:
+        args._parser.error(f"argument --resume: {e} (the same model options, --seed and "
+                           f"--record-state as the run that wrote it)")
+    args._resumed_at = sim.t
+    left = round((args.duration - sim.t) / sim.cnet.dt)
+    if left < 0:
+        args._parser.error(f"argument --duration: {args.duration:g} ms is before the "
+                           f"checkpoint's {sim.t:g} ms (--duration is the whole run's)")
+    return left * sim.cnet.dt
+
+
 def cmd_run(args) -> int:
     from .compile import compile_network
     from .network import LIF
@@ -732,6 +770,7 @@ def cmd_run(args) -> int:
     why = _unwritable(out)
     if why:
         args._parser.error(f"argument --out: {why}")
+    _checkpoint_paths(args, out)
 
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
@@ -774,6 +813,7 @@ def cmd_run(args) -> int:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise _Fail(f"argument --out: cannot create directory {out!r} ({e.strerror})") from None
+    duration = _resume(args, sim)
 
     n_neurons = cnet.n_neurons
     from .progress import CHUNK_MS, Progress
@@ -784,15 +824,19 @@ def cmd_run(args) -> int:
     with _StopOnSigint(args.quiet) as stop:
         _say(args, f"pyproc run {args.model}: {n_neurons} neurons, {len(cnet.projs)} "
                    f"projections, {args.duration:g} ms on {args.backend}/{args.connectivity}, "
-                   f"seed {args.seed} (Ctrl-C stops early and saves)")
+                   f"seed {args.seed}" + (f", from {sim.t:g} ms ({args.resume})"
+                                          if args.resume else "")
+                   + " (Ctrl-C stops early and saves)")
         try:
-            sim.run(args.duration, progress=progress, chunk_steps=chunk, should_stop=stop)
+            sim.run(duration, progress=progress, chunk_steps=chunk, should_stop=stop)
         except OverflowDetected as e:
             error = f"{type(e).__name__}: {e}"
         except Exception as e:  # a backend failure: save what was recorded, then re-raise
             crash, error = e, f"{type(e).__name__}: {e}"
         finally:
             progress.close()
+            if args.checkpoint and error is None:   # a consistent state: done or stopped
+                sim.checkpoint(args.checkpoint)
             close = getattr(sim.sim, "close", None)
             if close is not None:  # frees the GPU context and buffers (CUDA backend)
                 try:
@@ -802,6 +846,7 @@ def cmd_run(args) -> int:
                         raise
     if error:
         sim.interrupted = True
+    resumed_at = getattr(args, "_resumed_at", None)
     res = sim.results()
     keep = res.times <= res.duration + 0.5 * res.dt   # spikes of a step cut short by an error
     if not keep.all():
@@ -827,6 +872,9 @@ def cmd_run(args) -> int:
                                   "stop_ms": None if d.stop == math.inf else d.stop}
                                  for d in ds] for name, ds in net.dc.items()},
         "duration_requested_ms": args.duration,
+        "resumed_from": None if not args.resume else {"checkpoint": args.resume,
+                                                      "at_ms": resumed_at},
+        "checkpoint": (args.checkpoint if args.checkpoint and error is None else None),
         "steps": int(sim.sim.step),
         "neurons": n_neurons,
         # drawn per pair for pairwise_bernoulli: then the expected count

@@ -147,6 +147,21 @@ class Simulation:
         self.wall_run += time.perf_counter() - t0
         return self.results()
 
+    def checkpoint(self, path: str) -> None:
+        """Save this simulation at its current step to ``path`` (one .npz): the neurons'
+        state, the input on its way, and the spikes and state samples recorded so far.
+        ``restore`` continues it, on any backend and connectivity (pyproc.checkpoint)."""
+        from . import checkpoint
+        checkpoint.save(self, path)
+
+    def restore(self, path: str) -> None:
+        """Continue from the checkpoint at ``path``, made by ``checkpoint`` from a
+        simulation of the same network (refused, naming what differs, otherwise): later
+        runs give the spikes and samples an uninterrupted run would, and ``results()``
+        holds those recorded before the checkpoint too."""
+        from . import checkpoint
+        checkpoint.load(self, path)
+
     def results(self) -> Results:
         cnet = self.cnet
         if self._record:

@@ -329,6 +329,32 @@ def test_run_record_state(capsys, tmp_path):
     assert np.array_equal(want.state["E"]["I_syn"], res.state["E"]["I_syn"])
 
 
+def test_run_checkpoint_and_resume(capsys, tmp_path):
+    """--checkpoint after 15 ms, --resume to 40 ms with the other connectivity: the same
+    spikes and V_m samples as one run of 40 ms, and summary.json says where it resumed.
+    Refused before work: a missing --resume file, a --checkpoint folder that does not
+    exist; after set-up: another seed's checkpoint, a --duration before it."""
+    common = ["run", "balanced", "--neurons", "300", "--record-state", "V_m", "--no-plots", "-q"]
+    assert run_cli(capsys, *common, "--duration", "40", "--out", tmp_path / "full")[0] == 0
+    ck = tmp_path / "part" / "ck.npz"
+    assert run_cli(capsys, *common, "--duration", "15", "--out", tmp_path / "part",
+                   "--checkpoint", ck)[0] == 0
+    code, _, err = run_cli(capsys, *common, "--duration", "40", "--out", tmp_path / "rest",
+                           "--resume", ck, "--connectivity", "stored")
+    assert code == 0, err
+    a, b = pp.load_results(str(tmp_path / "full")), pp.load_results(str(tmp_path / "rest"))
+    assert np.array_equal(a.times, b.times) and np.array_equal(a.senders, b.senders)
+    assert np.array_equal(a.state["E"]["V_m"], b.state["E"]["V_m"]) and len(a.times) > 100
+    assert b.meta["resumed_from"] == {"checkpoint": str(ck), "at_ms": 15.0}
+    assert pp.load_results(str(tmp_path / "part")).meta["checkpoint"] == str(ck)
+    for extra, flag in ((["--resume", tmp_path / "none.npz"], "--resume"),
+                        (["--checkpoint", tmp_path / "no" / "ck.npz"], "--checkpoint"),
+                        (["--resume", ck, "--seed", "2"], "--resume"),
+                        (["--resume", ck, "--duration", "10"], "--duration")):
+        code, _, err = run_cli(capsys, *common, "--out", tmp_path / "x", *extra)
+        assert_one_line_error(code, err, flag)
+
+
 def test_model_error_from_a_structure_file_is_one_line(capsys, tmp_path):
     bad = tmp_path / "mam.json"
     bad.write_text('{"areas": 3}')

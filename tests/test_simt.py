@@ -490,3 +490,23 @@ def test_kernel_error_keeps_the_steps_before_it(simt_fake, monkeypatch, opt):
     and state samples of the steps before it are the CPU's (tests/test_cuda_host.py)."""
     from test_cuda_host import _error_keeps_the_steps_before_it
     _error_keeps_the_steps_before_it(monkeypatch, "persistent", **opt)
+
+
+@pytest.mark.parametrize("opt", [{"persistent_blocks_per_sm": 1},
+                                 {"one_block": True, "persistent_grid": 1}])
+def test_restore_a_cpu_checkpoint(simt_fake, tmp_path, opt):
+    """The real persistent kernel continues a CPU checkpoint (Simulation.restore) cut at
+    6.1 ms: the spikes, samples and events of an uninterrupted CPU run."""
+    from test_checkpoint import _same
+    from test_state import _recorded
+    cnet = _recorded()
+    want = pp.Simulation(cnet, "cpu", "stored").run(16.0)
+    a = pp.Simulation(cnet, "cpu", "stored")
+    a.run(6.1)
+    a.checkpoint(str(tmp_path / "a.npz"))
+    b = pp.Simulation(cnet, "cuda", "procedural", persistent=True, graph_steps=50,
+                      record_chunk_steps=100, **opt)
+    b.restore(str(tmp_path / "a.npz"))
+    _same(b.run(9.9), want)
+    assert b.sim.loop_mode == "persistent"
+    b.sim.close()

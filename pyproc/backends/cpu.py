@@ -144,6 +144,28 @@ class CPUSimulator:
                     f"{'ex' if bad < n else 'in'}, value {acc[bad]} exceeds int32")
         raise AssertionError("no population overflows")
 
+    def get_state(self) -> dict:
+        """The dynamic state at ``step`` (pyproc.checkpoint): copies of V, Iex, Iin, ref
+        (a spike array's cursor in its neurons' ref, the GPU's layout), the ring, and the
+        counters."""
+        ref = self.ref.copy()
+        for _, sl, cur in self._arrays:
+            ref[sl] = cur
+        return {"step": self.step, "n_events": self.n_events, "n_spikes": self.n_spikes_total,
+                "V": self.V.copy(), "Iex": self.Iex.copy(), "Iin": self.Iin.copy(), "ref": ref,
+                "ring": self.ring.copy()}
+
+    def set_state(self, st: dict) -> None:
+        """Continue from ``st`` (get_state's layout, from either backend)."""
+        for name in ("V", "Iex", "Iin", "ref", "ring"):
+            getattr(self, name)[:] = st[name]
+        for _, sl, cur in self._arrays:
+            cur[:] = st["ref"][sl]
+            self.ref[sl] = 0
+        self.step, self.n_events = int(st["step"]), int(st["n_events"])
+        self.n_spikes_total = int(st["n_spikes"])
+        self._pois_t0, self._pois = 0, None
+
     @property
     def n_synapses_stored(self) -> int:
         return sum(int(c[0][-1]) for c in self.csr) if self.csr is not None else 0

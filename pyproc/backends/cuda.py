@@ -1494,6 +1494,49 @@ class CUDASimulator:
                 record.append((self._chunk_step0 + int(i),
                                np.sort(ids[starts[i]:ends[i]]).astype(np.int64)))
 
+    # -- checkpoints ----------------------------------------------------------
+    def get_state(self) -> dict:
+        """The dynamic state at ``step`` (pyproc.checkpoint; between run_steps calls):
+        V, Iex, Iin, ref (spike arrays' cursors in ref), the ring as int64, the counters."""
+        n, drv, buf = self.cnet.n_neurons, self._drv, self._state.buffers
+        out = {"step": self.step, "n_events": self.n_events, "n_spikes": self.n_spikes_total,
+               "V": np.empty(n, np.float32), "Iex": np.empty(n, np.float32),
+               "Iin": np.empty(n, np.float32), "ref": np.empty(n, np.int32)}
+        ring = np.empty(self.cnet.ring_size, np.int32)
+        with self._Active(self):
+            self._sync("steps", self.step, self.step + self._queued)
+            for name in ("V", "Iex", "Iin", "ref"):
+                drv.memcpy_dtoh(out[name], buf[name])
+            if ring.size:
+                drv.memcpy_dtoh(ring, buf["ring"])
+        out["ring"] = ring.astype(np.int64)
+        return out
+
+    def set_state(self, st: dict) -> None:
+        """Continue from ``st`` (get_state's layout, from either backend): the state
+        arrays, the ring (int32 here: a checkpoint's values always fit, the CPU checks
+        every step), the control block's step and counters, the population table with
+        the step currents' first stretches (switched again up to ``step`` before the
+        next batch)."""
+        ring = np.asarray(st["ring"])
+        if ring.size and np.abs(ring).max() > 2 ** 31 - 1:
+            raise OverflowDetected("checkpoint ring holds input outside int32")
+        ctrl = np.zeros(1, CTRL_DTYPE)
+        ctrl["step"], ctrl["n_events"], ctrl["n_spikes"] = (int(st["step"]), int(st["n_events"]),
+                                                            int(st["n_spikes"]))
+        with self._Active(self):
+            self._stream.synchronize()
+            for name, dtype in (("V", np.float32), ("Iex", np.float32), ("Iin", np.float32),
+                                ("ref", np.int32)):
+                self._upload(name, np.asarray(st[name], dtype))
+            self._upload("ring", ring.astype(np.int32))
+            self._upload("ctrl", ctrl)
+            self._upload("pops", self._tabs["pops"])
+        self._dc_next = 0
+        self.step = self._chunk_step0 = int(st["step"])
+        self._queued = self._pending = 0
+        self.n_events, self.n_spikes_total = int(st["n_events"]), int(st["n_spikes"])
+
     # -- benchmarks -----------------------------------------------------------
     def time_propagation(self, spikes: np.ndarray, repeats: int = 20,
                          tiles: Optional[bool] = None,

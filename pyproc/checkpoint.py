@@ -1,0 +1,137 @@
+"""Checkpoints: a simulation saved at a step and continued later, on any backend.
+
+Everything random in pyproc is a pure function of (seed, stream, step, ...), so the
+state of a simulation at step s is just its dynamic arrays: the neurons' V, Iex, Iin
+and refractory counts (and each spike array's cursor), and the delay ring with the
+input already on its way.  ``Simulation.checkpoint(path)`` writes those, with the
+spikes and state samples recorded so far, to one ``.npz``; ``Simulation.restore(path)``
+loads them into a new Simulation of the same network -- CPU or CUDA, procedural or
+stored -- and its runs continue exactly: the same spikes and samples as a run that was
+never interrupted, and ``results()`` holds all of them.
+
+File layout (NumPy .npz, written to a temporary name and renamed)::
+
+    format       int, FORMAT
+    fingerprint  str, sha256 of the compiled network (fingerprint())
+    network      str, JSON: seed, dt, populations, neurons, projections (for messages)
+    step, n_events, n_spikes                     int64 scalars
+    V, Iex, Iin  float32 (N,); ref int32 (N,) (a spike array's cursor in its neurons'
+                 ref, as on the GPU); ring int64 (ring_size,)
+    rec_steps, rec_senders    int64: the spikes recorded so far
+    state_<g>_steps, state_<g>_values    the state samples of recording g so far
+    wall_run_s   float: the run time so far
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Dict
+
+import numpy as np
+
+from .errors import ModelError
+
+__all__ = ["FORMAT", "fingerprint", "save", "load"]
+
+FORMAT = 1
+
+
+def _summary(cnet) -> Dict[str, object]:
+    return {"seed": int(cnet.seed), "dt": float(cnet.dt), "populations": int(cnet.n_pops),
+            "neurons": int(cnet.n_neurons), "projections": len(cnet.projs)}
+
+
+def fingerprint(cnet) -> str:
+    """sha256 of everything that decides a compiled network's dynamics: dt, seed, the
+    population and projection tables, row lengths, Poisson and spike-array tables, the
+    initial state, recording flags, state recordings and step-current stretches."""
+    h = hashlib.sha256()
+    h.update(repr((float(cnet.dt), int(cnet.seed), int(cnet.ring_size), list(cnet.pop_names),
+                   list(cnet.proj_names))).encode())
+    for a in (cnet.pops, cnet.projs, cnet.rowlen, cnet.poisson_tables, cnet.v0,
+              np.asarray(cnet.record, bool), *cnet.dc):
+        h.update(np.ascontiguousarray(a).tobytes())
+    for g in cnet.state:
+        h.update(repr((g.name, g.variables, g.interval)).encode())
+        h.update(np.ascontiguousarray(g.ids).tobytes())
+    return h.hexdigest()
+
+
+def save(sim, path: str) -> None:
+    """Write ``sim`` (a pyproc Simulation, between runs) to ``path``."""
+    cnet = sim.cnet
+    st = sim.sim.get_state()
+    rec = sim._record
+    arrays = {
+        "format": np.int64(FORMAT), "fingerprint": np.array(fingerprint(cnet)),
+        "network": np.array(json.dumps(_summary(cnet))),
+        "step": np.int64(st["step"]), "n_events": np.int64(st["n_events"]),
+        "n_spikes": np.int64(st["n_spikes"]),
+        "V": st["V"], "Iex": st["Iex"], "Iin": st["Iin"], "ref": st["ref"], "ring": st["ring"],
+        "rec_steps": (np.concatenate([np.full(g.size, s, np.int64) for s, g in rec])
+                      if rec else np.zeros(0, np.int64)),
+        "rec_senders": (np.concatenate([np.asarray(g, np.int64) for _, g in rec])
+                        if rec else np.zeros(0, np.int64)),
+        "wall_run_s": np.float64(sim.wall_run),
+    }
+    for g, blocks in enumerate(sim.sim.state_blocks):
+        grp = cnet.state[g]
+        arrays[f"state_{g}_steps"] = (np.concatenate([s for s, _ in blocks]) if blocks
+                                      else np.zeros(0, np.int64))
+        arrays[f"state_{g}_values"] = (np.concatenate([v for _, v in blocks]) if blocks else
+                                       np.zeros((0, len(grp.raw), grp.ids.size), np.float32))
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def load(sim, path: str) -> None:
+    """Load the checkpoint at ``path`` into ``sim`` (a Simulation of the same network);
+    refuses, naming what differs, a checkpoint of another network or format."""
+    cnet = sim.cnet
+    try:
+        z = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise ModelError(f"{path}: not a pyproc checkpoint ({type(e).__name__}: {e})") from None
+    with z:
+        files = set(z.files)
+        need = {"format", "fingerprint", "network", "step", "V", "Iex", "Iin", "ref", "ring",
+                "rec_steps", "rec_senders"}
+        if not need <= files:
+            raise ModelError(f"{path}: not a pyproc checkpoint (missing "
+                             f"{', '.join(sorted(need - files))})")
+        if int(z["format"]) != FORMAT:
+            raise ModelError(f"{path}: checkpoint format {int(z['format'])}, this pyproc "
+                             f"reads format {FORMAT}")
+        if str(z["fingerprint"]) != fingerprint(cnet):
+            theirs, ours = json.loads(str(z["network"])), _summary(cnet)
+            diff = [f"{k} {theirs.get(k)!r} (this simulation: {ours[k]!r})" for k in ours
+                    if theirs.get(k) != ours[k]]
+            raise ModelError(f"{path}: the checkpoint is of another network: "
+                             + ("; ".join(diff) if diff else
+                                "same sizes, seed and dt, but other parameters, "
+                                "connectivity, inputs or recordings")
+                             + "; restore it into a Simulation of the network it was made from")
+        st = {k: z[k] for k in ("V", "Iex", "Iin", "ref", "ring")}
+        st.update(step=int(z["step"]), n_events=int(z["n_events"]),
+                  n_spikes=int(z["n_spikes"]))
+        rec_steps, senders = z["rec_steps"], z["rec_senders"]
+        blocks = []
+        for g in range(len(cnet.state)):
+            s, v = z[f"state_{g}_steps"], z[f"state_{g}_values"]
+            blocks.append([(s, v)] if s.size else [])
+        wall = float(z["wall_run_s"]) if "wall_run_s" in files else 0.0
+    sim.sim.set_state(st)
+    # the record as run_steps appends it: (step, ascending ids) per step with spikes
+    order = np.lexsort((senders, rec_steps))
+    rec_steps, senders = rec_steps[order], senders[order]
+    cut = np.flatnonzero(np.diff(rec_steps)) + 1
+    sim._record = [(int(s[0]), ids) for s, ids in zip(np.split(rec_steps, cut),
+                                                       np.split(senders, cut)) if s.size]
+    sim.sim.state_blocks = blocks
+    sim.wall_run = wall
+    sim.interrupted = False
