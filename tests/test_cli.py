@@ -618,7 +618,8 @@ MARK_STRUCTURE = "needs the structure file"   # exit 2 naming --structure when i
 def documented_commands():
     """Every `$ pyproc ...` line inside ```console blocks of docs/cli.md and README.md, with
     the line printed after it when that is not another command (the documented error line
-    of a `# exits 2` command), else None."""
+    of a `# exits 2` command), else None, and the commands before it in its block (a
+    `--resume` line runs them first: it continues their checkpoint)."""
     cmds = []
     for path in DOCS:
         if not os.path.exists(path):
@@ -626,12 +627,14 @@ def documented_commands():
         text = open(path, encoding="utf-8").read()
         for block in re.findall(r"```console\n(.*?)```", text, flags=re.S):
             lines = block.splitlines()
+            before = []
             for k, line in enumerate(lines):
                 if line.startswith("$ pyproc"):
                     after = lines[k + 1] if k + 1 < len(lines) else ""
                     shown = None if not after.strip() or after.startswith("$ ") else after
-                    cmds.append(pytest.param(line[2:], shown,
+                    cmds.append(pytest.param(line[2:], shown, tuple(before),
                                              id=f"{os.path.basename(path)}: {line[2:60]}"))
+                    before.append(line[2:])
     return cmds
 
 
@@ -639,14 +642,18 @@ def test_docs_have_commands():
     cmds = documented_commands()
     assert len(cmds) >= 8
     failing = [p.values for p in cmds if p.values[0].endswith("  # " + MARK_FAILS)]
-    assert len(failing) >= 3 and all(shown for _, shown in failing)
+    assert len(failing) >= 3 and all(shown for _, shown, _ in failing)
 
 
-@pytest.mark.parametrize("line,shown", documented_commands())
-def test_documented_command_runs(line, shown, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("line,shown,before", documented_commands())
+def test_documented_command_runs(line, shown, before, tmp_path, monkeypatch, capsys):
     command, _, comment = line.partition("  # ")
     argv = shlex.split(command)
     assert argv[0] == "pyproc"
+    if "--resume" in argv:                  # continues the checkpoint of the lines above
+        monkeypatch.chdir(tmp_path)
+        for earlier in before:
+            assert cli.main(shlex.split(earlier.partition("  # ")[0])[1:]) == 0, earlier
     comment = comment.strip()
     if comment == MARK_STRUCTURE:
         k = argv.index("--structure") + 1
