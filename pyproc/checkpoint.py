@@ -13,6 +13,7 @@ File layout (NumPy .npz, written to a temporary name and renamed)::
 
     format       int, FORMAT
     fingerprint  str, sha256 of the compiled network (fingerprint())
+    parts        str, JSON: sha256 of each part of it (fingerprint_parts(), for messages)
     network      str, JSON: seed, dt, populations, neurons, projections (for messages)
     step, n_events, n_spikes                     int64 scalars
     V, Iex, Iin  float32 (N,); ref int32 (N,) (a spike array's cursor in its neurons'
@@ -26,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import zipfile
 from typing import Dict
 
 import numpy as np
@@ -42,29 +45,59 @@ def _summary(cnet) -> Dict[str, object]:
             "neurons": int(cnet.n_neurons), "projections": len(cnet.projs)}
 
 
-def fingerprint(cnet) -> str:
-    """sha256 of everything that decides a compiled network's dynamics: dt, seed, the
-    population and projection tables, row lengths, Poisson and spike-array tables, the
-    initial state, recording flags, state recordings and step-current stretches."""
+def _sha(*items) -> str:
+    """sha256 of arrays (a structured array field by field: its padding bytes are not
+    data and need not be equal in two copies) and of the repr of anything else."""
     h = hashlib.sha256()
-    h.update(repr((float(cnet.dt), int(cnet.seed), int(cnet.ring_size), list(cnet.pop_names),
-                   list(cnet.proj_names))).encode())
-    for a in (cnet.pops, cnet.projs, cnet.rowlen, cnet.poisson_tables, cnet.v0,
-              np.asarray(cnet.record, bool), *cnet.dc):
-        h.update(np.ascontiguousarray(a).tobytes())
-    for g in cnet.state:
-        h.update(repr((g.name, g.variables, g.interval)).encode())
-        h.update(np.ascontiguousarray(g.ids).tobytes())
+    for x in items:
+        if isinstance(x, np.ndarray) and x.dtype.names:
+            for f in x.dtype.names:
+                h.update(f.encode())
+                h.update(np.ascontiguousarray(x[f]).tobytes())
+        elif isinstance(x, np.ndarray):
+            h.update(np.ascontiguousarray(x).tobytes())
+        else:
+            h.update(repr(x).encode())
     return h.hexdigest()
+
+
+def fingerprint_parts(cnet) -> Dict[str, str]:
+    """sha256 of each part of what decides a compiled network's dynamics, by the name a
+    refusal gives it: the populations (names, sizes, neuron parameters, initial state,
+    which are recorded), the connectivity (projections, row lengths, the delay ring),
+    the inputs (Poisson and spike-array tables, step currents) and the state recordings."""
+    pops = cnet.pops.copy()
+    for f in ("dc_amp", "dc_start", "dc_stop"):     # the step currents: under inputs
+        pops[f] = 0
+    return {
+        "populations and their parameters": _sha(list(cnet.pop_names), pops, cnet.v0,
+                                                 np.asarray(cnet.record, bool)),
+        "projections": _sha(list(cnet.proj_names), cnet.projs, cnet.rowlen,
+                            int(cnet.ring_size)),
+        "inputs (Poisson, spike arrays, step currents)": _sha(cnet.poisson_tables, *cnet.dc),
+        "state recordings": _sha(*[(g.name, g.variables, g.interval) for g in cnet.state],
+                                 *[g.ids for g in cnet.state]),
+    }
+
+
+def fingerprint(cnet) -> str:
+    """sha256 of everything that decides a compiled network's dynamics: dt, seed and
+    :func:`fingerprint_parts`."""
+    return _sha(float(cnet.dt), int(cnet.seed), sorted(fingerprint_parts(cnet).items()))
 
 
 def save(sim, path: str) -> None:
     """Write ``sim`` (a pyproc Simulation, between runs) to ``path``."""
     cnet = sim.cnet
+    if not sim.consistent:
+        raise ModelError("checkpoint: the last run of this simulation raised (an error or "
+                         "KeyboardInterrupt) inside a step, so its state is not that of a "
+                         "whole step; checkpoint before that, or restore an earlier one")
     st = sim.sim.get_state()
     rec = sim._record
     arrays = {
         "format": np.int64(FORMAT), "fingerprint": np.array(fingerprint(cnet)),
+        "parts": np.array(json.dumps(fingerprint_parts(cnet))),
         "network": np.array(json.dumps(_summary(cnet))),
         "step": np.int64(st["step"]), "n_events": np.int64(st["n_events"]),
         "n_spikes": np.int64(st["n_spikes"]),
@@ -81,10 +114,16 @@ def save(sim, path: str) -> None:
                                       else np.zeros(0, np.int64))
         arrays[f"state_{g}_values"] = (np.concatenate([v for _, v in blocks]) if blocks else
                                        np.zeros((0, len(grp.raw), grp.ids.size), np.float32))
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def load(sim, path: str) -> None:
@@ -95,12 +134,24 @@ def load(sim, path: str) -> None:
         z = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ModelError(f"{path}: not a pyproc checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ModelError(f"{path}: not a pyproc checkpoint (a single array, not an .npz)")
+    try:
+        return _load(sim, cnet, path, z)
+    except ModelError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+        raise ModelError(f"{path}: damaged pyproc checkpoint ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+
+
+def _load(sim, cnet, path: str, z) -> None:
     with z:
         files = set(z.files)
-        need = {"format", "fingerprint", "network", "step", "V", "Iex", "Iin", "ref", "ring",
-                "rec_steps", "rec_senders"}
+        need = {"format", "fingerprint", "network", "step", "n_events", "n_spikes", "V", "Iex",
+                "Iin", "ref", "ring", "rec_steps", "rec_senders", "wall_run_s"}
         if not need <= files:
             raise ModelError(f"{path}: not a pyproc checkpoint (missing "
                              f"{', '.join(sorted(need - files))})")
@@ -111,6 +162,9 @@ def load(sim, path: str) -> None:
             theirs, ours = json.loads(str(z["network"])), _summary(cnet)
             diff = [f"{k} {theirs.get(k)!r} (this simulation: {ours[k]!r})" for k in ours
                     if theirs.get(k) != ours[k]]
+            if not diff and "parts" in files:
+                parts, mine = json.loads(str(z["parts"])), fingerprint_parts(cnet)
+                diff = [f"other {k}" for k in mine if parts.get(k) != mine[k]]
             raise ModelError(f"{path}: the checkpoint is of another network: "
                              + ("; ".join(diff) if diff else
                                 "same sizes, seed and dt, but other parameters, "
@@ -124,7 +178,11 @@ def load(sim, path: str) -> None:
         for g in range(len(cnet.state)):
             s, v = z[f"state_{g}_steps"], z[f"state_{g}_values"]
             blocks.append([(s, v)] if s.size else [])
-        wall = float(z["wall_run_s"]) if "wall_run_s" in files else 0.0
+        wall = float(z["wall_run_s"])
+        for name, n in (("V", cnet.n_neurons), ("Iex", cnet.n_neurons), ("Iin", cnet.n_neurons),
+                        ("ref", cnet.n_neurons), ("ring", cnet.ring_size)):
+            if st[name].shape != (n,):
+                raise ValueError(f"{name} has shape {st[name].shape}, not ({n},)")
     sim.sim.set_state(st)
     # the record as run_steps appends it: (step, ascending ids) per step with spikes
     order = np.lexsort((senders, rec_steps))
@@ -135,3 +193,4 @@ def load(sim, path: str) -> None:
     sim.sim.state_blocks = blocks
     sim.wall_run = wall
     sim.interrupted = False
+    sim.consistent = True

@@ -749,9 +749,10 @@ def _resume(args, sim) -> float:
     try:
         sim.restore(args.resume)
     except ModelError as e:
-        args._parser.error(f"argument --resume: {e} (the same model options, --seed and "
-                           f"--record-state as the run that wrote it)")
-    args._resumed_at = sim.t
+        args._parser.error(f"argument --resume: {e} (the same model options, --seed, "
+                           f"--record-state, --state-neurons and --state-interval as the run "
+                           f"that wrote it)")
+    args._resumed_at, args._resumed_wall = sim.t, sim.wall_run
     left = round((args.duration - sim.t) / sim.cnet.dt)
     if left < 0:
         args._parser.error(f"argument --duration: {args.duration:g} ms is before the "
@@ -808,17 +809,18 @@ def cmd_run(args) -> int:
             raise
         raise BackendUnavailable(f"argument --backend cuda: the CUDA backend cannot be loaded "
                                  f"({e}); see 'pyproc info'") from None
+    duration = _resume(args, sim)           # refused before --out is made
     t_setup = time.perf_counter() - t0
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise _Fail(f"argument --out: cannot create directory {out!r} ({e.strerror})") from None
-    duration = _resume(args, sim)
 
     n_neurons = cnet.n_neurons
     from .progress import CHUNK_MS, Progress
     progress = Progress(cnet.dt, n_neurons, quiet=args.quiet,
-                        spikes=lambda: getattr(sim.sim, "n_spikes_total", None))
+                        spikes=lambda: getattr(sim.sim, "n_spikes_total", None),
+                        offset_steps=int(sim.sim.step))
     chunk = max(1, int(round(CHUNK_MS / cnet.dt)))
     error = crash = None
     with _StopOnSigint(args.quiet) as stop:
@@ -835,8 +837,8 @@ def cmd_run(args) -> int:
             crash, error = e, f"{type(e).__name__}: {e}"
         finally:
             progress.close()
-            if args.checkpoint and error is None:   # a consistent state: done or stopped
-                sim.checkpoint(args.checkpoint)
+            if args.checkpoint and error is None and sim.consistent:   # done, or stopped
+                sim.checkpoint(args.checkpoint)            # between steps by Ctrl-C
             close = getattr(sim.sim, "close", None)
             if close is not None:  # frees the GPU context and buffers (CUDA backend)
                 try:
@@ -875,6 +877,7 @@ def cmd_run(args) -> int:
         "resumed_from": None if not args.resume else {"checkpoint": args.resume,
                                                       "at_ms": resumed_at},
         "checkpoint": (args.checkpoint if args.checkpoint and error is None else None),
+        "wall_run_before_resume_s": getattr(args, "_resumed_wall", None),
         "steps": int(sim.sim.step),
         "neurons": n_neurons,
         # drawn per pair for pairwise_bernoulli: then the expected count
@@ -913,9 +916,12 @@ def cmd_run(args) -> int:
         for i, name in enumerate(res.pop_names):
             r = "-" if not res.recorded[i] else f"{rates[i]:.3f}"
             print(f"{name:<{width}} {int(res.pop_sizes[i]):>9} {int(counts[i]):>10} {r:>10}")
+        before = getattr(args, "_resumed_wall", None)
         print(f"model time {res.duration:g} ms in {sim.wall_run:.2f} s wall (setup "
-              f"{t_setup:.2f} s)" + (f", {res.meta['wall_per_model_s']:.3g} s per model second"
-                                     if model_s > 0 else ""))
+              f"{t_setup:.2f} s" + (f"; {before:.2f} s of it before the checkpoint"
+                                     if before is not None else "") + ")"
+              + (f", {res.meta['wall_per_model_s']:.3g} s per model second"
+                 if model_s > 0 else ""))
         files = (["spikes.npz", "summary.json"] + (["state.npz"] if res.state else [])
                  + [os.path.basename(p) for p in plots])
         print(f"wrote {', '.join(os.path.join(out, f) for f in files)}")

@@ -45,13 +45,14 @@ class Progress:
     ``dt`` is the step in ms, ``n_neurons`` the neurons whose spikes ``spikes()`` counts
     (a callable returning the total spikes emitted so far, or ``None`` to omit the rate).
     ``stream`` defaults to ``sys.stderr``; ``tty`` overrides ``stream.isatty()``.
-    ``quiet=True`` shows nothing.
+    ``quiet=True`` shows nothing.  ``offset_steps``: steps run before this run (a resumed
+    run): the times shown count them, the rate and ETA do not.
     """
 
     def __init__(self, dt: float, n_neurons: int, spikes: Optional[Callable[[], int]] = None,
                  stream: Optional[TextIO] = None, quiet: bool = False, tty: Optional[bool] = None,
                  delay_s: float = 2.0, tty_interval_s: float = 0.5, line_interval_s: float = 10.0,
-                 prefix: str = "pyproc: "):
+                 prefix: str = "pyproc: ", offset_steps: int = 0):
         self.dt = float(dt)
         self.n_neurons = int(n_neurons)
         self.spikes = spikes
@@ -70,7 +71,10 @@ class Progress:
         self.lines = 0               # lines (or refreshes) written
         self._open = False           # a \r line is on screen without its newline
         self._width = 0
-        self._last = (0.0, 0, 0)     # (wall_s, done_steps, spikes) at the previous line
+        # (wall_s, done_steps, spikes) at the previous line; the spikes already emitted
+        # (a resumed run's) are not this run's
+        self._last = (0.0, 0, self._spikes_now() or 0)
+        self.offset_steps = int(offset_steps)   # steps before this run (shown in the times)
         self._last_shown = None
 
     # -- the callback ---------------------------------------------------------
@@ -90,7 +94,8 @@ class Progress:
 
     def line(self, done_steps: int, total_steps: int, wall_s: float) -> str:
         """The text of one report (also advances the "current" window)."""
-        t_done, t_total = done_steps * self.dt, total_steps * self.dt
+        t_done = (self.offset_steps + done_steps) * self.dt
+        t_total = (self.offset_steps + total_steps) * self.dt
         frac = done_steps / total_steps if total_steps else 1.0
         eta = wall_s / done_steps * (total_steps - done_steps) if done_steps else float("nan")
         w0, d0, s0 = self._last
@@ -99,18 +104,21 @@ class Progress:
         parts = [f"{t_done:.1f} / {t_total:.1f} ms", f"{100 * frac:3.0f}%",
                  f"wall {format_seconds(wall_s)}", f"ETA {format_seconds(eta)}"]
         parts.append(f"RTF {dw / model_s:.3g}" if model_s > 0 else "RTF ?")
-        spikes = None
-        if self.spikes is not None:
-            try:
-                spikes = int(self.spikes())
-            except (TypeError, ValueError, AttributeError):
-                spikes = None
+        spikes = self._spikes_now()
         if spikes is not None:
             rate = (spikes - s0) / (self.n_neurons * model_s) if model_s > 0 and self.n_neurons \
                 else float("nan")
             parts.append(f"rate {rate:.3g} Hz")
         self._last = (wall_s, done_steps, spikes if spikes is not None else s0)
         return self.prefix + "  ".join(parts)
+
+    def _spikes_now(self):
+        if self.spikes is None:
+            return None
+        try:
+            return int(self.spikes())
+        except (TypeError, ValueError, AttributeError, NameError):
+            return None
 
     def close(self) -> None:
         """End the refreshing line (call after an interrupted run too)."""

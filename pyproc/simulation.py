@@ -86,6 +86,9 @@ class Simulation:
         self._record = []
         self.wall_run = 0.0
         self.interrupted = False
+        # False after a run raised (an error, KeyboardInterrupt): the state may be inside
+        # a step, so checkpoint() refuses it (restore() sets it again)
+        self.consistent = True
 
     @property
     def t(self) -> float:
@@ -137,7 +140,11 @@ class Simulation:
         t0 = time.perf_counter()
         while done < total:
             n = min(chunk_steps, total - done)
-            did = self.sim.run_steps(n, self._record, should_stop)
+            try:
+                did = self.sim.run_steps(n, self._record, should_stop)
+            except BaseException:
+                self.consistent = False
+                raise
             done += did
             if progress is not None:
                 progress(done, total, time.perf_counter() - t0)

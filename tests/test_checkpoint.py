@@ -89,7 +89,7 @@ def test_refusals(tmp_path):
     net.seed = 6
     with pytest.raises(pp.ModelError, match=r"another network: seed 5 \(this simulation: 6\)"):
         pp.Simulation(net).restore(path)
-    with pytest.raises(pp.ModelError, match="same sizes, seed and dt, but other parameters"):
+    with pytest.raises(pp.ModelError, match=r"another network: other state recordings;"):
         pp.Simulation(_poisson_mix()).restore(path)      # no state recording: other network
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
@@ -100,3 +100,75 @@ def test_refusals(tmp_path):
         pp.Simulation(cnet).restore(str(tmp_path / "other.npz"))
     with pytest.raises(FileNotFoundError):
         pp.Simulation(cnet).restore(str(tmp_path / "none.npz"))
+
+
+def test_no_checkpoint_of_a_run_that_raised(tmp_path, monkeypatch):
+    """A run that raised inside a step (here a KeyboardInterrupt after the LIF update of
+    step 40, as a second Ctrl-C) leaves a state between steps: checkpoint() refuses it;
+    restore() of an earlier checkpoint makes the simulation whole again."""
+    import pyproc.backends.cpu as cpu_mod
+    cnet = _with_state()
+    sim = pp.Simulation(cnet)
+    sim.run(2.0)
+    sim.checkpoint(str(tmp_path / "good.npz"))
+    real = cpu_mod.lif_step
+
+    def interrupted(*a, **k):
+        out = real(*a, **k)
+        if sim.sim.step == 40:
+            raise KeyboardInterrupt
+        return out
+    monkeypatch.setattr(cpu_mod, "lif_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sim.run(3.0)
+    monkeypatch.setattr(cpu_mod, "lif_step", real)
+    with pytest.raises(pp.ModelError, match="raised .* inside a step"):
+        sim.checkpoint(str(tmp_path / "bad.npz"))
+    assert not (tmp_path / "bad.npz").exists()
+    sim.restore(str(tmp_path / "good.npz"))
+    want = pp.Simulation(cnet, "cpu", "stored").run(5.0)
+    _same(sim.run(3.0), want)
+
+
+def test_damaged_files_are_refused(tmp_path):
+    cnet = _with_state()
+    sim = pp.Simulation(cnet)
+    sim.run(1.0)
+    path = tmp_path / "ck.npz"
+    sim.checkpoint(str(path))
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    np.save(str(tmp_path / "one.npy"), np.zeros(3))
+    import zipfile
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp_path / "less.npz", "w") as zout:
+        for item in zin.namelist():
+            if item != "n_events.npy":
+                zout.writestr(item, zin.read(item))
+    for name, msg in (("cut.npz", "not a pyproc checkpoint|damaged"),
+                      ("one.npy", "a single array"), ("less.npz", "missing n_events")):
+        with pytest.raises(pp.ModelError, match=msg):
+            pp.Simulation(cnet).restore(str(tmp_path / name))
+
+
+def test_refusal_names_the_part_that_differs(tmp_path):
+    cnet = _with_state()
+    a = pp.Simulation(cnet)
+    a.checkpoint(str(tmp_path / "ck.npz"))
+    net = _poisson_mix().network
+    net.record_state("A", ("V_m", "I_syn_ex"), neurons=[0, 150, 299], interval=0.2)
+    net.add_dc("A", 1.0)
+    with pytest.raises(pp.ModelError, match=r"another network: other inputs \(Poisson, spike "
+                                            r"arrays, step currents\);"):
+        pp.Simulation(net).restore(str(tmp_path / "ck.npz"))
+
+
+def test_fresh_cuda_simulation_checkpoints(fake, tmp_path):
+    """A CUDA simulation that has not run yet writes the checkpoint of step 0."""
+    cnet = _recorded()
+    sim = pp.Simulation(cnet, "cuda", "procedural")
+    sim.checkpoint(str(tmp_path / "zero.npz"))
+    sim.sim.close()
+    want = pp.Simulation(cnet, "cpu", "stored").run(5.0)
+    b = pp.Simulation(cnet, "cpu", "procedural")
+    b.restore(str(tmp_path / "zero.npz"))
+    _same(b.run(5.0), want)

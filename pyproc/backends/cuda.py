@@ -527,6 +527,7 @@ class CUDASimulator:
         self.n_spikes_total = 0
         self.n_synapses_stored = 0
         self.state_blocks: List[list] = [[] for _ in cnet.state]   # raw samples (staterec)
+        self._queued = 0                  # steps enqueued since the last drain (run_steps)
         self._gathers: list = []          # (Gather, idx address, out address), _setup
         self._dc_switches: list = []      # (step, pops field address, dc_table address)
         self._dc_next = 0                 # the first switch not yet enqueued
