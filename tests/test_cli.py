@@ -353,6 +353,7 @@ def test_run_checkpoint_and_resume(capsys, tmp_path):
                         (["--resume", ck, "--duration", "10"], "--duration")):
         code, _, err = run_cli(capsys, *common, "--out", tmp_path / "x", *extra)
         assert_one_line_error(code, err, flag)
+        assert not (tmp_path / "x").exists()          # refused before --out is made
 
 
 def test_model_error_from_a_structure_file_is_one_line(capsys, tmp_path):
