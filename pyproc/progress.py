@@ -96,7 +96,8 @@ class Progress:
         """The text of one report (also advances the "current" window)."""
         t_done = (self.offset_steps + done_steps) * self.dt
         t_total = (self.offset_steps + total_steps) * self.dt
-        frac = done_steps / total_steps if total_steps else 1.0
+        whole = self.offset_steps + total_steps
+        frac = (self.offset_steps + done_steps) / whole if whole else 1.0
         eta = wall_s / done_steps * (total_steps - done_steps) if done_steps else float("nan")
         w0, d0, s0 = self._last
         dw, dsteps = wall_s - w0, done_steps - d0

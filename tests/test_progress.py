@@ -44,7 +44,7 @@ def test_tty_refreshes_one_line_and_ends_with_newline():
 
 def test_reports_rtf_eta_and_rate():
     s = Stream(tty=False)
-    counts = iter([50, 150])
+    counts = iter([0, 50, 150])          # read once at creation: the baseline
     prog = Progress(0.1, 100, spikes=lambda: next(counts), stream=s, delay_s=0.0,
                     line_interval_s=0.0)
     prog(100, 1000, 2.0)     # 10 ms of model time in 2 s: RTF 200; 50 spikes/(100 x 0.01 s)
@@ -54,6 +54,19 @@ def test_reports_rtf_eta_and_rate():
     assert "RTF 100" in second and "rate 100 Hz" in second
     assert "ETA 12.0 s" in second                   # 800 steps at 3 s / 200 steps
     assert "10%" in first and "20.0 / 100.0 ms" in second
+
+
+def test_resumed_run_counts_from_its_start():
+    """A run resumed at step 500 with 1,000 spikes already emitted: the times shown count
+    the 50 ms before it, the rate only this run's spikes."""
+    s = Stream(tty=False)
+    counts = iter([1000, 1050])
+    prog = Progress(0.1, 100, spikes=lambda: next(counts), stream=s, delay_s=0.0,
+                    line_interval_s=0.0, offset_steps=500)
+    prog(100, 1000, 2.0)
+    line = s.getvalue().strip()
+    assert "60.0 / 150.0 ms" in line and " 40%" in line
+    assert "rate 50 Hz" in line and "ETA 18.0 s" in line
 
 
 def test_plain_lines_when_not_a_terminal():
