@@ -527,6 +527,31 @@ def test_state_recording_identical(cuda_ctx, opt):
     assert np.array_equal(got.senders, want.senders) and np.array_equal(got.times, want.times)
 
 
+@pytest.mark.parametrize("persistent", [True, False])
+def test_checkpoint_across_backends(cuda_ctx, tmp_path, persistent):
+    """Simulation.checkpoint / restore on the GPU: a CPU checkpoint at 61.3 ms continued
+    on the GPU to 150 ms, checkpointed there and continued on the CPU to 300 ms, gives
+    the spikes, samples and events of one uninterrupted CPU run."""
+    from test_checkpoint import _same
+    from test_state import _recorded
+    cnet = _recorded()
+    want = pp.Simulation(cnet, backend="cpu", connectivity="stored").run(300.0)
+    a = pp.Simulation(cnet, backend="cpu", connectivity="procedural")
+    a.run(61.3)
+    a.checkpoint(str(tmp_path / "a.npz"))
+    b = pp.Simulation(cnet, backend="cuda", connectivity="procedural", context=cuda_ctx,
+                      persistent=persistent)
+    try:
+        b.restore(str(tmp_path / "a.npz"))
+        b.run(88.7)
+        b.checkpoint(str(tmp_path / "b.npz"))
+    finally:
+        b.sim.close()
+    c = pp.Simulation(cnet, backend="cpu", connectivity="stored")
+    c.restore(str(tmp_path / "b.npz"))
+    _same(c.run(150.0), want)
+
+
 def test_kernel_check_names_kernel_and_step(cuda_ctx):
     from pyproc.backends.cuda import CUDAKernelError, CUDASimulator
     import pycuda.driver as drv
