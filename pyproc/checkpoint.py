@@ -17,7 +17,10 @@ File layout (NumPy .npz, written to a temporary name and renamed)::
     network      str, JSON: seed, dt, populations, neurons, projections (for messages)
     step, n_events, n_spikes                     int64 scalars
     V, Iex, Iin  float32 (N,); ref int32 (N,) (a spike array's cursor in its neurons'
-                 ref, as on the GPU); ring int64 (ring_size,)
+                 ref, as on the GPU); ring int32 (ring_size,): every partial sum of a
+                 slot fits, as compile sizes the fixed-point scale for the sum of the
+                 inputs' absolute values (int64 where a value does not, e.g. a table
+                 edited after compiling)
     rec_steps, rec_senders    int64: the spikes recorded so far
     state_<g>_steps, state_<g>_values    the state samples of recording g so far
     wall_run_s   float: the run time so far
@@ -86,6 +89,15 @@ def fingerprint(cnet) -> str:
     return _sha(float(cnet.dt), int(cnet.seed), sorted(fingerprint_parts(cnet).items()))
 
 
+def _ring_int32(ring: np.ndarray) -> np.ndarray:
+    """The ring as int32 where every value fits (half the bytes), else as it is."""
+    if ring.dtype == np.int32:
+        return ring
+    if not ring.size or (int(ring.min()) >= -2 ** 31 and int(ring.max()) < 2 ** 31):
+        return ring.astype(np.int32)
+    return ring
+
+
 def save(sim, path: str) -> None:
     """Write ``sim`` (a pyproc Simulation, between runs) to ``path``."""
     cnet = sim.cnet
@@ -101,7 +113,8 @@ def save(sim, path: str) -> None:
         "network": np.array(json.dumps(_summary(cnet))),
         "step": np.int64(st["step"]), "n_events": np.int64(st["n_events"]),
         "n_spikes": np.int64(st["n_spikes"]),
-        "V": st["V"], "Iex": st["Iex"], "Iin": st["Iin"], "ref": st["ref"], "ring": st["ring"],
+        "V": st["V"], "Iex": st["Iex"], "Iin": st["Iin"], "ref": st["ref"],
+        "ring": _ring_int32(st["ring"]),
         "rec_steps": (np.concatenate([np.full(g.size, s, np.int64) for s, g in rec])
                       if rec else np.zeros(0, np.int64)),
         "rec_senders": (np.concatenate([np.asarray(g, np.int64) for _, g in rec])

@@ -1498,7 +1498,7 @@ class CUDASimulator:
     # -- checkpoints ----------------------------------------------------------
     def get_state(self) -> dict:
         """The dynamic state at ``step`` (pyproc.checkpoint; between run_steps calls):
-        V, Iex, Iin, ref (spike arrays' cursors in ref), the ring as int64, the counters."""
+        V, Iex, Iin, ref (spike arrays' cursors in ref), the ring (int32), the counters."""
         n, drv, buf = self.cnet.n_neurons, self._drv, self._state.buffers
         out = {"step": self.step, "n_events": self.n_events, "n_spikes": self.n_spikes_total,
                "V": np.empty(n, np.float32), "Iex": np.empty(n, np.float32),
@@ -1510,7 +1510,7 @@ class CUDASimulator:
                 drv.memcpy_dtoh(out[name], buf[name])
             if ring.size:
                 drv.memcpy_dtoh(ring, buf["ring"])
-        out["ring"] = ring.astype(np.int64)
+        out["ring"] = ring
         return out
 
     def set_state(self, st: dict) -> None:
