@@ -243,12 +243,11 @@ def grid_steps(value: float, dt: float, orig=None) -> Optional[int]:
     """``value`` ms as a whole number of steps of ``dt``, or None where it is not one: up
     to float64 rounding, or float32's where ``orig`` (the value as given) is a NumPy
     float32 (np.float32(0.3) is 0.30000001192092896)."""
+    import numpy as np
     k = int(round(value / dt))
     tol = 1e-9 * max(1.0, abs(value))
-    eps = getattr(getattr(orig, "dtype", None), "kind", "") == "f" and \
-        float(__import__("numpy").finfo(orig.dtype).eps)
-    if eps and eps > 1e-12:
-        tol = max(tol, 4 * eps * max(abs(value), dt))
+    if isinstance(orig, np.floating) and np.finfo(orig.dtype).eps > 1e-12:
+        tol = max(tol, 4 * float(np.finfo(orig.dtype).eps) * max(abs(value), dt))
     return k if abs(k * dt - value) <= tol else None
 
 
@@ -444,9 +443,8 @@ class Network:
         ``start`` itself: NEST's current reaches a neuron after the connection's delay,
         and iaf_psc_exp applies an input current from the step after it arrives, so a
         NEST trace lags this one by delay + dt (set start earlier by that much to
-        compare).  Several step
-        currents into one population add up (in float64, rounded to float32 once per
-        stretch of constant total: pyproc.compile.dc_segments)."""
+        compare).  Several step currents into one population add up (in float64,
+        rounded to float32 once per stretch of constant total: compile.dc_segments)."""
         tgt = self._pop_name("add_dc: target", target)
         self._not_a_source("add_dc", tgt)
         where = f"step current into {tgt!r}"
@@ -465,9 +463,9 @@ class Network:
         ``times[0]``.  Times are strictly increasing, >= 0, on the dt grid (as NEST's
         default).  As :meth:`add_dc` (which it is, one window per amplitude): it acts from
         ``times[i]``, NEST's from ``times[i]`` + delay + dt, and it adds to the
-        population's other step currents.  On the GPU the host
-        writes each new amplitude between two batches of steps (no kernel work): every
-        change cuts the step loop once."""
+        population's other step currents.  On the GPU the host writes each new amplitude
+        between two batches of steps (no kernel work): every change cuts the step loop
+        once."""
         tgt = self._pop_name("add_step_current: target", target)
         self._not_a_source("add_step_current", tgt)
         where = f"step current generator into {tgt!r}"
@@ -516,9 +514,8 @@ class Network:
         ``record('v')``): ``variables``, a name or a sequence of names of
         ``STATE_VARIABLES`` ("V_m" in mV; "I_syn_ex", "I_syn_in" and their sum "I_syn" in
         pA; a population with tau_syn_ex == tau_syn_in sums both in one current, so it has
-        "I_syn" only), of ``neurons``
-        (local indices, default all), every ``interval`` ms (a whole number of steps;
-        default 1 ms as NEST's).  As NEST's multimeter, the samples are the state at the
+        "I_syn" only), of ``neurons`` (local indices, default all), every ``interval`` ms
+        (a whole number of steps; default 1 ms as NEST's).  As NEST's multimeter, the samples are the state at the
         end of the steps that end at ``interval``, 2 ``interval``, ... ms; a run's results
         hold them in ``Results.state[population]``.  The values are the simulation's own
         float32 state, so procedural and stored runs, and the CPU and CUDA backends, give
