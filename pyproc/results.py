@@ -46,7 +46,7 @@ class Results:
     """Spikes (``times`` in ms, ``senders`` as global neuron ids), metadata and, for the
     populations with ``Network.record_state``, ``state[population]``: ``times`` (ms, the
     sample times), ``neurons`` (local indices, the columns) and one float32 array (samples,
-    neurons) per recorded variable: ``V_m`` (mV), ``I_syn_ex``, ``I_syn_in`` (pA)."""
+    neurons) per recorded variable: ``V_m`` (mV), ``I_syn_ex``, ``I_syn_in``, ``I_syn`` (pA)."""
     times: np.ndarray
     senders: np.ndarray
     pop_names: List[str]
