@@ -54,6 +54,7 @@ __all__ = ["main", "build_parser", "MODEL_OPTIONS", "EXIT_OK", "EXIT_USAGE", "EX
            "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
+EXIT_FAILED = 1            # the run's results are saved, but something asked for failed
 EXIT_USAGE = 2
 EXIT_OVERFLOW = 3
 EXIT_INTERRUPTED = 130
@@ -736,6 +737,8 @@ def _checkpoint_paths(args, out: str) -> None:
         if os.path.isdir(path) or not (os.path.isdir(folder) or folder == os.path.abspath(out)):
             args._parser.error(f"argument --checkpoint: {args.checkpoint!r} is a directory, "
                                f"or its folder does not exist")
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+            args._parser.error(f"argument --checkpoint: cannot write in {folder!r}")
     if args.resume and not os.path.isfile(args.resume):
         args._parser.error(f"argument --resume: no such file {args.resume!r}")
 
@@ -749,9 +752,10 @@ def _resume(args, sim) -> float:
     try:
         sim.restore(args.resume)
     except ModelError as e:
-        args._parser.error(f"argument --resume: {e} (the same model options, --seed, "
-                           f"--record-state, --state-neurons and --state-interval as the run "
-                           f"that wrote it)")
+        hint = (" (the same model options, --seed, --record-state, --state-neurons and "
+                "--state-interval as the run that wrote it)" if "another network" in str(e)
+                else "")
+        args._parser.error(f"argument --resume: {e}{hint}")
     args._resumed_at, args._resumed_wall = sim.t, sim.wall_run
     left = round((args.duration - sim.t) / sim.cnet.dt)
     if left < 0:
@@ -822,7 +826,7 @@ def cmd_run(args) -> int:
                         spikes=lambda: getattr(sim.sim, "n_spikes_total", None),
                         offset_steps=int(sim.sim.step))
     chunk = max(1, int(round(CHUNK_MS / cnet.dt)))
-    error = crash = None
+    error = crash = ck_error = None
     with _StopOnSigint(args.quiet) as stop:
         _say(args, f"pyproc run {args.model}: {n_neurons} neurons, {len(cnet.projs)} "
                    f"projections, {args.duration:g} ms on {args.backend}/{args.connectivity}, "
@@ -838,7 +842,10 @@ def cmd_run(args) -> int:
         finally:
             progress.close()
             if args.checkpoint and error is None and sim.consistent:   # done, or stopped
-                sim.checkpoint(args.checkpoint)            # between steps by Ctrl-C
+                try:                                       # between steps by Ctrl-C
+                    sim.checkpoint(args.checkpoint)
+                except Exception as e:   # disk full...: the results are still saved below
+                    ck_error = f"{type(e).__name__}: {e}"
             close = getattr(sim.sim, "close", None)
             if close is not None:  # frees the GPU context and buffers (CUDA backend)
                 try:
@@ -876,7 +883,8 @@ def cmd_run(args) -> int:
         "duration_requested_ms": args.duration,
         "resumed_from": None if not args.resume else {"checkpoint": args.resume,
                                                       "at_ms": resumed_at},
-        "checkpoint": (args.checkpoint if args.checkpoint and error is None else None),
+        "checkpoint": (None if not args.checkpoint or error is not None else
+                       f"not written: {ck_error}" if ck_error else args.checkpoint),
         "wall_run_before_resume_s": getattr(args, "_resumed_wall", None),
         "steps": int(sim.sim.step),
         "neurons": n_neurons,
@@ -937,6 +945,9 @@ def cmd_run(args) -> int:
     if error:
         raise _Fail(f"{error} (the {res.duration:g} ms recorded before it are saved in {out}, "
                     f"marked partial)", EXIT_OVERFLOW)
+    if ck_error:
+        raise _Fail(f"argument --checkpoint: not written ({ck_error}); the run's results are "
+                    f"saved in {out}", EXIT_FAILED)
     return EXIT_INTERRUPTED if sim.interrupted else EXIT_OK
 
 

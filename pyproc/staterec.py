@@ -63,7 +63,7 @@ def state_groups(net, pop_names: Sequence[str], offsets: np.ndarray) -> List[Sta
                 "I_syn": (IEX, IIN) if two else (IEX,)}
         raw = tuple(sorted({j for v in rec.variables for j in need[v]}))
         out.append(StateGroup(i, name, tuple(rec.variables), raw, local, local + int(offsets[i]),
-                              int(round(rec.interval / net.dt)),
+                              int(round(rec.interval / net.dt)),   # checked on the grid
                               float(net.populations[name].params.E_L)))
     return out
 

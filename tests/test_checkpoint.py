@@ -3,6 +3,8 @@ its checkpoint -- on the same backend, the other connectivity, or the other back
 gives the spikes, state samples and event counts of a run that was never cut."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -43,6 +45,9 @@ def test_cpu_continues_exactly(tmp_path, net, first, then):
     a.checkpoint(path)
     with np.load(path) as z:                 # the ring in int32: every value fits
         assert z["ring"].dtype == np.int32 and z["ring"].any()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask     # as any new file
     b = pp.Simulation(cnet, "cpu", then)
     b.restore(path)
     assert b.t == pytest.approx(9.7)

@@ -867,3 +867,24 @@ def test_silent_sources():
                                           ("B", math.inf)]
     assert _silent_sources(cnet, 30.0) == [("P", math.inf), ("B", math.inf)]
     assert _silent_sources(cnet, 0.0) == []
+
+
+def test_run_checkpoint_write_failure_keeps_results(capsys, tmp_path, monkeypatch):
+    """A checkpoint that cannot be written (here np.savez raising ENOSPC) does not lose the
+    run: spikes.npz and summary.json are saved, summary.json says the checkpoint was not
+    written, and the exit status is 1 with one line naming --checkpoint."""
+    import errno
+    from pyproc import checkpoint as ck
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(ck.np, "savez", full)
+    out = tmp_path / "o"
+    code, _, err = run_cli(capsys, "run", "balanced", "--neurons", "50", "--duration", "5",
+                           "--out", out, "--checkpoint", out / "ck.npz", "-q", "--no-plots")
+    assert code == cli.EXIT_FAILED and "--checkpoint: not written" in err
+    assert len(err.strip().splitlines()) == 1
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["checkpoint"].startswith("not written: OSError")
+    assert (out / "spikes.npz").is_file() and not (out / "ck.npz").exists()
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

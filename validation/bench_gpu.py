@@ -246,11 +246,12 @@ def main(argv=None):
                     sim.close()
             # (f) state recording on the same network (the compiled one, with the
             # recordings added: pyproc.staterec)
+            import copy
             import dataclasses
             from pyproc.staterec import state_groups
             res["state_recording"] = []
             for interval in (1.0, 0.1):
-                net = mc.network
+                net = copy.deepcopy(mc.network)      # (e)'s network stays as it was
                 for pop in net.populations:
                     net.record_state(pop, "V_m", neurons=range(10), interval=interval)
                 rec_net = dataclasses.replace(mc, state=state_groups(net, mc.pop_names,

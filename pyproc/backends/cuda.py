@@ -1443,7 +1443,9 @@ class CUDASimulator:
         An error a kernel reports (an input overflow, a full spike list: not a fault)
         names its step; the steps before it ran as on the CPU, which stops at that same
         step, so their spikes and state samples are kept, as the CPU keeps them, and
-        ``step`` is the error's step, before the error is raised."""
+        ``step`` is the error's step, before the error is raised.  ``n_events`` and
+        ``n_spikes_total`` stay those of the last drain (the device's counts include
+        steps after the error)."""
         drv, buf = self._drv, self._state.buffers
         first, end = self.step, self.step + self._queued
         self._sync("steps", first, end)
