@@ -16,7 +16,8 @@ A model is a builder in :data:`pyproc.models.MODELS`; its options here are check
 anything is built, and every bad argument ends the command with exit status 2 and one line
 ``pyproc ...: error: argument --X: ...`` on stderr.
 
-Exit status of ``run``: 0 done, 2 bad arguments or backend unavailable, 3 a fixed-point
+Exit status of ``run``: 0 done, 1 done but the --checkpoint file not written (results
+saved), 2 bad arguments or backend unavailable, 3 a fixed-point
 overflow stopped the run (what was recorded is saved, marked partial), 130 interrupted by
 Ctrl-C (what was recorded is saved, marked partial).
 
@@ -483,8 +484,9 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
                                    "senders as global ids), DIR/summary.json and, with "
                                    "matplotlib, DIR/raster.png and DIR/rates.png. Ctrl-C stops "
                                    "at the next step and saves what was recorded (partial). "
-                                   "Exit status: 0 done, 2 bad arguments, 3 overflow (partial "
-                                   "results saved), 130 interrupted (partial results saved).",
+                                   "Exit status: 0 done, 1 checkpoint not written (results "
+                                   "saved), 2 bad arguments, 3 overflow (partial results "
+                                   "saved), 130 interrupted (partial results saved).",
                        formatter_class=_Formatter)
 
     def run_opts(mp):
