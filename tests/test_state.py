@@ -306,3 +306,24 @@ def test_fi_curve_validation_script():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.main(["--hold", "100"]) == 0
+
+
+def test_auto_tuning_with_frequent_step_current_changes(fake, monkeypatch):
+    """A step-current generator changing every 0.3 ms (3 steps) cuts every batch below
+    graph_steps 20: the tuning times batches of 3 steps (it never tuned before), and the
+    spikes are the CPU's."""
+    from test_cuda_host import _delay_graphs
+    net = _mixed().network
+    n = 150
+    net.add_step_current("B", np.arange(n) * 0.3, 100.0 * (1 + np.arange(n) % 3))
+    net.record_state("B", "V_m", neurons=[3], interval=0.1 * 47)
+    cnet = pp.compile_network(net)
+    want = _cpu_state(cnet, 400)
+    _delay_graphs(monkeypatch, fake, 0.01)
+    sim = pp.Simulation(cnet, "cuda", "procedural", record_chunk_steps=100, graph_steps=20)
+    got = sim.run(40.0)
+    t = sim.sim.loop_tuning
+    assert t is not None and t["steps_each"] == 3, t
+    _assert_same_state(got.state, want.state)
+    assert np.array_equal(got.senders, want.senders)
+    sim.sim.close()

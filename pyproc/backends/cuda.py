@@ -531,10 +531,12 @@ class CUDASimulator:
         self._gathers: list = []          # (Gather, idx address, out address), _setup
         self._dc_switches: list = []      # (step, pops field address, dc_table address)
         self._dc_next = 0                 # the first switch not yet enqueued
-        # the tuning's batch length: graph_steps, or the shortest state interval when
-        # samples cut every batch shorter (the batches the run will have; a fixed length,
-        # as _tune_batch captures its graphs for it)
-        self._tune_m = min([self.graph_steps] + [g.interval for g in cnet.state])
+        # the tuning's batch length: graph_steps, or the shortest state interval or gap
+        # between step-current switches when those cut batches shorter (the batches the
+        # run will have; a fixed length, as _tune_batch captures its graphs for it)
+        switch_steps = np.unique([s for s, _, _ in dc_switches(cnet)])
+        self._tune_m = int(min([self.graph_steps] + [g.interval for g in cnet.state]
+                               + np.diff(switch_steps).tolist()))
         self.n_tiles = 0                  # tile table entries the running build uses
         self._n_tile_entries = 0          # the tile table (0: tiles never run)
         self._tile_table_smem = 0         # its accumulator (dynamic shared bytes)
