@@ -180,25 +180,31 @@ def test_cuda_batches_end_on_samples(fake):
         assert [s.tolist() for s, _ in sim.state_blocks[0]] == [[39, 79, 119]]
 
 
+def _tuned_run(fake, monkeypatch, net):
+    """40 ms of ``net`` on the fake CUDA backend with persistent='auto' (graph replays
+    made slow, graph_steps 20): samples and spikes equal the CPU's; returns the tuning."""
+    from test_cuda_host import _delay_graphs
+    cnet = pp.compile_network(net)
+    want = _cpu_state(cnet, 400)
+    _delay_graphs(monkeypatch, fake, 0.01)
+    sim = pp.Simulation(cnet, "cuda", "procedural", record_chunk_steps=100, graph_steps=20)
+    got = sim.run(40.0)
+    _assert_same_state(got.state, want.state)
+    assert np.array_equal(got.senders, want.senders)
+    sim.sim.close()
+    return sim.sim.loop_tuning
+
+
 @pytest.mark.parametrize("interval,steps_each", [(0.1, 1), (1.0, 10), (3.0, 20)])
 def test_auto_tuning_with_short_batches(fake, monkeypatch, interval, steps_each):
     """persistent='auto' with samples every 1 or 10 steps (shorter than graph_steps 20):
     the tuning times batches of the sample interval, the batches this run has (it never
     saw a batch of graph_steps and so never tuned); at 3 ms (30 steps) batches of 20.
     Samples and spikes are the CPU's whatever it picks."""
-    from test_cuda_host import _delay_graphs
     net = _mixed().network
     net.record_state("B", "V_m", neurons=[1, 2], interval=interval)
-    cnet = pp.compile_network(net)
-    want = _cpu_state(cnet, 400)
-    _delay_graphs(monkeypatch, fake, 0.01)
-    sim = pp.Simulation(cnet, "cuda", "procedural", record_chunk_steps=100, graph_steps=20)
-    got = sim.run(40.0)
-    t = sim.sim.loop_tuning
+    t = _tuned_run(fake, monkeypatch, net)
     assert t is not None and t["steps_each"] == steps_each, t
-    _assert_same_state(got.state, want.state)
-    assert np.array_equal(got.senders, want.senders)
-    sim.sim.close()
 
 
 def test_sample_arithmetic():
@@ -312,18 +318,9 @@ def test_auto_tuning_with_frequent_step_current_changes(fake, monkeypatch):
     """A step-current generator changing every 0.3 ms (3 steps) cuts every batch below
     graph_steps 20: the tuning times batches of 3 steps (it never tuned before), and the
     spikes are the CPU's."""
-    from test_cuda_host import _delay_graphs
     net = _mixed().network
     n = 150
     net.add_step_current("B", np.arange(n) * 0.3, 100.0 * (1 + np.arange(n) % 3))
     net.record_state("B", "V_m", neurons=[3], interval=0.1 * 47)
-    cnet = pp.compile_network(net)
-    want = _cpu_state(cnet, 400)
-    _delay_graphs(monkeypatch, fake, 0.01)
-    sim = pp.Simulation(cnet, "cuda", "procedural", record_chunk_steps=100, graph_steps=20)
-    got = sim.run(40.0)
-    t = sim.sim.loop_tuning
+    t = _tuned_run(fake, monkeypatch, net)
     assert t is not None and t["steps_each"] == 3, t
-    _assert_same_state(got.state, want.state)
-    assert np.array_equal(got.senders, want.senders)
-    sim.sim.close()

@@ -15,8 +15,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from .. import hostmem
-from ..compile import (DC_DTYPE, INT32_MAX, POP_ARRAY, POP_SOURCE, RULE_FIXED, CompiledNetwork,
-                       ring_index)
+from ..compile import INT32_MAX, POP_ARRAY, POP_SOURCE, RULE_FIXED, CompiledNetwork, ring_index
 from ..connectivity import fixed_rows_many, materialise, rows
 from ..errors import OverflowDetected
 from ..neuron import (array_spikes, i_e_at, lif_params, lif_step, poisson_input,
@@ -79,12 +78,11 @@ class CPUSimulator:
         self._poisson = [i for i in range(cnet.n_pops) if pops[i]["poisson_n"]]
         sl = [slice(int(p["offset"]), int(p["offset"] + p["n"])) for p in pops]
         self._sources = [(i, sl[i]) for i in range(cnet.n_pops) if pops[i]["kind"] == POP_SOURCE]
-        # step currents: per population its stretches (compile.dc_segments; a network
-        # compiled without them: the pops table's one window), their starts and ends
-        segs = cnet.dc or [pops[i:i + 1][list(DC_DTYPE.names)] for i in range(cnet.n_pops)]
+        # step currents: per population its stretches (compile.dc_segments), their starts
+        # and ends
         self._dc = [(i, sl[i], seg, seg["dc_start"].astype(np.int64),
                      seg["dc_stop"].astype(np.uint64))
-                    for i, seg in enumerate(segs) if (seg["dc_stop"] > seg["dc_start"]).any()]
+                    for i, seg in enumerate(cnet.dc) if seg.size]
         self._arrays = [(i, sl[i], np.zeros(int(pops[i]["n"]), np.int32))
                         for i in range(cnet.n_pops) if pops[i]["kind"] == POP_ARRAY]
         self._pois_t0, self._pois = 0, None

@@ -528,14 +528,16 @@ class CUDASimulator:
         self.n_synapses_stored = 0
         self.state_blocks: List[list] = [[] for _ in cnet.state]   # raw samples (staterec)
         self._queued = 0                  # steps enqueued since the last drain (run_steps)
-        self._gathers: list = []          # (Gather, idx address, out address), _setup
+        self._gathers: list = []   # (Gather, src, idx, out addresses), _setup
+        self._intervals = sorted({g.interval for g in cnet.state})   # state sample intervals
         self._dc_switches: list = []      # (step, pops field address, dc_table address)
         self._dc_next = 0                 # the first switch not yet enqueued
         # the tuning's batch length: graph_steps, or the shortest state interval or gap
         # between step-current switches when those cut batches shorter (the batches the
         # run will have; a fixed length, as _tune_batch captures its graphs for it)
-        switch_steps = np.unique([s for s, _, _ in dc_switches(cnet)])
-        self._tune_m = int(min([self.graph_steps] + [g.interval for g in cnet.state]
+        self._switch_plan = dc_switches(cnet)   # (step, population, stretch)
+        switch_steps = np.unique([s for s, _, _ in self._switch_plan])
+        self._tune_m = int(min([self.graph_steps] + self._intervals
                                + np.diff(switch_steps).tolist()))
         self.n_tiles = 0                  # tile table entries the running build uses
         self._n_tile_entries = 0          # the tile table (0: tiles never run)
@@ -769,13 +771,14 @@ class CUDASimulator:
             field = int(buf["pops"]) + POP_DTYPE.fields["dc_amp"][1]
             self._dc_switches = [(step, field + i * POP_DTYPE.itemsize,
                                   first[i] + k * DC_DTYPE.itemsize)
-                                 for step, i, k in dc_switches(cnet)]
+                                 for step, i, k in self._switch_plan]
         if cnet.state:                   # state recordings: one gather per (interval, var)
             gathers = gather_plan(cnet.state)
             self._upload("state_idx", np.concatenate([g.ids for g in gathers]))
             i_off = o_off = 0
             for g in gathers:
-                self._gathers.append((g, int(buf["state_idx"]) + 4 * i_off,
+                self._gathers.append((g, int(buf[("V", "Iex", "Iin")[g.variable]]),
+                                      int(buf["state_idx"]) + 4 * i_off,
                                       int(buf["state_out"]) + 4 * o_off))
                 i_off += g.ids.size
                 o_off += g.ids.size * chunk_samples(g.interval, self.record_chunk_steps)
@@ -1307,28 +1310,23 @@ class CUDASimulator:
             self._dc_next += 1
         return sw[self._dc_next][0] - step if self._dc_next < len(sw) else 0
 
-    @property
-    def _intervals(self) -> List[int]:
-        return sorted({g.interval for g in self.cnet.state})
-
     def _sample_state(self, end: int) -> None:
         """Enqueue the state gathers of the samples after the step that ends at step count
         ``end`` (the batch just enqueued ends there), each into its row of the chunk."""
         k = self._k["pp_record_state"]
-        for g, idx, out in self._gathers:
+        for g, src, idx, out in self._gathers:
             if end % g.interval:
                 continue
             row = samples_in(self._chunk_step0, end - self._chunk_step0, g.interval) - 1
             n = int(g.ids.size)
-            k.prepared_async_call(((n + 255) // 256, 1), (256, 1, 1), self._stream,
-                                  int(self._state.buffers[("V", "Iex", "Iin")[g.variable]]),
-                                  idx, np.uint32(n), out + 4 * row * n)
+            k.prepared_async_call(((n + 255) // 256, 1), (256, 1, 1), self._stream, src, idx,
+                                  np.uint32(n), out + 4 * row * n)
 
     def _drain_state(self, first: int, end: int) -> None:
         """Move the state samples of steps [first, end) (the stream is synchronised) to
         ``state_blocks``."""
         got = {}
-        for g, _, out in self._gathers:
+        for g, _, _, out in self._gathers:
             k = samples_in(first, end - first, g.interval)
             if k:
                 vals = np.empty((k, g.ids.size), np.float32)
